@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian package interpose needs to build, test and run. Shared by .ci/run and
+# the Vagrant provisioner so the two cannot drift. Debian 12 (bookworm) with Node 20 assumed;
+# run as root.
+set -euo pipefail
+
+packages=(
+  iptables        # iptables-nft / iptables-legacy, iptables-restore, ip6tables-restore
+  nftables        # nft, for the native nftables backend
+  iproute2        # ip netns, ip rule, ip route, veth
+  cmake g++ make  # the native addon (cmake-js)
+  python3         # shared conformance tool
+  curl            # the lab's and tests' HTTP client
+  openssl         # test CA and certificates for TLS stand-ins
+  ca-certificates
+  procps          # ps/pkill in cleanup paths
+  kmod            # modprobe for netfilter modules where the kernel needs it
+  valgrind        # memcheck run of the native addon's test binary
+)
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-system-deps: ${#packages[@]} packages present: ${packages[*]}"

@@ -1,0 +1,20 @@
+import { CommanderError } from 'commander';
+import { InterceptError } from '../errors/index.js';
+
+/**
+ * Turns any error into a message on stderr and an exit code, the one place that does so.
+ * InterceptErrors carry their own code; anything else is a bug (exit 2, with stack).
+ */
+export function reportAndExit(err: unknown): never {
+  if (err instanceof CommanderError) {
+    // commander already printed its message (unknown option, missing argument …).
+    process.exit(err.exitCode === 0 ? 0 : 1);
+  }
+  if (err instanceof InterceptError) {
+    process.stderr.write(`interpose: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`interpose: internal error: ${detail}\n`);
+  process.exit(2);
+}

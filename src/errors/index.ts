@@ -1,0 +1,5 @@
+export { InterceptError } from './intercept-error.js';
+export { ValidationError } from './validation-error.js';
+export { CommandFailedError } from './command-failed-error.js';
+export { DriftError } from './drift-error.js';
+export { NativeError } from './native-error.js';

@@ -1,0 +1,18 @@
+import { InterceptError } from './intercept-error.js';
+
+/**
+ * Bad input: names the flag (or field), the value given and what is accepted. Raised before
+ * anything touches the kernel.
+ */
+export class ValidationError extends InterceptError {
+  override name = 'ValidationError';
+  override readonly exitCode = 1;
+
+  constructor(
+    readonly flag: string,
+    readonly value: unknown,
+    readonly accepted: string,
+  ) {
+    super(`invalid value for ${flag}: ${JSON.stringify(value)}: expected ${accepted}`);
+  }
+}
