@@ -1,6 +1,124 @@
-import { Command } from 'commander';
+/**
+ * `interpose istio-iptables`: istio-init's command line, kernel-identical rules.
+ * Flags, env vars and defaults come from src/config/istio-flags.ts.
+ */
+import { Command, Option } from 'commander';
+import { buildIstioOptions } from '../config/istio-options.js';
+import { ISTIO_ENV_ONLY, ISTIO_FLAGS, camel, resolveSettings, type FlagSpec } from '../config/istio-flags.js';
+import { InterceptError } from '../errors/intercept-error.js';
+import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
+import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
+import { IptablesBackend } from '../kernel/iptables-backend.linux.js';
+import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
+import { buildIstioRuleset } from '../rules/istio-ruleset.js';
+import { renderRestore } from '../rules/render/iptables.js';
+import type { Ruleset } from '../rules/ir.js';
+import { info, warn } from './log.js';
 
-/** Placeholder while the foundation lands; replaced by the real command. */
-export function istioIptablesCommand(): Command {
-  return new Command('istio-iptables').description('istio-init compatible redirect rules');
+function optionFor(spec: FlagSpec): Option {
+  const names = `${spec.short ? `-${spec.short}, ` : ''}--${spec.long}`;
+  const value = spec.kind === 'bool' ? ' [bool]' : ` <${spec.valueName ?? 'value'}>`;
+  const env = spec.env.map((e) => `$${e}`).join(', ');
+  const def = spec.defaultValue === '' ? '' : `; default ${spec.defaultValue}`;
+  return new Option(names + value, `${spec.help} (env ${env}${def})`);
 }
+
+export function istioIptablesCommand(): Command {
+  const cmd = new Command('istio-iptables')
+    .description(
+      'Install istio-init compatible traffic redirection rules (iptables), in this or a named network namespace.\n' +
+        'Every flag can also come from its environment variable; a flag wins over its variable.',
+    )
+    .allowExcessArguments(false);
+  for (const spec of ISTIO_FLAGS) cmd.addOption(optionFor(spec));
+  cmd.addHelpText(
+    'after',
+    '\nEnvironment-only settings (as in istio-iptables):\n' +
+      ISTIO_ENV_ONLY.map((s) => `  ${s.env[0]!.padEnd(38)} ${s.help}${s.defaultValue ? ` (default ${s.defaultValue})` : ''}`).join('\n') +
+      '\n\nExit codes: 0 applied or already in place; 1 bad input, drift (see --reconcile) or a failed apply\n' +
+      '(rolled back); 126 --run-validation failed.\n' +
+      '\nExamples:\n' +
+      '  interpose istio-iptables -p 15001 -z 15006 -u 1337 -g 1337 -i "*" -x 10.96.0.0/12 -b "*" -d 15090,15021\n' +
+      '  interpose istio-iptables -i 203.0.113.0/24 --dry-run\n' +
+      '  interpose istio-iptables --network-namespace pod1 --cleanup-only\n',
+  );
+  cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
+    await runIstioIptables(opts);
+  });
+  return cmd;
+}
+
+async function runIstioIptables(opts: Record<string, string | boolean | undefined>): Promise<void> {
+  const settings = resolveSettings(opts, process.env);
+  const system = new SystemExecutor();
+  const { config, run, warnings } = await buildIstioOptions(settings, new LinuxSystemLookups(system));
+  for (const w of warnings) warn(w);
+  if (run.nativeNftables) {
+    throw new InterceptError(
+      '--native-nftables (NATIVE_NFTABLES): the nftables backend is not available in this build yet; use the default iptables backend',
+    );
+  }
+  if (run.runValidation) {
+    throw new InterceptError('--run-validation: the validation probe is not available in this build yet');
+  }
+
+  const ruleset = buildIstioRuleset(config);
+  if (run.dryRun) {
+    process.stdout.write(renderDryRun(ruleset));
+    return;
+  }
+  if (run.skipRuleApply) {
+    info('--skip-rule-apply: no rules applied');
+    return;
+  }
+
+  const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
+  const binaries = await chooseIptables(executor, run.forceIptablesBinary);
+  const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'the current network namespace';
+  const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
+  const backend = new IptablesBackend(executor, binaries);
+
+  if (run.cleanupOnly) {
+    info(`backend iptables-${binaries.variant}; cleaning up in ${where}`);
+    const r = await backend.cleanup(ruleset, { mark: config.tproxyMark, table: config.tproxyRouteTable });
+    info(
+      `removed ${r.removedChains} chains, ${r.removedRules} rules` +
+        (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : ''),
+    );
+    return;
+  }
+
+  info(`backend iptables-${binaries.variant}; applying ${families} rules in ${where}`);
+  const result = await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply });
+  switch (result.action) {
+    case 'installed':
+      info('rules installed');
+      break;
+    case 'unchanged':
+      info('rules already in place; nothing changed');
+      break;
+    case 'reapplied':
+      info('rules were already in place; reapplied (--force-apply)');
+      break;
+    case 'replaced':
+      info(`replaced existing rules (--reconcile); differences were:\n  ${result.differences.join('\n  ')}`);
+      break;
+  }
+}
+
+/** `--dry-run` output: the restore text per family, as comments plus restore input. */
+export function renderDryRun(ruleset: Ruleset): string {
+  let out = '';
+  for (const f of ruleset.families) {
+    out += `# ${f.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush\n${renderRestore(f)}`;
+  }
+  if (ruleset.tproxyRoutes) {
+    const { mark, table, families } = ruleset.tproxyRoutes;
+    for (const fam of families) {
+      out += `# ip -${fam} rule add fwmark ${mark} lookup ${table}\n# ip -${fam} route add local default dev lo table ${table}\n`;
+    }
+  }
+  return out;
+}
+
+export { camel };

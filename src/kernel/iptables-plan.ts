@@ -1,0 +1,150 @@
+/**
+ * Compares what the kernel holds (parsed iptables-save) with what a configuration wants, and
+ * writes the one iptables-restore transaction that turns one into the other. Pure: the
+ * caller does the I/O.
+ *
+ * What interpose owns in a family: every ISTIO_* chain, and in the built-in chains every rule
+ * that jumps to an ISTIO_* chain or is one this configuration installs there. Nothing else is
+ * ever deleted.
+ */
+import type { IpFamily } from '../net/cidr.js';
+import { BUILTIN_CHAINS, OWNED_CHAIN_PREFIX, isBuiltinChain, type FamilyRuleset, type TableName } from '../rules/ir.js';
+import { renderRuleSpec } from '../rules/render/iptables.js';
+import { isTableName, type SavedState } from './iptables-save-parser.js';
+
+/** One table's interpose-owned content as text: owned chains and our rules in built-ins. */
+export interface OwnedTable {
+  /** Owned chain name → rule specs in order. */
+  readonly chains: Map<string, string[]>;
+  /** Built-in chain name → our rule specs in order (head then tail). */
+  readonly builtin: Map<string, string[]>;
+}
+
+export type OwnedState = Map<TableName, OwnedTable>;
+
+const isOwnedChain = (name: string) => name.startsWith(OWNED_CHAIN_PREFIX);
+const jumpsToOwned = (spec: string) => / -j ISTIO_\S+$|^-j ISTIO_\S+$/.test(spec);
+
+/** The desired state as text, from the IR. */
+export function desiredOwned(ruleset: FamilyRuleset): OwnedState {
+  const out: OwnedState = new Map();
+  for (const t of ruleset.tables) {
+    const chains = new Map<string, string[]>();
+    for (const c of t.chains) chains.set(c.name, c.rules.map((r) => renderRuleSpec(r, ruleset.family)));
+    const builtin = new Map<string, string[]>();
+    for (const b of t.builtin) {
+      builtin.set(b.chain, [...b.head, ...b.tail].map((r) => renderRuleSpec(r, ruleset.family)));
+    }
+    out.set(t.table, { chains, builtin });
+  }
+  return out;
+}
+
+/**
+ * What the kernel holds that interpose owns. `known` lists built-in-chain rules that count as
+ * ours even though they do not jump to an ISTIO_* chain (e.g. `-i eth1 -j RETURN`).
+ */
+export function currentOwned(saved: SavedState, known: OwnedState): OwnedState {
+  const out: OwnedState = new Map();
+  for (const [name, table] of saved) {
+    if (!isTableName(name)) continue;
+    const chains = new Map<string, string[]>();
+    for (const c of table.chains) if (isOwnedChain(c) && !isBuiltinChain(name, c)) chains.set(c, []);
+    const builtin = new Map<string, string[]>();
+    const knownBuiltin = known.get(name)?.builtin;
+    for (const r of table.rules) {
+      if (chains.has(r.chain)) {
+        chains.get(r.chain)!.push(r.spec);
+      } else if (isBuiltinChain(name, r.chain)) {
+        const ours = jumpsToOwned(r.spec) || (knownBuiltin?.get(r.chain)?.includes(r.spec) ?? false);
+        if (ours) {
+          if (!builtin.has(r.chain)) builtin.set(r.chain, []);
+          builtin.get(r.chain)!.push(r.spec);
+        }
+      }
+    }
+    if (chains.size > 0 || builtin.size > 0) out.set(name, { chains, builtin });
+  }
+  return out;
+}
+
+export function isEmptyOwned(state: OwnedState): boolean {
+  for (const t of state.values()) {
+    if (t.chains.size > 0) return false;
+    for (const rules of t.builtin.values()) if (rules.length > 0) return false;
+  }
+  return true;
+}
+
+/** Human-readable differences (missing / extra / changed), empty when identical. */
+export function diffOwned(current: OwnedState, desired: OwnedState, family: IpFamily): string[] {
+  const label = family === 4 ? 'IPv4' : 'IPv6';
+  const diffs: string[] = [];
+  const tables = new Set<TableName>([...current.keys(), ...desired.keys()]);
+  for (const table of tables) {
+    const cur = current.get(table) ?? { chains: new Map(), builtin: new Map() };
+    const want = desired.get(table) ?? { chains: new Map(), builtin: new Map() };
+    const chainNames = new Set([...cur.chains.keys(), ...want.chains.keys()]);
+    for (const chain of chainNames) {
+      const a = cur.chains.get(chain);
+      const b = want.chains.get(chain);
+      if (!a) diffs.push(`${label} ${table}: missing chain ${chain}`);
+      else if (!b) diffs.push(`${label} ${table}: extra chain ${chain} (${a.length} rules)`);
+      else diffs.push(...diffRules(`${label} ${table} ${chain}`, a, b));
+    }
+    const builtinNames = new Set([...cur.builtin.keys(), ...want.builtin.keys()]);
+    for (const chain of builtinNames) {
+      diffs.push(...diffRules(`${label} ${table} ${chain}`, cur.builtin.get(chain) ?? [], want.builtin.get(chain) ?? []));
+    }
+  }
+  return diffs;
+}
+
+function diffRules(where: string, have: string[], want: string[]): string[] {
+  if (have.length === want.length && have.every((s, i) => s === want[i])) return [];
+  const out: string[] = [];
+  for (const s of want) if (!have.includes(s)) out.push(`${where}: missing  -A ${chainOf(where)} ${s}`);
+  for (const s of have) if (!want.includes(s)) out.push(`${where}: extra    -A ${chainOf(where)} ${s}`);
+  if (out.length === 0) out.push(`${where}: same rules in a different order`);
+  return out;
+}
+
+const chainOf = (where: string) => where.split(' ').pop()!;
+
+/**
+ * The restore transaction (for `iptables-restore --noflush`) that removes `current` and installs
+ * `desired` (undefined = cleanup only). Empty string when there is nothing to do.
+ */
+export function transactionText(current: OwnedState, desired: FamilyRuleset | undefined): string {
+  const wantText = desired ? desiredOwned(desired) : new Map<TableName, OwnedTable>();
+  const tables = new Set<TableName>([...current.keys(), ...wantText.keys()]);
+  const lines: string[] = [];
+  for (const table of (['raw', 'mangle', 'nat', 'filter'] as const).filter((t) => tables.has(t))) {
+    const cur = current.get(table);
+    const want = desired?.tables.find((t) => t.table === table);
+    const block: string[] = [];
+    // Declaring a chain creates it or, if it exists, flushes it: our chains start empty.
+    const owned = new Set<string>([...(cur?.chains.keys() ?? []), ...(want?.chains.map((c) => c.name) ?? [])]);
+    for (const chain of owned) block.push(`:${chain} - [0:0]`);
+    for (const [chain, specs] of cur?.builtin ?? []) for (const spec of specs) block.push(`-D ${chain} ${spec}`);
+    for (const chain of cur?.chains.keys() ?? []) {
+      if (!want?.chains.some((c) => c.name === chain)) block.push(`-X ${chain}`);
+    }
+    if (want && desired) {
+      for (const b of want.builtin) {
+        b.head.forEach((r, i) => block.push(`-I ${b.chain} ${i + 1} ${renderRuleSpec(r, desired.family)}`));
+        for (const r of b.tail) block.push(`-A ${b.chain} ${renderRuleSpec(r, desired.family)}`);
+      }
+      for (const c of want.chains) for (const r of c.rules) block.push(`-A ${c.name} ${renderRuleSpec(r, desired.family)}`);
+    }
+    if (block.length > 0) lines.push(`*${table}`, ...block, 'COMMIT');
+  }
+  return lines.length > 0 ? lines.join('\n') + '\n' : '';
+}
+
+/** Tables a transaction touches (to snapshot and, on failure, restore). */
+export function touchedTables(transaction: string): TableName[] {
+  return [...transaction.matchAll(/^\*(\S+)$/gm)].map((m) => m[1]!).filter(isTableName);
+}
+
+export { BUILTIN_CHAINS };
