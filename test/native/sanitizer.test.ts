@@ -1,0 +1,27 @@
+/**
+ * Builds the plain C++ core and its differential test binary (native/test/core_test.cc) with
+ * AddressSanitizer + UndefinedBehaviorSanitizer and runs it: exit 0 and no sanitizer report.
+ * The build directory is native/build/sanitize (ignored by git, reused between runs).
+ */
+import test from 'ava';
+import { execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+const nativeDir = fileURLToPath(new URL('../../native', import.meta.url));
+const buildDir = `${nativeDir}/build/sanitize`;
+
+test('C++ core passes its differential test under ASan + UBSan', async (t) => {
+  await execa('cmake', ['-S', nativeDir, '-B', buildDir, '-DINTERPOSE_SANITIZE_TESTS=ON', '-DCMAKE_BUILD_TYPE=Debug']);
+  await execa('cmake', ['--build', buildDir, '--parallel', '2']);
+  const seed = String((Date.now() % 2 ** 31) >>> 0);
+  const run = await execa(`${buildDir}/core_test`, [seed, '80'], {
+    reject: false,
+    all: true,
+    // Fail loudly on the first finding, and report leaks too.
+    env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' },
+  });
+  t.log(`core_test seed ${seed}`);
+  t.is(run.exitCode, 0, run.all);
+  t.notRegex(run.all ?? '', /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/);
+  t.regex(run.all ?? '', /core_test ok/);
+});

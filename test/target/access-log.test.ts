@@ -1,0 +1,84 @@
+import test from 'ava';
+import { formatJson, formatText, type AccessLogEntry } from '../../src/target/access-log.js';
+import { parseLogLine } from './helpers/access-log-line.js';
+
+const http: AccessLogEntry = {
+  startTime: new Date('2026-01-24T12:17:11.640Z'),
+  method: 'GET',
+  path: '/headers',
+  protocol: 'HTTP/1.1',
+  responseCode: 200,
+  responseFlags: '-',
+  bytesReceived: 0,
+  bytesSent: 599,
+  durationMs: 214.4,
+  upstreamServiceTimeMs: 214,
+  userAgent: 'curl/7.88.1',
+  requestId: '17fde8f7-fa62-4b39-8999-302324e6def2',
+  authority: 'httpbin.org',
+  upstreamHost: '203.0.113.10:80',
+  upstreamCluster: 'outbound|80||httpbin.org',
+  upstreamLocalAddress: '198.51.100.10:55314',
+  downstreamLocalAddress: '203.0.113.10:80',
+  downstreamRemoteAddress: '198.51.100.10:55300',
+};
+
+test('HTTP requests: Envoy default format, field for field, "-" for what is missing', (t) => {
+  t.is(
+    formatText(http),
+    '[2026-01-24T12:17:11.640Z] "GET /headers HTTP/1.1" 200 - 0 599 214 214 "-" "curl/7.88.1" ' +
+      '"17fde8f7-fa62-4b39-8999-302324e6def2" "httpbin.org" "203.0.113.10:80" outbound|80||httpbin.org ' +
+      '198.51.100.10:55314 203.0.113.10:80 198.51.100.10:55300 -',
+  );
+});
+
+test('TCP/TLS connections: "- - -", code 0 and the SNI last', (t) => {
+  const line = formatText({
+    startTime: new Date('2026-01-24T12:48:54.977Z'),
+    responseCode: 0,
+    responseFlags: '-',
+    bytesReceived: 601,
+    bytesSent: 17766,
+    durationMs: 1289,
+    upstreamHost: '203.0.113.20:443',
+    upstreamCluster: 'outbound|443||www.google.com',
+    upstreamLocalAddress: '198.51.100.10:59480',
+    downstreamLocalAddress: '203.0.113.20:443',
+    downstreamRemoteAddress: '198.51.100.10:59478',
+    requestedServerName: 'www.google.com',
+  });
+  t.is(
+    line,
+    '[2026-01-24T12:48:54.977Z] "- - -" 0 - 601 17766 1289 - "-" "-" "-" "-" "203.0.113.20:443" ' +
+      'outbound|443||www.google.com 198.51.100.10:59480 203.0.113.20:443 198.51.100.10:59478 www.google.com',
+  );
+  const parsed = parseLogLine(line);
+  t.is(parsed.serverName, 'www.google.com');
+  t.is(parsed.bytesSent, 17766);
+});
+
+test('JSON holds the same fields by name', (t) => {
+  const j = JSON.parse(formatJson(http)) as Record<string, unknown>;
+  t.like(j, {
+    start_time: '2026-01-24T12:17:11.640Z',
+    method: 'GET',
+    path: '/headers',
+    protocol: 'HTTP/1.1',
+    response_code: 200,
+    response_flags: '-',
+    bytes_received: 0,
+    bytes_sent: 599,
+    duration: 214,
+    upstream_service_time: '214',
+    x_forwarded_for: null,
+    user_agent: 'curl/7.88.1',
+    authority: 'httpbin.org',
+    upstream_host: '203.0.113.10:80',
+    upstream_cluster: 'outbound|80||httpbin.org',
+    upstream_local_address: '198.51.100.10:55314',
+    downstream_local_address: '203.0.113.10:80',
+    downstream_remote_address: '198.51.100.10:55300',
+    requested_server_name: null,
+  });
+  t.is(Object.keys(j).length, 20);
+});

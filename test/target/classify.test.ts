@@ -1,0 +1,120 @@
+import test from 'ava';
+import { CidrTrie } from '../../src/native.js';
+import { classifyOutbound, needsSniffing } from '../../src/target/classify.js';
+import { parseProxyConfig } from '../../src/target/istio-yaml.js';
+import { Registry } from '../../src/target/registry.js';
+import { pickDestination, selectHttpRoute } from '../../src/target/routes.js';
+import * as seed from './helpers/seed-yaml.js';
+
+const registry = (...docs: string[]) => new Registry(parseProxyConfig(seed.docs(...docs)), () => new CidrTrie());
+
+const tcpByAddress = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: db
+spec:
+  hosts: [db.example.com]
+  addresses: [192.0.2.0/24, "2001:db8:5::/48"]
+  ports:
+  - number: 5432
+    name: tcp
+    protocol: TCP
+  resolution: NONE
+`;
+
+const wildcardTls = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: wikipedia
+spec:
+  hosts: ["*.wikipedia.org"]
+  ports:
+  - number: 443
+    name: tls
+    protocol: TLS
+  resolution: NONE
+`;
+
+const dst = (address: string, port: number) => ({ address, port });
+
+test('ALLOW_ANY: anything unknown passes through; REGISTRY_ONLY: refused, HTTP left to the 502', (t) => {
+  const allow = registry(seed.meshMode('ALLOW_ANY'));
+  t.deepEqual(classifyOutbound(allow, dst('203.0.113.20', 443), { kind: 'tls', sni: 'www.google.com' }), { action: 'passthrough' });
+  t.deepEqual(classifyOutbound(allow, dst('203.0.113.10', 80), { kind: 'http', host: 'httpbin.org' }), { action: 'passthrough' });
+  const only = registry(seed.meshMode('REGISTRY_ONLY'));
+  t.deepEqual(classifyOutbound(only, dst('203.0.113.20', 443), { kind: 'tls', sni: 'www.google.com' }), { action: 'refuse' });
+  t.deepEqual(classifyOutbound(only, dst('203.0.113.20', 22), { kind: 'other' }), { action: 'refuse' });
+  t.deepEqual(classifyOutbound(only, dst('203.0.113.10', 80), { kind: 'http', host: 'httpbin.org' }), { action: 'http' });
+});
+
+test('ServiceEntries: HTTP ports go to the HTTP layer, HTTPS by SNI is relayed to the entry', (t) => {
+  const r = registry(seed.meshMode('REGISTRY_ONLY'), seed.httpbinServiceEntry, seed.googleServiceEntry);
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.10', 80), { kind: 'http', host: 'anything' }), { action: 'http' });
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.20', 443), { kind: 'tls', sni: 'www.google.com' }), {
+    action: 'relay',
+    destination: { host: 'www.google.com', port: 443 },
+    requestedName: 'www.google.com',
+  });
+  // Right name, wrong port: not in the registry.
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.20', 8443), { kind: 'tls', sni: 'www.google.com' }), { action: 'refuse' });
+  // HTTPS port but no SNI: nothing to match by.
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.20', 443), { kind: 'tls', sni: undefined }), { action: 'refuse' });
+});
+
+test('addresses are matched by the native trie (longest prefix, IPv4 and IPv6), without waiting for bytes', (t) => {
+  const r = registry(seed.meshMode('REGISTRY_ONLY'), tcpByAddress);
+  t.false(needsSniffing(r, '192.0.2.77', 5432));
+  t.true(needsSniffing(r, '192.0.2.77', 5433));
+  t.deepEqual(classifyOutbound(r, dst('192.0.2.77', 5432), { kind: 'none' }), {
+    action: 'relay',
+    destination: { host: 'db.example.com', port: 5432 },
+  });
+  t.deepEqual(classifyOutbound(r, dst('2001:db8:5:1::9', 5432), { kind: 'none' }).action, 'relay');
+  t.deepEqual(classifyOutbound(r, dst('198.51.100.7', 5432), { kind: 'none' }), { action: 'refuse' });
+});
+
+test('wildcard hosts match SNI by suffix; the cluster keeps the pattern', (t) => {
+  const r = registry(seed.meshMode('REGISTRY_ONLY'), wildcardTls);
+  t.deepEqual(classifyOutbound(r, dst('198.51.100.9', 443), { kind: 'tls', sni: 'en.wikipedia.org' }), {
+    action: 'relay',
+    destination: { host: '*.wikipedia.org', port: 443 },
+    requestedName: 'en.wikipedia.org',
+  });
+  t.deepEqual(classifyOutbound(r, dst('198.51.100.9', 443), { kind: 'tls', sni: 'wikipedia.org' }), { action: 'refuse' });
+});
+
+test('VirtualService tls routes on the mesh send matching SNI elsewhere (the egress gateway seed)', (t) => {
+  const r = registry(seed.meshMode('REGISTRY_ONLY'), seed.googleServiceEntry, seed.egressGateway);
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.20', 443), { kind: 'tls', sni: 'www.google.com' }), {
+    action: 'relay',
+    destination: { host: 'localhost.local', port: 443 },
+    requestedName: 'www.google.com',
+  });
+});
+
+test('http routes: first match wins (uri prefix/exact, port, gateway); weights split traffic', (t) => {
+  const r = registry(seed.egressGateway);
+  const vs = r.virtualService('httpbin.org', 'mesh')!;
+  const facts = { path: '/status/418', authority: 'httpbin.org', method: 'GET', port: 80 };
+  t.is(selectHttpRoute(vs, { ...facts, gateway: 'mesh' })!.route[0]!.destination.host, 'localhost.local');
+  t.is(selectHttpRoute(vs, { ...facts, gateway: 'istio-egressgateway' })!.route[0]!.destination.host, 'httpbin.org');
+  t.is(selectHttpRoute(vs, { ...facts, port: 8080, gateway: 'mesh' }), undefined);
+  const uri = registry(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: split}
+spec:
+  hosts: [httpbin.org]
+  http:
+  - match: [{uri: {exact: /headers}}]
+    route: [{destination: {host: a.example}}]
+  - match: [{uri: {prefix: /status/}}]
+    route:
+    - {destination: {host: b.example}, weight: 25}
+    - {destination: {host: c.example}, weight: 75}
+`).virtualService('httpbin.org')!;
+  t.is(selectHttpRoute(uri, { ...facts, path: '/headers?x=1', gateway: 'mesh' })!.route[0]!.destination.host, 'a.example');
+  t.is(selectHttpRoute(uri, { ...facts, path: '/headersX', gateway: 'mesh' }), undefined);
+  const split = selectHttpRoute(uri, { ...facts, gateway: 'mesh' })!.route;
+  t.is(pickDestination(split, () => 0.1).host, 'b.example');
+  t.is(pickDestination(split, () => 0.3).host, 'c.example');
+});

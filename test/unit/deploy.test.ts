@@ -1,0 +1,134 @@
+import test from 'ava';
+import { access, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { commandFactories } from '../../src/cli/commands.js';
+import { proxyCommand } from '../../src/cli/proxy.js';
+import { annotationsToFlags } from '../../src/config/annotations.js';
+import { parseIstioIptablesArgv } from '../helpers/istio-argv.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const read = (p: string) => readFile(`${ROOT}${p}`, 'utf8');
+
+interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  securityContext?: { runAsUser?: number; capabilities?: { add?: string[]; drop?: string[] } };
+}
+interface PodDoc {
+  kind: string;
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec: { initContainers: Container[]; containers: Container[] };
+}
+
+async function pod(file: string): Promise<PodDoc> {
+  const docs = parseAllDocuments(await read(file));
+  for (const d of docs) if (d.errors.length) throw new Error(`${file}: ${d.errors[0]!.message}`);
+  const pods = docs.map((d) => d.toJS() as PodDoc).filter((d) => d?.kind === 'Pod');
+  if (pods.length !== 1) throw new Error(`${file}: expected one Pod, found ${pods.length}`);
+  return pods[0]!;
+}
+
+function initContainer(p: PodDoc): Container {
+  const c = p.spec.initContainers.find((x) => x.name === 'interpose-init');
+  if (!c) throw new Error(`${p.metadata.name}: no interpose-init init container`);
+  return c;
+}
+
+for (const file of ['deploy/kubernetes/pod-init-container.yaml', 'deploy/kubernetes/pod-annotations.yaml']) {
+  test(`${file}: parses; interpose-init is root with NET_ADMIN and NET_RAW and its args are accepted`, async (t) => {
+    const p = await pod(file);
+    const init = initContainer(p);
+    t.is(init.image, 'interpose:dev');
+    t.is(init.securityContext?.runAsUser, 0);
+    t.deepEqual([...(init.securityContext?.capabilities?.add ?? [])].sort(), ['NET_ADMIN', 'NET_RAW']);
+    // The image's entrypoint supplies `interpose istio-iptables`: args are flags only.
+    t.is(init.command, undefined);
+    // Exactly the injector's mapping of this pod's annotations (none → istio-init's defaults).
+    t.deepEqual(init.args, [...annotationsToFlags(p.metadata.annotations ?? {}).argv]);
+    // And istio-iptables takes them.
+    await t.notThrowsAsync(parseIstioIptablesArgv(init.args!));
+  });
+}
+
+test('pod-annotations.yaml really customises the rules (not just the defaults)', async (t) => {
+  const p = await pod('deploy/kubernetes/pod-annotations.yaml');
+  const { config } = await parseIstioIptablesArgv(initContainer(p).args!);
+  t.deepEqual(config.outboundInclude.cidrs.map((c) => c.text), ['10.244.0.0/16', '10.96.0.0/12']);
+  t.deepEqual(config.outboundExclude.map((c) => c.text), ['10.96.0.10/32']);
+  t.deepEqual(config.outboundPortsExclude, [5432]);
+  t.deepEqual(config.inboundPorts, { kind: 'list', ports: [8080] });
+});
+
+test('the sidecar in pod-init-container.yaml runs as the exempt uid with flags `interpose proxy` has', async (t) => {
+  const p = await pod('deploy/kubernetes/pod-init-container.yaml');
+  const proxy = p.spec.containers.find((c) => c.name === 'interpose-proxy')!;
+  t.deepEqual(proxy.command, ['interpose', 'proxy']);
+  t.is(proxy.securityContext?.runAsUser, 1337);
+  const init = initContainer(p).args!;
+  t.is(init[init.indexOf('-u') + 1], '1337');
+  let parsed: Record<string, unknown> = {};
+  const cmd = proxyCommand()
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} })
+    .action((o: Record<string, unknown>) => {
+      parsed = o;
+    });
+  await cmd.parseAsync(proxy.args!, { from: 'user' });
+  t.is(parsed.config, '/etc/interpose/mesh.yaml');
+  t.is(parsed.outboundPort, Number(init[init.indexOf('-p') + 1]));
+  t.is(parsed.inboundPort, Number(init[init.indexOf('-z') + 1]));
+});
+
+test('Dockerfile: ENTRYPOINT is `interpose istio-iptables`, and interpose is the dist/cli/main.js the build makes', async (t) => {
+  const dockerfile = await read('Dockerfile');
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  t.truthy(entry, 'no exec-form ENTRYPOINT');
+  t.deepEqual(JSON.parse(entry![1]!), ['interpose', 'istio-iptables']);
+  t.true(commandFactories.some((f) => f().name() === 'istio-iptables'), 'istio-iptables is not a registered subcommand');
+
+  // /usr/local/bin/interpose → dist/cli/main.js, copied from the build stage's /src/dist.
+  t.regex(dockerfile, /ln -s \/opt\/interpose\/dist\/cli\/main\.js \/usr\/local\/bin\/interpose/);
+  t.regex(dockerfile, /WORKDIR \/opt\/interpose\n/);
+  t.regex(dockerfile, /COPY --from=build \/src\/dist \.\/dist/);
+  t.regex(dockerfile, /RUN npm run build/);
+
+  // That file is what `npm run build` produces: tsc maps src/cli/main.ts to dist/cli/main.js
+  // (rootDir src, outDir dist), build:ts makes it executable, package.json's bin names it,
+  // and it starts with a node shebang.
+  const pkg = JSON.parse(await read('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> };
+  const tsconfig = JSON.parse(await read('tsconfig.json')) as { compilerOptions: { rootDir: string; outDir: string } };
+  t.is(pkg.bin.interpose, 'dist/cli/main.js');
+  t.is(tsconfig.compilerOptions.rootDir, 'src');
+  t.is(tsconfig.compilerOptions.outDir, 'dist');
+  t.regex(pkg.scripts['build:ts']!, /chmod \+x dist\/cli\/main\.js/);
+  t.regex(pkg.scripts.build!, /build:native/);
+  t.regex(await read('src/cli/main.ts'), /^#!\/usr\/bin\/env node\n/);
+
+  // The native addon lands where src/native.ts looks for it.
+  t.regex(await read('src/native.ts'), /native\/build\/Release\/interpose_native\.node/);
+  t.regex(dockerfile, /\.\/native\/build\/Release\/interpose_native\.node/);
+
+  // Runtime has the netfilter tools; the build stage has the compiler.
+  t.regex(dockerfile, /FROM node:20-bookworm AS build/);
+  t.regex(dockerfile, /FROM node:20-bookworm-slim\n/);
+  t.regex(dockerfile, /install -y --no-install-recommends iptables nftables iproute2/);
+  t.regex(dockerfile, /install -y --no-install-recommends cmake g\+\+ make/);
+});
+
+test('Dockerfile COPYs only paths that exist and .dockerignore keeps', async (t) => {
+  const dockerfile = await read('Dockerfile');
+  const ignored = (await read('.dockerignore'))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+  t.deepEqual(sources, ['package.json', 'package-lock.json', 'tsconfig.json', 'native', 'src']);
+  for (const s of sources) {
+    await t.notThrowsAsync(access(`${ROOT}${s}`), `${s} missing`);
+    t.false(ignored.includes(s), `${s} is in .dockerignore`);
+  }
+  t.true(ignored.includes('node_modules') && ignored.includes('dist') && ignored.includes('native/build'));
+});
