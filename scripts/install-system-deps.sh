@@ -16,6 +16,8 @@ packages=(
   procps          # ps/pkill in cleanup paths
   kmod            # modprobe for netfilter modules where the kernel needs it
   valgrind        # memcheck run of the native addon's test binary
+  ruby            # `ruby -c Vagrantfile` in test/unit/vagrant.test.ts
+  shellcheck      # lint of scripts/*.sh in the unit tests
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -3,15 +3,18 @@
  * Flags, env vars and defaults come from src/config/istio-flags.ts.
  */
 import { Command, Option } from 'commander';
+import type { InterceptConfig, RunOptions } from '../config/intercept-config.js';
 import { buildIstioOptions } from '../config/istio-options.js';
 import { ISTIO_ENV_ONLY, ISTIO_FLAGS, camel, resolveSettings, type FlagSpec } from '../config/istio-flags.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
-import { IptablesBackend } from '../kernel/iptables-backend.linux.js';
+import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.linux.js';
+import { NftablesBackend, probeNftables } from '../kernel/nftables-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { renderRestore } from '../rules/render/iptables.js';
+import { renderNftScript, renderNftTables } from '../rules/render/nftables.js';
 import type { Ruleset } from '../rules/ir.js';
 import { info, warn } from './log.js';
 
@@ -53,18 +56,13 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   const system = new SystemExecutor();
   const { config, run, warnings } = await buildIstioOptions(settings, new LinuxSystemLookups(system));
   for (const w of warnings) warn(w);
-  if (run.nativeNftables) {
-    throw new InterceptError(
-      '--native-nftables (NATIVE_NFTABLES): the nftables backend is not available in this build yet; use the default iptables backend',
-    );
-  }
   if (run.runValidation) {
     throw new InterceptError('--run-validation: the validation probe is not available in this build yet');
   }
 
   const ruleset = buildIstioRuleset(config);
   if (run.dryRun) {
-    process.stdout.write(renderDryRun(ruleset));
+    process.stdout.write(run.nativeNftables ? renderNftDryRun(ruleset) : renderDryRun(ruleset));
     return;
   }
   if (run.skipRuleApply) {
@@ -73,6 +71,10 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   }
 
   const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
+  if (run.nativeNftables) {
+    await runNftables(executor, ruleset, config, run);
+    return;
+  }
   const binaries = await chooseIptables(executor, run.forceIptablesBinary);
   const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'the current network namespace';
   const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
@@ -89,7 +91,34 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   }
 
   info(`backend iptables-${binaries.variant}; applying ${families} rules in ${where}`);
-  const result = await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply });
+  reportApply(await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply }));
+}
+
+/** `--native-nftables`: one `nft -f -` transaction over interpose's inet tables. */
+async function runNftables(
+  executor: Executor,
+  ruleset: Ruleset,
+  config: InterceptConfig,
+  run: RunOptions,
+): Promise<void> {
+  const version = await probeNftables(executor);
+  const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'the current network namespace';
+  const backend = new NftablesBackend(executor);
+  if (run.cleanupOnly) {
+    info(`backend nftables (${version}); cleaning up in ${where}`);
+    const r = await backend.cleanup({ mark: config.tproxyMark, table: config.tproxyRouteTable });
+    info(
+      `removed ${r.removedTables.length ? `tables ${r.removedTables.map((t) => `inet ${t}`).join(', ')}` : 'no tables'} (${r.removedRules} rules)` +
+        (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : ''),
+    );
+    return;
+  }
+  const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
+  info(`backend nftables (${version}); applying ${families} rules (inet tables) in ${where}`);
+  reportApply(await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply }));
+}
+
+function reportApply(result: ApplyResult): void {
   switch (result.action) {
     case 'installed':
       info('rules installed');
@@ -106,12 +135,25 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   }
 }
 
+/** `--dry-run --native-nftables` output: the `nft -f -` transaction, plus the routes as comments. */
+export function renderNftDryRun(ruleset: Ruleset): string {
+  const tables = renderNftTables(ruleset);
+  let out = `# nft -f -\n${renderNftScript(tables, tables.map((t) => t.name))}`;
+  out += routeComments(ruleset);
+  return out;
+}
+
 /** `--dry-run` output: the restore text per family, as comments plus restore input. */
 export function renderDryRun(ruleset: Ruleset): string {
   let out = '';
   for (const f of ruleset.families) {
     out += `# ${f.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush\n${renderRestore(f)}`;
   }
+  return out + routeComments(ruleset);
+}
+
+function routeComments(ruleset: Ruleset): string {
+  let out = '';
   if (ruleset.tproxyRoutes) {
     const { mark, table, families } = ruleset.tproxyRoutes;
     for (const fam of families) {

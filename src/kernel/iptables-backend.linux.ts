@@ -122,8 +122,13 @@ export class IptablesBackend {
   /** Both families' iptables-save -c output (IPv6 marked unavailable when ip6tables is absent). */
   private async readStates(ruleset: Ruleset): Promise<FamilyState[]> {
     const out: FamilyState[] = [];
+    const snapshot = this.bin.takeSnapshot();
     for (const family of [4, 6] as const) {
-      const r = await this.executor.run([this.bin.save(family), '-c']).catch(() => undefined);
+      const cached = snapshot?.get(family);
+      const r =
+        cached !== undefined
+          ? { exitCode: 0, stdout: cached, stderr: '' }
+          : await this.executor.run([this.bin.save(family), '-c']).catch(() => undefined);
       if (!r || r.exitCode !== 0) {
         if (family === 4 || ruleset.families.some((f) => f.family === 6)) {
           throw new InterceptError(
@@ -197,7 +202,7 @@ export class IptablesBackend {
   private async ensureIPv6PassthroughAddress(ruleset: Ruleset): Promise<void> {
     if (!ruleset.families.some((f) => f.family === 6)) return;
     const r = await this.executor.run(['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo']);
-    if (r.exitCode !== 0 && !/File exists/i.test(r.stderr)) {
+    if (r.exitCode !== 0 && !/File exists|already assigned/i.test(r.stderr)) {
       // Not fatal for the rules; IPv6 may be disabled on lo (sysctl). Say so.
       process.stderr.write(`interpose: warning: could not add ::6/128 to lo: ${r.stderr.trim()}\n`);
     }

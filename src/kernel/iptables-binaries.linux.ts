@@ -1,65 +1,111 @@
 /**
  * Which iptables to drive. As istio-init does: iptables-legacy when it already holds rules
  * (someone on this host uses it), else iptables-nft; `--force-iptables-binary` overrides.
+ *
+ * The choice needs every variant's current rules, and the apply needs the chosen variant's
+ * rules with counters, so one shell round trip reads all four saves at once: each spawn in a
+ * namespace costs about as much as the restore itself, and this keeps an apply at two.
  */
 import type { IptablesBinaryChoice } from '../config/intercept-config.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { IpFamily } from '../net/cidr.js';
 import type { Executor } from './executor.js';
 
+export type IptablesVariant = 'legacy' | 'nft';
+
 export interface IptablesBinaries {
-  readonly variant: 'legacy' | 'nft';
+  readonly variant: IptablesVariant;
   save(family: IpFamily): string;
   restore(family: IpFamily): string;
+  /**
+   * `save -c` output read during detection, per family (undefined: the tool failed or is
+   * missing). Taken once by the backend; later reads go to the kernel again.
+   */
+  takeSnapshot(): Map<IpFamily, string | undefined> | undefined;
 }
 
 export class MissingToolError extends InterceptError {
   override name = 'MissingToolError';
 }
 
-function binaries(variant: 'legacy' | 'nft'): IptablesBinaries {
+const TOOL = (variant: IptablesVariant, family: IpFamily, op: 'save' | 'restore') =>
+  `${family === 4 ? 'iptables' : 'ip6tables'}-${variant}-${op}`;
+
+function binaries(variant: IptablesVariant, snapshot: Map<IpFamily, string | undefined> | undefined): IptablesBinaries {
+  let pending = snapshot;
   return {
     variant,
-    save: (f) => `${f === 4 ? 'iptables' : 'ip6tables'}-${variant}-save`,
-    restore: (f) => `${f === 4 ? 'iptables' : 'ip6tables'}-${variant}-restore`,
+    save: (f) => TOOL(variant, f, 'save'),
+    restore: (f) => TOOL(variant, f, 'restore'),
+    takeSnapshot: () => {
+      const s = pending;
+      pending = undefined;
+      return s;
+    },
   };
 }
 
-async function exists(executor: Executor, command: string): Promise<boolean> {
-  try {
-    const r = await executor.run([command, '--version']);
-    return r.exitCode === 0;
-  } catch {
-    return false;
+/** Output of each `*-save -c` (undefined when the tool is missing or failed). */
+type Saves = Map<string, string | undefined>;
+
+const MARK = '### interpose-save';
+
+/**
+ * Reads all four saves in one spawn. Missing tools show up as exit status 127. A legacy save
+ * is skipped (empty output) when the namespace has no legacy table registered in
+ * /proc/net/ip{,6}_tables_names: then legacy holds nothing, and the save would cost a spawn.
+ */
+async function readAllSaves(executor: Executor): Promise<Saves> {
+  const script = (['legacy', 'nft'] as const)
+    .flatMap((v) =>
+      ([4, 6] as const).map((f) => {
+        const t = TOOL(v, f, 'save');
+        const names = f === 4 ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names';
+        const run = `${t} -c 2>/dev/null; echo "${MARK} rc $?"`;
+        const body = v === 'legacy' ? `if [ -n "$(cat ${names} 2>/dev/null)" ]; then ${run}; else echo "${MARK} rc 0"; fi` : run;
+        return `echo '${MARK} ${t}'; if command -v ${t} >/dev/null 2>&1; then ${body}; else echo "${MARK} rc 127"; fi`;
+      }),
+    )
+    .join('\n');
+  const r = await executor.run(['sh', '-c', script]);
+  const saves: Saves = new Map();
+  const sections = r.stdout.split(`${MARK} `).slice(1);
+  for (let i = 0; i + 1 < sections.length; i += 2) {
+    const tool = sections[i]!.split('\n', 1)[0]!.trim();
+    const rc = Number(sections[i + 1]!.replace(/^rc /, '').trim());
+    saves.set(tool, rc === 0 ? sections[i]!.slice(sections[i]!.indexOf('\n') + 1) : undefined);
   }
+  return saves;
 }
 
-/** True when iptables-legacy holds any rule or user chain in either family. */
-async function legacyInUse(executor: Executor): Promise<boolean> {
-  for (const f of [4, 6] as const) {
-    const r = await executor.run([binaries('legacy').save(f)]).catch(() => undefined);
-    if (r && r.exitCode === 0 && /^(-A |:(?!(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ))/m.test(r.stdout)) return true;
-  }
-  return false;
+/** True when a save shows any rule or user-defined chain. */
+function holdsRules(save: string | undefined): boolean {
+  return save !== undefined && /^(\[\d+:\d+\] )?-A |^:(?!(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) )/m.test(save);
 }
 
 export async function chooseIptables(executor: Executor, forced?: IptablesBinaryChoice): Promise<IptablesBinaries> {
-  const hasNft = await exists(executor, 'iptables-nft-restore');
-  const hasLegacy = await exists(executor, 'iptables-legacy-restore');
+  const saves = await readAllSaves(executor);
+  const present = (v: IptablesVariant) => saves.get(TOOL(v, 4, 'save')) !== undefined;
+  const snapshotOf = (v: IptablesVariant) =>
+    new Map<IpFamily, string | undefined>([
+      [4, saves.get(TOOL(v, 4, 'save'))],
+      [6, saves.get(TOOL(v, 6, 'save'))],
+    ]);
   if (forced) {
-    const variant = forced === 'iptables-legacy' ? 'legacy' : 'nft';
-    if (!(variant === 'legacy' ? hasLegacy : hasNft)) {
+    const variant: IptablesVariant = forced === 'iptables-legacy' ? 'legacy' : 'nft';
+    if (!present(variant)) {
       throw new MissingToolError(
-        `--force-iptables-binary ${forced}: ${forced}-restore was not found; install the Debian package "iptables"`,
+        `--force-iptables-binary ${forced}: ${TOOL(variant, 4, 'save')} is missing or failed; install the Debian package "iptables" (and run as root)`,
       );
     }
-    return binaries(variant);
+    return binaries(variant, snapshotOf(variant));
   }
-  if (!hasNft && !hasLegacy) {
+  if (!present('nft') && !present('legacy')) {
     throw new MissingToolError(
-      'no iptables found (neither iptables-nft-restore nor iptables-legacy-restore): install the Debian package "iptables", or use --native-nftables',
+      'no working iptables found (iptables-nft-save and iptables-legacy-save are missing or failed): install the Debian package "iptables" and run as root, or use --native-nftables',
     );
   }
-  if (hasLegacy && (!hasNft || (await legacyInUse(executor)))) return binaries('legacy');
-  return binaries('nft');
+  const legacyInUse = holdsRules(saves.get(TOOL('legacy', 4, 'save'))) || holdsRules(saves.get(TOOL('legacy', 6, 'save')));
+  const variant: IptablesVariant = present('legacy') && (!present('nft') || legacyInUse) ? 'legacy' : 'nft';
+  return binaries(variant, snapshotOf(variant));
 }

@@ -89,9 +89,38 @@ export interface FamilyRuleset {
   readonly tables: readonly TableRuleset[];
 }
 
+/**
+ * One rule of the merged view an nftables `inet` table holds. `family` is set when the rule
+ * applies to that address family only (its matches say so, e.g. `ip daddr`); a rule without
+ * it applies to every packet, IPv4 and IPv6 alike.
+ */
+export interface InetRule {
+  readonly rule: Rule;
+  readonly family?: IpFamily;
+}
+
+/** A chain of the merged view: a built-in chain name (base chain) or an owned one. */
+export interface InetChain {
+  readonly name: string;
+  readonly rules: readonly InetRule[];
+}
+
+export interface InetTable {
+  readonly table: TableName;
+  /** Chains in the order they were first used. */
+  readonly chains: readonly InetChain[];
+}
+
 /** The whole install: IPv4 always, IPv6 when enabled; plus policy routing for TPROXY. */
 export interface Ruleset {
   readonly families: readonly FamilyRuleset[];
+  /**
+   * The same rules merged the way one nftables `inet` table holds them: built from the same
+   * builder calls as `families`, in call order, so IPv4 and IPv6 rules interleave as
+   * istio-nftables interleaves them and a rule shared by both families appears once. Absent
+   * for hand-made rulesets; the nftables renderer then derives a merged view from `families`.
+   */
+  readonly inet?: readonly InetTable[];
   readonly tproxyRoutes?: TproxyRoutes;
 }
 

@@ -1,6 +1,12 @@
 /**
  * InterceptConfig → Ruleset, with istio-iptables' semantics rule for rule (tools/istio-iptables
  * capture/run.go): the same chains, the same order, the same per-family choices. Pure: no I/O.
+ *
+ * The same calls build the merged inet view istio-nftables installs (tools/istio-nftables); the
+ * few places where the two differ say so. Matches are listed in the order istio-nftables writes
+ * them (the nftables renderer keeps IR order; the iptables renderer puts them in iptables-save
+ * order itself), so reordering matches here must keep iptables' relative order of the non-header
+ * matches (ports, owner, conntrack, marks).
  */
 import type { InterceptConfig } from '../config/intercept-config.js';
 import type { Cidr, IpFamily } from '../net/cidr.js';
@@ -73,7 +79,10 @@ export function buildIstioRuleset(cfg: InterceptConfig): Ruleset {
   for (const name of cfg.kubeVirtInterfaces) b.insert('both', 'nat', 'PREROUTING', 1, rule(RETURN, inIf(name)));
 
   if (cfg.dropInvalid) {
-    b.append('both', 'mangle', 'PREROUTING', rule(jump(CHAIN.DROP), { kind: 'conntrackState', states: ['INVALID'] }));
+    const invalid: Match = { kind: 'conntrackState', states: ['INVALID'] };
+    // istio-iptables drops every invalid packet; istio-nftables only invalid TCP.
+    b.appendFamilyView('both', 'mangle', 'PREROUTING', rule(jump(CHAIN.DROP), invalid));
+    b.appendInetView('both', 'mangle', 'PREROUTING', rule(jump(CHAIN.DROP), proto('tcp'), invalid));
     b.append('both', 'mangle', CHAIN.DROP, rule({ kind: 'drop' }));
   }
 
@@ -120,7 +129,10 @@ export function buildIstioRuleset(cfg: InterceptConfig): Ruleset {
   if (dns.enabled) addDnsRedirect(b, cfg, dns);
 
   versioned('nat', CHAIN.OUTPUT, (f) => rule(RETURN, dst(loopback(f))));
-  for (const c of cfg.outboundExclude) b.append(c.family, 'nat', CHAIN.OUTPUT, rule(RETURN, dst(c)));
+  // IPv4 exclusions before IPv6 ones (each family's order is unchanged; the inet view interleaves).
+  for (const family of [4, 6] as const) {
+    for (const c of cfg.outboundExclude.filter((x) => x.family === family)) b.append(family, 'nat', CHAIN.OUTPUT, rule(RETURN, dst(c)));
+  }
   for (const port of cfg.outboundPortsInclude) {
     b.append('both', 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.REDIRECT), proto('tcp'), dport(port)));
   }
@@ -132,7 +144,8 @@ export function buildIstioRuleset(cfg: InterceptConfig): Ruleset {
     tproxy && cfg.inboundPorts.kind !== 'none'
       ? { mark: cfg.tproxyMark, table: cfg.tproxyRouteTable, families }
       : undefined;
-  return tproxyRoutes ? { families: b.build(), tproxyRoutes } : { families: b.build() };
+  const built = { families: b.build(), inet: b.buildInet() };
+  return tproxyRoutes ? { ...built, tproxyRoutes } : built;
 }
 
 interface DnsCapture {
@@ -166,8 +179,8 @@ function addInbound(
         CHAIN.TPROXY,
         rule(
           { kind: 'tproxy', onPort: cfg.inboundCapturePort, mark: cfg.tproxyMark, mask: 0xffffffff },
-          dst(loopback(f), true),
           proto('tcp'),
+          dst(loopback(f), true),
         ),
       );
     }
@@ -208,8 +221,11 @@ function addDnsRedirect(b: RulesetBuilder, cfg: InterceptConfig, _dns: DnsCaptur
   const all = cfg.captureAllDns;
   const toAgent = { kind: 'redirect', toPort: AGENT_DNS_PORT } as const;
   b.append('both', 'raw', 'OUTPUT', rule(jump(CHAIN.OUTPUT_DNS)));
-  if (all || cfg.dnsServersV4.length > 0) b.append(4, 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.OUTPUT_DNS)));
-  if (all || cfg.dnsServersV6.length > 0) b.append(6, 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.OUTPUT_DNS)));
+  // istio-iptables jumps only in the families that have servers; istio-nftables jumps once for
+  // both (the jumped-to chain holds only rules of the families with servers: same outcome).
+  if (all || cfg.dnsServersV4.length > 0) b.appendFamilyView(4, 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.OUTPUT_DNS)));
+  if (all || cfg.dnsServersV6.length > 0) b.appendFamilyView(6, 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.OUTPUT_DNS)));
+  b.appendInetView('both', 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.OUTPUT_DNS)));
 
   const servers: Array<[FamilySelector, Cidr]> = [
     ...cfg.dnsServersV4.map((c): [FamilySelector, Cidr] => [4, c]),
@@ -220,7 +236,7 @@ function addDnsRedirect(b: RulesetBuilder, cfg: InterceptConfig, _dns: DnsCaptur
       b.append('both', 'nat', CHAIN.OUTPUT_DNS, rule(toAgent, proto(protocol), dport(53)));
     } else {
       for (const [f, server] of servers) {
-        b.append(f, 'nat', CHAIN.OUTPUT_DNS, rule(toAgent, proto(protocol), dport(53), dst(server)));
+        b.append(f, 'nat', CHAIN.OUTPUT_DNS, rule(toAgent, proto(protocol), dst(server), dport(53)));
       }
     }
   }
@@ -242,9 +258,13 @@ function addDnsRedirect(b: RulesetBuilder, cfg: InterceptConfig, _dns: DnsCaptur
     b.append('both', 'raw', CHAIN.INBOUND, rule(zone(1), proto('udp'), sport(53)));
     return;
   }
+  // As for the nat jump above: per family in iptables, once in the inet table.
+  if (cfg.dnsServersV4.length > 0 || cfg.dnsServersV6.length > 0) {
+    b.appendInetView('both', 'raw', 'PREROUTING', rule(jump(CHAIN.INBOUND)));
+  }
   for (const family of [4, 6] as const) {
     const list = family === 4 ? cfg.dnsServersV4 : cfg.dnsServersV6;
-    if (list.length > 0) b.append(family, 'raw', 'PREROUTING', rule(jump(CHAIN.INBOUND)));
+    if (list.length > 0) b.appendFamilyView(family, 'raw', 'PREROUTING', rule(jump(CHAIN.INBOUND)));
     for (const server of list) {
       b.append(family, 'raw', CHAIN.OUTPUT_DNS, rule(zone(2), proto('udp'), dport(53), dst(server)));
       b.append(family, 'raw', CHAIN.INBOUND, rule(zone(1), proto('udp'), sport(53), src(server)));
@@ -253,12 +273,13 @@ function addDnsRedirect(b: RulesetBuilder, cfg: InterceptConfig, _dns: DnsCaptur
 }
 
 function addOutboundInclude(b: RulesetBuilder, cfg: InterceptConfig): void {
+  if (cfg.outboundInclude.wildcard) {
+    // The same rules in both families: one shared rule in the inet table.
+    b.append('both', 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.REDIRECT)));
+    for (const name of cfg.kubeVirtInterfaces) b.insert('both', 'nat', 'PREROUTING', 1, rule(jump(CHAIN.REDIRECT), inIf(name)));
+    return;
+  }
   for (const family of [4, 6] as const) {
-    if (cfg.outboundInclude.wildcard) {
-      b.append(family, 'nat', CHAIN.OUTPUT, rule(jump(CHAIN.REDIRECT)));
-      for (const name of cfg.kubeVirtInterfaces) b.insert(family, 'nat', 'PREROUTING', 1, rule(jump(CHAIN.REDIRECT), inIf(name)));
-      continue;
-    }
     for (const c of cfg.outboundInclude.cidrs.filter((x) => x.family === family)) {
       for (const name of cfg.kubeVirtInterfaces) {
         b.insert(family, 'nat', 'PREROUTING', 1, rule(jump(CHAIN.REDIRECT), inIf(name), dst(c)));
@@ -278,7 +299,7 @@ function addTproxyOutput(
   // Save the mark Envoy's original_src sets as the connection mark …
   b.append('both', 'mangle', 'PREROUTING', rule({ kind: 'connmarkSave' }, proto('tcp'), markIs(mark)));
   // … and do not mark Envoy → app traffic twice.
-  b.append('both', 'mangle', 'OUTPUT', rule(RETURN, proto('tcp'), outIf('lo'), markIs(mark)));
+  b.append('both', 'mangle', 'OUTPUT', rule(RETURN, outIf('lo'), proto('tcp'), markIs(mark)));
   const owners: Match[] = [...cfg.proxyUids.map((u) => uidOwner(u)), ...cfg.proxyGids.map((g) => gidOwner(g))];
   for (const owner of owners) {
     for (const f of families) {
@@ -286,13 +307,13 @@ function addTproxyOutput(
         f,
         'mangle',
         'OUTPUT',
-        rule({ kind: 'setMark', mark: OUTBOUND_MARK }, dst(loopback(f), true), proto('tcp'), outIf('lo'), owner),
+        rule({ kind: 'setMark', mark: OUTBOUND_MARK }, outIf('lo'), proto('tcp'), dst(loopback(f), true), owner),
       );
     }
   }
   b.append('both', 'mangle', 'OUTPUT', rule({ kind: 'connmarkRestore' }, proto('tcp'), { kind: 'connmark', value: mark }));
   b.insert('both', 'mangle', CHAIN.INBOUND, 1, rule(RETURN, proto('tcp'), markIs(mark)));
-  b.insert(4, 'mangle', CHAIN.INBOUND, 2, rule(RETURN, proto('tcp'), src(INBOUND_PASSTHROUGH_V4), inIf('lo')));
-  b.insert(6, 'mangle', CHAIN.INBOUND, 2, rule(RETURN, proto('tcp'), src(INBOUND_PASSTHROUGH_V6), inIf('lo')));
-  b.insert('both', 'mangle', CHAIN.INBOUND, 3, rule(RETURN, proto('tcp'), inIf('lo'), markIs(OUTBOUND_MARK, true)));
+  b.insert(4, 'mangle', CHAIN.INBOUND, 2, rule(RETURN, inIf('lo'), proto('tcp'), src(INBOUND_PASSTHROUGH_V4)));
+  b.insert(6, 'mangle', CHAIN.INBOUND, 2, rule(RETURN, inIf('lo'), proto('tcp'), src(INBOUND_PASSTHROUGH_V6)));
+  b.insert('both', 'mangle', CHAIN.INBOUND, 3, rule(RETURN, inIf('lo'), proto('tcp'), markIs(OUTBOUND_MARK, true)));
 }

@@ -1,6 +1,6 @@
 /** CidrTrie semantics on hand-picked cases, and the argument errors it raises before the addon. */
 import test from 'ava';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { CidrTrie } from '../../src/native.js';
 import * as entry from '../../src/index.js';
@@ -135,12 +135,14 @@ test('the package entry exports the native API and error classes', async (t) => 
     t.is(typeof entry[name], 'function', name);
   }
   // The built package, imported by name (self-reference through package.json "exports").
-  if (!existsSync(new URL('../../dist/index.js', import.meta.url))) {
-    t.log('dist/ not built (npm run build): skipped the import of the built package');
+  const built = new URL('../../dist/net/cidr-trie.js', import.meta.url);
+  const sources = ['../../src/native.ts', '../../src/net/cidr-trie.ts', '../../src/index.ts'].map((p) => new URL(p, import.meta.url));
+  if (!existsSync(built) || sources.some((src) => statSync(src).mtimeMs > statSync(built).mtimeMs)) {
+    t.log('dist/ missing or older than src/ (run npm run build): skipped the import of the built package');
     return;
   }
-  const built = (await import('interpose' as string)) as typeof entry;
-  const trie = new built.CidrTrie();
+  const pkg = (await import('interpose' as string)) as typeof entry;
+  const trie = new pkg.CidrTrie();
   trie.insert('192.0.2.0/24', 3);
   t.is(trie.lookup('192.0.2.1'), 3);
 });

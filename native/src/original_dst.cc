@@ -1,0 +1,66 @@
+#include "original_dst.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <linux/netfilter_ipv4.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+// From <linux/netfilter_ipv6/ip6_tables.h>, which drags in the whole ip6tables ABI; the
+// option number is fixed kernel ABI (same value as SO_ORIGINAL_DST).
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+namespace interpose {
+namespace {
+
+bool isMapped(const in6_addr& a) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(a.s6_addr, prefix, sizeof prefix) == 0;
+}
+
+int readV4(int fd, OriginalDst* out) {
+  sockaddr_in sin{};
+  socklen_t len = sizeof sin;
+  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &len) != 0) return errno;
+  out->family = 4;
+  std::memcpy(out->addr, &sin.sin_addr, 4);
+  out->port = ntohs(sin.sin_port);
+  return 0;
+}
+
+}  // namespace
+
+int readOriginalDst(int fd, OriginalDst* out, const char** syscall) {
+  sockaddr_storage local{};
+  socklen_t localLen = sizeof local;
+  *syscall = "getsockname";
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen) != 0) return errno;
+
+  if (local.ss_family == AF_INET) {
+    *syscall = "getsockopt(SO_ORIGINAL_DST)";
+    return readV4(fd, out);
+  }
+  if (local.ss_family != AF_INET6) return EAFNOSUPPORT;
+
+  if (isMapped(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr)) {
+    *syscall = "getsockopt(SO_ORIGINAL_DST)";
+    return readV4(fd, out);
+  }
+  *syscall = "getsockopt(IP6T_SO_ORIGINAL_DST)";
+  sockaddr_in6 sin6{};
+  socklen_t len = sizeof sin6;
+  if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &sin6, &len) != 0) return errno;
+  out->family = 6;
+  std::memcpy(out->addr, &sin6.sin6_addr, 16);
+  out->port = ntohs(sin6.sin6_port);
+  return 0;
+}
+
+void formatAddress(const OriginalDst& dst, char* buf, unsigned size) {
+  if (inet_ntop(dst.family == 4 ? AF_INET : AF_INET6, dst.addr, buf, size) == nullptr) buf[0] = 0;
+}
+
+}  // namespace interpose

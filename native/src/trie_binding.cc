@@ -1,0 +1,276 @@
+#include "trie_binding.h"
+
+#include <cstdint>
+
+namespace interpose {
+namespace {
+
+// Identifies externals created here, so a foreign external is refused instead of misread.
+constexpr napi_type_tag kTrieTag = {0x696e74657270736full, 0x6c706d7472696531ull};
+
+struct TrieBox {
+  lpm::LpmTrie trie;
+  int64_t reported = 0;  // bytes announced to V8 with napi_adjust_external_memory
+};
+
+void Finalize(napi_env env, void* data, void* /*hint*/) {
+  auto* box = static_cast<TrieBox*>(data);
+  int64_t ignored;
+  napi_adjust_external_memory(env, -box->reported, &ignored);
+  delete box;
+}
+
+// Tells V8 about memory held outside its heap so a dropped trie is collected promptly; only
+// large changes, since the GC only needs the scale.
+void ReportMemory(napi_env env, TrieBox* box) {
+  const int64_t now = static_cast<int64_t>(box->trie.memoryBytes());
+  const int64_t delta = now - box->reported;
+  if (delta > (16 << 20) || delta < -(16 << 20)) {
+    int64_t ignored;
+    napi_adjust_external_memory(env, delta, &ignored);
+    box->reported = now;
+  }
+}
+
+template <size_t N>
+bool Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (argc < N) {
+    napi_throw_type_error(env, nullptr, "missing arguments");
+    return false;
+  }
+  return true;
+}
+
+TrieBox* Box(napi_env env, napi_value handle) {
+  bool ok = false;
+  if (napi_check_object_type_tag(env, handle, &kTrieTag, &ok) != napi_ok || !ok) {
+    napi_throw_type_error(env, nullptr, "expected a trie handle from createTrie");
+    return nullptr;
+  }
+  void* data = nullptr;
+  napi_get_value_external(env, handle, &data);
+  return static_cast<TrieBox*>(data);
+}
+
+// The hot lookups skip the tag check: the handle comes from a private field of CidrTrie. They
+// still refuse anything that is not an external.
+TrieBox* FastBox(napi_env env, napi_value handle) {
+  void* data = nullptr;
+  if (napi_get_value_external(env, handle, &data) != napi_ok || data == nullptr) {
+    napi_throw_type_error(env, nullptr, "expected a trie handle from createTrie");
+    return nullptr;
+  }
+  return static_cast<TrieBox*>(data);
+}
+
+uint32_t U32(napi_env env, napi_value v) {
+  uint32_t out = 0;
+  napi_get_value_uint32(env, v, &out);
+  return out;
+}
+
+int32_t I32(napi_env env, napi_value v) {
+  int32_t out = 0;
+  napi_get_value_int32(env, v, &out);
+  return out;
+}
+
+napi_value Bool(napi_env env, bool b) {
+  napi_value r;
+  napi_get_boolean(env, b, &r);
+  return r;
+}
+
+napi_value Int(napi_env env, int32_t i) {
+  napi_value r;
+  napi_create_int32(env, i, &r);
+  return r;
+}
+
+// A typed array's data, or nullptr (with a TypeError pending) when it is not of `type`.
+void* TypedData(napi_env env, napi_value v, napi_typedarray_type type, size_t* length) {
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  napi_typedarray_type actual;
+  void* data = nullptr;
+  if (!is || napi_get_typedarray_info(env, v, &actual, length, &data, nullptr, nullptr) != napi_ok ||
+      actual != type) {
+    napi_throw_type_error(env, nullptr, "unexpected typed array type");
+    return nullptr;
+  }
+  return data;
+}
+
+const uint8_t* Bytes16(napi_env env, napi_value v) {
+  size_t length = 0;
+  auto* data = static_cast<const uint8_t*>(TypedData(env, v, napi_uint8_array, &length));
+  if (data != nullptr && length != 16) {
+    napi_throw_type_error(env, nullptr, "expected a Uint8Array of 16 bytes");
+    return nullptr;
+  }
+  return data;
+}
+
+napi_value CreateTrie(napi_env env, napi_callback_info /*info*/) {
+  auto* box = new TrieBox();
+  napi_value ext;
+  if (napi_create_external(env, box, Finalize, nullptr, &ext) != napi_ok) {
+    delete box;
+    return nullptr;
+  }
+  napi_type_tag_object(env, ext, &kTrieTag);
+  return ext;
+}
+
+napi_value Insert4(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  if (box == nullptr) return nullptr;
+  const bool fresh = box->trie.insert4(U32(env, argv[1]), U32(env, argv[2]) & 63, I32(env, argv[3]));
+  ReportMemory(env, box);
+  return Bool(env, fresh);
+}
+
+napi_value Erase4(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  if (box == nullptr) return nullptr;
+  const bool found = box->trie.erase4(U32(env, argv[1]), U32(env, argv[2]) & 63);
+  ReportMemory(env, box);
+  return Bool(env, found);
+}
+
+napi_value Lookup4(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = FastBox(env, argv[0]);
+  if (box == nullptr) return nullptr;
+  return Int(env, box->trie.lookup4(U32(env, argv[1])));
+}
+
+napi_value Insert6(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
+  if (addr == nullptr) return nullptr;
+  const unsigned len = U32(env, argv[2]);
+  if (len > 128) {
+    napi_throw_range_error(env, nullptr, "prefix length above 128");
+    return nullptr;
+  }
+  const bool fresh = box->trie.insert6(addr, len, I32(env, argv[3]));
+  ReportMemory(env, box);
+  return Bool(env, fresh);
+}
+
+napi_value Erase6(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
+  if (addr == nullptr) return nullptr;
+  const unsigned len = U32(env, argv[2]);
+  if (len > 128) {
+    napi_throw_range_error(env, nullptr, "prefix length above 128");
+    return nullptr;
+  }
+  const bool found = box->trie.erase6(addr, len);
+  ReportMemory(env, box);
+  return Bool(env, found);
+}
+
+napi_value Lookup6(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = FastBox(env, argv[0]);
+  const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
+  if (addr == nullptr) return nullptr;
+  return Int(env, box->trie.lookup6(addr));
+}
+
+napi_value LookupMany4(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  if (box == nullptr) return nullptr;
+  size_t n = 0, outLen = 0;
+  auto* addrs = static_cast<const uint32_t*>(TypedData(env, argv[1], napi_uint32_array, &n));
+  if (addrs == nullptr) return nullptr;
+  auto* out = static_cast<int32_t*>(TypedData(env, argv[2], napi_int32_array, &outLen));
+  if (out == nullptr) return nullptr;
+  if (outLen < n) {
+    napi_throw_range_error(env, nullptr, "out is shorter than addrs");
+    return nullptr;
+  }
+  box->trie.lookupMany4(addrs, out, n);
+  return nullptr;
+}
+
+napi_value LookupMany6(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  if (box == nullptr) return nullptr;
+  size_t n = 0, outLen = 0;
+  auto* addrs = static_cast<const uint8_t*>(TypedData(env, argv[1], napi_uint8_array, &n));
+  if (addrs == nullptr) return nullptr;
+  auto* out = static_cast<int32_t*>(TypedData(env, argv[2], napi_int32_array, &outLen));
+  if (out == nullptr) return nullptr;
+  if (n % 16 != 0 || outLen < n / 16) {
+    napi_throw_range_error(env, nullptr, "addrs must hold 16 bytes per entry of out");
+    return nullptr;
+  }
+  box->trie.lookupMany6(addrs, out, n / 16);
+  return nullptr;
+}
+
+napi_value Size(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  if (box == nullptr) return nullptr;
+  napi_value r;
+  napi_create_double(env, static_cast<double>(box->trie.size()), &r);
+  return r;
+}
+
+napi_value MemoryBytes(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = Box(env, argv[0]);
+  if (box == nullptr) return nullptr;
+  napi_value r;
+  napi_create_double(env, static_cast<double>(box->trie.memoryBytes()), &r);
+  return r;
+}
+
+}  // namespace
+
+const lpm::LpmTrie* TrieFromHandle(napi_env env, napi_value handle) {
+  TrieBox* box = Box(env, handle);
+  return box == nullptr ? nullptr : &box->trie;
+}
+
+void InitTrieBindings(napi_env env, napi_value exports) {
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } fns[] = {
+      {"createTrie", CreateTrie},     {"trieInsert4", Insert4},         {"trieErase4", Erase4},
+      {"trieLookup4", Lookup4},       {"trieInsert6", Insert6},         {"trieErase6", Erase6},
+      {"trieLookup6", Lookup6},       {"trieLookupMany4", LookupMany4}, {"trieLookupMany6", LookupMany6},
+      {"trieSize", Size},             {"trieMemoryBytes", MemoryBytes},
+  };
+  for (const auto& f : fns) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
+}
+
+}  // namespace interpose

@@ -1,0 +1,140 @@
+import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
+import { destination, pino } from 'pino';
+import { ValidationError } from '../errors/index.js';
+import { parseDurationMs } from '../target/duration.js';
+import { ProxyServer } from '../target/proxy-server.js';
+
+function portFlag(flag: string, allowZero = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n > 65535 || (n === 0 && !allowZero)) {
+      throw new ValidationError(flag, value, allowZero ? 'a port number 0-65535 (0 = off)' : 'a port number 1-65535');
+    }
+    return n;
+  };
+}
+
+function idFlag(flag: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) > 0xfffffffe) throw new ValidationError(flag, value, 'a numeric id 0-4294967294');
+    return Number(value);
+  };
+}
+
+function durationFlag(flag: string) {
+  return (value: string): number => {
+    const ms = parseDurationMs(value);
+    if (ms === undefined) throw new ValidationError(flag, value, 'a duration such as 10s, 500ms, 1m or 1h');
+    return ms;
+  };
+}
+
+function positiveInt(flag: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new ValidationError(flag, value, 'a positive integer');
+    return Number(value);
+  };
+}
+
+interface ProxyFlags {
+  config: string;
+  outboundPort: number;
+  inboundPort: number;
+  bindAddress: string;
+  interceptionMode: 'REDIRECT' | 'TPROXY';
+  uid?: number;
+  gid?: number;
+  accessLog: string;
+  accessLogEncoding: 'TEXT' | 'JSON';
+  metricsPort: number;
+  metricsAddress: string;
+  gatewayAddress: string;
+  maxConnections: number;
+  connectTimeout: number;
+  idleTimeout: number;
+  sniffTimeout: number;
+  drainTimeout: number;
+  dnsRefreshRate: number;
+  watch: boolean;
+  logLevel: string;
+}
+
+/** `interpose proxy`: the in-process redirect target (Istio's egress model without Envoy). */
+export function proxyCommand(): Command {
+  return new Command('proxy')
+    .description(
+      'Redirect target for the rules istio-iptables installs: reads each redirected connection\'s ' +
+        'original destination and passes it through, refuses it, or proxies it per Istio ' +
+        'ServiceEntry / VirtualService / DestinationRule / Gateway YAML and outboundTrafficPolicy, ' +
+        'logging every connection and request in Envoy\'s access log format.',
+    )
+    .requiredOption('--config <file>', 'multi-document Istio YAML (resources and outboundTrafficPolicy); reloaded on change and SIGHUP')
+    .option('--outbound-port <port>', 'outbound listener, the target of istio-iptables -p', portFlag('--outbound-port'), 15001)
+    .option('--inbound-port <port>', 'inbound listener, the target of istio-iptables -z', portFlag('--inbound-port'), 15006)
+    .option('--bind-address <address>', 'address of the outbound and inbound listeners ("::" takes IPv4 too)', '::')
+    .addOption(
+      new Option('-m, --interception-mode <mode>', 'how inbound traffic arrives, as istio-iptables -m')
+        .choices(['REDIRECT', 'TPROXY'])
+        .default('REDIRECT'),
+    )
+    .option('--uid <uid>', 'drop to this uid after binding (istio-iptables -u; the rules let its traffic out)', idFlag('--uid'))
+    .option('--gid <gid>', 'drop to this gid after binding (istio-iptables -g)', idFlag('--gid'))
+    .option('--access-log <path>', 'access log destination: a file, "-" for stdout, "off"', '-')
+    .addOption(new Option('--access-log-encoding <encoding>', 'access log encoding').choices(['TEXT', 'JSON']).default('TEXT'))
+    .option('--metrics-port <port>', 'Prometheus endpoint /stats/prometheus (0 = off)', portFlag('--metrics-port', true), 15090)
+    .option('--metrics-address <address>', 'address of the metrics endpoint', '0.0.0.0')
+    .option('--gateway-address <address>', 'address the Gateway servers\' listeners bind', '0.0.0.0')
+    .option('--max-connections <n>', 'refuse (RST) connections beyond this many open ones, with a log line', positiveInt('--max-connections'), 65536)
+    .addOption(new Option('--connect-timeout <duration>', 'upstream connect timeout').argParser(durationFlag('--connect-timeout')).default(10_000, '10s'))
+    .addOption(new Option('--idle-timeout <duration>', 'close TCP connections idle this long in both directions').argParser(durationFlag('--idle-timeout')).default(3_600_000, '1h'))
+    .addOption(new Option('--sniff-timeout <duration>', 'how long to wait for a client\'s first bytes (SNI/Host) before deciding without them').argParser(durationFlag('--sniff-timeout')).default(100, '100ms'))
+    .addOption(new Option('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish before being closed').argParser(durationFlag('--drain-timeout')).default(5_000, '5s'))
+    .addOption(new Option('--dns-refresh-rate <duration>', 'how long resolution: DNS answers are reused (getaddrinfo reports no TTL)').argParser(durationFlag('--dns-refresh-rate')).default(5_000, '5s'))
+    .option('--no-watch', 'reload only on SIGHUP, not when the file changes')
+    .addOption(new Option('--log-level <level>', 'operational log level (stderr, JSON)').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addHelpText(
+      'after',
+      '\nSignals: SIGHUP reloads the config (an invalid file is logged and the old config stays);\n' +
+        'SIGTERM/SIGINT stop accepting, let open connections finish (--drain-timeout) and exit 0.\n' +
+        '\nExample (with rules from `interpose istio-iptables -p 15001 -z 15006 -u 1337 -g 1337`):\n' +
+        '  interpose proxy --config egress.yaml --uid 1337 --gid 1337\n',
+    )
+    .action(async (flags: ProxyFlags) => {
+      const log = pino({ name: 'interpose-proxy', level: flags.logLevel }, destination({ dest: 2, sync: true }));
+      const server = await ProxyServer.start({
+        configFile: resolve(flags.config),
+        outboundPort: flags.outboundPort,
+        inboundPort: flags.inboundPort,
+        bindAddress: flags.bindAddress,
+        interceptionMode: flags.interceptionMode,
+        ...(flags.uid !== undefined ? { uid: flags.uid } : {}),
+        ...(flags.gid !== undefined ? { gid: flags.gid } : {}),
+        accessLog: flags.accessLog,
+        accessLogEncoding: flags.accessLogEncoding,
+        ...(flags.metricsPort > 0 ? { metricsPort: flags.metricsPort } : {}),
+        metricsAddress: flags.metricsAddress,
+        gatewayAddress: flags.gatewayAddress,
+        maxConnections: flags.maxConnections,
+        connectTimeoutMs: flags.connectTimeout,
+        idleTimeoutMs: flags.idleTimeout,
+        sniffTimeoutMs: flags.sniffTimeout,
+        drainTimeoutMs: flags.drainTimeout,
+        dnsRefreshMs: flags.dnsRefreshRate,
+        watch: flags.watch,
+        log,
+      });
+      await new Promise<void>((done) => {
+        const stop = (signal: string) => {
+          log.info({ signal, open: server.openConnections }, `${signal}: draining ${server.openConnections} open connections`);
+          void server.stop().then(({ remaining }) => {
+            log.info({ remaining }, remaining ? `closed ${remaining} connections still open after the drain timeout` : 'drained');
+            done();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      process.exit(0);
+    });
+}

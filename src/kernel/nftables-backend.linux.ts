@@ -1,0 +1,167 @@
+/**
+ * The nftables backend: reads interpose's inet tables, decides (install, unchanged, drift,
+ * replace, clean up), and applies one `nft -f -` transaction. nf_tables commits a batch as a
+ * whole or not at all, so a failing transaction leaves the previous tables untouched by
+ * construction; if a later step fails (the TPROXY routes), the previous tables are put back
+ * from their listing, taken before anything changed.
+ *
+ * Needs the `nft` tool (Debian package "nftables", >= 0.9.3) and a kernel with nf_tables.
+ */
+import { DriftError } from '../errors/drift-error.js';
+import { InterceptError } from '../errors/intercept-error.js';
+import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
+import {
+  OWNED_NFT_TABLES,
+  renderNftScript,
+  renderNftTables,
+  type NftRenderOptions,
+  type NftTable,
+} from '../rules/render/nftables.js';
+import { runChecked, type Executor } from './executor.js';
+import { ApplyFailedError, type ApplyAction, type ApplyResult } from './iptables-backend.linux.js';
+import { MissingToolError } from './iptables-binaries.linux.js';
+import { parseNftListing, type ListedTable } from './nft-listing-parser.js';
+import { diffNftTables } from './nftables-plan.js';
+import { ensureTproxyRoutes, removeTproxyRoutes } from './tproxy-routes.linux.js';
+
+export interface NftCleanupResult {
+  readonly removedTables: readonly string[];
+  readonly removedRules: number;
+  readonly removedRoutes: readonly string[];
+}
+
+/** What the kernel holds of ours: parsed tables plus their raw listing (to restore from). */
+interface OwnedSnapshot {
+  readonly tables: ListedTable[];
+  readonly listing: string;
+}
+
+/**
+ * Checks that `nft` runs and the kernel answers nf_tables requests; returns the nft version
+ * line. Throws MissingToolError naming the package to install otherwise.
+ */
+export async function probeNftables(executor: Executor): Promise<string> {
+  const v = await executor.run(['nft', '--version']).catch(() => undefined);
+  if (!v || v.exitCode !== 0) {
+    throw new MissingToolError(
+      `--native-nftables: the nft command was not found${v?.stderr ? ` (${v.stderr.trim()})` : ''}; install the Debian package "nftables" (nft >= 0.9.3)`,
+    );
+  }
+  const r = await executor.run(['nft', 'list', 'tables']);
+  if (r.exitCode !== 0) {
+    const detail = r.stderr.trim();
+    if (/not supported|Protocol not supported|Operation not supported/i.test(detail)) {
+      throw new MissingToolError(
+        `--native-nftables: the kernel has no nf_tables support (${detail}); load it with "modprobe nf_tables" (Linux >= 4.19 with CONFIG_NF_TABLES; the nft tool comes from the Debian package "nftables")`,
+      );
+    }
+    throw new InterceptError(`--native-nftables: "nft list tables" failed: ${detail}; are we root with CAP_NET_ADMIN?`);
+  }
+  return v.stdout.trim();
+}
+
+export class NftablesBackend {
+  constructor(
+    private readonly executor: Executor,
+    private readonly renderOptions: NftRenderOptions = {},
+  ) {}
+
+  /** The tables `ruleset` installs (what apply compares against and writes). */
+  desired(ruleset: Ruleset): NftTable[] {
+    return renderNftTables(ruleset, this.renderOptions);
+  }
+
+  /** Installs `ruleset`, or verifies it is already there. Throws DriftError without changing anything. */
+  async apply(ruleset: Ruleset, options: { reconcile: boolean; forceApply: boolean }): Promise<ApplyResult> {
+    const desired = this.desired(ruleset);
+    const before = await this.snapshot();
+    const differences = diffNftTables(before.tables, desired);
+
+    let action: ApplyAction;
+    if (before.tables.length === 0) action = 'installed';
+    else if (differences.length === 0) action = options.forceApply ? 'reapplied' : 'unchanged';
+    else if (options.reconcile) action = 'replaced';
+    else throw new DriftError(differences, 'nftables tables');
+
+    const routes = ruleset.tproxyRoutes;
+    if (action === 'unchanged') {
+      // Tables match; make sure the routing half is there too (it carries no drift of its own).
+      if (routes) await ensureTproxyRoutes(this.executor, routes);
+      await ensureIPv6PassthroughAddress(this.executor, ruleset);
+      return { action, differences: [] };
+    }
+
+    const replace = [...new Set([...before.tables.map((t) => t.name), ...desired.map((t) => t.name)])];
+    await this.transact(renderNftScript(desired, replace), before, replace, routes);
+    await ensureIPv6PassthroughAddress(this.executor, ruleset);
+    return { action, differences: action === 'replaced' ? differences : [] };
+  }
+
+  /** Deletes interpose's inet tables (and nothing else) and the TPROXY routing for `routes`. */
+  async cleanup(routes: { mark: number; table: number }): Promise<NftCleanupResult> {
+    const before = await this.snapshot();
+    const removedTables = before.tables.map((t) => t.name);
+    const removedRules = before.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
+    if (removedTables.length > 0) {
+      const script = removedTables.map((name) => `delete table inet ${name}\n`).join('');
+      await this.transact(script, before, removedTables);
+    }
+    const removedRoutes = await removeTproxyRoutes(this.executor, routes.mark, routes.table);
+    return { removedTables, removedRules, removedRoutes };
+  }
+
+  /** Our tables as the kernel lists them now (empty when none exists). */
+  async snapshot(): Promise<OwnedSnapshot> {
+    const r = await runChecked(this.executor, ['nft', 'list', 'tables', 'inet'], { context: 'listing nftables tables' });
+    const present = new Set([...r.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1]!));
+    const ours = OWNED_NFT_TABLES.filter((name) => present.has(name));
+    if (ours.length === 0) return { tables: [], listing: '' };
+    // -y keeps priorities numeric, as the renderer writes them. (nft 1.0.6 cannot run several
+    // `list table` commands from one -f script, hence one process per table.)
+    let listing = '';
+    for (const name of ours) {
+      const l = await runChecked(this.executor, ['nft', '-y', 'list', 'table', 'inet', name], { context: `listing inet ${name}` });
+      listing += l.stdout;
+    }
+    return { tables: parseNftListing(listing), listing };
+  }
+
+  /**
+   * Runs one nft transaction, then adds the TPROXY routes. If the transaction fails the kernel
+   * changed nothing; if the routes fail, the tables in `touched` are put back as `before`
+   * listed them, in one more transaction.
+   */
+  private async transact(script: string, before: OwnedSnapshot, touched: readonly string[], routes?: TproxyRoutes): Promise<void> {
+    try {
+      await runChecked(this.executor, ['nft', '-f', '-'], { input: script, context: 'applying the nftables transaction' });
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      throw new ApplyFailedError(`${detail}\n(the transaction was rejected as a whole; the kernel holds what it held before)`, {
+        cause: err,
+      });
+    }
+    if (!routes) return;
+    try {
+      await ensureTproxyRoutes(this.executor, routes);
+    } catch (err) {
+      const restore = touched.map((name) => `add table inet ${name}\ndelete table inet ${name}\n`).join('') + before.listing;
+      const r = await this.executor.run(['nft', '-f', '-'], { input: restore });
+      const detail = err instanceof Error ? err.message : String(err);
+      const rolled =
+        r.exitCode === 0
+          ? 'the nftables tables were rolled back; the kernel holds the tables it held before'
+          : `ROLLBACK INCOMPLETE: restoring the previous tables: ${r.stderr.trim()}`;
+      throw new ApplyFailedError(`${detail}\n(${rolled})`, { cause: err });
+    }
+  }
+}
+
+/** Envoy's inbound passthrough binds ::6; istio adds it to lo when IPv6 is on. */
+async function ensureIPv6PassthroughAddress(executor: Executor, ruleset: Ruleset): Promise<void> {
+  if (!ruleset.families.some((f) => f.family === 6)) return;
+  const r = await executor.run(['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo']);
+  if (r.exitCode !== 0 && !/File exists|already assigned/i.test(r.stderr)) {
+    // Not fatal for the rules; IPv6 may be disabled on lo (sysctl). Say so.
+    process.stderr.write(`interpose: warning: could not add ::6/128 to lo: ${r.stderr.trim()}\n`);
+  }
+}

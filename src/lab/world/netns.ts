@@ -1,0 +1,38 @@
+/**
+ * Just enough network-namespace handling for the world: create, run a command inside, write
+ * its /etc overrides, delete. Every operation is by name; nothing outside the namespaces and
+ * their /etc/netns/NAME directories is touched.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { execa, type Options } from 'execa';
+
+export class NamedNetns {
+  constructor(readonly name: string) {}
+
+  /** `ip netns add NAME` and brings lo up. */
+  static async create(name: string): Promise<NamedNetns> {
+    await execa('ip', ['netns', 'add', name]);
+    const ns = new NamedNetns(name);
+    await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  /** Runs argv inside the namespace (with its /etc/netns overrides bind-mounted). */
+  exec(argv: string[], options: Options = {}) {
+    return execa('ip', ['netns', 'exec', this.name, ...argv], options);
+  }
+
+  /** Writes /etc/netns/NAME/PATH, which `ip netns exec` mounts over /etc/<first component>. */
+  writeEtc(path: string, content: string | Buffer): void {
+    const file = `/etc/netns/${this.name}/${path}`;
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+
+  /** Deletes the namespace and its /etc/netns directory; safe to call twice. */
+  async destroy(): Promise<void> {
+    await execa('ip', ['netns', 'del', this.name], { reject: false });
+    rmSync(`/etc/netns/${this.name}`, { recursive: true, force: true });
+  }
+}

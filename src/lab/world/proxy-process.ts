@@ -1,0 +1,110 @@
+/**
+ * `interpose proxy` as a child process inside a namespace, with its access log (stdout) and
+ * operational log (stderr) collected line by line so callers can wait for and show them.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { InterceptError } from '../../errors/index.js';
+import { nodeScriptArgv, PACKAGE_ROOT } from './node-script.js';
+
+export class ProxyProcess {
+  /** Access log lines (stdout), in order. */
+  readonly accessLog: string[] = [];
+  /** Operational log lines (stderr, pino JSON), in order. */
+  readonly logs: string[] = [];
+  private waiters: (() => void)[] = [];
+
+  private constructor(private readonly child: ResultPromise) {
+    const collect = (stream: NodeJS.ReadableStream | null, into: string[]) => {
+      let partial = '';
+      stream?.on('data', (d: Buffer) => {
+        const parts = (partial + d.toString()).split('\n');
+        partial = parts.pop()!;
+        into.push(...parts.filter((l) => l.length > 0));
+        for (const w of this.waiters.splice(0)) w();
+      });
+    };
+    collect(child.stdout, this.accessLog);
+    collect(child.stderr, this.logs);
+    void child.then(() => {
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Starts `interpose proxy ARGS` in namespace `ns` and waits until it says it listens. */
+  static async start(ns: string, args: string[], readyTimeoutMs = 20_000): Promise<ProxyProcess> {
+    const [node, ...script] = nodeScriptArgv('cli/main');
+    const child = execa('ip', ['netns', 'exec', ns, node!, ...script, 'proxy', ...args], {
+      cwd: PACKAGE_ROOT,
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+    });
+    const proxy = new ProxyProcess(child);
+    try {
+      await proxy.waitFor(() => proxy.logs.some((l) => l.includes('interpose proxy listening')), readyTimeoutMs);
+    } catch (err) {
+      await proxy.stop();
+      throw new InterceptError(`interpose proxy did not start: ${proxy.logs.join('\n')}`, { cause: err });
+    }
+    return proxy;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  /** Resolves once `predicate` holds (checked on every new line), rejects after the timeout. */
+  waitFor(predicate: () => boolean, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+      const check = () => {
+        if (predicate()) {
+          clearTimeout(timer);
+          resolve();
+        } else if (this.exited) {
+          clearTimeout(timer);
+          reject(new Error(`interpose proxy exited (${this.child.exitCode ?? this.child.signalCode})`));
+        } else {
+          this.waiters.push(check);
+        }
+      };
+      check();
+    });
+  }
+
+  /** Waits for the next access log line (after `after` lines) matching `re`. */
+  async nextAccessLog(re: RegExp, after: number, timeoutMs = 5000): Promise<string> {
+    const find = () => this.accessLog.slice(after).find((l) => re.test(l));
+    await this.waitFor(() => find() !== undefined, timeoutMs);
+    return find()!;
+  }
+
+  /** Sends SIGHUP and waits for the reload verdict; true when the new config was applied. */
+  async reload(timeoutMs = 5000): Promise<boolean> {
+    const before = this.logs.length;
+    const verdict = () => this.logs.slice(before).find((l) => l.includes('config reloaded') || l.includes('config rejected'));
+    this.child.kill('SIGHUP');
+    await this.waitFor(() => verdict() !== undefined, timeoutMs);
+    return verdict()!.includes('config reloaded');
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  async stop(graceMs = 10_000): Promise<number | undefined> {
+    if (!this.exited) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      await this.child;
+      clearTimeout(timer);
+    }
+    const r = await this.child;
+    return r.exitCode;
+  }
+}

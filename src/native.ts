@@ -1,0 +1,191 @@
+/**
+ * The one loader of the native addon (native/build/Release/interpose_native.node) and its typed
+ * facade: original destinations of redirected connections, transparent/marked sockets, and the
+ * CIDR trie. Arguments are validated here; the addon trusts them. Linux only (the socket
+ * options are Linux netfilter ABI).
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type net from 'node:net';
+import { InterceptError, NativeError } from './errors/index.js';
+import { CidrTrie } from './net/cidr-trie.js';
+
+export { CidrTrie } from './net/cidr-trie.js';
+
+/** @internal Opaque handle to a native trie (a type-tagged napi_external owning it). */
+export type NativeTrieHandle = object & { readonly __nativeTrie: unique symbol };
+
+interface NativeFailure {
+  errno: number;
+  syscall: string;
+}
+interface NativeDst {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** @internal Shape of the addon's exports. */
+export interface NativeAddon {
+  createTrie(): NativeTrieHandle;
+  trieInsert4(h: NativeTrieHandle, addr: number, len: number, value: number): boolean;
+  trieErase4(h: NativeTrieHandle, addr: number, len: number): boolean;
+  trieLookup4(h: NativeTrieHandle, addr: number): number;
+  trieInsert6(h: NativeTrieHandle, addr: Uint8Array, len: number, value: number): boolean;
+  trieErase6(h: NativeTrieHandle, addr: Uint8Array, len: number): boolean;
+  trieLookup6(h: NativeTrieHandle, addr: Uint8Array): number;
+  trieLookupMany4(h: NativeTrieHandle, addrs: Uint32Array, out: Int32Array): void;
+  trieLookupMany6(h: NativeTrieHandle, addrs: Uint8Array, out: Int32Array): void;
+  trieSize(h: NativeTrieHandle): number;
+  trieMemoryBytes(h: NativeTrieHandle): number;
+  originalDst(fd: number): NativeDst | NativeFailure;
+  originalDstLookup(fd: number, trie: NativeTrieHandle): (NativeDst & { match: number }) | NativeFailure;
+  setTransparent(fd: number, family: 4 | 6): NativeFailure | undefined;
+  setMark(fd: number, mark: number): NativeFailure | undefined;
+}
+
+/** Environment variable that points the loader at a specific .node file. */
+export const NATIVE_ADDON_ENV = 'INTERPOSE_NATIVE_ADDON';
+
+// src/native.ts and dist/native.js both sit one directory below the package root.
+const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+const defaultAddonPath = `${packageRoot}native/build/Release/interpose_native.node`;
+
+let addon: NativeAddon | undefined;
+
+/**
+ * Loads the addon once (INTERPOSE_NATIVE_ADDON, else native/build/Release) or throws an
+ * InterceptError saying how to build it. Loading is lazy so commands that never touch sockets
+ * or the trie work without a compiler.
+ */
+export function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const path = process.env[NATIVE_ADDON_ENV] || defaultAddonPath;
+  if (!existsSync(path)) {
+    throw new InterceptError(
+      `native addon not found at ${path}: build it with \`npm run build:native\` in ${packageRoot} ` +
+        '(needs cmake >= 3.15 and a C++17 compiler; scripts/install-system-deps.sh installs them), ' +
+        `or set ${NATIVE_ADDON_ENV} to a built interpose_native.node`,
+    );
+  }
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (cause) {
+    throw new InterceptError(
+      `native addon at ${path} failed to load (rebuild it with \`npm run build:native\`): ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  return addon;
+}
+
+const errnoNames = new Map<number, string>(
+  Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
+);
+
+const errnoHints: Record<string, string> = {
+  ENOENT: 'the connection was not redirected (conntrack holds no NAT entry for it)',
+  ENOPROTOOPT: 'nf_conntrack for this family is not loaded (no NAT rule has been installed yet)',
+  EPERM: 'needs CAP_NET_ADMIN',
+  EBADF: 'not an open file descriptor',
+  ENOTSOCK: 'the file descriptor is not a socket',
+  EAFNOSUPPORT: 'not an IPv4 or IPv6 socket',
+};
+
+function isFailure(r: unknown): r is NativeFailure {
+  return typeof r === 'object' && r !== null && 'errno' in r;
+}
+
+function nativeError(f: NativeFailure): NativeError {
+  const code = errnoNames.get(f.errno) ?? `E${f.errno}`;
+  return new NativeError(f.syscall, f.errno, code, errnoHints[code]);
+}
+
+function checkFd(fd: unknown, fn: string): number {
+  if (typeof fd !== 'number' || !Number.isInteger(fd)) {
+    throw new TypeError(`${fn}: fd must be an integer file descriptor, got ${typeof fd === 'number' ? fd : typeof fd}`);
+  }
+  if (fd < 0 || fd > 0x7fffffff) throw new RangeError(`${fn}: fd ${fd} is out of range: expected 0-2147483647`);
+  return fd;
+}
+
+/**
+ * The file descriptor behind a net.Socket or a listening net.Server (libuv's handle). Throws
+ * when there is none: not connected yet, destroyed, or not backed by a TCP handle.
+ */
+export function socketFd(socket: net.Socket | net.Server): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new InterceptError(
+      'socket has no file descriptor (not connected or listening yet, already closed, or not a TCP socket)',
+    );
+  }
+  return fd;
+}
+
+function fdOf(socketOrFd: net.Socket | number, fn: string): number {
+  if (typeof socketOrFd === 'number') return checkFd(socketOrFd, fn);
+  if (typeof socketOrFd === 'object' && socketOrFd !== null) return socketFd(socketOrFd);
+  throw new TypeError(`${fn}: expected a net.Socket or a file descriptor, got ${typeof socketOrFd}`);
+}
+
+/** Where a redirected connection was originally going. */
+export interface OriginalDestination {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/**
+ * The destination a connection had before netfilter REDIRECT/DNAT rewrote it:
+ * getsockopt(SO_ORIGINAL_DST) on IPv4 sockets, getsockopt(IP6T_SO_ORIGINAL_DST) on IPv6
+ * ones (an IPv6 socket carrying an IPv4-mapped connection reports the IPv4 original).
+ * Throws NativeError with code ENOENT for a connection that was not redirected.
+ */
+export function originalDst(socketOrFd: net.Socket | number): OriginalDestination {
+  const r = loadAddon().originalDst(fdOf(socketOrFd, 'originalDst'));
+  if (isFailure(r)) throw nativeError(r);
+  return r;
+}
+
+/**
+ * originalDst plus the longest-prefix match of that address in `trie`, in one call into the
+ * addon (the redirect target's per-connection path). `match` is undefined when no prefix
+ * matches.
+ */
+export function originalDstLookup(
+  socketOrFd: net.Socket | number,
+  trie: CidrTrie,
+): OriginalDestination & { match: number | undefined } {
+  const fd = fdOf(socketOrFd, 'originalDstLookup');
+  if (!(trie instanceof CidrTrie)) throw new TypeError('originalDstLookup: trie must be a CidrTrie');
+  const r = loadAddon().originalDstLookup(fd, CidrTrie.nativeHandle(trie));
+  if (isFailure(r)) throw nativeError(r);
+  return { address: r.address, port: r.port, family: r.family, match: r.match < 0 ? undefined : r.match };
+}
+
+/**
+ * Sets IP_TRANSPARENT (family 4) or IPV6_TRANSPARENT (family 6) on a socket so a TPROXY
+ * listener accepts connections for non-local addresses. Needs CAP_NET_ADMIN; errors are
+ * NativeError with errno (EPERM, EBADF, ENOTSOCK …).
+ */
+export function setTransparent(fd: number, family: 4 | 6): void {
+  checkFd(fd, 'setTransparent');
+  if (family !== 4 && family !== 6) {
+    throw new RangeError(`setTransparent: family ${JSON.stringify(family)} is not supported: expected 4 or 6`);
+  }
+  const r = loadAddon().setTransparent(fd, family);
+  if (isFailure(r)) throw nativeError(r);
+}
+
+/** Sets SO_MARK (0 … 2^32-1) on a socket. Needs CAP_NET_ADMIN; errors are NativeError with errno. */
+export function setMark(fd: number, mark: number): void {
+  checkFd(fd, 'setMark');
+  if (typeof mark !== 'number' || !Number.isInteger(mark) || mark < 0 || mark > 0xffffffff) {
+    throw new RangeError(`setMark: mark ${String(mark)} is out of range: expected an integer 0-4294967295`);
+  }
+  const r = loadAddon().setMark(fd, mark);
+  if (isFailure(r)) throw nativeError(r);
+}

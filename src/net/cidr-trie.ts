@@ -1,0 +1,252 @@
+/**
+ * CidrTrie: longest-prefix match over IPv4 and IPv6 CIDRs, backed by the native addon
+ * (native/src/lpm: a 16-8-8 expanded trie for IPv4, Tree Bitmap nodes for IPv6).
+ *
+ * Every argument is validated here, before the addon sees it. IPv4 text is parsed by a small
+ * strict parsers of dotted-decimal IPv4 and RFC 4291 IPv6 text: the one-at-a-time lookup is
+ * on the redirect target's hot path, where ipaddr.js would cost more than the lookup itself.
+ */
+import { loadAddon, type NativeAddon, type NativeTrieHandle } from '../native.js';
+
+const MAX_VALUE = 2 ** 31 - 1;
+
+/** IPv4 text `a.b.c.d` (decimal, no leading zeros) in [start, end) as an unsigned 32-bit number, or -1. */
+function parseIPv4(text: string, start: number, end: number): number {
+  let acc = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || dots === 3) return -1;
+      acc = acc * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1; // leading zero: octal in inet_aton, refuse
+      octet = octet * 10 + (c - 48);
+      if (octet > 255) return -1;
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return acc * 256 + octet;
+}
+
+const groups = new Uint16Array(8);
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * The 16 bytes of IPv6 text (RFC 4291 section 2.2: hex groups, one `::`, an optional dotted
+ * IPv4 tail) into `out`; false when the text is not an IPv6 address. Zone ids (`%eth0`) are
+ * refused: they name links, not prefixes. Hand-written because ipaddr.js parsing costs tens
+ * of microseconds per IPv6 address, which would dominate lookup().
+ */
+function parseIPv6(s: string, out: Uint8Array): boolean {
+  const n = s.length;
+  if (n < 2 || n > 45) return false;
+  let ng = 0;
+  let gap = -1;
+  let i = 0;
+  if (s.charCodeAt(0) === 58 /* : */) {
+    if (s.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    let j = i;
+    let v = 0;
+    for (; j < n && j - i < 5; j++) {
+      const d = hexDigit(s.charCodeAt(j));
+      if (d < 0) break;
+      v = v * 16 + d;
+    }
+    if (j < n && s.charCodeAt(j) === 46 /* . */) {
+      // Dotted IPv4 tail: the last 32 bits.
+      if (ng > 6) return false;
+      const v4 = parseIPv4(s, i, n);
+      if (v4 < 0) return false;
+      groups[ng++] = v4 >>> 16;
+      groups[ng++] = v4 & 0xffff;
+      i = n;
+      break;
+    }
+    if (j === i || j - i > 4 || ng === 8) return false;
+    groups[ng++] = v;
+    i = j;
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return false;
+    i++;
+    if (i === n) return false; // a single trailing colon
+    if (s.charCodeAt(i) === 58) {
+      if (gap >= 0) return false;
+      gap = ng;
+      i++;
+    }
+  }
+  if (gap < 0 ? ng !== 8 : ng > 7) return false;
+  const zeros = 8 - ng;
+  for (let g = 0, src = 0; g < 8; g++) {
+    const v = gap >= 0 && g >= gap && g < gap + zeros ? 0 : groups[src++]!;
+    out[2 * g] = v >> 8;
+    out[2 * g + 1] = v & 0xff;
+  }
+  return true;
+}
+
+function isMapped(b: Uint8Array, offset = 0): boolean {
+  for (let i = 0; i < 10; i++) if (b[offset + i] !== 0) return false;
+  return b[offset + 10] === 0xff && b[offset + 11] === 0xff;
+}
+
+function mappedToV4(b: Uint8Array): number {
+  return ((b[12]! << 24) | (b[13]! << 16) | (b[14]! << 8) | b[15]!) >>> 0;
+}
+
+type ParsedCidr = { family: 4; addr: number; len: number } | { family: 6; bytes: Uint8Array; len: number };
+
+const scratch = new Uint8Array(16);
+
+function parseCidrArg(method: string, cidr: unknown): ParsedCidr {
+  if (typeof cidr !== 'string') {
+    throw new TypeError(`CidrTrie.${method}: cidr must be a string such as "10.0.0.0/8", got ${typeof cidr}`);
+  }
+  const slash = cidr.indexOf('/');
+  const lenText = slash < 0 ? '' : cidr.slice(slash + 1);
+  if (slash < 0 || !/^\d{1,3}$/.test(lenText)) {
+    throw new TypeError(
+      `CidrTrie.${method}: cidr ${JSON.stringify(cidr)} is not a CIDR: expected ADDRESS/LENGTH such as 10.0.0.0/8 or 2001:db8::/32`,
+    );
+  }
+  const len = Number(lenText);
+  const v4 = parseIPv4(cidr, 0, slash);
+  if (v4 >= 0) {
+    if (len > 32) {
+      throw new RangeError(`CidrTrie.${method}: cidr ${JSON.stringify(cidr)} has prefix length ${len}: expected 0-32 for IPv4`);
+    }
+    return { family: 4, addr: v4, len };
+  }
+  if (!parseIPv6(cidr.slice(0, slash), scratch)) {
+    throw new TypeError(
+      `CidrTrie.${method}: cidr ${JSON.stringify(cidr)} has no valid address: expected dotted-decimal IPv4 or IPv6 before the /`,
+    );
+  }
+  if (len > 128) {
+    throw new RangeError(`CidrTrie.${method}: cidr ${JSON.stringify(cidr)} has prefix length ${len}: expected 0-128 for IPv6`);
+  }
+  // ::ffff:0:0/96 and longer are IPv4 prefixes written in IPv6, and IPv4-mapped lookups
+  // consult the IPv4 table, so store them there.
+  if (len >= 96 && isMapped(scratch)) return { family: 4, addr: mappedToV4(scratch), len: len - 96 };
+  return { family: 6, bytes: scratch, len };
+}
+
+function invalidIp(ip: unknown): TypeError {
+  return new TypeError(
+    `CidrTrie.lookup: ip ${JSON.stringify(ip)} is not an IP address: expected dotted-decimal IPv4 or IPv6 text`,
+  );
+}
+
+/**
+ * Longest-prefix match over IPv4 and IPv6 CIDRs with a number attached to each prefix.
+ *
+ * - Values are integers 0 … 2^31-1; inserting the same prefix again replaces its value.
+ * - Host bits of an inserted CIDR are ignored (10.1.2.3/8 is 10.0.0.0/8), as the kernel does.
+ * - IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) match IPv4 prefixes only; IPv6 prefixes of
+ *   ::ffff:0:0/96 or longer are stored as the IPv4 prefixes they denote.
+ * - Batch lookups take IPv4 addresses as unsigned 32-bit numbers (10.0.0.1 = 0x0a000001) and
+ *   IPv6 addresses as 16 network-order bytes each; they write -1 for "no match".
+ */
+export class CidrTrie {
+  readonly #addon: NativeAddon;
+  readonly #native: NativeTrieHandle;
+
+  constructor() {
+    this.#addon = loadAddon();
+    this.#native = this.#addon.createTrie();
+  }
+
+  /** Adds `cidr` with `value`, replacing the value if the prefix is already present. */
+  insert(cidr: string, value: number): void {
+    if (typeof value !== 'number') {
+      throw new TypeError(`CidrTrie.insert: value must be an integer 0-${MAX_VALUE}, got ${typeof value}`);
+    }
+    if (!Number.isInteger(value) || value < 0 || value > MAX_VALUE) {
+      throw new RangeError(`CidrTrie.insert: value ${value} is out of range: expected an integer 0-${MAX_VALUE}`);
+    }
+    const p = parseCidrArg('insert', cidr);
+    if (p.family === 4) this.#addon.trieInsert4(this.#native, p.addr, p.len, value);
+    else this.#addon.trieInsert6(this.#native, p.bytes, p.len, value);
+  }
+
+  /** Removes `cidr`; true when it was present. Shorter covering prefixes match again. */
+  delete(cidr: string): boolean {
+    const p = parseCidrArg('delete', cidr);
+    return p.family === 4 ? this.#addon.trieErase4(this.#native, p.addr, p.len) : this.#addon.trieErase6(this.#native, p.bytes, p.len);
+  }
+
+  /** The value of the longest prefix containing `ip`, or undefined when none does. */
+  lookup(ip: string): number | undefined {
+    if (typeof ip !== 'string') throw invalidIp(ip);
+    let v: number;
+    const v4 = parseIPv4(ip, 0, ip.length);
+    if (v4 >= 0) {
+      v = this.#addon.trieLookup4(this.#native, v4);
+    } else {
+      if (!parseIPv6(ip, scratch)) throw invalidIp(ip);
+      v = isMapped(scratch) ? this.#addon.trieLookup4(this.#native, mappedToV4(scratch)) : this.#addon.trieLookup6(this.#native, scratch);
+    }
+    return v < 0 ? undefined : v;
+  }
+
+  /** For each IPv4 address in `addrs`, writes the matching value (or -1) to the same index of `out`. */
+  lookupManyV4(addrs: Uint32Array, out: Int32Array): void {
+    if (!(addrs instanceof Uint32Array)) throw new TypeError('CidrTrie.lookupManyV4: addrs must be a Uint32Array');
+    if (!(out instanceof Int32Array)) throw new TypeError('CidrTrie.lookupManyV4: out must be an Int32Array');
+    if (out.length !== addrs.length) {
+      throw new RangeError(
+        `CidrTrie.lookupManyV4: out has length ${out.length}: expected addrs.length (${addrs.length})`,
+      );
+    }
+    this.#addon.trieLookupMany4(this.#native, addrs, out);
+  }
+
+  /** For each 16-byte IPv6 address in `addrs`, writes the matching value (or -1) to `out`. */
+  lookupManyV6(addrs: Uint8Array, out: Int32Array): void {
+    if (!(addrs instanceof Uint8Array)) throw new TypeError('CidrTrie.lookupManyV6: addrs must be a Uint8Array');
+    if (!(out instanceof Int32Array)) throw new TypeError('CidrTrie.lookupManyV6: out must be an Int32Array');
+    if (addrs.length % 16 !== 0) {
+      throw new RangeError(`CidrTrie.lookupManyV6: addrs has length ${addrs.length}: expected a multiple of 16`);
+    }
+    if (out.length !== addrs.length / 16) {
+      throw new RangeError(
+        `CidrTrie.lookupManyV6: out has length ${out.length}: expected addrs.length / 16 (${addrs.length / 16})`,
+      );
+    }
+    this.#addon.trieLookupMany6(this.#native, addrs, out);
+  }
+
+  /** Number of prefixes stored (both families). */
+  get size(): number {
+    return this.#addon.trieSize(this.#native);
+  }
+
+  /** Bytes of native memory the tables hold (capacity, including the fixed first levels). */
+  get memoryBytes(): number {
+    return this.#addon.trieMemoryBytes(this.#native);
+  }
+
+  /** @internal The addon object, for calls that classify inside C++ (originalDstLookup). */
+  static nativeHandle(trie: CidrTrie): NativeTrieHandle {
+    return trie.#native;
+  }
+}

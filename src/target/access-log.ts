@@ -1,0 +1,105 @@
+/**
+ * Envoy's default access log format, field for field, in TEXT or JSON encoding:
+ *
+ *   [START_TIME] "METHOD PATH PROTOCOL" RESPONSE_CODE RESPONSE_FLAGS BYTES_RECEIVED BYTES_SENT
+ *   DURATION UPSTREAM_SERVICE_TIME "X-FORWARDED-FOR" "USER-AGENT" "REQUEST_ID" "AUTHORITY"
+ *   "UPSTREAM_HOST" UPSTREAM_CLUSTER UPSTREAM_LOCAL_ADDRESS DOWNSTREAM_LOCAL_ADDRESS
+ *   DOWNSTREAM_REMOTE_ADDRESS REQUESTED_SERVER_NAME
+ *
+ * TCP/TLS connections carry no request, so their request part is "- - -" and code 0, exactly
+ * as Envoy prints them. Missing values are "-".
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+export type AccessLogEncoding = 'TEXT' | 'JSON';
+
+/** One finished request (HTTP) or connection (TCP/TLS). */
+export interface AccessLogEntry {
+  startTime: Date;
+  method?: string;
+  path?: string;
+  protocol?: string;
+  responseCode: number;
+  responseFlags: string;
+  bytesReceived: number;
+  bytesSent: number;
+  durationMs: number;
+  upstreamServiceTimeMs?: number;
+  xForwardedFor?: string;
+  userAgent?: string;
+  requestId?: string;
+  authority?: string;
+  upstreamHost?: string;
+  upstreamCluster?: string;
+  upstreamLocalAddress?: string;
+  downstreamLocalAddress?: string;
+  downstreamRemoteAddress?: string;
+  requestedServerName?: string;
+}
+
+const dash = (v: string | number | undefined): string => (v === undefined || v === '' ? '-' : String(v));
+
+/** Envoy's TEXT line for an entry (without the newline). */
+export function formatText(e: AccessLogEntry): string {
+  const request = e.method ? `${e.method} ${dash(e.path)} ${dash(e.protocol)}` : '- - -';
+  return (
+    `[${e.startTime.toISOString()}] "${request}" ${e.responseCode} ${dash(e.responseFlags)} ` +
+    `${e.bytesReceived} ${e.bytesSent} ${Math.round(e.durationMs)} ${dash(e.upstreamServiceTimeMs)} ` +
+    `"${dash(e.xForwardedFor)}" "${dash(e.userAgent)}" "${dash(e.requestId)}" "${dash(e.authority)}" ` +
+    `"${dash(e.upstreamHost)}" ${dash(e.upstreamCluster)} ${dash(e.upstreamLocalAddress)} ` +
+    `${dash(e.downstreamLocalAddress)} ${dash(e.downstreamRemoteAddress)} ${dash(e.requestedServerName)}`
+  );
+}
+
+/** The same fields keyed by Envoy's JSON names (as in Istio's JSON access log encoding). */
+export function formatJson(e: AccessLogEntry): string {
+  const orNull = <T>(v: T | undefined): T | null => (v === undefined || v === '' ? null : v);
+  return JSON.stringify({
+    start_time: e.startTime.toISOString(),
+    method: orNull(e.method),
+    path: orNull(e.path),
+    protocol: orNull(e.protocol),
+    response_code: e.responseCode,
+    response_flags: e.responseFlags || '-',
+    bytes_received: e.bytesReceived,
+    bytes_sent: e.bytesSent,
+    duration: Math.round(e.durationMs),
+    upstream_service_time: orNull(e.upstreamServiceTimeMs === undefined ? undefined : String(e.upstreamServiceTimeMs)),
+    x_forwarded_for: orNull(e.xForwardedFor),
+    user_agent: orNull(e.userAgent),
+    request_id: orNull(e.requestId),
+    authority: orNull(e.authority),
+    upstream_host: orNull(e.upstreamHost),
+    upstream_cluster: orNull(e.upstreamCluster),
+    upstream_local_address: orNull(e.upstreamLocalAddress),
+    downstream_local_address: orNull(e.downstreamLocalAddress),
+    downstream_remote_address: orNull(e.downstreamRemoteAddress),
+    requested_server_name: orNull(e.requestedServerName),
+  });
+}
+
+/** Writes entries to stdout ("-") or a file, one per line; `off` discards them. */
+export class AccessLog {
+  private readonly out: NodeJS.WritableStream | undefined;
+  private readonly file: WriteStream | undefined;
+
+  /** `target`: a file path, "-" for stdout, "off", or a function receiving each line (tests). */
+  constructor(
+    target: string | ((line: string) => void),
+    private readonly encoding: AccessLogEncoding,
+  ) {
+    if (typeof target === 'function') this.out = { write: (chunk: string) => (target(chunk.replace(/\n$/, '')), true) } as NodeJS.WritableStream;
+    else if (target === 'off' || target === '') this.out = undefined;
+    else if (target === '-') this.out = process.stdout;
+    else this.out = this.file = createWriteStream(target, { flags: 'a' });
+  }
+
+  write(entry: AccessLogEntry): void {
+    if (!this.out) return;
+    this.out.write((this.encoding === 'JSON' ? formatJson(entry) : formatText(entry)) + '\n');
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => (this.file ? this.file.end(resolve) : resolve()));
+  }
+}

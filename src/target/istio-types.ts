@@ -1,0 +1,142 @@
+/**
+ * The subset of Istio's networking API the redirect target understands, as plain typed data.
+ * Field names follow Istio's YAML (camelCase as written in the seeds); everything here has
+ * already been validated by istio-yaml.ts, so consumers never re-check shapes.
+ */
+
+/** Istio's `outboundTrafficPolicy.mode`: what happens to destinations not in the registry. */
+export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
+
+/** Port protocols Istio accepts on ServiceEntry and Gateway ports that we act on. */
+export const PORT_PROTOCOLS = ['HTTP', 'HTTPS', 'TLS', 'TCP', 'HTTP2', 'GRPC'] as const;
+export type PortProtocol = (typeof PORT_PROTOCOLS)[number];
+
+export const RESOLUTIONS = ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN'] as const;
+export type Resolution = (typeof RESOLUTIONS)[number];
+
+export interface ServicePort {
+  number: number;
+  name: string;
+  protocol: PortProtocol;
+  targetPort?: number;
+}
+
+export interface WorkloadEntryEndpoint {
+  /** IP address or DNS name (DNS names only with resolution DNS). */
+  address: string;
+  /** Per-port-name overrides of the port number, as in Istio. */
+  ports?: Record<string, number>;
+}
+
+export interface ServiceEntry {
+  kind: 'ServiceEntry';
+  name: string;
+  namespace: string;
+  hosts: string[];
+  /** CIDRs or addresses; when present, connections are matched by destination address. */
+  addresses: string[];
+  ports: ServicePort[];
+  resolution: Resolution;
+  location: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  endpoints: WorkloadEntryEndpoint[];
+}
+
+export interface Destination {
+  host: string;
+  port?: number;
+  subset?: string;
+}
+
+export interface RouteDestination {
+  destination: Destination;
+  /** Relative weight; Istio treats a missing weight on a single route as 100. */
+  weight: number;
+}
+
+export interface StringMatch {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+}
+
+export interface HttpMatch {
+  uri?: StringMatch;
+  authority?: StringMatch;
+  method?: StringMatch;
+  port?: number;
+  gateways?: string[];
+}
+
+export interface HttpRoute {
+  name?: string;
+  /** Empty means "match everything", as in Istio. */
+  match: HttpMatch[];
+  route: RouteDestination[];
+  /** Request timeout in milliseconds (VirtualService `timeout`), undefined = none. */
+  timeoutMs?: number;
+}
+
+export interface TlsMatch {
+  sniHosts: string[];
+  port?: number;
+  gateways?: string[];
+}
+
+export interface TlsRoute {
+  match: TlsMatch[];
+  route: RouteDestination[];
+}
+
+export interface TcpRoute {
+  match: { port?: number; gateways?: string[] }[];
+  route: RouteDestination[];
+}
+
+export interface VirtualService {
+  kind: 'VirtualService';
+  name: string;
+  namespace: string;
+  hosts: string[];
+  /** Gateway names without namespace; Istio's default when absent is ["mesh"]. */
+  gateways: string[];
+  http: HttpRoute[];
+  tls: TlsRoute[];
+  tcp: TcpRoute[];
+}
+
+export interface DestinationRule {
+  kind: 'DestinationRule';
+  name: string;
+  namespace: string;
+  host: string;
+  tlsMode?: 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+  subsets: { name: string; tlsMode?: string }[];
+}
+
+export interface GatewayServer {
+  port: { number: number; name: string; protocol: PortProtocol };
+  /** Hosts with any `namespace/` prefix removed. */
+  hosts: string[];
+  tlsMode?: 'PASSTHROUGH' | 'SIMPLE' | 'MUTUAL' | 'AUTO_PASSTHROUGH' | 'ISTIO_MUTUAL';
+}
+
+export interface Gateway {
+  kind: 'Gateway';
+  name: string;
+  namespace: string;
+  servers: GatewayServer[];
+}
+
+/** Everything one configuration file says, validated. */
+export interface ProxyConfig {
+  mode: OutboundMode;
+  serviceEntries: ServiceEntry[];
+  virtualServices: VirtualService[];
+  destinationRules: DestinationRule[];
+  gateways: Gateway[];
+  /** `kind` (or "document N") of documents ignored because we do not act on them. */
+  ignored: string[];
+}
+
+/** The reserved gateway name for sidecar (in-mesh) traffic. */
+export const MESH_GATEWAY = 'mesh';

@@ -1,0 +1,439 @@
+/**
+ * Reads a multi-document Istio YAML file (as the seeds write it, unchanged) into a validated
+ * ProxyConfig. Accepts the mesh setting in three shapes people already have at hand: a bare
+ * `outboundTrafficPolicy:` document, an IstioOperator-style `meshConfig:`/`spec.meshConfig`,
+ * and the `istio` ConfigMap whose `data.mesh` is itself YAML. Errors name the resource and
+ * field; unknown kinds are reported in `ignored`, not rejected.
+ */
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { ValidationError } from '../errors/index.js';
+import { parseCidr, isAddress } from '../net/cidr.js';
+import { parseDurationMs } from './duration.js';
+import {
+  MESH_GATEWAY,
+  PORT_PROTOCOLS,
+  RESOLUTIONS,
+  type DestinationRule,
+  type Gateway,
+  type HttpMatch,
+  type HttpRoute,
+  type OutboundMode,
+  type PortProtocol,
+  type ProxyConfig,
+  type RouteDestination,
+  type ServiceEntry,
+  type StringMatch,
+  type TcpRoute,
+  type TlsRoute,
+  type VirtualService,
+} from './istio-types.js';
+
+const API_GROUP = 'networking.istio.io/';
+const API_VERSIONS = ['v1alpha3', 'v1beta1', 'v1'];
+const KINDS = ['ServiceEntry', 'VirtualService', 'DestinationRule', 'Gateway'] as const;
+
+type Obj = Record<string, unknown>;
+
+/** Where a value sits, for error messages: `ServiceEntry "httpbin-ext" spec.ports[0].number`. */
+class Path {
+  constructor(
+    readonly resource: string,
+    readonly field: string,
+  ) {}
+  at(key: string | number): Path {
+    const field = typeof key === 'number' ? `${this.field}[${key}]` : this.field ? `${this.field}.${key}` : key;
+    return new Path(this.resource, field);
+  }
+  fail(value: unknown, accepted: string): never {
+    throw new ValidationError(`${this.resource} ${this.field}`, value, accepted);
+  }
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function obj(v: unknown, p: Path): Obj {
+  if (!isObj(v)) p.fail(v, 'a mapping');
+  return v;
+}
+
+function optObj(v: unknown, p: Path): Obj | undefined {
+  return v === undefined || v === null ? undefined : obj(v, p);
+}
+
+function str(v: unknown, p: Path): string {
+  if (typeof v !== 'string' || v === '') p.fail(v, 'a non-empty string');
+  return v;
+}
+
+function optStr(v: unknown, p: Path): string | undefined {
+  return v === undefined || v === null ? undefined : str(v, p);
+}
+
+function list(v: unknown, p: Path): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) p.fail(v, 'a list');
+  return v;
+}
+
+function strList(v: unknown, p: Path): string[] {
+  return list(v, p).map((item, i) => str(item, p.at(i)));
+}
+
+function port(v: unknown, p: Path): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) p.fail(v, 'a port number 1-65535');
+  return n;
+}
+
+function optPort(v: unknown, p: Path): number | undefined {
+  return v === undefined || v === null ? undefined : port(v, p);
+}
+
+function oneOf<T extends string>(v: unknown, accepted: readonly T[], p: Path): T {
+  if (typeof v !== 'string' || !(accepted as readonly string[]).includes(v.toUpperCase())) {
+    p.fail(v, `one of ${accepted.join(', ')}`);
+  }
+  return v.toUpperCase() as T;
+}
+
+function hostName(v: unknown, p: Path): string {
+  const h = str(v, p).toLowerCase();
+  // Istio allows a leading "*." wildcard (or "*" alone) and plain DNS names.
+  if (!/^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/.test(h)) {
+    p.fail(v, 'a DNS name, optionally with a leading "*." wildcard');
+  }
+  return h;
+}
+
+/** Strips Istio's `namespace/` or `./` prefix from gateway and host references. */
+function withoutNamespace(name: string): string {
+  const slash = name.lastIndexOf('/');
+  return slash === -1 ? name : name.slice(slash + 1);
+}
+
+/** Reads FILE; see parseProxyConfig. `source` names the file in errors. */
+export function loadProxyConfig(file: string): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ValidationError('--config', file, `a readable file (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  return parseProxyConfig(text, file);
+}
+
+/** Parses multi-document YAML text into a validated ProxyConfig. */
+export function parseProxyConfig(text: string, source = 'config'): ProxyConfig {
+  const config: ProxyConfig = {
+    mode: 'ALLOW_ANY',
+    serviceEntries: [],
+    virtualServices: [],
+    destinationRules: [],
+    gateways: [],
+    ignored: [],
+  };
+  const docs = parseAllDocuments(text, { prettyErrors: true });
+  const documents = Array.isArray(docs) ? docs : [docs];
+  documents.forEach((doc, index) => {
+    if (doc.errors.length > 0) {
+      throw new ValidationError(`${source} document ${index + 1}`, doc.errors[0]!.message.split('\n')[0], 'valid YAML');
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) return;
+    const where = `${source} document ${index + 1}`;
+    if (!isObj(value)) new Path(where, '').fail(value, 'a mapping (an Istio resource or mesh config)');
+    readDocument(value as Obj, where, config);
+  });
+  return config;
+}
+
+function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
+  const kind = doc['kind'];
+  if (kind === undefined) {
+    const mode = meshMode(doc, new Path(where, ''));
+    if (mode) config.mode = mode;
+    else config.ignored.push(`${where} (no kind and no outboundTrafficPolicy)`);
+    return;
+  }
+  if (kind === 'ConfigMap' || kind === 'IstioOperator') {
+    const mode = meshMode(doc, new Path(`${kind} ${JSON.stringify(metaName(doc))}`, ''));
+    if (mode) config.mode = mode;
+    else config.ignored.push(`${kind} ${JSON.stringify(metaName(doc))} (no outboundTrafficPolicy)`);
+    return;
+  }
+  if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) {
+    config.ignored.push(`${String(kind)} ${JSON.stringify(metaName(doc))}`);
+    return;
+  }
+  const maybeName = metaName(doc);
+  const p: Path = new Path(`${where.replace(/ document \d+$/, '')}: ${kind} ${JSON.stringify(maybeName ?? '')}`, '');
+  const name: string = maybeName || p.at('metadata.name').fail(maybeName, 'a non-empty string');
+  const apiVersion = doc['apiVersion'];
+  if (
+    typeof apiVersion !== 'string' ||
+    !apiVersion.startsWith(API_GROUP) ||
+    !API_VERSIONS.includes(apiVersion.slice(API_GROUP.length))
+  ) {
+    p.at('apiVersion').fail(apiVersion, API_VERSIONS.map((v) => API_GROUP + v).join(', '));
+  }
+  const meta = obj(doc['metadata'], p.at('metadata'));
+  const namespace = optStr(meta['namespace'], p.at('metadata.namespace')) ?? 'default';
+  const spec = obj(doc['spec'], p.at('spec'));
+  const sp = p.at('spec');
+  switch (kind) {
+    case 'ServiceEntry':
+      config.serviceEntries.push(readServiceEntry(spec, sp, name, namespace));
+      break;
+    case 'VirtualService':
+      config.virtualServices.push(readVirtualService(spec, sp, name, namespace));
+      break;
+    case 'DestinationRule':
+      config.destinationRules.push(readDestinationRule(spec, sp, name, namespace));
+      break;
+    case 'Gateway':
+      config.gateways.push(readGateway(spec, sp, name, namespace));
+      break;
+  }
+}
+
+function metaName(doc: Obj): string | undefined {
+  const meta = doc['metadata'];
+  return isObj(meta) && typeof meta['name'] === 'string' ? meta['name'] : undefined;
+}
+
+/** Finds outboundTrafficPolicy.mode in any of the accepted mesh-config shapes. */
+function meshMode(doc: Obj, p: Path): OutboundMode | undefined {
+  const candidates: [unknown, Path][] = [
+    [doc['outboundTrafficPolicy'], p.at('outboundTrafficPolicy')],
+    [isObj(doc['meshConfig']) ? doc['meshConfig']['outboundTrafficPolicy'] : undefined, p.at('meshConfig.outboundTrafficPolicy')],
+  ];
+  const spec = doc['spec'];
+  if (isObj(spec) && isObj(spec['meshConfig'])) {
+    candidates.push([spec['meshConfig']['outboundTrafficPolicy'], p.at('spec.meshConfig.outboundTrafficPolicy')]);
+  }
+  const data = doc['data'];
+  if (isObj(data) && typeof data['mesh'] === 'string') {
+    let mesh: unknown;
+    try {
+      mesh = parseYaml(data['mesh']);
+    } catch (err) {
+      p.at('data.mesh').fail(String((err as Error).message).split('\n')[0], 'valid YAML');
+    }
+    if (isObj(mesh)) candidates.push([mesh['outboundTrafficPolicy'], p.at('data.mesh.outboundTrafficPolicy')]);
+  }
+  for (const [value, at] of candidates) {
+    if (value === undefined || value === null) continue;
+    const policy = obj(value, at);
+    if (policy['mode'] === undefined) return 'ALLOW_ANY';
+    return oneOf(policy['mode'], ['ALLOW_ANY', 'REGISTRY_ONLY'] as const, at.at('mode'));
+  }
+  return undefined;
+}
+
+function readServiceEntry(spec: Obj, p: Path, name: string, namespace: string): ServiceEntry {
+  const hosts = strList(spec['hosts'], p.at('hosts')).map((h, i) => hostName(h, p.at('hosts').at(i)));
+  if (hosts.length === 0) p.at('hosts').fail(spec['hosts'], 'at least one host');
+  const addresses = strList(spec['addresses'], p.at('addresses'));
+  addresses.forEach((a, i) => {
+    if (!parseCidr(a)) p.at('addresses').at(i).fail(a, 'an IP address or CIDR');
+  });
+  const ports = list(spec['ports'], p.at('ports')).map((raw, i) => {
+    const pp = p.at('ports').at(i);
+    const o = obj(raw, pp);
+    const targetPort = optPort(o['targetPort'], pp.at('targetPort'));
+    return {
+      number: port(o['number'], pp.at('number')),
+      name: optStr(o['name'], pp.at('name')) ?? `port-${i}`,
+      protocol: oneOf<PortProtocol>(o['protocol'] ?? 'TCP', PORT_PROTOCOLS, pp.at('protocol')),
+      ...(targetPort !== undefined ? { targetPort } : {}),
+    };
+  });
+  if (ports.length === 0) p.at('ports').fail(spec['ports'], 'at least one port');
+  const resolution = oneOf(spec['resolution'] ?? 'NONE', RESOLUTIONS, p.at('resolution'));
+  const location = oneOf(spec['location'] ?? 'MESH_EXTERNAL', ['MESH_EXTERNAL', 'MESH_INTERNAL'] as const, p.at('location'));
+  const endpoints = list(spec['endpoints'], p.at('endpoints')).map((raw, i) => {
+    const ep = p.at('endpoints').at(i);
+    const o = obj(raw, ep);
+    const address = str(o['address'], ep.at('address'));
+    if (resolution === 'STATIC' && !isAddress(address)) ep.at('address').fail(address, 'an IP address (resolution STATIC)');
+    const portsObj = optObj(o['ports'], ep.at('ports'));
+    const epPorts: Record<string, number> = {};
+    for (const [k, v] of Object.entries(portsObj ?? {})) epPorts[k] = port(v, ep.at('ports').at(k));
+    return { address, ...(portsObj ? { ports: epPorts } : {}) };
+  });
+  if (resolution === 'STATIC' && endpoints.length === 0) p.at('endpoints').fail([], 'at least one endpoint (resolution STATIC)');
+  if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && endpoints.length === 0) {
+    hosts.forEach((h, i) => {
+      if (h.startsWith('*')) p.at('hosts').at(i).fail(h, 'a non-wildcard host (resolution DNS without endpoints resolves the host itself)');
+    });
+  }
+  return { kind: 'ServiceEntry', name, namespace, hosts, addresses, ports, resolution, location, endpoints };
+}
+
+function readStringMatch(v: unknown, p: Path): StringMatch | undefined {
+  const o = optObj(v, p);
+  if (!o) return undefined;
+  const m: StringMatch = {};
+  if (o['exact'] !== undefined) m.exact = str(o['exact'], p.at('exact'));
+  if (o['prefix'] !== undefined) m.prefix = str(o['prefix'], p.at('prefix'));
+  if (o['regex'] !== undefined) {
+    m.regex = str(o['regex'], p.at('regex'));
+    try {
+      new RegExp(`^(?:${m.regex})$`);
+    } catch {
+      p.at('regex').fail(m.regex, 'a valid regular expression');
+    }
+  }
+  if (Object.keys(m).length === 0) p.fail(v, 'one of exact, prefix, regex');
+  return m;
+}
+
+function readDestinations(v: unknown, p: Path): RouteDestination[] {
+  const raws = list(v, p);
+  const routes = raws.map((raw, i) => {
+    const rp = p.at(i);
+    const o = obj(raw, rp);
+    const d = obj(o['destination'], rp.at('destination'));
+    const dp = rp.at('destination');
+    const portObj = optObj(d['port'], dp.at('port'));
+    const destPort = portObj ? port(portObj['number'], dp.at('port.number')) : undefined;
+    const subset = optStr(d['subset'], dp.at('subset'));
+    const weight = o['weight'] === undefined ? undefined : o['weight'];
+    if (weight !== undefined && (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0)) {
+      rp.at('weight').fail(weight, 'a non-negative integer');
+    }
+    return {
+      destination: {
+        host: hostName(d['host'], dp.at('host')),
+        ...(destPort !== undefined ? { port: destPort } : {}),
+        ...(subset !== undefined ? { subset } : {}),
+      },
+      weight: (weight as number | undefined) ?? (raws.length === 1 ? 100 : 0),
+    };
+  });
+  if (routes.length === 0) p.fail(v, 'at least one route destination');
+  // Istio: a lone destination without weight takes all traffic; several need weights.
+  if (routes.length === 1 && routes[0]!.weight === 0) routes[0]!.weight = 100;
+  if (routes.every((r) => r.weight === 0)) routes.forEach((r) => (r.weight = 1));
+  return routes;
+}
+
+function gatewayRefs(v: unknown, p: Path): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  return strList(v, p).map(withoutNamespace);
+}
+
+function readVirtualService(spec: Obj, p: Path, name: string, namespace: string): VirtualService {
+  const hosts = strList(spec['hosts'], p.at('hosts')).map((h, i) => hostName(withoutNamespace(h), p.at('hosts').at(i)));
+  if (hosts.length === 0) p.at('hosts').fail(spec['hosts'], 'at least one host');
+  const gateways = gatewayRefs(spec['gateways'], p.at('gateways')) ?? [MESH_GATEWAY];
+  const http: HttpRoute[] = list(spec['http'], p.at('http')).map((raw, i) => {
+    const hp = p.at('http').at(i);
+    const o = obj(raw, hp);
+    const match: HttpMatch[] = list(o['match'], hp.at('match')).map((m, j) => {
+      const mp = hp.at('match').at(j);
+      const mo = obj(m, mp);
+      const out: HttpMatch = {};
+      const uri = readStringMatch(mo['uri'], mp.at('uri'));
+      if (uri) out.uri = uri;
+      const authority = readStringMatch(mo['authority'], mp.at('authority'));
+      if (authority) out.authority = authority;
+      const method = readStringMatch(mo['method'], mp.at('method'));
+      if (method) out.method = method;
+      const mport = optPort(mo['port'], mp.at('port'));
+      if (mport !== undefined) out.port = mport;
+      const gws = gatewayRefs(mo['gateways'], mp.at('gateways'));
+      if (gws) out.gateways = gws;
+      return out;
+    });
+    let timeoutMs: number | undefined;
+    if (o['timeout'] !== undefined) {
+      const t = typeof o['timeout'] === 'string' ? parseDurationMs(o['timeout']) : undefined;
+      if (t === undefined) hp.at('timeout').fail(o['timeout'], 'a duration such as "3s" or "500ms"');
+      timeoutMs = t;
+    }
+    const routeName = optStr(o['name'], hp.at('name'));
+    return {
+      ...(routeName ? { name: routeName } : {}),
+      match,
+      route: readDestinations(o['route'], hp.at('route')),
+      ...(timeoutMs !== undefined && timeoutMs > 0 ? { timeoutMs } : {}),
+    };
+  });
+  const tls: TlsRoute[] = list(spec['tls'], p.at('tls')).map((raw, i) => {
+    const tp = p.at('tls').at(i);
+    const o = obj(raw, tp);
+    const match = list(o['match'], tp.at('match')).map((m, j) => {
+      const mp = tp.at('match').at(j);
+      const mo = obj(m, mp);
+      const sniHosts = strList(mo['sniHosts'] ?? mo['sni_hosts'], mp.at('sniHosts')).map((h, k) =>
+        hostName(h, mp.at('sniHosts').at(k)),
+      );
+      if (sniHosts.length === 0) mp.at('sniHosts').fail(mo['sniHosts'], 'at least one SNI host');
+      const mport = optPort(mo['port'], mp.at('port'));
+      const gws = gatewayRefs(mo['gateways'], mp.at('gateways'));
+      return { sniHosts, ...(mport !== undefined ? { port: mport } : {}), ...(gws ? { gateways: gws } : {}) };
+    });
+    if (match.length === 0) tp.at('match').fail(o['match'], 'at least one match with sniHosts');
+    return { match, route: readDestinations(o['route'], tp.at('route')) };
+  });
+  const tcp: TcpRoute[] = list(spec['tcp'], p.at('tcp')).map((raw, i) => {
+    const tp = p.at('tcp').at(i);
+    const o = obj(raw, tp);
+    const match = list(o['match'], tp.at('match')).map((m, j) => {
+      const mp = tp.at('match').at(j);
+      const mo = obj(m, mp);
+      const mport = optPort(mo['port'], mp.at('port'));
+      const gws = gatewayRefs(mo['gateways'], mp.at('gateways'));
+      return { ...(mport !== undefined ? { port: mport } : {}), ...(gws ? { gateways: gws } : {}) };
+    });
+    return { match, route: readDestinations(o['route'], tp.at('route')) };
+  });
+  return { kind: 'VirtualService', name, namespace, hosts, gateways, http, tls, tcp };
+}
+
+function readDestinationRule(spec: Obj, p: Path, name: string, namespace: string): DestinationRule {
+  const host = hostName(spec['host'], p.at('host'));
+  const tp = optObj(spec['trafficPolicy'], p.at('trafficPolicy'));
+  const tlsObj = tp ? optObj(tp['tls'], p.at('trafficPolicy.tls')) : undefined;
+  const modes = ['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] as const;
+  const tlsMode = tlsObj?.['mode'] !== undefined ? oneOf(tlsObj['mode'], modes, p.at('trafficPolicy.tls.mode')) : undefined;
+  const subsets = list(spec['subsets'], p.at('subsets')).map((raw, i) => {
+    const sp = p.at('subsets').at(i);
+    const o = obj(raw, sp);
+    const stp = optObj(o['trafficPolicy'], sp.at('trafficPolicy'));
+    const stls = stp ? optObj(stp['tls'], sp.at('trafficPolicy.tls')) : undefined;
+    const subsetMode = stls?.['mode'] !== undefined ? oneOf(stls['mode'], modes, sp.at('trafficPolicy.tls.mode')) : undefined;
+    return { name: str(o['name'], sp.at('name')), ...(subsetMode ? { tlsMode: subsetMode } : {}) };
+  });
+  return { kind: 'DestinationRule', name, namespace, host, ...(tlsMode ? { tlsMode } : {}), subsets };
+}
+
+function readGateway(spec: Obj, p: Path, name: string, namespace: string): Gateway {
+  const servers = list(spec['servers'], p.at('servers')).map((raw, i) => {
+    const sp = p.at('servers').at(i);
+    const o = obj(raw, sp);
+    const po = obj(o['port'], sp.at('port'));
+    const protocol = oneOf<PortProtocol>(po['protocol'], PORT_PROTOCOLS, sp.at('port.protocol'));
+    const hosts = strList(o['hosts'], sp.at('hosts')).map((h, k) => hostName(withoutNamespace(h), sp.at('hosts').at(k)));
+    if (hosts.length === 0) sp.at('hosts').fail(o['hosts'], 'at least one host');
+    const tlsObj = optObj(o['tls'], sp.at('tls'));
+    const tlsMode = tlsObj?.['mode'] !== undefined
+      ? oneOf(tlsObj['mode'], ['PASSTHROUGH', 'SIMPLE', 'MUTUAL', 'AUTO_PASSTHROUGH', 'ISTIO_MUTUAL'] as const, sp.at('tls.mode'))
+      : undefined;
+    if ((protocol === 'TLS' || protocol === 'HTTPS') && tlsMode !== 'PASSTHROUGH') {
+      // We never terminate TLS, so only passthrough servers can be honoured.
+      sp.at('tls.mode').fail(tlsObj?.['mode'], 'PASSTHROUGH (interpose does not terminate TLS)');
+    }
+    return {
+      port: { number: port(po['number'], sp.at('port.number')), name: optStr(po['name'], sp.at('port.name')) ?? `port-${i}`, protocol },
+      hosts,
+      ...(tlsMode ? { tlsMode } : {}),
+    };
+  });
+  if (servers.length === 0) p.at('servers').fail(spec['servers'], 'at least one server');
+  return { kind: 'Gateway', name, namespace, servers };
+}

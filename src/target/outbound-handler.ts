@@ -1,0 +1,91 @@
+/**
+ * The outbound listener's per-connection flow (port 15001, fed by the REDIRECT rules):
+ * original destination → sniff (only when the address alone cannot decide) → classify →
+ * relay, proxy at HTTP level, pass through, or refuse.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { unmapIPv4 } from './address-format.js';
+import { classifyOutbound, needsSniffing } from './classify.js';
+import type { HttpProxy } from './http-proxy.js';
+import type { Endpoint } from './original-destination.linux.js';
+import type { Registry } from './registry.js';
+import { sniff, type SniffResult } from './sniff.js';
+import { refuseTcp, relayTcp, type TcpSessionDeps, type TcpSessionInfo } from './tcp-session.js';
+import { NoUpstreamError, type UpstreamResolver } from './upstream-resolver.js';
+
+export interface OutboundDeps extends TcpSessionDeps {
+  registry: () => Registry;
+  resolver: UpstreamResolver;
+  http: HttpProxy;
+  log: Logger;
+  sniffTimeoutMs: number;
+  /** Finds the original destination (the native SO_ORIGINAL_DST in production). */
+  originalDestination: (socket: Socket) => Endpoint | undefined;
+}
+
+/** Serves one accepted outbound connection. Never throws: failures stay on this connection. */
+export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promise<void> {
+  const startTime = new Date();
+  const t0 = performance.now();
+  socket.on('error', () => {});
+  let dst: Endpoint | undefined;
+  try {
+    dst = deps.originalDestination(socket);
+  } catch (err) {
+    deps.log.warn({ err }, 'cannot read the original destination; closing the connection');
+    socket.destroy();
+    return;
+  }
+  const local = { address: unmapIPv4(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+  if (!dst || (dst.address === local.address && dst.port === local.port)) {
+    // Not redirected: a direct connection to the listener would loop back to us.
+    deps.log.debug({ remote: socket.remoteAddress }, 'connection was not redirected; closing');
+    socket.destroy();
+    return;
+  }
+  const registry = deps.registry();
+  const info: TcpSessionInfo = {
+    startTime,
+    t0,
+    downstreamLocal: dst,
+    downstreamRemote: { address: unmapIPv4(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 },
+  };
+  let sniffed: SniffResult = { sniffed: { kind: 'none' }, head: Buffer.alloc(0), ended: false };
+  if (needsSniffing(registry, dst.address, dst.port)) {
+    sniffed = await sniff(socket, deps.sniffTimeoutMs);
+    if (sniffed.error) {
+      socket.destroy();
+      return;
+    }
+  }
+  if (sniffed.sniffed.kind === 'tls' && sniffed.sniffed.sni) info.sni = sniffed.sniffed.sni;
+  let decision = classifyOutbound(registry, dst, sniffed.sniffed);
+  if (decision.action === 'http' && sniffed.ended) {
+    // The client already sent its FIN: Node's HTTP server cannot take a finished stream, so
+    // treat the bytes as TCP (rare: a one-shot request written with shutdown()).
+    decision = registry.mode === 'ALLOW_ANY' ? { action: 'passthrough' } : { action: 'refuse' };
+  }
+  const head = { head: sniffed.head, ended: sniffed.ended };
+  switch (decision.action) {
+    case 'http':
+      deps.http.handle(socket, { originalDst: dst, downstreamRemote: info.downstreamRemote, gateway: 'mesh' });
+      return;
+    case 'passthrough':
+      return relayTcp(deps, socket, { ...dst, cluster: 'PassthroughCluster' }, info, head);
+    case 'refuse':
+      refuseTcp(deps, socket, info, 'BlackHoleCluster', 'UH');
+      return;
+    case 'relay': {
+      try {
+        const upstream = await deps.resolver.resolve(registry, decision.destination, dst, decision.requestedName);
+        return relayTcp(deps, socket, upstream, info, head);
+      } catch (err) {
+        if (!(err instanceof NoUpstreamError)) throw err;
+        deps.log.debug({ cluster: err.cluster }, err.message);
+        refuseTcp(deps, socket, info, err.cluster, err.flag);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * `interpose proxy`: binds the outbound (15001), inbound (15006), gateway and metrics
+ * listeners, drops to the proxy uid/gid, and serves until SIGTERM, reloading the Istio
+ * configuration on SIGHUP or file change (an invalid new file is logged and ignored; the old
+ * configuration stays in force and live connections are never dropped by a reload).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import type { Logger } from 'pino';
+import type { AddressTableFactory } from './address-table.js';
+import { AccessLog, type AccessLogEncoding } from './access-log.js';
+import { ConfigWatcher } from './config-watcher.js';
+import { ConnectionTracker } from './connection-tracker.js';
+import { gatewayPorts, handleGateway } from './gateway-handler.js';
+import { HttpProxy } from './http-proxy.js';
+import { handleInbound } from './inbound-handler.js';
+import { loadProxyConfig } from './istio-yaml.js';
+import { ProxyMetrics } from './metrics.js';
+import type { Endpoint } from './original-destination.linux.js';
+import { handleOutbound } from './outbound-handler.js';
+import { dropPrivileges } from './privileges.js';
+import { Registry } from './registry.js';
+import { UpstreamResolver } from './upstream-resolver.js';
+
+export interface ProxyServerOptions {
+  configFile: string;
+  outboundPort: number;
+  inboundPort: number;
+  /** Address the outbound and inbound listeners bind ("::" accepts IPv4 too). */
+  bindAddress: string;
+  interceptionMode: 'REDIRECT' | 'TPROXY';
+  uid?: number;
+  gid?: number;
+  /** A file, "-" (stdout), "off", or a function receiving each line. */
+  accessLog: string | ((line: string) => void);
+  accessLogEncoding: AccessLogEncoding;
+  /** Port of /stats/prometheus; undefined = no metrics listener (0 = any free port). */
+  metricsPort?: number;
+  metricsAddress: string;
+  gatewayAddress: string;
+  maxConnections: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  sniffTimeoutMs: number;
+  drainTimeoutMs: number;
+  dnsRefreshMs: number;
+  watch: boolean;
+  log: Logger;
+  /** Test seams; production uses the native addon for both. */
+  originalDestination?: (socket: Socket) => Endpoint | undefined;
+  addressTableFactory?: AddressTableFactory;
+}
+
+export class ProxyServer {
+  private registry!: Registry;
+  private readonly metrics = new ProxyMetrics();
+  private readonly accessLog: AccessLog;
+  private readonly tracker: ConnectionTracker;
+  private readonly resolver: UpstreamResolver;
+  private readonly http: HttpProxy;
+  private readonly listeners = new Map<string, Server>();
+  private readonly gatewayListeners = new Map<number, Server>();
+  private metricsServer: HttpServer | undefined;
+  private watcher: ConfigWatcher | undefined;
+  private tableFactory!: AddressTableFactory;
+  private origDst!: (socket: Socket) => Endpoint | undefined;
+  private stopping = false;
+
+  private constructor(private readonly options: ProxyServerOptions) {
+    this.accessLog = new AccessLog(options.accessLog, options.accessLogEncoding);
+    this.tracker = new ConnectionTracker(options.maxConnections, options.log, this.metrics);
+    this.resolver = new UpstreamResolver(options.dnsRefreshMs);
+    this.http = new HttpProxy({
+      registry: () => this.registry,
+      resolver: this.resolver,
+      accessLog: this.accessLog,
+      metrics: this.metrics,
+      connectTimeoutMs: options.connectTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+    });
+  }
+
+  /** Loads the config, binds everything, drops privileges. Rejects on bad config or bind failure. */
+  static async start(options: ProxyServerOptions): Promise<ProxyServer> {
+    const server = new ProxyServer(options);
+    await server.init();
+    return server;
+  }
+
+  /** Ports actually bound, by listener name (useful when 0 was asked for). */
+  get ports(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, s] of [...this.listeners, ...[...this.gatewayListeners].map(([p, s]) => [`gateway:${p}`, s] as const)]) {
+      const a = s.address();
+      if (a && typeof a === 'object') out[name] = a.port;
+    }
+    const m = this.metricsServer?.address();
+    if (m && typeof m === 'object') out['metrics'] = m.port;
+    return out;
+  }
+
+  get openConnections(): number {
+    return this.tracker.size;
+  }
+
+  private async init(): Promise<void> {
+    const o = this.options;
+    const config = loadProxyConfig(o.configFile);
+    const needsNative = !o.originalDestination || !o.addressTableFactory || o.interceptionMode === 'TPROXY';
+    const native = needsNative ? await import('../native.js') : undefined;
+    this.tableFactory = o.addressTableFactory ?? (() => new native!.CidrTrie());
+    if (o.originalDestination) this.origDst = o.originalDestination;
+    else this.origDst = (await import('./original-destination.linux.js')).originalDestination;
+    this.registry = new Registry(config, this.tableFactory);
+    this.logIgnored(config.ignored);
+
+    const deps = {
+      accessLog: this.accessLog,
+      metrics: this.metrics,
+      connectTimeoutMs: o.connectTimeoutMs,
+      idleTimeoutMs: o.idleTimeoutMs,
+      log: o.log,
+      registry: () => this.registry,
+      resolver: this.resolver,
+      http: this.http,
+      sniffTimeoutMs: o.sniffTimeoutMs,
+      originalDestination: (s: Socket) => this.origDst(s),
+    };
+    const outbound = await this.listen('outbound', o.bindAddress, o.outboundPort, (s) => handleOutbound(deps, s));
+    const inboundDeps = { ...deps, interceptionMode: o.interceptionMode, listenerPort: o.inboundPort };
+    const inbound = await this.listen('inbound', o.bindAddress, o.inboundPort, (s) => handleInbound(inboundDeps, s));
+    if (o.interceptionMode === 'TPROXY') {
+      // TPROXY delivers connections for addresses that are not local; the listening socket
+      // must be IP_TRANSPARENT for the kernel to hand them to it (needs CAP_NET_ADMIN, so
+      // before the privilege drop).
+      const fd = native!.socketFd(inbound);
+      const bound = inbound.address();
+      const family = bound && typeof bound === 'object' && bound.family === 'IPv6' ? 6 : 4;
+      // A dual-stack socket takes IPv4 TPROXY traffic too, which checks IP_TRANSPARENT.
+      if (family === 6) native!.setTransparent(fd, 6);
+      native!.setTransparent(fd, 4);
+    }
+    void outbound;
+    await this.syncGatewayListeners();
+    if (o.metricsPort !== undefined) this.metricsServer = await this.metrics.listen(o.metricsPort, o.metricsAddress);
+    // Watch before dropping privileges: the directory may not be readable by the proxy uid
+    // (the file itself must be, or reloads fail and say so).
+    this.watcher = new ConfigWatcher(o.configFile, (reason) => void this.reload(reason));
+    try {
+      this.watcher.start(o.watch);
+    } catch (err) {
+      o.log.warn({ err, file: o.configFile }, `cannot watch ${o.configFile} (${(err as Error).message}); reload with SIGHUP`);
+    }
+    dropPrivileges(o.uid, o.gid);
+    o.log.info(
+      { ports: this.ports, mode: this.registry.mode, uid: process.getuid?.(), gid: process.getgid?.(), services: config.serviceEntries.length },
+      `interpose proxy listening (outbound ${this.ports['outbound']}, inbound ${this.ports['inbound']}, ${this.registry.mode})`,
+    );
+  }
+
+  private logIgnored(ignored: string[]): void {
+    for (const what of ignored) this.options.log.info({ ignored: what }, `ignoring ${what}: not a kind interpose acts on`);
+  }
+
+  private async listen(name: string, address: string, port: number, handler: (s: Socket) => unknown): Promise<Server> {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      if (this.stopping) {
+        socket.destroy();
+        return;
+      }
+      if (!this.tracker.admit(socket, name)) return;
+      try {
+        Promise.resolve(handler(socket)).catch((err: unknown) => this.connectionFailed(socket, err));
+      } catch (err) {
+        this.connectionFailed(socket, err);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const onListening = () => {
+        server.off('error', reject);
+        resolve();
+      };
+      // "::" also takes IPv4 (dual stack); fall back to 0.0.0.0 where IPv6 is off.
+      server.listen({ host: address, port, ipv6Only: false }, onListening);
+    }).catch(async (err: NodeJS.ErrnoException) => {
+      if (address !== '::' || (err.code !== 'EAFNOSUPPORT' && err.code !== 'EADDRNOTAVAIL')) throw err;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: '0.0.0.0', port }, () => resolve());
+      });
+    });
+    server.on('error', (err) => this.options.log.error({ err, listener: name }, 'listener error'));
+    this.listeners.set(name, server);
+    return server;
+  }
+
+  private connectionFailed(socket: Socket, err: unknown): void {
+    this.options.log.error({ err }, 'connection handler failed; closing that connection');
+    socket.destroy();
+  }
+
+  /** Opens listeners for Gateway server ports that appeared, closes those that went away. */
+  private async syncGatewayListeners(): Promise<void> {
+    const wanted = new Set(gatewayPorts(this.registry));
+    for (const [port, server] of this.gatewayListeners) {
+      if (!wanted.has(port)) {
+        server.close();
+        this.gatewayListeners.delete(port);
+      }
+    }
+    const deps = {
+      accessLog: this.accessLog,
+      metrics: this.metrics,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      idleTimeoutMs: this.options.idleTimeoutMs,
+      registry: () => this.registry,
+      resolver: this.resolver,
+      http: this.http,
+      log: this.options.log,
+      sniffTimeoutMs: this.options.sniffTimeoutMs,
+    };
+    for (const port of wanted) {
+      if (this.gatewayListeners.has(port)) continue;
+      const name = `gateway:${port}`;
+      try {
+        const server = await this.listen(name, this.options.gatewayAddress, port, (s) => handleGateway(deps, s, port));
+        this.listeners.delete(name);
+        this.gatewayListeners.set(port, server);
+      } catch (err) {
+        const hint =
+          (err as NodeJS.ErrnoException).code === 'EACCES' && port < 1024
+            ? ' (after dropping privileges, ports below 1024 need sysctl net.ipv4.ip_unprivileged_port_start=0, as Istio\'s gateway pods set it; or have the Gateway in the config at start)'
+            : '';
+        this.options.log.error({ err, port }, `cannot listen on gateway port ${port}: ${(err as Error).message}${hint}`);
+      }
+    }
+  }
+
+  /** Re-reads the config; keeps the current one if the new one is invalid. */
+  async reload(reason = 'request'): Promise<boolean> {
+    const log = this.options.log;
+    let registry: Registry;
+    try {
+      const config = loadProxyConfig(this.options.configFile);
+      registry = new Registry(config, this.tableFactory);
+      this.logIgnored(config.ignored);
+    } catch (err) {
+      this.metrics.configReloads.inc({ result: 'rejected' });
+      log.error({ reason, file: this.options.configFile }, `config rejected, keeping the previous one: ${(err as Error).message}`);
+      return false;
+    }
+    this.registry = registry;
+    await this.syncGatewayListeners();
+    this.metrics.configReloads.inc({ result: 'applied' });
+    log.info(
+      { reason, mode: registry.mode, services: registry.config.serviceEntries.length },
+      `config reloaded (${registry.mode}, ${registry.config.serviceEntries.length} ServiceEntries)`,
+    );
+    return true;
+  }
+
+  /** Stops accepting, waits up to the drain timeout for open connections, then closes all. */
+  async stop(): Promise<{ remaining: number }> {
+    this.stopping = true;
+    this.watcher?.stop();
+    for (const s of [...this.listeners.values(), ...this.gatewayListeners.values()]) s.close();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
+    this.http.closeIdle();
+    const result = await this.tracker.drain(this.options.drainTimeoutMs);
+    await this.accessLog.close();
+    return result;
+  }
+}

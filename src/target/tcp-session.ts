@@ -1,0 +1,137 @@
+/**
+ * One TCP/TLS connection from accept to close: connect upstream (bounded by the connect
+ * timeout), relay, then write Envoy's "- - -" access log line and the cluster's counters.
+ * Also logs refusals and failures in the same shape, so every accepted connection leaves
+ * exactly one line.
+ */
+import { connect, type Socket } from 'node:net';
+import type { AccessLog, AccessLogEntry } from './access-log.js';
+import { formatHostPort } from './address-format.js';
+import type { ProxyMetrics } from './metrics.js';
+import { relay } from './relay.js';
+
+export interface TcpSessionDeps {
+  accessLog: AccessLog;
+  metrics: ProxyMetrics;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+export interface TcpSessionInfo {
+  startTime: Date;
+  t0: number;
+  downstreamLocal: { address: string; port: number };
+  downstreamRemote: { address: string; port: number };
+  sni?: string;
+}
+
+function baseEntry(info: TcpSessionInfo): AccessLogEntry {
+  return {
+    startTime: info.startTime,
+    responseCode: 0,
+    responseFlags: '-',
+    bytesReceived: 0,
+    bytesSent: 0,
+    durationMs: 0,
+    downstreamLocalAddress: formatHostPort(info.downstreamLocal.address, info.downstreamLocal.port),
+    downstreamRemoteAddress: formatHostPort(info.downstreamRemote.address, info.downstreamRemote.port),
+    requestedServerName: info.sni,
+  };
+}
+
+/** Closes a connection we will not serve and logs it (BlackHoleCluster, NR, UH …). */
+export function refuseTcp(
+  deps: TcpSessionDeps,
+  down: Socket,
+  info: TcpSessionInfo,
+  cluster: string | undefined,
+  flag: string,
+): void {
+  const entry = { ...baseEntry(info), upstreamCluster: cluster, responseFlags: flag };
+  const read0 = down.bytesRead;
+  down.once('close', () => {
+    entry.bytesReceived = down.bytesRead - read0;
+    entry.durationMs = performance.now() - info.t0;
+    deps.accessLog.write(entry);
+  });
+  // A plain close (FIN), as Envoy's BlackHoleCluster does: a TLS client sees the handshake
+  // cut short (curl exit 35).
+  down.destroy();
+}
+
+/** Connects to `upstream` and relays; resolves when both sides have closed and the line is logged. */
+export function relayTcp(
+  deps: TcpSessionDeps,
+  down: Socket,
+  upstream: { address: string; port: number; cluster: string; localAddress?: string },
+  info: TcpSessionInfo,
+  sniffed: { head: Buffer; ended: boolean } = { head: Buffer.alloc(0), ended: false },
+): Promise<void> {
+  const entry: AccessLogEntry = {
+    ...baseEntry(info),
+    upstreamCluster: upstream.cluster,
+    upstreamHost: formatHostPort(upstream.address, upstream.port),
+  };
+  const { metrics } = deps;
+  const cluster = { cluster_name: upstream.cluster };
+  return new Promise((resolve) => {
+    const up = connect({
+      host: upstream.address,
+      port: upstream.port,
+      allowHalfOpen: true,
+      ...(upstream.localAddress ? { localAddress: upstream.localAddress } : {}),
+    });
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      entry.durationMs = performance.now() - info.t0;
+      deps.accessLog.write(entry);
+      resolve();
+    };
+    // Until connected, a client going away cancels the attempt.
+    const onDownClose = () => {
+      up.destroy();
+      entry.responseFlags = 'DC';
+      finish();
+    };
+    down.once('close', onDownClose);
+    down.on('error', () => {});
+    up.setTimeout(deps.connectTimeoutMs, () => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
+    up.once('error', (err: NodeJS.ErrnoException) => {
+      if (up.connecting || !entry.upstreamLocalAddress) {
+        metrics.upstreamConnectFailures.inc(cluster);
+        entry.responseFlags = 'UF';
+        down.off('close', onDownClose);
+        // Refused upstream → reset the client too, so it sees what a direct connect would.
+        if (err.code === 'ECONNREFUSED') down.resetAndDestroy();
+        else down.destroy();
+        down.once('close', finish);
+        if (down.closed) finish();
+      }
+    });
+    up.once('connect', () => {
+      down.off('close', onDownClose);
+      up.setTimeout(0);
+      entry.upstreamLocalAddress = formatHostPort(up.localAddress, up.localPort);
+      metrics.upstreamConnections.inc(cluster);
+      metrics.upstreamActive.inc(cluster);
+      if (down.destroyed) {
+        up.destroy();
+        metrics.upstreamActive.dec(cluster);
+        entry.responseFlags = 'DC';
+        finish();
+        return;
+      }
+      void relay(down, up, { idleTimeoutMs: deps.idleTimeoutMs, head: sniffed.head, downstreamEnded: sniffed.ended }).then((r) => {
+        metrics.upstreamActive.dec(cluster);
+        metrics.bytesSent.inc(cluster, r.bytesReceived);
+        metrics.bytesReceived.inc(cluster, r.bytesSent);
+        entry.bytesReceived = r.bytesReceived;
+        entry.bytesSent = r.bytesSent;
+        entry.responseFlags = r.flag;
+        finish();
+      });
+    });
+  });
+}
