@@ -1,11 +1,18 @@
 import type { Command } from 'commander';
-import { istioIptablesCommand } from './istio-iptables.js';
-import { discoverCommand } from './discover.js';
-import { annotationsToFlagsCommand } from './annotations-to-flags.js';
-import { proxyCommand } from './proxy.js';
 
 /**
- * Every subcommand of `interpose`, in the order `--help` lists them. Each file in src/cli
- * exports one factory returning a commander Command; add new ones here.
+ * Every subcommand of `interpose`, in the order `--help` lists them. Each is loaded only when
+ * it runs (or for `--help`), so `interpose istio-iptables` in an init container does not pay
+ * for the proxy's or discovery's modules. Add new commands here: one line each.
  */
-export const commandFactories: ReadonlyArray<() => Command> = [istioIptablesCommand, discoverCommand, annotationsToFlagsCommand, proxyCommand];
+export interface CommandEntry {
+  readonly name: string;
+  readonly load: () => Promise<Command>;
+}
+
+export const commands: readonly CommandEntry[] = [
+  { name: 'istio-iptables', load: async () => (await import('./istio-iptables.js')).istioIptablesCommand() },
+  { name: 'discover', load: async () => (await import('./discover.js')).discoverCommand() },
+  { name: 'annotations-to-flags', load: async () => (await import('./annotations-to-flags.js')).annotationsToFlagsCommand() },
+  { name: 'proxy', load: async () => (await import('./proxy.js')).proxyCommand() },
+];

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
-import { commandFactories } from './commands.js';
+import { commands } from './commands.js';
 import { reportAndExit } from './run-action.js';
 
 const require = createRequire(import.meta.url);
@@ -16,9 +16,11 @@ const program = new Command('interpose')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const make of commandFactories) program.addCommand(make().exitOverride());
-
 try {
+  // Load just the command being run; anything else (help, a typo) loads them all so commander
+  // can list them or suggest the right one.
+  const requested = commands.find((c) => c.name === process.argv[2]);
+  for (const entry of requested ? [requested] : commands) program.addCommand((await entry.load()).exitOverride());
   await program.parseAsync(process.argv);
 } catch (err) {
   reportAndExit(err);

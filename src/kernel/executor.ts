@@ -3,7 +3,6 @@
  * so apply logic can be unit-tested with a recording fake and pointed at a network namespace
  * by wrapping.
  */
-import { execa } from 'execa';
 import { CommandFailedError } from '../errors/command-failed-error.js';
 
 export interface CommandResult {
@@ -24,6 +23,9 @@ export class SystemExecutor implements Executor {
   async run(argv: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
     const [file, ...args] = argv;
     if (!file) throw new Error('empty argv');
+    // Loaded on first use: execa costs ~150 ms of start-up, which a run that fails validation
+    // (or only prints) should not pay.
+    const { execa } = await import('execa');
     try {
       const r = await execa(file, args, {
         reject: false,
