@@ -58,7 +58,7 @@ export async function createPodAndWorld(t: ExecutionContext, worldPorts: number[
   return { pod, world };
 }
 
-/** Connects from the pod (as `uid`, when given) to each target; returns each answer. */
+/** Connects from a namespace (as `uid`, when given) to each target; returns each answer. */
 export async function probe(pod: Netns, targets: Array<[string, number]>, uid?: number): Promise<string[]> {
   const drop = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
   const r = await execa('ip', ['netns', 'exec', pod.name, ...drop, 'node', join(AGENTS, 'probe-client.mjs'), JSON.stringify(targets)]);

@@ -8,13 +8,17 @@ import { parseCidr, type Cidr } from '../../src/net/cidr.js';
 import { runCli } from '../helpers/cli.js';
 import { ISTIO_BASE } from '../helpers/istio-config.js';
 import { kernelTest } from '../helpers/kernel.js';
-import { createPodAndWorld, probe } from '../helpers/topology.js';
+import { createPodAndWorld, probe, startAgent } from '../helpers/topology.js';
 import { SeededRandom } from '../helpers/seeded-random.js';
 
 const PORTS = [80, 443, 5000, 8080];
 const PROXY_UID = 1337;
+const TUNNEL_PORT = 15008;
+const POD_ADDRESSES = ['100.64.0.1', '2001:db8:ffff::1'];
 
 interface Scenario {
+  inbound: number[] | '*' | 'none';
+  inboundExclude: number[];
   include: string[] | '*';
   exclude: string[];
   portsInclude: number[];
@@ -35,6 +39,13 @@ function expected(s: Scenario, dst: string, port: number, uid: number | undefine
   if (s.portsInclude.includes(port)) return 'proxy';
   if (s.include === '*' || within(s.include)) return 'proxy';
   return 'world';
+}
+
+/** istio-init's inbound decision for a new TCP connection to the pod on `port`. */
+function expectedInbound(s: Scenario, port: number): 'inbound' | 'app' {
+  if (port === TUNNEL_PORT || s.inbound === 'none') return 'app';
+  if (s.inbound === '*') return s.inboundExclude.includes(port) ? 'app' : 'inbound';
+  return s.inbound.includes(port) ? 'inbound' : 'app';
 }
 
 function contains(net: Cidr, host: Cidr): boolean {
@@ -61,13 +72,19 @@ kernelTest('connections land on the proxy or bypass it exactly as istio-init sem
   const seed = Number(process.env.LANDING_SEED ?? randomInt(1, 2 ** 31));
   t.log(`seed ${seed} (rerun with LANDING_SEED=${seed})`);
   const rnd = new SeededRandom(seed);
-  const { pod } = await createPodAndWorld(t, PORTS);
+  const { pod, world } = await createPodAndWorld(t, PORTS);
+  // In the pod: the workload on its ports, and the inbound capture port's catcher.
+  await startAgent(t, pod, 'tag-server.mjs', ['app', ...PORTS.map(String), String(TUNNEL_PORT)]);
+  await startAgent(t, pod, 'tag-server.mjs', ['inbound', '15006']);
 
   const scenarios: Scenario[] = [];
   for (let i = 0; i < 8; i++) {
     const ipv6 = rnd.int(0, 1) === 1;
     const families: Array<4 | 6> = [4, 6];
+    const inboundKind = rnd.int(0, 2);
     scenarios.push({
+      inbound: inboundKind === 0 ? '*' : inboundKind === 1 ? [rnd.pick(PORTS), rnd.pick(PORTS)] : 'none',
+      inboundExclude: rnd.int(0, 1) === 0 ? [rnd.pick(PORTS)] : [],
       include: i % 4 === 0 ? '*' : Array.from({ length: rnd.int(1, 4) }, () => randomPrefix(rnd, rnd.pick(families))),
       exclude: Array.from({ length: rnd.int(0, 3) }, () => randomPrefix(rnd, rnd.pick(families))),
       portsInclude: rnd.int(0, 2) === 0 ? [rnd.pick(PORTS)] : [],
@@ -84,6 +101,8 @@ kernelTest('connections land on the proxy or bypass it exactly as istio-init sem
       '-x', s.exclude.join(','),
       '-q', s.portsInclude.join(','),
       '-o', s.portsExclude.join(','),
+      '-b', s.inbound === '*' ? '*' : s.inbound === 'none' ? '' : s.inbound.join(','),
+      '-d', s.inboundExclude.join(','),
       ...(s.ipv6 ? ['--enable-ipv6'] : []),
     ];
     const applied = await runCli(args);
@@ -108,6 +127,16 @@ kernelTest('connections land on the proxy or bypass it exactly as istio-init sem
       );
       probes += targets.length;
     }
+
+    // Inbound: from the world to the pod's own addresses.
+    const inboundTargets: Array<[string, number]> = POD_ADDRESSES.flatMap((a) => [...PORTS, TUNNEL_PORT].map((p): [string, number] => [a, p]));
+    const gotIn = await probe(world, inboundTargets);
+    t.deepEqual(
+      inboundTargets.map(([d, p], i) => `${d}:${p} ${gotIn[i]}`),
+      inboundTargets.map(([d, p]) => `${d}:${p} ${expectedInbound(s, p)}`),
+      `inbound, config ${JSON.stringify(s)}`,
+    );
+    probes += inboundTargets.length;
   }
   t.log(`${probes} connections across ${scenarios.length} configurations`);
 });
