@@ -11,8 +11,11 @@ export interface CommandEntry {
 }
 
 export const commands: readonly CommandEntry[] = [
+  { name: 'lab', load: async () => (await import('./lab.js')).labCommand() },
   { name: 'istio-iptables', load: async () => (await import('./istio-iptables.js')).istioIptablesCommand() },
   { name: 'discover', load: async () => (await import('./discover.js')).discoverCommand() },
   { name: 'annotations-to-flags', load: async () => (await import('./annotations-to-flags.js')).annotationsToFlagsCommand() },
   { name: 'proxy', load: async () => (await import('./proxy.js')).proxyCommand() },
+  { name: 'trace', load: async () => (await import('./trace.js')).traceCommand() },
+  { name: 'verify', load: async () => (await import('./verify.js')).verifyCommand() },
 ];

@@ -1,0 +1,27 @@
+/** `interpose lab [egress|gateway]`: the seeds, end to end, in network namespaces. */
+import { Command, Option } from 'commander';
+import { InterceptError } from '../errors/intercept-error.js';
+
+export function labCommand(): Command {
+  return new Command('lab')
+    .summary('walk through Istio\'s egress seeds with interpose in network namespaces (needs root)')
+    .description(
+      'Builds a pod and a world network namespace (stand-ins for httpbin.org and www.google.com on\n' +
+        'documentation addresses, a test CA the pod trusts), installs interpose\'s rules in the pod, runs\n' +
+        '`interpose proxy` there as uid 1337, and walks through a seed step by step: each command, what came\n' +
+        'back, the access-log lines, and a final table of expected vs observed. Exit 1 if any step differs.\n' +
+        'Everything it creates is removed when it ends, Ctrl-C included.',
+    )
+    .argument('[seed]', 'egress (Accessing External Services, the default) or gateway (egress gateway)', 'egress')
+    .option('--json', 'print one JSON document with every step (progress goes to stderr)')
+    .option('--keep', 'after the steps, keep the namespaces and processes running until Ctrl-C')
+    .addOption(new Option('--no-color', 'plain output even on a terminal'))
+    .action(async (seed: string, opts: { json?: boolean; keep?: boolean; color?: boolean }) => {
+      if (seed !== 'egress' && seed !== 'gateway') {
+        throw new InterceptError(`invalid value for [seed]: ${JSON.stringify(seed)}: expected egress or gateway`);
+      }
+      const { runLab } = await import('../lab/lab-runner.js');
+      const color = opts.color !== false && !opts.json && process.stdout.isTTY === true && !process.env.NO_COLOR;
+      process.exitCode = await runLab({ seed, json: opts.json === true, keep: opts.keep === true, color });
+    });
+}
