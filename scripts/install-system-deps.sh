@@ -18,6 +18,7 @@ packages=(
   valgrind        # memcheck run of the native addon's test binary
   ruby            # `ruby -c Vagrantfile` in test/unit/vagrant.test.ts
   shellcheck      # lint of scripts/*.sh in the unit tests
+  haproxy         # baseline of bench/proxy.ts (npm run bench:proxy), not needed by the tests
 )
 
 export DEBIAN_FRONTEND=noninteractive

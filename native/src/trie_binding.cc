@@ -25,7 +25,7 @@ void Finalize(napi_env env, void* data, void* /*hint*/) {
 void ReportMemory(napi_env env, TrieBox* box) {
   const int64_t now = static_cast<int64_t>(box->trie.memoryBytes());
   const int64_t delta = now - box->reported;
-  if (delta > (16 << 20) || delta < -(16 << 20)) {
+  if (delta > (256 << 20) || delta < -(256 << 20)) {
     int64_t ignored;
     napi_adjust_external_memory(env, delta, &ignored);
     box->reported = now;

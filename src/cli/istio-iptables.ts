@@ -12,6 +12,7 @@ import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
 import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.linux.js';
 import { NftablesBackend, probeNftables } from '../kernel/nftables-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
+import { FileOwnershipStore } from '../kernel/ownership-record.linux.js';
 import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { renderRestore } from '../rules/render/iptables.js';
 import { renderNftScript, renderNftTables } from '../rules/render/nftables.js';
@@ -78,7 +79,7 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   const binaries = await chooseIptables(executor, run.forceIptablesBinary);
   const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'the current network namespace';
   const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
-  const backend = new IptablesBackend(executor, binaries);
+  const backend = new IptablesBackend(executor, binaries, new FileOwnershipStore(run.networkNamespace));
 
   if (run.cleanupOnly) {
     info(`backend iptables-${binaries.variant}; cleaning up in ${where}`);

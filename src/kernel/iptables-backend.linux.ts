@@ -21,6 +21,7 @@ import {
   type OwnedState,
 } from './iptables-plan.js';
 import { parseIptablesSave, type SavedState } from './iptables-save-parser.js';
+import { NO_RECORD, builtinOf, withRecorded, type BuiltinRecord, type OwnershipStore } from './ownership-record.linux.js';
 import { ensureTproxyRoutes, removeTproxyRoutes, undoTproxyRoutes, type AddedRoutes } from './tproxy-routes.linux.js';
 
 export type ApplyAction = 'installed' | 'unchanged' | 'replaced' | 'reapplied';
@@ -53,21 +54,35 @@ export class IptablesBackend {
   constructor(
     private readonly executor: Executor,
     private readonly bin: IptablesBinaries,
+    /** Remembers our rules in built-in chains across runs (see ownership-record.linux.ts). */
+    private readonly record: OwnershipStore = NO_RECORD,
   ) {}
+
+  /**
+   * What counts as ours in a family's built-in chains: what this configuration installs, plus
+   * what an earlier run recorded — the latter only while some ISTIO_* chain exists, so a
+   * record left for a namespace whose inode was reused cannot claim a stranger's rules.
+   */
+  private knownFor(state: FamilyState, desired: FamilyRuleset | undefined, recorded: BuiltinRecord): OwnedState {
+    const known = desired ? desiredOwned(desired) : new Map();
+    const ours = [...state.saved.values()].some((t) => t.chains.some((c) => c.startsWith('ISTIO_')));
+    return ours ? withRecorded(known, recorded.get(state.family)) : known;
+  }
 
   /** Installs `ruleset`, or verifies it is already there. Throws DriftError without changing anything. */
   async apply(ruleset: Ruleset, options: { reconcile: boolean; forceApply: boolean }): Promise<ApplyResult> {
     const states = await this.readStates(ruleset);
+    const recorded = this.record.load();
     const plans: Array<{ family: IpFamily; current: OwnedState; desired: FamilyRuleset | undefined }> = [];
     const differences: string[] = [];
     let anyCurrent = false;
     for (const state of states) {
       if (!state.available) continue;
       const desired = ruleset.families.find((f) => f.family === state.family);
-      const known = desired ? desiredOwned(desired) : new Map();
-      const current = currentOwned(state.saved, known);
+      const want = desired ? desiredOwned(desired) : new Map();
+      const current = currentOwned(state.saved, this.knownFor(state, desired, recorded));
       anyCurrent ||= !isEmptyOwned(current);
-      differences.push(...diffOwned(current, known, state.family));
+      differences.push(...diffOwned(current, want, state.family));
       plans.push({ family: state.family, current, desired });
     }
 
@@ -90,6 +105,7 @@ export class IptablesBackend {
       states,
       routes,
     );
+    this.record.save(new Map(ruleset.families.map((f) => [f.family, builtinOf(desiredOwned(f))])));
     await this.ensureIPv6PassthroughAddress(ruleset);
     return { action, differences: action === 'replaced' ? differences : [] };
   }
@@ -100,13 +116,14 @@ export class IptablesBackend {
    */
   async cleanup(known: Ruleset, routes: { mark: number; table: number }): Promise<CleanupResult> {
     const states = await this.readStates({ families: [] });
+    const recorded = this.record.load();
     const txs: Array<{ family: IpFamily; text: string }> = [];
     let removedRules = 0;
     let removedChains = 0;
     for (const state of states) {
       if (!state.available) continue;
       const desired = known.families.find((f) => f.family === state.family);
-      const current = currentOwned(state.saved, desired ? desiredOwned(desired) : new Map());
+      const current = currentOwned(state.saved, this.knownFor(state, desired, recorded));
       for (const t of current.values()) {
         removedChains += t.chains.size;
         for (const rules of t.chains.values()) removedRules += rules.length;
@@ -115,6 +132,7 @@ export class IptablesBackend {
       txs.push({ family: state.family, text: transactionText(current, undefined) });
     }
     await this.transact(txs, states, undefined);
+    this.record.clear();
     const removedRoutes = await removeTproxyRoutes(this.executor, routes.mark, routes.table);
     return { removedRules, removedChains, removedRoutes };
   }

@@ -7,6 +7,7 @@
  *
  * Needs the `nft` tool (Debian package "nftables", >= 0.9.3) and a kernel with nf_tables.
  */
+import { existsSync } from 'node:fs';
 import { DriftError } from '../errors/drift-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
@@ -36,18 +37,31 @@ interface OwnedSnapshot {
   readonly listing: string;
 }
 
+/** Where distributions install nftables' nft. */
+const NFT_LOCATIONS = ['/usr/sbin/nft', '/sbin/nft', '/usr/local/sbin/nft', '/usr/bin/nft'];
+
 /**
- * Checks that `nft` runs and the kernel answers nf_tables requests; returns the nft version
- * line. Throws MissingToolError naming the package to install otherwise.
+ * The nft binary to run, by absolute path when it is in a standard place. Not simply `nft` from
+ * PATH: under npm and npx, node_modules/.bin comes first, and @vercel/nft (a build-tool
+ * dependency) installs an unrelated `nft` there. A namespaced executor sees the same files.
  */
-export async function probeNftables(executor: Executor): Promise<string> {
-  const v = await executor.run(['nft', '--version']).catch(() => undefined);
-  if (!v || v.exitCode !== 0) {
+export function findNft(exists: (path: string) => boolean = existsSync): string {
+  return NFT_LOCATIONS.find((p) => exists(p)) ?? 'nft';
+}
+
+/**
+ * Checks that `nft` is nftables' nft and that the kernel answers nf_tables requests; returns
+ * the version line. Throws MissingToolError naming the package to install otherwise.
+ */
+export async function probeNftables(executor: Executor, nft = findNft()): Promise<string> {
+  const v = await executor.run([nft, '--version']).catch(() => undefined);
+  if (!v || v.exitCode !== 0 || !/^nftables v/.test(v.stdout.trim())) {
+    const found = v && v.exitCode === 0 ? `"${nft}" is not nftables' nft (it printed "${v.stdout.trim().slice(0, 60)}")` : 'the nft command was not found';
     throw new MissingToolError(
-      `--native-nftables: the nft command was not found${v?.stderr ? ` (${v.stderr.trim()})` : ''}; install the Debian package "nftables" (nft >= 0.9.3)`,
+      `--native-nftables: ${found}${v?.stderr ? ` (${v.stderr.trim()})` : ''}; install the Debian package "nftables" (nft >= 0.9.3)`,
     );
   }
-  const r = await executor.run(['nft', 'list', 'tables']);
+  const r = await executor.run([nft, 'list', 'tables']);
   if (r.exitCode !== 0) {
     const detail = r.stderr.trim();
     if (/not supported|Protocol not supported|Operation not supported/i.test(detail)) {
@@ -64,6 +78,7 @@ export class NftablesBackend {
   constructor(
     private readonly executor: Executor,
     private readonly renderOptions: NftRenderOptions = {},
+    private readonly nft = findNft(),
   ) {}
 
   /** The tables `ruleset` installs (what apply compares against and writes). */
@@ -112,7 +127,7 @@ export class NftablesBackend {
 
   /** Our tables as the kernel lists them now (empty when none exists). */
   async snapshot(): Promise<OwnedSnapshot> {
-    const r = await runChecked(this.executor, ['nft', 'list', 'tables', 'inet'], { context: 'listing nftables tables' });
+    const r = await runChecked(this.executor, [this.nft, 'list', 'tables', 'inet'], { context: 'listing nftables tables' });
     const present = new Set([...r.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1]!));
     const ours = OWNED_NFT_TABLES.filter((name) => present.has(name));
     if (ours.length === 0) return { tables: [], listing: '' };
@@ -120,7 +135,7 @@ export class NftablesBackend {
     // `list table` commands from one -f script, hence one process per table.)
     let listing = '';
     for (const name of ours) {
-      const l = await runChecked(this.executor, ['nft', '-y', 'list', 'table', 'inet', name], { context: `listing inet ${name}` });
+      const l = await runChecked(this.executor, [this.nft, '-y', 'list', 'table', 'inet', name], { context: `listing inet ${name}` });
       listing += l.stdout;
     }
     return { tables: parseNftListing(listing), listing };
@@ -133,7 +148,7 @@ export class NftablesBackend {
    */
   private async transact(script: string, before: OwnedSnapshot, touched: readonly string[], routes?: TproxyRoutes): Promise<void> {
     try {
-      await runChecked(this.executor, ['nft', '-f', '-'], { input: script, context: 'applying the nftables transaction' });
+      await runChecked(this.executor, [this.nft, '-f', '-'], { input: script, context: 'applying the nftables transaction' });
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       throw new ApplyFailedError(`${detail}\n(the transaction was rejected as a whole; the kernel holds what it held before)`, {
@@ -145,7 +160,7 @@ export class NftablesBackend {
       await ensureTproxyRoutes(this.executor, routes);
     } catch (err) {
       const restore = touched.map((name) => `add table inet ${name}\ndelete table inet ${name}\n`).join('') + before.listing;
-      const r = await this.executor.run(['nft', '-f', '-'], { input: restore });
+      const r = await this.executor.run([this.nft, '-f', '-'], { input: restore });
       const detail = err instanceof Error ? err.message : String(err);
       const rolled =
         r.exitCode === 0

@@ -29,7 +29,10 @@ export class LinuxSystemLookups implements SystemLookups {
   async hasGlobalIPv6(networkNamespace: string | undefined): Promise<boolean> {
     const exec = networkNamespace ? new NamespacedExecutor(this.executor, networkNamespace) : this.executor;
     const r = await exec.run(['ip', '-6', '-o', 'addr', 'show', 'scope', 'global']);
-    return r.exitCode === 0 && r.stdout.trim() !== '';
+    if (r.exitCode !== 0) return false;
+    // Addresses on lo do not count: the ::6/128 interpose (like istio) adds there for the
+    // inbound passthrough has global scope, and must not turn IPv6 on for the next run.
+    return r.stdout.split('\n').some((line) => /^\d+:\s+\S+/.test(line) && !/^\d+:\s+lo\s/.test(line));
   }
 
   async networkNamespaceExists(networkNamespace: string): Promise<boolean> {

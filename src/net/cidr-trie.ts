@@ -1,8 +1,9 @@
 /**
  * CidrTrie: longest-prefix match over IPv4 and IPv6 CIDRs, backed by the native addon
- * (native/src/lpm: a 16-8-8 expanded trie for IPv4, Tree Bitmap nodes for IPv6).
+ * (native/src/lpm: a 16-8-8 expanded trie for IPv4, path-compressed Tree Bitmap nodes for
+ * IPv6; the headers there explain the layouts).
  *
- * Every argument is validated here, before the addon sees it. IPv4 text is parsed by a small
+ * Every argument is validated here, before the addon sees it. Addresses are read by small
  * strict parsers of dotted-decimal IPv4 and RFC 4291 IPv6 text: the one-at-a-time lookup is
  * on the redirect target's hot path, where ipaddr.js would cost more than the lookup itself.
  */
@@ -113,28 +114,51 @@ function mappedToV4(b: Uint8Array): number {
   return ((b[12]! << 24) | (b[13]! << 16) | (b[14]! << 8) | b[15]!) >>> 0;
 }
 
-type ParsedCidr = { family: 4; addr: number; len: number } | { family: 6; bytes: Uint8Array; len: number };
-
 const scratch = new Uint8Array(16);
 
-function parseCidrArg(method: string, cidr: unknown): ParsedCidr {
+// Results of parseCidrArg, kept in module state rather than a fresh object per call: a large
+// table is loaded with a million inserts, and the allocations showed up as GC time.
+let parsedAddr4 = 0;
+let parsedLen = 0;
+
+/**
+ * Validates `cidr`; returns its family with the address in parsedAddr4 (IPv4) or scratch
+ * (IPv6) and the prefix length in parsedLen.
+ */
+function parseCidrArg(method: string, cidr: unknown): 4 | 6 {
   if (typeof cidr !== 'string') {
     throw new TypeError(`CidrTrie.${method}: cidr must be a string such as "10.0.0.0/8", got ${typeof cidr}`);
   }
-  const slash = cidr.indexOf('/');
-  const lenText = slash < 0 ? '' : cidr.slice(slash + 1);
-  if (slash < 0 || !/^\d{1,3}$/.test(lenText)) {
+  // Prefix length: 1-3 decimal digits after the last '/', parsed by hand (this runs once per
+  // insert, a million times when a large table is loaded).
+  const slash = cidr.lastIndexOf('/');
+  let len = 0;
+  const digits = cidr.length - slash - 1;
+  if (slash >= 0 && digits >= 1 && digits <= 3) {
+    for (let i = slash + 1; i < cidr.length; i++) {
+      const c = cidr.charCodeAt(i);
+      if (c < 48 || c > 57) {
+        len = -1;
+        break;
+      }
+      len = len * 10 + (c - 48);
+    }
+  } else {
+    len = -1;
+  }
+  if (len < 0) {
     throw new TypeError(
       `CidrTrie.${method}: cidr ${JSON.stringify(cidr)} is not a CIDR: expected ADDRESS/LENGTH such as 10.0.0.0/8 or 2001:db8::/32`,
     );
   }
-  const len = Number(lenText);
   const v4 = parseIPv4(cidr, 0, slash);
   if (v4 >= 0) {
     if (len > 32) {
       throw new RangeError(`CidrTrie.${method}: cidr ${JSON.stringify(cidr)} has prefix length ${len}: expected 0-32 for IPv4`);
     }
-    return { family: 4, addr: v4, len };
+    parsedAddr4 = v4;
+    parsedLen = len;
+    return 4;
   }
   if (!parseIPv6(cidr.slice(0, slash), scratch)) {
     throw new TypeError(
@@ -146,8 +170,13 @@ function parseCidrArg(method: string, cidr: unknown): ParsedCidr {
   }
   // ::ffff:0:0/96 and longer are IPv4 prefixes written in IPv6, and IPv4-mapped lookups
   // consult the IPv4 table, so store them there.
-  if (len >= 96 && isMapped(scratch)) return { family: 4, addr: mappedToV4(scratch), len: len - 96 };
-  return { family: 6, bytes: scratch, len };
+  if (len >= 96 && isMapped(scratch)) {
+    parsedAddr4 = mappedToV4(scratch);
+    parsedLen = len - 96;
+    return 4;
+  }
+  parsedLen = len;
+  return 6;
 }
 
 function invalidIp(ip: unknown): TypeError {
@@ -183,15 +212,15 @@ export class CidrTrie {
     if (!Number.isInteger(value) || value < 0 || value > MAX_VALUE) {
       throw new RangeError(`CidrTrie.insert: value ${value} is out of range: expected an integer 0-${MAX_VALUE}`);
     }
-    const p = parseCidrArg('insert', cidr);
-    if (p.family === 4) this.#addon.trieInsert4(this.#native, p.addr, p.len, value);
-    else this.#addon.trieInsert6(this.#native, p.bytes, p.len, value);
+    if (parseCidrArg('insert', cidr) === 4) this.#addon.trieInsert4(this.#native, parsedAddr4, parsedLen, value);
+    else this.#addon.trieInsert6(this.#native, scratch, parsedLen, value);
   }
 
   /** Removes `cidr`; true when it was present. Shorter covering prefixes match again. */
   delete(cidr: string): boolean {
-    const p = parseCidrArg('delete', cidr);
-    return p.family === 4 ? this.#addon.trieErase4(this.#native, p.addr, p.len) : this.#addon.trieErase6(this.#native, p.bytes, p.len);
+    return parseCidrArg('delete', cidr) === 4
+      ? this.#addon.trieErase4(this.#native, parsedAddr4, parsedLen)
+      : this.#addon.trieErase6(this.#native, scratch, parsedLen);
   }
 
   /** The value of the longest prefix containing `ip`, or undefined when none does. */
@@ -203,7 +232,9 @@ export class CidrTrie {
       v = this.#addon.trieLookup4(this.#native, v4);
     } else {
       if (!parseIPv6(ip, scratch)) throw invalidIp(ip);
-      v = isMapped(scratch) ? this.#addon.trieLookup4(this.#native, mappedToV4(scratch)) : this.#addon.trieLookup6(this.#native, scratch);
+      v = isMapped(scratch)
+        ? this.#addon.trieLookup4(this.#native, mappedToV4(scratch))
+        : this.#addon.trieLookup6(this.#native, scratch);
     }
     return v < 0 ? undefined : v;
   }
@@ -240,12 +271,15 @@ export class CidrTrie {
     return this.#addon.trieSize(this.#native);
   }
 
-  /** Bytes of native memory the tables hold (capacity, including the fixed first levels). */
+  /**
+   * Bytes of native memory the tables use, including each family's fixed 16-bit first level
+   * (576 KiB once the family holds a prefix) and the exact-match index used by deletes.
+   */
   get memoryBytes(): number {
     return this.#addon.trieMemoryBytes(this.#native);
   }
 
-  /** @internal The addon object, for calls that classify inside C++ (originalDstLookup). */
+  /** @internal The native handle, for calls that classify inside C++ (originalDstLookup). */
   static nativeHandle(trie: CidrTrie): NativeTrieHandle {
     return trie.#native;
   }

@@ -17,45 +17,153 @@ import type { Cidr, IpFamily } from '../net/cidr.js';
  */
 export const SET_THRESHOLD = 8;
 
-/** A closed range of addresses of one family, as unsigned integers. */
+/**
+ * A closed range of addresses of one family. Addresses are arrays of unsigned 32-bit words,
+ * most significant first (one word for IPv4, four for IPv6): the hot path of a 100k-CIDR apply
+ * stays in plain numbers, no BigInt and no ipaddr.js object per element.
+ */
 export interface AddressInterval {
   readonly family: IpFamily;
-  readonly start: bigint;
-  readonly end: bigint;
+  readonly start: readonly number[];
+  readonly end: readonly number[];
 }
 
-const bitsOf = (family: IpFamily) => (family === 4 ? 32 : 128);
-
-// The hot path of a 100k-CIDR apply: IPv4 stays in plain numbers (exact up to 2^53), IPv6 goes
-// through BigInt built from its eight words.
+type Words = readonly number[];
 
 function ipv4Value(address: ipaddr.IPv4): number {
-  const [a, b, c, d] = address.octets as [number, number, number, number];
-  return a * 0x1000000 + b * 0x10000 + c * 0x100 + d;
+  const o = address.octets;
+  return o[0]! * 0x1000000 + o[1]! * 0x10000 + o[2]! * 0x100 + o[3]!;
 }
 
-function ipv6Value(address: ipaddr.IPv6): bigint {
-  let hex = '0x';
-  for (const w of address.parts) hex += w.toString(16).padStart(4, '0');
-  return BigInt(hex);
+function addressWords(address: ipaddr.IPv4 | ipaddr.IPv6): number[] {
+  if (address.kind() === 'ipv4') return [ipv4Value(address as ipaddr.IPv4)];
+  const p = (address as ipaddr.IPv6).parts;
+  return [p[0]! * 0x10000 + p[1]!, p[2]! * 0x10000 + p[3]!, p[4]! * 0x10000 + p[5]!, p[6]! * 0x10000 + p[7]!];
 }
 
-function ipv4Text(n: number): string {
-  return `${Math.floor(n / 0x1000000)}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
+function compareWords(a: Words, b: Words): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  return 0;
 }
 
-function ipv6Words(value: bigint): number[] {
-  const hex = value.toString(16).padStart(32, '0');
-  const words: number[] = [];
-  for (let i = 0; i < 32; i += 4) words.push(parseInt(hex.slice(i, i + 4), 16));
-  return words;
+/** The next address, or undefined after the last one. */
+function successor(w: Words): number[] | undefined {
+  const out = [...w];
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (out[i] !== 0xffffffff) {
+      out[i] = out[i]! + 1;
+      return out;
+    }
+    out[i] = 0;
+  }
+  return undefined;
+}
+
+/** The last address of the prefix starting at `start`. */
+function lastOfPrefix(start: Words, prefixLength: number): number[] {
+  return start.map((word, i) => {
+    const kept = Math.min(32, Math.max(0, prefixLength - 32 * i));
+    const hostMask = kept === 32 ? 0 : 2 ** (32 - kept) - 1;
+    return (word | hostMask) >>> 0;
+  });
+}
+
+/** The addresses a CIDR covers. */
+export function cidrInterval(cidr: Cidr): AddressInterval {
+  const start = addressWords(cidr.address);
+  return { family: cidr.family, start, end: lastOfPrefix(start, cidr.prefixLength) };
 }
 
 /**
- * IPv6 text from eight words, as glibc's inet_ntop writes it (what nft prints): the longest run
- * of two or more zero words (the first of equal runs) becomes `::`, and the IPv4-compatible and
- * IPv4-mapped forms end in dotted quads. Same output as net/ip-format's formatIPv6 (a unit
- * test holds them together), without building an ipaddr.js object per element.
+ * Sorts and merges CIDRs of one family into disjoint, non-adjacent intervals (what an interval
+ * set accepts). Throws on mixed families: that is a caller bug, sets are typed by family.
+ */
+export function mergeCidrs(cidrs: readonly Cidr[]): AddressInterval[] {
+  if (cidrs.length === 0) return [];
+  const family = cidrs[0]!.family;
+  for (const c of cidrs) if (c.family !== family) throw new Error(`mergeCidrs: mixed families (${cidrs[0]!.text}, ${c.text})`);
+  if (family === 4 && cidrs.length < 2 ** 20) {
+    const out: AddressInterval[] = [];
+    mergeIPv4(cidrs, (start, end) => out.push({ family: 4, start: [start], end: [end] }));
+    return out;
+  }
+  const intervals = cidrs.map(cidrInterval);
+  intervals.sort((a, b) => compareWords(a.start, b.start));
+  const out: AddressInterval[] = [];
+  let cur = intervals[0]!;
+  for (let i = 1; i < intervals.length; i++) {
+    const next = intervals[i]!;
+    // Overlapping, or adjacent (next starts right after cur ends): one range.
+    const touches = compareWords(next.start, cur.end) <= 0 || compareWords(next.start, successor(cur.end) ?? cur.end) === 0;
+    if (touches) {
+      if (compareWords(next.end, cur.end) > 0) cur = { family, start: cur.start, end: next.end };
+    } else {
+      out.push(cur);
+      cur = next;
+    }
+  }
+  out.push(cur);
+  return out;
+}
+
+/**
+ * The IPv4 case without an object per CIDR: each start address and its index packed into one
+ * double (start · 2^20 + index, exact below 2^52) so a native typed-array sort orders them.
+ * Calls `emit(start, end)` for each merged range, in order.
+ */
+function mergeIPv4(cidrs: readonly Cidr[], emit: (start: number, end: number) => void): void {
+  const n = cidrs.length;
+  const keys = new Float64Array(n);
+  const ends = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = cidrs[i]!;
+    const start = ipv4Value(c.address as ipaddr.IPv4);
+    keys[i] = start * 2 ** 20 + i;
+    ends[i] = start + 2 ** (32 - c.prefixLength) - 1;
+  }
+  keys.sort();
+  let curStart = -1;
+  let curEnd = -2;
+  for (let k = 0; k < n; k++) {
+    const key = keys[k]!;
+    const i = key % 2 ** 20;
+    const start = (key - i) / 2 ** 20;
+    const end = ends[i]!;
+    if (start <= curEnd + 1) {
+      if (end > curEnd) curEnd = end;
+    } else {
+      if (curStart >= 0) emit(curStart, curEnd);
+      curStart = start;
+      curEnd = end;
+    }
+  }
+  emit(curStart, curEnd);
+}
+
+/** The set elements for a CIDR list: merged, sorted, in `nft list` form (see intervalElement). */
+export function mergedElements(cidrs: readonly Cidr[]): string[] {
+  if (cidrs.length > 0 && cidrs.length < 2 ** 20 && cidrs.every((c) => c.family === 4)) {
+    const out: string[] = [];
+    mergeIPv4(cidrs, (start, end) => {
+      const size = end - start + 1;
+      const first = ipv4Text(start);
+      // A prefix: the size is a power of two and the start is aligned to it.
+      if (size === 1) out.push(first);
+      else if ((size & (size - 1)) === 0 && start % size === 0) out.push(`${first}/${32 - Math.log2(size)}`);
+      else out.push(`${first}-${ipv4Text(end)}`);
+    });
+    return out;
+  }
+  return mergeCidrs(cidrs).map(intervalElement);
+}
+
+const ipv4Text = (n: number) => `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
+
+/**
+ * IPv6 text from eight 16-bit words, as glibc's inet_ntop writes it (what nft prints): the
+ * longest run of two or more zero words (the first of equal runs) becomes `::`, and the
+ * IPv4-compatible and IPv4-mapped forms end in dotted quads. Same output as net/ip-format's
+ * formatIPv6 (a unit test holds them together), without an ipaddr.js object per element.
  */
 export function ipv6WordsText(w: readonly number[]): string {
   const firstFiveZero = w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0;
@@ -77,88 +185,62 @@ export function ipv6WordsText(w: readonly number[]): string {
     }
     i = j;
   }
-  const hex = (xs: readonly number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(w);
-  return `${hex(w.slice(0, bestStart))}::${hex(w.slice(bestStart + bestLen))}`;
+  if (bestStart < 0) return hexRun(w, 0, 8);
+  return `${hexRun(w, 0, bestStart)}::${hexRun(w, bestStart + bestLen, 8)}`;
 }
 
-/** The addresses a CIDR covers. */
-export function cidrInterval(cidr: Cidr): AddressInterval {
-  const start =
-    cidr.family === 4 ? BigInt(ipv4Value(cidr.address as ipaddr.IPv4)) : ipv6Value(cidr.address as ipaddr.IPv6);
-  const size = 1n << BigInt(bitsOf(cidr.family) - cidr.prefixLength);
-  return { family: cidr.family, start, end: start + size - 1n };
-}
-
-/**
- * Sorts and merges CIDRs of one family into disjoint, non-adjacent intervals (what an interval
- * set accepts). Throws on mixed families: that is a caller bug, sets are typed by family.
- */
-export function mergeCidrs(cidrs: readonly Cidr[]): AddressInterval[] {
-  if (cidrs.length === 0) return [];
-  const family = cidrs[0]!.family;
-  for (const c of cidrs) if (c.family !== family) throw new Error(`mergeCidrs: mixed families (${cidrs[0]!.text}, ${c.text})`);
-  if (family === 4) {
-    const ranges = cidrs.map((c) => {
-      const start = ipv4Value(c.address as ipaddr.IPv4);
-      return [start, start + 2 ** (32 - c.prefixLength) - 1] as [number, number];
-    });
-    ranges.sort((a, b) => a[0] - b[0]);
-    return mergeSorted(ranges, (a, b) => a <= b + 1).map(([start, end]) => ({ family, start: BigInt(start), end: BigInt(end) }));
-  }
-  const ranges = cidrs.map((c) => {
-    const iv = cidrInterval(c);
-    return [iv.start, iv.end] as [bigint, bigint];
-  });
-  ranges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return mergeSorted(ranges, (a, b) => a <= b + 1n).map(([start, end]) => ({ family, start, end }));
-}
-
-/** Merges sorted [start, end] ranges; `touches(nextStart, curEnd)` says overlap or adjacency. */
-function mergeSorted<T extends number | bigint>(ranges: Array<[T, T]>, touches: (nextStart: T, curEnd: T) => boolean): Array<[T, T]> {
-  const out: Array<[T, T]> = [];
-  let cur = ranges[0]!;
-  for (let i = 1; i < ranges.length; i++) {
-    const next = ranges[i]!;
-    if (touches(next[0], cur[1])) {
-      if (next[1] > cur[1]) cur = [cur[0], next[1]];
-    } else {
-      out.push(cur);
-      cur = next;
-    }
-  }
-  out.push(cur);
+function hexRun(w: readonly number[], from: number, to: number): string {
+  let out = '';
+  for (let i = from; i < to; i++) out += (i > from ? ':' : '') + w[i]!.toString(16);
   return out;
 }
 
-const addressText = (value: bigint, family: IpFamily) =>
-  family === 4 ? ipv4Text(Number(value)) : ipv6WordsText(ipv6Words(value));
+function wordsText(w: Words, family: IpFamily): string {
+  if (family === 4) return ipv4Text(w[0]!);
+  const halves = new Array<number>(8);
+  for (let i = 0; i < 4; i++) {
+    halves[2 * i] = w[i]! >>> 16;
+    halves[2 * i + 1] = w[i]! & 0xffff;
+  }
+  return ipv6WordsText(halves);
+}
+
+/** The prefix length when [start, end] is exactly one prefix, else undefined. */
+function prefixLengthOf(start: Words, end: Words): number | undefined {
+  let i = 0;
+  while (i < start.length && start[i] === end[i]) i++;
+  if (i === start.length) return 32 * start.length;
+  // In the first differing word the differing bits must be all the low ones: start 0…0, end 1…1.
+  const x = (start[i]! ^ end[i]!) >>> 0;
+  if (((x + 1) & x) !== 0 && x !== 0xffffffff) return undefined;
+  if ((start[i]! & x) !== 0 || ((end[i]! & x) >>> 0) !== x) return undefined;
+  for (let k = i + 1; k < start.length; k++) if (start[k] !== 0 || end[k] !== 0xffffffff) return undefined;
+  const hostBits = x === 0xffffffff ? 32 : Math.log2(x + 1);
+  return 32 * i + (32 - hostBits);
+}
 
 /**
  * One set element in the form `nft list` prints it: a bare address for a single address,
  * `addr/len` when the range is exactly a prefix, `first-last` otherwise.
  */
 export function intervalElement(iv: AddressInterval): string {
-  const first = addressText(iv.start, iv.family);
-  if (iv.start === iv.end) return first;
-  const size = iv.end - iv.start + 1n;
-  if ((size & (size - 1n)) === 0n && iv.start % size === 0n) {
-    const hostBits = size.toString(2).length - 1;
-    return `${first}/${bitsOf(iv.family) - hostBits}`;
-  }
-  return `${first}-${addressText(iv.end, iv.family)}`;
+  const first = wordsText(iv.start, iv.family);
+  const len = prefixLengthOf(iv.start, iv.end);
+  if (len === 32 * iv.start.length) return first;
+  if (len !== undefined) return `${first}/${len}`;
+  return `${first}-${wordsText(iv.end, iv.family)}`;
 }
 
 /** True when the address falls in one of the (merged, sorted) intervals: the set's answer. */
 export function intervalsContain(intervals: readonly AddressInterval[], address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
-  const v = address.kind() === 'ipv4' ? BigInt(ipv4Value(address as ipaddr.IPv4)) : ipv6Value(address as ipaddr.IPv6);
+  const v = addressWords(address);
   let lo = 0;
   let hi = intervals.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     const iv = intervals[mid]!;
-    if (v < iv.start) hi = mid - 1;
-    else if (v > iv.end) lo = mid + 1;
+    if (compareWords(v, iv.start) < 0) hi = mid - 1;
+    else if (compareWords(v, iv.end) > 0) lo = mid + 1;
     else return true;
   }
   return false;

@@ -92,6 +92,8 @@ export class RulesetBuilder {
   }
 
   private inetEntry(family: FamilySelector, rule: Rule): InetRule | undefined {
+    // Unqualified even when only IPv4 is enabled: istio-nftables writes these rules so, and in
+    // an inet table they then meet IPv6 packets too (unlike ip6tables, which stays empty).
     if (family === 'both') return { rule };
     return this.families.has(family) ? { rule, family } : undefined;
   }

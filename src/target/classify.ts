@@ -18,6 +18,15 @@ export type OutboundDecision =
   /** REGISTRY_ONLY and unknown: close (BlackHoleCluster). */
   | { action: 'refuse' };
 
+/**
+ * True when the connection passes through whatever its bytes say: ALLOW_ANY, and nothing in
+ * the registry can claim this address or port. The upstream connect then need not wait for
+ * the client to speak (server-first protocols and connection setup latency both gain).
+ */
+export function passesThroughUnseen(registry: Registry, address: string, port: number): boolean {
+  return registry.mode === 'ALLOW_ANY' && !registry.portMayMatchByName(port) && !registry.byAddress(address, port);
+}
+
 /** True when the decision can be made from the address alone (no need to wait for bytes). */
 export function needsSniffing(registry: Registry, address: string, port: number): boolean {
   const byAddress = registry.byAddress(address, port);

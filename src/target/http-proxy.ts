@@ -45,7 +45,8 @@ export class HttpProxy {
         res.destroy();
         return;
       }
-      void this.route(req, res, ctx);
+      // A bug in routing must cost this request only, never the process.
+      this.route(req, res, ctx).catch(() => res.destroy());
     });
     this.server.on('clientError', (_err, socket) => socket.destroy());
   }
@@ -184,17 +185,24 @@ export class HttpProxy {
       headers: headers as unknown as Record<string, string>,
       agent: this.agent,
       setHost: false,
-      timeout: this.options.connectTimeoutMs,
     });
     upReq.on('socket', (socket: Socket) => {
       if (!(upReq as { reusedSocket?: boolean }).reusedSocket) {
         metrics.upstreamConnections.inc({ cluster_name: upstream.cluster });
       }
+      // Bound only the connect: how long the answer may take is the route's timeout.
+      if (socket.connecting) {
+        const connectTimer = setTimeout(
+          () => upReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+          this.options.connectTimeoutMs,
+        );
+        socket.once('connect', () => clearTimeout(connectTimer));
+        socket.once('close', () => clearTimeout(connectTimer));
+      }
       const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(socket.localAddress, socket.localPort));
       if (socket.localAddress) noteLocal();
       else socket.once('connect', noteLocal);
     });
-    upReq.on('timeout', () => upReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
     if (opts.timeoutMs !== undefined) {
       timer = setTimeout(() => {
         upReq.destroy();

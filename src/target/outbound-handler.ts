@@ -6,11 +6,12 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { unmapIPv4 } from './address-format.js';
-import { classifyOutbound, needsSniffing } from './classify.js';
+import { classifyOutbound, needsSniffing, passesThroughUnseen } from './classify.js';
 import type { HttpProxy } from './http-proxy.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { Registry } from './registry.js';
 import { sniff, type SniffResult } from './sniff.js';
+import { parseClientHello } from './tls-client-hello.js';
 import { refuseTcp, relayTcp, type TcpSessionDeps, type TcpSessionInfo } from './tcp-session.js';
 import { NoUpstreamError, type UpstreamResolver } from './upstream-resolver.js';
 
@@ -51,6 +52,15 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
     downstreamLocal: dst,
     downstreamRemote: { address: unmapIPv4(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 },
   };
+  if (passesThroughUnseen(registry, dst.address, dst.port)) {
+    // Connect upstream at once; the SNI for the log line is read from the first chunk as it
+    // flows by (a ClientHello split across chunks leaves it "-").
+    socket.once('data', (chunk: Buffer) => {
+      const hello = parseClientHello(chunk);
+      if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
+    });
+    return relayTcp(deps, socket, { ...dst, cluster: 'PassthroughCluster' }, info);
+  }
   let sniffed: SniffResult = { sniffed: { kind: 'none' }, head: Buffer.alloc(0), ended: false };
   if (needsSniffing(registry, dst.address, dst.port)) {
     sniffed = await sniff(socket, deps.sniffTimeoutMs);

@@ -114,19 +114,8 @@ export class ProxyServer {
     this.registry = new Registry(config, this.tableFactory);
     this.logIgnored(config.ignored);
 
-    const deps = {
-      accessLog: this.accessLog,
-      metrics: this.metrics,
-      connectTimeoutMs: o.connectTimeoutMs,
-      idleTimeoutMs: o.idleTimeoutMs,
-      log: o.log,
-      registry: () => this.registry,
-      resolver: this.resolver,
-      http: this.http,
-      sniffTimeoutMs: o.sniffTimeoutMs,
-      originalDestination: (s: Socket) => this.origDst(s),
-    };
-    const outbound = await this.listen('outbound', o.bindAddress, o.outboundPort, (s) => handleOutbound(deps, s));
+    const deps = { ...this.handlerDeps(), originalDestination: (s: Socket) => this.origDst(s) };
+    await this.listen('outbound', o.bindAddress, o.outboundPort, (s) => handleOutbound(deps, s));
     const inboundDeps = { ...deps, interceptionMode: o.interceptionMode, listenerPort: o.inboundPort };
     const inbound = await this.listen('inbound', o.bindAddress, o.inboundPort, (s) => handleInbound(inboundDeps, s));
     if (o.interceptionMode === 'TPROXY') {
@@ -140,7 +129,6 @@ export class ProxyServer {
       if (family === 6) native!.setTransparent(fd, 6);
       native!.setTransparent(fd, 4);
     }
-    void outbound;
     await this.syncGatewayListeners();
     if (o.metricsPort !== undefined) this.metricsServer = await this.metrics.listen(o.metricsPort, o.metricsAddress);
     // Watch before dropping privileges: the directory may not be readable by the proxy uid
@@ -156,6 +144,22 @@ export class ProxyServer {
       { ports: this.ports, mode: this.registry.mode, uid: process.getuid?.(), gid: process.getgid?.(), services: config.serviceEntries.length },
       `interpose proxy listening (outbound ${this.ports['outbound']}, inbound ${this.ports['inbound']}, ${this.registry.mode})`,
     );
+  }
+
+  /** What every connection handler needs; the registry is read per connection, so reloads apply. */
+  private handlerDeps() {
+    const o = this.options;
+    return {
+      accessLog: this.accessLog,
+      metrics: this.metrics,
+      connectTimeoutMs: o.connectTimeoutMs,
+      idleTimeoutMs: o.idleTimeoutMs,
+      log: o.log,
+      registry: () => this.registry,
+      resolver: this.resolver,
+      http: this.http,
+      sniffTimeoutMs: o.sniffTimeoutMs,
+    };
   }
 
   private logIgnored(ignored: string[]): void {
@@ -209,17 +213,7 @@ export class ProxyServer {
         this.gatewayListeners.delete(port);
       }
     }
-    const deps = {
-      accessLog: this.accessLog,
-      metrics: this.metrics,
-      connectTimeoutMs: this.options.connectTimeoutMs,
-      idleTimeoutMs: this.options.idleTimeoutMs,
-      registry: () => this.registry,
-      resolver: this.resolver,
-      http: this.http,
-      log: this.options.log,
-      sniffTimeoutMs: this.options.sniffTimeoutMs,
-    };
+    const deps = this.handlerDeps();
     for (const port of wanted) {
       if (this.gatewayListeners.has(port)) continue;
       const name = `gateway:${port}`;

@@ -105,6 +105,20 @@ export class Registry {
     return this.httpPorts.has(port);
   }
 
+  /**
+   * False when nothing in the registry could claim a connection to this port by what its
+   * bytes say (no hosts, HTTP services, TCP catch-all on the port, no VirtualService routes):
+   * the decision then does not need to wait for the client's first bytes.
+   */
+  portMayMatchByName(port: number): boolean {
+    return (
+      this.hostsByPort.has(port) ||
+      this.httpPorts.has(port) ||
+      this.tcpCatchAll.has(port) ||
+      this.config.virtualServices.length > 0
+    );
+  }
+
   /** The ServiceEntry for a host, whatever its ports. */
   entryForHost(name: string): ServiceEntry | undefined {
     return this.entriesByHost.lookup(name);

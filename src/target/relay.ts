@@ -49,6 +49,13 @@ export function relay(down: Socket, up: Socket, options: RelayOptions): Promise<
     };
     down.once('close', onClose);
     up.once('close', onClose);
+    // One side gone (destroyed, or finished both ways) ends the other once its queued bytes
+    // are written: pipe() alone would leave it open forever after a destroy().
+    const finishOther = (other: Socket) => () => {
+      if (!other.destroyed) (other as Socket & { destroySoon(): void }).destroySoon();
+    };
+    down.once('close', finishOther(up));
+    up.once('close', finishOther(down));
 
     // An RST on one side becomes an RST on the other (resetAndDestroy sets SO_LINGER 0).
     down.on('error', (err: NodeJS.ErrnoException) => {

@@ -68,7 +68,13 @@ export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
     };
     const onEnd = () => finish(length === 0 ? { kind: 'none' } : classify(true)!, true);
     const onError = (err: Error) => finish({ kind: 'none' }, false, err);
-    const timer = setTimeout(() => finish(length === 0 ? { kind: 'none' } : classify(true)!), timeoutMs);
+    // Timers run before I/O polling in an event-loop turn: after a stall (a busy or descheduled
+    // process) the timer could fire while the client's bytes already wait in the kernel. Decide
+    // only after one more poll phase (setImmediate), so data that is there counts.
+    const timer = setTimeout(
+      () => setImmediate(() => finish(length === 0 ? { kind: 'none' } : classify(true)!)),
+      timeoutMs,
+    );
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('error', onError);

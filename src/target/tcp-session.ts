@@ -85,6 +85,8 @@ export function relayTcp(
     const finish = () => {
       if (finished) return;
       finished = true;
+      // The SNI may have been read while relaying (passthrough without sniffing).
+      entry.requestedServerName = info.sni;
       entry.durationMs = performance.now() - info.t0;
       deps.accessLog.write(entry);
       resolve();

@@ -25,12 +25,20 @@ export interface PodWorld {
  * async function would wait for it to exit.
  */
 export async function startAgent(t: ExecutionContext, ns: Netns, script: string, args: string[]): Promise<{ child: ResultPromise }> {
-  const child = execa('ip', ['netns', 'exec', ns.name, 'node', join(AGENTS, script), ...args], { reject: false, buffer: false });
+  return startInNamespace(t, ns, ['node', join(AGENTS, script), ...args], script);
+}
+
+/**
+ * Starts any long-running argv in a namespace (an agent written in another language, say);
+ * waits until it prints "ready"; kills it on teardown. `label` names it in errors.
+ */
+export async function startInNamespace(t: ExecutionContext, ns: Netns, argv: string[], label: string): Promise<{ child: ResultPromise }> {
+  const child = execa('ip', ['netns', 'exec', ns.name, ...argv], { reject: false, buffer: false });
   t.teardown(() => {
     child.kill('SIGKILL');
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} did not become ready`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${label} did not become ready`)), 10_000);
     child.stdout!.on('data', (d: Buffer) => {
       if (d.toString().includes('ready')) {
         clearTimeout(timer);
@@ -39,7 +47,7 @@ export async function startAgent(t: ExecutionContext, ns: Netns, script: string,
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${script} exited early (${code})`));
+      reject(new Error(`${label} exited early (${code})`));
     });
   });
   return { child };
@@ -60,7 +68,15 @@ export async function createPodAndWorld(t: ExecutionContext, worldPorts: number[
 
 /** Connects from a namespace (as `uid`, when given) to each target; returns each answer. */
 export async function probe(pod: Netns, targets: Array<[string, number]>, uid?: number): Promise<string[]> {
-  const drop = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
-  const r = await execa('ip', ['netns', 'exec', pod.name, ...drop, 'node', join(AGENTS, 'probe-client.mjs'), JSON.stringify(targets)]);
+  return probeAs(pod, targets, uid === undefined ? undefined : { uid, gid: uid });
+}
+
+/**
+ * Like `probe`, with the uid and gid given separately (owner matches test each on its own).
+ * Connects from `ns` as uid/gid (root when omitted); returns each answer.
+ */
+export async function probeAs(ns: Netns, targets: Array<[string, number]>, owner?: { uid: number; gid: number }): Promise<string[]> {
+  const drop = owner === undefined ? [] : ['setpriv', `--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups'];
+  const r = await execa('ip', ['netns', 'exec', ns.name, ...drop, 'node', join(AGENTS, 'probe-client.mjs'), JSON.stringify(targets)]);
   return JSON.parse(r.stdout) as string[];
 }

@@ -180,3 +180,21 @@ kernelTest('rendered rules read back from the kernel byte for byte (iptables-nft
     t.regex(again.stderr, /already in place/, binary);
   }
 });
+
+kernelTest('built-in-chain rules from an earlier configuration are replaced by --reconcile and removed by a flag-less cleanup', async (t) => {
+  const ns = await Netns.create(t);
+  await seedForeign(ns);
+  const before = await netfilterState(ns);
+  t.is((await runCli(['istio-iptables', ...nsArgs(ns, '-c', 'va+', '-k', 'vm0', '-i', '*')])).exitCode, 0);
+  const reconcile = await runCli(['istio-iptables', ...nsArgs(ns, '-c', 'lo', '-k', 'vm1', '-i', '*', '--reconcile')]);
+  t.is(reconcile.exitCode, 0, reconcile.stderr);
+  t.regex(reconcile.stderr, /extra\s+-A PREROUTING -i vm0 -j RETURN/);
+  const state = await netfilterState(ns);
+  t.notRegex(state, /va\+|vm0/, 'nothing of the old configuration is left');
+  t.regex(state, /-A PREROUTING -i vm1 -j RETURN/);
+  t.regex(state, /-A OUTPUT -o lo -j RETURN/);
+  // Cleanup with none of the flags still knows what it installed.
+  const clean = await runCli(['istio-iptables', '--network-namespace', ns.name, '--cleanup-only']);
+  t.is(clean.exitCode, 0, clean.stderr);
+  t.is(await netfilterState(ns), before);
+});

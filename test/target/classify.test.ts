@@ -1,6 +1,6 @@
 import test from 'ava';
 import { CidrTrie } from '../../src/native.js';
-import { classifyOutbound, needsSniffing } from '../../src/target/classify.js';
+import { classifyOutbound, needsSniffing, passesThroughUnseen } from '../../src/target/classify.js';
 import { parseProxyConfig } from '../../src/target/istio-yaml.js';
 import { Registry } from '../../src/target/registry.js';
 import { pickDestination, selectHttpRoute } from '../../src/target/routes.js';
@@ -117,4 +117,14 @@ spec:
   const split = selectHttpRoute(uri, { ...facts, gateway: 'mesh' })!.route;
   t.is(pickDestination(split, () => 0.1).host, 'b.example');
   t.is(pickDestination(split, () => 0.3).host, 'c.example');
+});
+
+test('ALLOW_ANY connections nothing could claim pass through without waiting for bytes', (t) => {
+  t.true(passesThroughUnseen(registry(seed.meshMode('ALLOW_ANY')), '203.0.113.20', 443));
+  const withEntries = registry(seed.meshMode('ALLOW_ANY'), seed.googleServiceEntry, tcpByAddress);
+  t.false(passesThroughUnseen(withEntries, '203.0.113.20', 443), 'a host on the port may match by SNI');
+  t.true(passesThroughUnseen(withEntries, '203.0.113.20', 8443));
+  t.false(passesThroughUnseen(withEntries, '192.0.2.1', 5432), 'an address entry claims it');
+  t.false(passesThroughUnseen(registry(seed.meshMode('REGISTRY_ONLY')), '203.0.113.20', 443));
+  t.false(passesThroughUnseen(registry(seed.httpbinTimeout), '203.0.113.20', 8443), 'VirtualService routes may match');
 });

@@ -2,7 +2,7 @@ import test from 'ava';
 import { access, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { commandFactories } from '../../src/cli/commands.js';
+import { commands } from '../../src/cli/commands.js';
 import { proxyCommand } from '../../src/cli/proxy.js';
 import { annotationsToFlags } from '../../src/config/annotations.js';
 import { parseIstioIptablesArgv } from '../helpers/istio-argv.js';
@@ -87,7 +87,7 @@ test('Dockerfile: ENTRYPOINT is `interpose istio-iptables`, and interpose is the
   const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
   t.truthy(entry, 'no exec-form ENTRYPOINT');
   t.deepEqual(JSON.parse(entry![1]!), ['interpose', 'istio-iptables']);
-  t.true(commandFactories.some((f) => f().name() === 'istio-iptables'), 'istio-iptables is not a registered subcommand');
+  t.true(commands.some((c) => c.name === 'istio-iptables'), 'istio-iptables is not a registered subcommand');
 
   // /usr/local/bin/interpose → dist/cli/main.js, copied from the build stage's /src/dist.
   t.regex(dockerfile, /ln -s \/opt\/interpose\/dist\/cli\/main\.js \/usr\/local\/bin\/interpose/);

@@ -22,12 +22,14 @@ struct HugeAlloc {
 
   T* allocate(size_t n) {
     const size_t bytes = n * sizeof(T);
+    void* p = nullptr;
     if (bytes < kHuge) {
-      if (void* p = std::malloc(bytes)) return static_cast<T*>(p);
-      throw std::bad_alloc();
+      // Honour over-aligned element types (the cache-line aligned IPv6 nodes).
+      const size_t align = alignof(T) < sizeof(void*) ? sizeof(void*) : alignof(T);
+      if (posix_memalign(&p, align, bytes) != 0) throw std::bad_alloc();
+      return static_cast<T*>(p);
     }
     const size_t rounded = (bytes + kHuge - 1) & ~(kHuge - 1);
-    void* p = nullptr;
     if (posix_memalign(&p, kHuge, rounded) != 0) throw std::bad_alloc();
     madvise(p, rounded, MADV_HUGEPAGE);  // advisory: ignore failure
     return static_cast<T*>(p);

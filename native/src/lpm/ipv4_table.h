@@ -2,25 +2,32 @@
 // expansion, in the spirit of DIR-24-8 but with a smaller first level.
 //
 // Sources: P. Gupta, S. Lin, N. McKeown, "Routing Lookups in Hardware at Memory Access
-// Speeds", IEEE INFOCOM 1998 (DIR-24-8: direct-indexed first level, 8-bit second level);
-// V. Srinivasan, G. Varghese, "Fast Address Lookups Using Controlled Prefix Expansion",
-// ACM TOCS 17(1), 1999 (expanding prefixes to stride boundaries, choosing strides).
+// Speeds", IEEE INFOCOM 1998 (DIR-24-8: direct-indexed first level, 8-bit second level,
+// entries that hold either a next hop or a pointer); V. Srinivasan, G. Varghese, "Fast
+// Address Lookups Using Controlled Prefix Expansion", ACM TOCS 17(1), 1999 (expanding
+// prefixes to stride boundaries, choosing strides).
 //
 //   address bits  31 ............ 16 15 ...... 8 7 ....... 0
 //                 |   level 0 index  | lvl 1 idx | lvl 2 idx |
 //
-//   level 0: 65536 slots (512 KiB, stays in L2), prefixes /0 … /16
-//   level 1: groups of 256 slots, one per /16 that holds longer prefixes: /17 … /24
-//   level 2: groups of 256 slots, one per /24 that holds longer prefixes: /25 … /32
+//   level 0: 65536 slots {int32 value, uint32 child} (512 KiB, stays in L2): /0 … /16
+//   level 1: groups of 256 uint32 entries, one per /16 holding longer prefixes: /17 … /24
+//   level 2: groups of 256 uint32 entries, one per /24 holding longer prefixes: /25 … /32
 //
-//   slot = { int32 value, uint32 child group }   (8 bytes, one load gives both)
+//   level 1/2 entry:  0xxxxxxx…  value (0 … 2^31-1)
+//                     ffffffff   no match
+//                     1xxxxxxx…  level-2 group index (level 1 only)
 //
-// A prefix /L is expanded into the 2^(stride end - L) slots of its level; each slot keeps the
-// length of the prefix that set it (a parallel byte array) so a longer prefix is never
-// overwritten by a shorter one and a delete can restore the next-longest prefix. Unlike
-// DIR-24-8 the values are not pushed into child groups (the lookup keeps the best value seen
-// while descending), which bounds an update to 65536 slots (a /0) and keeps short-prefix
-// churn cheap. Deletes look up the replacement in an exact-match hash of all prefixes.
+// A prefix /L is expanded into the 2^(stride end - L) entries of its level; each entry keeps
+// the length of the prefix that set it (a parallel byte array, only read by updates) so a
+// longer prefix is never overwritten by a shorter one and a delete can restore the
+// next-longest prefix, found in an exact-match hash of all prefixes.
+//
+// Level-0 values are not pushed into level 1 (the lookup carries the best value seen), so a
+// short prefix touches at most 65536 root slots however many groups exist. Level-1 values
+// are pushed into their level-2 group (DIR-24-8 style) so that a level-1 entry needs no room
+// for both a value and a pointer; the group remembers the pushed value ("inherited") for
+// when it changes, which bounds that push to 256 entries per group.
 //
 // A lookup is at most three dependent loads; the first hits a table that fits in cache.
 #pragma once
@@ -31,7 +38,7 @@
 
 #include "expanded.h"
 #include "flat_map.h"
-#include "huge_alloc.h"
+#include "pod_array.h"
 
 namespace interpose::lpm {
 
@@ -47,33 +54,43 @@ class Ipv4Table {
     const Slot s0 = root_[addr >> 16];
     int32_t best = s0.value;
     if (s0.child != 0) {
-      const Slot s1 = groups_[(size_t{s0.child} << 8) | ((addr >> 8) & 0xff)];
-      if (s1.value != kNoMatch) best = s1.value;
-      if (s1.child != 0) {
-        const Slot s2 = groups_[(size_t{s1.child} << 8) | (addr & 0xff)];
-        if (s2.value != kNoMatch) best = s2.value;
+      const uint32_t e1 = entries_[(size_t{s0.child} << 8) | ((addr >> 8) & 0xff)];
+      if (static_cast<int32_t>(e1) >= 0) {
+        best = static_cast<int32_t>(e1);
+      } else if (e1 != kNone) {
+        const uint32_t e2 = entries_[(size_t{e1 & kIndexMask} << 8) | (addr & 0xff)];
+        if (static_cast<int32_t>(e2) >= 0) best = static_cast<int32_t>(e2);
       }
     }
     return best;
   }
-  /** Batch lookup; software-prefetches the second level to overlap cache misses. */
+  /** Batch lookup; software-prefetches each level to overlap cache misses. */
   void lookupMany(const uint32_t* addrs, int32_t* out, size_t n) const;
 
   size_t size() const { return prefixes_.size(); }
   size_t memoryBytes() const;
 
  private:
+  static constexpr uint32_t kNone = 0xffffffffu;
+  static constexpr uint32_t kChildBit = 0x80000000u;
+  static constexpr uint32_t kIndexMask = 0x7fffffffu;
+
+  static bool isChild(uint32_t e) { return (e & kChildBit) != 0 && e != kNone; }
+
   uint32_t allocGroup();
-  void freeGroup(uint32_t g);
   // Longest prefix of length in [minLen, len) that covers addr: value and tag (len+1), or none.
   void replacement(uint32_t addr, unsigned len, unsigned minLen, int32_t* value,
                    uint8_t* tag) const;
+  // Sets the level-1 value pushed into level-2 group g (entries no level-2 prefix covers).
+  void setInherited(uint32_t g, int32_t value, uint8_t tag);
 
   std::vector<Slot> root_;       // 65536 slots once the first prefix arrives
   std::vector<uint8_t> rootLen_;
-  std::vector<Slot, HugeAlloc<Slot>> groups_;  // 256 slots per group; group 0 = "no child"
-  std::vector<uint8_t, HugeAlloc<uint8_t>> groupLen_;
+  PodArray<uint32_t> entries_;   // 256 per group, levels 1 and 2; group 0 is unused
+  PodArray<uint8_t> entryLen_;   // tag (len+1) per entry; 0 = none / pushed from level 1
   std::vector<uint16_t> groupUse_;  // prefixes stored in the group + child groups it points to
+  std::vector<int32_t> inherited_;  // level-2 groups: the level-1 value pushed into them
+  std::vector<uint8_t> inheritedLen_;
   std::vector<uint32_t> freeGroups_;
   FlatMap prefixes_;  // (masked addr << 6 | len) -> value
 };

@@ -20,6 +20,27 @@ inline unsigned rankBelow(const uint64_t* w, unsigned i) {
 // Bit of a prefix that uses the top l (1…8) bits of byte b.
 inline unsigned innerIndex(unsigned l, unsigned b) { return (1u << l) - 2 + (b >> (8 - l)); }
 
+// Longest prefix in `inner` matching byte b, as its bit index, or -1. Only the lengths
+// recorded in `lengths` are probed, longest first.
+inline int longestInner(const uint64_t* inner, uint32_t lengths, unsigned b) {
+  while (lengths != 0) {
+    const unsigned l = 32 - static_cast<unsigned>(__builtin_clz(lengths));  // highest set bit + 1
+    const unsigned idx = innerIndex(l, b);
+    if (testBit(inner, idx)) return static_cast<int>(idx);
+    lengths &= ~(1u << (l - 1));
+  }
+  return -1;
+}
+
+// True when no prefix of l bits remains in `inner`.
+inline bool noneOfLength(const uint64_t* inner, unsigned l) {
+  const unsigned first = (1u << l) - 2;
+  for (unsigned i = first; i < first + (1u << l); ++i) {
+    if (testBit(inner, i)) return false;
+  }
+  return true;
+}
+
 inline uint16_t mask16(unsigned len) {
   return len == 0 ? 0 : static_cast<uint16_t>(0xffffu << (16 - len));
 }
@@ -38,7 +59,7 @@ size_t capBytes(const std::vector<T, A>& v) {
 
 }  // namespace
 
-uint32_t Ipv6Table::allocNode() {
+uint32_t Ipv6Table::allocNode(unsigned k, const uint8_t key[16]) {
   if (nodes_.empty()) nodes_.emplace_back();  // sentinel: index 0 means "no child"
   uint32_t n;
   if (!freeNodes_.empty()) {
@@ -51,6 +72,9 @@ uint32_t Ipv6Table::allocNode() {
   Node& node = nodes_[n];
   std::memset(node.inner, 0, sizeof node.inner);
   std::memset(node.ext, 0, sizeof node.ext);
+  node.lengths = 0;
+  node.k = static_cast<uint8_t>(k);
+  std::memcpy(node.key, key, sizeof node.key);
   return n;
 }
 
@@ -60,6 +84,38 @@ void Ipv6Table::freeNode(uint32_t n) {
   std::vector<int32_t>().swap(node.vals);
   std::vector<uint32_t>().swap(node.kids);
   freeNodes_.push_back(n);
+}
+
+void Ipv6Table::addKid(uint32_t parent, unsigned b, uint32_t kid) {
+  Node& node = nodes_[parent];
+  const size_t before = capBytes(node.kids);
+  node.kids.insert(node.kids.begin() + rankBelow(node.ext, b), kid);
+  setBit(node.ext, b);
+  arrayBytes_ += capBytes(node.kids) - before;
+}
+
+void Ipv6Table::removeKid(uint32_t parent, unsigned b) {
+  Node& node = nodes_[parent];
+  node.kids.erase(node.kids.begin() + rankBelow(node.ext, b));
+  clearBit(node.ext, b);
+}
+
+void Ipv6Table::setInner(uint32_t n, unsigned l, unsigned b, int32_t value, bool* fresh) {
+  Node& node = nodes_[n];
+  const unsigned idx = innerIndex(l, b);
+  const unsigned rank = rankBelow(node.inner, idx);
+  if (testBit(node.inner, idx)) {
+    node.vals[rank] = value;
+    *fresh = false;
+    return;
+  }
+  const size_t before = capBytes(node.vals);
+  node.vals.insert(node.vals.begin() + rank, value);
+  setBit(node.inner, idx);
+  node.lengths |= 1u << (l - 1);
+  arrayBytes_ += capBytes(node.vals) - before;
+  ++nodePrefixes_;
+  *fresh = true;
 }
 
 bool Ipv6Table::insert(const uint8_t in[16], unsigned len, int32_t value) {
@@ -77,39 +133,73 @@ bool Ipv6Table::insert(const uint8_t in[16], unsigned len, int32_t value) {
     return fresh;
   }
 
-  if (root_[top].child == 0) {
-    const uint32_t n = allocNode();
-    root_[top].child = n;
-  }
+  const unsigned t = (len - 1) / 8;  // byte of the node that holds this prefix
+  const unsigned l = len - 8 * t;    // bits of byte t it uses (1 … 8)
+  bool fresh = false;
+
+  // `link` says where the current node hangs: the root slot (parent 0) or parent's kid
+  // under byte `linkByte`. Indices, not references: allocNode may move nodes_.
+  uint32_t parent = 0;
+  unsigned linkByte = 0;
   uint32_t n = root_[top].child;
-  unsigned k = 2;
-  for (; len > 8 * (k + 1); ++k) {
-    const unsigned b = a[k];
-    if (!testBit(nodes_[n].ext, b)) {
-      const uint32_t child = allocNode();  // may move nodes_: take references afterwards
-      Node& node = nodes_[n];
-      const size_t before = capBytes(node.kids);
-      node.kids.insert(node.kids.begin() + rankBelow(node.ext, b), child);
-      setBit(node.ext, b);
-      arrayBytes_ += capBytes(node.kids) - before;
+  unsigned kk = 2;  // the byte the walk expects next
+  auto relink = [&](uint32_t to) {
+    if (parent == 0) {
+      root_[top].child = to;
+    } else {
+      Node& p = nodes_[parent];
+      p.kids[rankBelow(p.ext, linkByte)] = to;
     }
+  };
+
+  if (n == 0) {
+    n = allocNode(t, a);
+    root_[top].child = n;
+    setInner(n, l, a[t], value, &fresh);
+    return true;
+  }
+  for (;;) {
+    const unsigned nk = nodes_[n].k;
+    // First byte in [kk, min(t, nk)) where the prefix leaves this node's compressed path.
+    unsigned s = kk;
+    const unsigned limit = t < nk ? t : nk;
+    while (s < limit && a[s] == nodes_[n].key[s]) ++s;
+
+    if (s < nk) {
+      // The prefix diverges from (or ends inside) the skipped bytes: a new node at byte s
+      // takes the existing node as a kid, and the prefix either lives in it (t == s) or in
+      // a new node hanging beside the existing one.
+      const unsigned oldByte = nodes_[n].key[s];
+      const uint32_t m = allocNode(s, a);
+      addKid(m, oldByte, n);
+      relink(m);
+      if (t == s) {
+        setInner(m, l, a[t], value, &fresh);
+      } else {
+        const uint32_t leaf = allocNode(t, a);
+        addKid(m, a[s], leaf);
+        setInner(leaf, l, a[t], value, &fresh);
+      }
+      return fresh;
+    }
+    if (t == nk) {
+      setInner(n, l, a[t], value, &fresh);
+      return fresh;
+    }
+    // t > nk: continue below this node through byte a[nk].
+    const unsigned b = a[nk];
+    if (!testBit(nodes_[n].ext, b)) {
+      const uint32_t leaf = allocNode(t, a);
+      addKid(n, b, leaf);
+      setInner(leaf, l, a[t], value, &fresh);
+      return fresh;
+    }
+    parent = n;
+    linkByte = b;
     const Node& node = nodes_[n];
     n = node.kids[rankBelow(node.ext, b)];
+    kk = nk + 1;
   }
-
-  Node& node = nodes_[n];
-  const unsigned idx = innerIndex(len - 8 * k, a[k]);
-  const unsigned rank = rankBelow(node.inner, idx);
-  if (testBit(node.inner, idx)) {
-    node.vals[rank] = value;
-    return false;
-  }
-  const size_t before = capBytes(node.vals);
-  node.vals.insert(node.vals.begin() + rank, value);
-  setBit(node.inner, idx);
-  arrayBytes_ += capBytes(node.vals) - before;
-  ++nodePrefixes_;
-  return true;
 }
 
 bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
@@ -135,44 +225,63 @@ bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
     return true;
   }
 
-  // Walk down remembering the path so empty nodes can be unlinked bottom-up.
+  const unsigned t = (len - 1) / 8;
+  const unsigned l = len - 8 * t;
+  // Path of (node, byte it was reached through) so nodes can be unlinked bottom-up.
   uint32_t pathNode[16];
   unsigned pathByte[16];
   unsigned depth = 0;
   uint32_t n = root_[top].child;
-  if (n == 0) return false;
-  unsigned k = 2;
-  for (; len > 8 * (k + 1); ++k) {
+  unsigned kk = 2;
+  for (;;) {
+    if (n == 0) return false;
     const Node& node = nodes_[n];
-    if (!testBit(node.ext, a[k])) return false;
+    if (node.k > t) return false;  // the prefix would live above this node
+    for (unsigned j = kk; j < node.k; ++j) {
+      if (a[j] != node.key[j]) return false;
+    }
+    if (node.k == t) break;
+    const unsigned b = a[node.k];
+    if (!testBit(node.ext, b)) return false;
     pathNode[depth] = n;
-    pathByte[depth] = a[k];
+    pathByte[depth] = b;
     ++depth;
-    n = node.kids[rankBelow(node.ext, a[k])];
+    n = node.kids[rankBelow(node.ext, b)];
+    kk = node.k + 1;
   }
-  Node& node = nodes_[n];
-  const unsigned idx = innerIndex(len - 8 * k, a[k]);
-  if (!testBit(node.inner, idx)) return false;
-  node.vals.erase(node.vals.begin() + rankBelow(node.inner, idx));
-  clearBit(node.inner, idx);
-  --nodePrefixes_;
 
+  {
+    Node& node = nodes_[n];
+    const unsigned idx = innerIndex(l, a[t]);
+    if (!testBit(node.inner, idx)) return false;
+    node.vals.erase(node.vals.begin() + rankBelow(node.inner, idx));
+    clearBit(node.inner, idx);
+    if (noneOfLength(node.inner, l)) node.lengths &= ~(1u << (l - 1));
+    --nodePrefixes_;
+  }
+
+  // Unlink nodes that no longer hold anything, and splice out nodes left with no prefix and
+  // a single kid (their kid's key already carries the full path).
   for (;;) {
     const Node& cur = nodes_[n];
-    bool empty = true;
-    for (uint64_t w : cur.inner) empty = empty && w == 0;
-    for (uint64_t w : cur.ext) empty = empty && w == 0;
-    if (!empty) break;
+    unsigned kids = 0;
+    for (uint64_t w : cur.ext) kids += static_cast<unsigned>(__builtin_popcountll(w));
+    if (cur.lengths != 0 || kids > 1) break;
+    const uint32_t replacement = kids == 1 ? cur.kids[0] : 0;
     freeNode(n);
     if (depth == 0) {
-      root_[top].child = 0;
+      root_[top].child = replacement;
       break;
     }
     --depth;
-    n = pathNode[depth];
-    Node& parent = nodes_[n];
-    parent.kids.erase(parent.kids.begin() + rankBelow(parent.ext, pathByte[depth]));
-    clearBit(parent.ext, pathByte[depth]);
+    const uint32_t p = pathNode[depth];
+    if (replacement != 0) {
+      Node& parentNode = nodes_[p];
+      parentNode.kids[rankBelow(parentNode.ext, pathByte[depth])] = replacement;
+      break;
+    }
+    removeKid(p, pathByte[depth]);
+    n = p;  // the parent lost a kid: it may now be empty or a pass-through
   }
   return true;
 }
@@ -180,22 +289,127 @@ bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
 int32_t Ipv6Table::lookup(const uint8_t a[16]) const {
   if (root_.empty()) return kNoMatch;
   const Slot s = root_[(a[0] << 8) | a[1]];
-  int32_t best = s.value;
+  // Remember where the best match is and rank it once at the end: most nodes on a deep path
+  // are superseded by a longer match further down.
+  const Node* bestNode = nullptr;
+  unsigned bestIdx = 0;
   uint32_t n = s.child;
-  for (unsigned k = 2; n != 0; ++k) {
+  unsigned kk = 2;
+  while (n != 0) {
+    // The node's three lines are independent loads: request them together.
+    const char* p = reinterpret_cast<const char*>(&nodes_[n]);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
     const Node& node = nodes_[n];
-    const unsigned b = a[k];
-    for (unsigned l = 8; l >= 1; --l) {
-      const unsigned idx = innerIndex(l, b);
-      if (testBit(node.inner, idx)) {
-        best = node.vals[rankBelow(node.inner, idx)];
-        break;
-      }
+    bool onPath = true;
+    for (unsigned j = kk; j < node.k; ++j) onPath = onPath && a[j] == node.key[j];
+    if (!onPath) break;
+    const unsigned b = a[node.k];
+    const int idx = longestInner(node.inner, node.lengths, b);
+    if (idx >= 0) {
+      bestNode = &node;
+      bestIdx = static_cast<unsigned>(idx);
     }
     if (!testBit(node.ext, b)) break;
     n = node.kids[rankBelow(node.ext, b)];
+    kk = node.k + 1u;
   }
-  return best;
+  return bestNode != nullptr ? bestNode->vals[rankBelow(bestNode->inner, bestIdx)] : s.value;
+}
+
+void Ipv6Table::lookupMany(const uint8_t* addrs, int32_t* out, size_t n) const {
+  if (root_.empty()) {
+    for (size_t i = 0; i < n; ++i) out[i] = kNoMatch;
+    return;
+  }
+  struct Lane {
+    const uint8_t* a;
+    size_t index;
+    uint32_t node;
+    unsigned k;             // the byte the walk expects next
+    const uint32_t* kid;    // set between the two halves of a step
+    const int32_t* best;    // value of the longest match so far (prefetched)
+    int32_t rootValue;
+    bool done;              // walk finished; read *best on the next visit, once it arrived
+  };
+  // A node spans three cache lines (ext+kids, inner, vals+key); ask for all of them at once.
+  auto prefetchNode = [this](uint32_t i) {
+    const char* p = reinterpret_cast<const char*>(&nodes_[i]);
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
+  };
+  constexpr unsigned kLanes = 16;
+  Lane lanes[kLanes];
+  size_t next = 0;
+
+  // Starts the next address that needs a walk in `lane`; addresses answered by the first
+  // level are written straight away. False when none are left.
+  auto start = [&](Lane& lane) {
+    while (next < n) {
+      const size_t i = next++;
+      const uint8_t* a = addrs + 16 * i;
+      const Slot s = root_[(a[0] << 8) | a[1]];
+      if (s.child == 0) {
+        out[i] = s.value;
+        continue;
+      }
+      lane = Lane{a, i, s.child, 2, nullptr, nullptr, s.value, false};
+      prefetchNode(s.child);
+      return true;
+    }
+    return false;
+  };
+
+  unsigned active = 0;
+  for (unsigned j = 0; j < kLanes && start(lanes[active]); ++j) ++active;
+
+  while (active > 0) {
+    for (unsigned j = 0; j < active;) {
+      Lane& lane = lanes[j];
+      if (lane.kid != nullptr) {
+        // Second half of a step: the child index has arrived; fetch the child node.
+        lane.node = *lane.kid;
+        lane.kid = nullptr;
+        prefetchNode(lane.node);
+        ++j;
+        continue;
+      }
+      if (!lane.done) {
+        const Node& node = nodes_[lane.node];
+        bool onPath = true;
+        for (unsigned x = lane.k; x < node.k; ++x) onPath = onPath && lane.a[x] == node.key[x];
+        if (onPath) {
+          const unsigned b = lane.a[node.k];
+          const int idx = longestInner(node.inner, node.lengths, b);
+          if (idx >= 0) {
+            lane.best = &node.vals[rankBelow(node.inner, static_cast<unsigned>(idx))];
+            __builtin_prefetch(lane.best);
+          }
+          if (testBit(node.ext, b)) {
+            lane.kid = &node.kids[rankBelow(node.ext, b)];
+            __builtin_prefetch(lane.kid);
+            lane.k = node.k + 1u;
+            ++j;
+            continue;
+          }
+        }
+        if (lane.best != nullptr) {
+          // Give the prefetched value a round to arrive before reading it.
+          lane.done = true;
+          ++j;
+          continue;
+        }
+      }
+      out[lane.index] = lane.best != nullptr ? *lane.best : lane.rootValue;
+      if (!start(lane)) {
+        // No more work: move the last active lane into this slot and revisit it.
+        lane = lanes[--active];
+      } else {
+        ++j;
+      }
+    }
+  }
 }
 
 size_t Ipv6Table::memoryBytes() const {

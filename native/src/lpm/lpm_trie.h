@@ -42,7 +42,11 @@ class LpmTrie {
     v4_.lookupMany(addrs, out, n);
   }
   void lookupMany6(const uint8_t* addrs, int32_t* out, size_t n) const {
-    for (size_t i = 0; i < n; ++i) out[i] = lookup6(addrs + 16 * i);
+    v6_.lookupMany(addrs, out, n);
+    // IPv4-mapped addresses are rare in IPv6 batches: answer them again from the IPv4 table.
+    for (size_t i = 0; i < n; ++i) {
+      if (isV4Mapped(addrs + 16 * i)) out[i] = v4_.lookup(mappedV4(addrs + 16 * i));
+    }
   }
 
   size_t size() const { return v4_.size() + v6_.size(); }

@@ -11,7 +11,7 @@
  * Long address lists become interval sets (see ../nft-sets.ts). Needs nft >= 0.9.3 (`meta
  * l4proto` in inet, `tproxy ip to`), and the kernel's nf_tables with nft_tproxy for TPROXY.
  */
-import type { IpFamily } from '../../net/cidr.js';
+import type { Cidr, IpFamily } from '../../net/cidr.js';
 import { formatAddress } from '../../net/ip-format.js';
 import {
   isBuiltinChain,
@@ -26,7 +26,7 @@ import {
   type TableName,
   type Target,
 } from '../ir.js';
-import { SET_THRESHOLD, intervalElement, mergeCidrs } from '../nft-sets.js';
+import { SET_THRESHOLD, mergedElements } from '../nft-sets.js';
 
 /** Our tables, by the iptables table whose role each plays (istio-nftables' names). */
 export const NFT_TABLE_NAMES: Readonly<Record<TableName, string>> = {
@@ -218,16 +218,34 @@ export function nftRuleText(rule: Rule, family?: IpFamily, replace?: { match: Ma
   return parts.join(' ');
 }
 
+const targetKeys = new WeakMap<Target, string>();
+/** A cheap identity for a target (rules of a run share one; most share the same object). */
+function targetKey(t: Target): string {
+  let k = targetKeys.get(t);
+  if (k === undefined) targetKeys.set(t, (k = JSON.stringify(t)));
+  return k;
+}
+
 /**
- * A rule whose only difference from its neighbours is one non-negated address: which match
- * that is, and the key of everything else (rules with equal keys can share a set).
+ * For a rule whose only difference from its neighbours may be one non-negated address: the key
+ * of everything else (rules with equal keys can share a set), or undefined. Runs once per CIDR
+ * of a long list, so it builds one short string and no objects.
  */
-function setCandidate(entry: InetRule): { match: Extract<Match, { kind: 'source' | 'destination' }>; key: string } | undefined {
-  const addresses = entry.rule.matches.filter(isAddressMatch);
-  if (addresses.length !== 1 || addresses[0]!.negate) return undefined;
-  const match = addresses[0]!;
-  const placeholder = `${ipKeyword(match.cidr.family)} ${match.kind === 'source' ? 'saddr' : 'daddr'} @`;
-  return { match, key: nftRuleText(entry.rule, entry.family, { match, text: placeholder }) };
+function setKey(entry: InetRule): string | undefined {
+  const matches = entry.rule.matches;
+  let address: Match | undefined;
+  let others = '';
+  for (const m of matches) {
+    if (isAddressMatch(m)) {
+      if (address || m.negate) return undefined;
+      address = m;
+      others += m.kind === 'source' ? (m.cidr.family === 4 ? '|s4' : '|s6') : m.cidr.family === 4 ? '|d4' : '|d6';
+    } else {
+      others += `|${matchText(m, entry.rule) ?? ''}`;
+    }
+  }
+  if (!address) return undefined;
+  return `${entry.family ?? ''}${others}|${targetKey(entry.rule.target)}`;
 }
 
 /**
@@ -248,36 +266,51 @@ function renderChainRules(chain: InetChain, threshold: number, usedSetNames: Set
   let i = 0;
   while (i < rules.length) {
     // A maximal run of rules with the same groupable target.
-    const target = JSON.stringify(rules[i]!.rule.target);
+    const target = rules[i]!.rule.target;
     let j = i + 1;
-    if (groupableTarget(rules[i]!.rule.target)) {
-      while (j < rules.length && JSON.stringify(rules[j]!.rule.target) === target) j++;
+    if (groupableTarget(target)) {
+      const key = targetKey(target);
+      while (j < rules.length && (rules[j]!.rule.target === target || targetKey(rules[j]!.rule.target) === key)) j++;
     }
-    const run = rules.slice(i, j);
-    const candidates = run.map(setCandidate);
+    const keys = new Array<string | undefined>(j - i);
     const counts = new Map<string, number>();
-    for (const c of candidates) if (c) counts.set(c.key, (counts.get(c.key) ?? 0) + 1);
+    for (let k = i; k < j; k++) {
+      const key = j - i > threshold ? setKey(rules[k]!) : undefined;
+      keys[k - i] = key;
+      if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const members = new Map<string, Cidr[]>();
+    for (let k = i; k < j; k++) {
+      const key = keys[k - i];
+      if (key === undefined || counts.get(key)! <= threshold) continue;
+      let list = members.get(key);
+      if (!list) members.set(key, (list = []));
+      list.push(addressOf(rules[k]!.rule).cidr);
+    }
     const emitted = new Set<string>();
-    run.forEach((entry, k) => {
-      const c = candidates[k];
-      if (!c || (counts.get(c.key) ?? 0) <= threshold) {
+    for (let k = i; k < j; k++) {
+      const entry = rules[k]!;
+      const key = keys[k - i];
+      const cidrs = key === undefined ? undefined : members.get(key);
+      if (!cidrs) {
         out.rules.push(nftRuleText(entry.rule, entry.family));
-        return;
+        continue;
       }
       // The whole group goes where its first member stood; the rest are inside the set.
-      if (emitted.has(c.key)) return;
-      emitted.add(c.key);
-      const members = candidates.filter((x) => x?.key === c.key).map((x) => x!.match.cidr);
-      const name = setName(chain.name, entry.rule.target, c.match.cidr.family, usedSetNames);
-      const elements = mergeCidrs(members).map(intervalElement);
-      out.sets.push({ name, family: c.match.cidr.family, elements });
-      const field = c.match.kind === 'source' ? 'saddr' : 'daddr';
-      out.rules.push(nftRuleText(entry.rule, entry.family, { match: c.match, text: `${ipKeyword(c.match.cidr.family)} ${field} @${name}` }));
-    });
+      if (emitted.has(key!)) continue;
+      emitted.add(key!);
+      const match = addressOf(entry.rule);
+      const name = setName(chain.name, entry.rule.target, match.cidr.family, usedSetNames);
+      out.sets.push({ name, family: match.cidr.family, elements: mergedElements(cidrs) });
+      const field = match.kind === 'source' ? 'saddr' : 'daddr';
+      out.rules.push(nftRuleText(entry.rule, entry.family, { match, text: `${ipKeyword(match.cidr.family)} ${field} @${name}` }));
+    }
     i = j;
   }
   return out;
 }
+
+const addressOf = (rule: Rule) => rule.matches.find(isAddressMatch)!;
 
 /** `istio-output-return-v4`, `prerouting-istio-redirect-v6-2`: readable and unique per table. */
 function setName(chain: string, target: Target, family: IpFamily, used: Set<string>): string {
@@ -314,7 +347,7 @@ export function deriveInetView(families: readonly FamilyRuleset[]): InetTable[] 
     .map((table) => ({
       table,
       chains: [...tables.get(table)!].map(([name, perFamily]) => {
-        const texts = perFamily.map((p) => p.rules.map((r) => nftRuleText(r, p.family)).join('\n'));
+        const texts = perFamily.map((p) => p.rules.map((r) => nftRuleText(r)).join('\n'));
         const shared = perFamily.length === families.length && texts.every((x) => x === texts[0]);
         const rules: InetRule[] = shared
           ? perFamily[0]!.rules.map((rule) => ({ rule }))

@@ -50,7 +50,7 @@ export async function startTestProxy(
     maxConnections: 1000,
     connectTimeoutMs: 2000,
     idleTimeoutMs: 60_000,
-    sniffTimeoutMs: 50,
+    sniffTimeoutMs: 200,
     drainTimeoutMs: 1000,
     dnsRefreshMs: 1000,
     watch: false,

@@ -1,0 +1,147 @@
+/**
+ * bench:proxy — the redirect target against a direct connection and HAProxy (1 thread), in the
+ * lab's namespaces, one run, ratios against the direct baseline measured in the same run:
+ *   bulk throughput (1 GiB upload), new-connection rate (32 concurrent short exchanges),
+ *   latency at 1k connections/s (p50/p99 added over direct), and 100k sequential short
+ *   connections through interpose (rate per 10k window, TIME_WAIT, proxy fds and RSS).
+ * Needs root and haproxy (scripts/install-system-deps.sh). Not part of `npm test`.
+ */
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execa, type ResultPromise } from 'execa';
+import { fileURLToPath } from 'node:url';
+import { World } from '../src/lab/world/world.js';
+import { HTTPBIN } from '../src/lab/world/addresses.js';
+import { ProxyProcess } from '../src/lab/world/proxy-process.js';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const peer = [process.execPath, '--import', 'tsx', `${root}bench/proxy-peer.ts`];
+const GiB = 1024 ** 3;
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const SINK = 9001;
+const ECHO = 9002;
+
+interface Target {
+  name: string;
+  host: string;
+  sink: number;
+  echo: number;
+}
+
+async function waitReady(child: ResultPromise, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start`)), 20_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench:proxy needs root (network namespaces, rules)');
+  const world = await World.create({ prefix: 'bench' });
+  const children: ResultPromise[] = [];
+  let proxy: ProxyProcess | undefined;
+  try {
+    const server = execa('ip', ['netns', 'exec', world.world.name, ...peer, 'server', JSON.stringify({ host: HTTPBIN.address, sinkPort: SINK, echoPort: ECHO })], {
+      cwd: root,
+      reject: false,
+      buffer: false,
+    });
+    children.push(server);
+    await waitReady(server, 'bench server');
+    await world.inPod(['sysctl', '-qw', 'net.core.somaxconn=4096']);
+
+    const client = async <T>(job: Record<string, unknown>): Promise<T> => {
+      const r = await world.inPod([...peer, 'client', JSON.stringify(job)], { cwd: root });
+      return JSON.parse(String(r.stdout)) as T;
+    };
+    const measure = async (target: Target) => {
+      process.stderr.write(`  ${target.name}: bulk…`);
+      const bulk = await client<{ gbitPerSecond: number; bytes: number }>({ mode: 'bulk', host: target.host, port: target.sink, bytes: quick ? GiB / 8 : GiB });
+      process.stderr.write(' rate…');
+      const rate = await client<{ perSecond: number; failed: number }>({ mode: 'rate', host: target.host, port: target.echo, durationMs: quick ? 1000 : 3000, concurrency: 32 });
+      process.stderr.write(' latency…\n');
+      const latency = await client<{ p50: number; p99: number; failed: number }>({ mode: 'latency', host: target.host, port: target.echo, perSecond: 1000, count: quick ? 1000 : 5000 });
+      return { target: target.name, bulk, rate, latency };
+    };
+
+    process.stderr.write('measuring (one run each):\n');
+    const direct = await measure({ name: 'direct', host: HTTPBIN.address, sink: SINK, echo: ECHO });
+
+    const haproxyCfg = `${world.dir}/haproxy.cfg`;
+    writeFileSync(
+      haproxyCfg,
+      [
+        'global', '  nbthread 1', '  maxconn 8000',
+        'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
+        'listen sink', `  bind 127.0.0.1:1${SINK}`, `  server s ${HTTPBIN.address}:${SINK}`,
+        'listen echo', `  bind 127.0.0.1:1${ECHO}`, `  server s ${HTTPBIN.address}:${ECHO}`, '',
+      ].join('\n'),
+    );
+    const haproxy = execa('ip', ['netns', 'exec', world.pod.name, 'haproxy', '-db', '-f', haproxyCfg], { reject: false, buffer: false });
+    children.push(haproxy);
+    await new Promise((r) => setTimeout(r, 500));
+    const viaHaproxy = await measure({ name: 'haproxy (1 thread)', host: '127.0.0.1', sink: Number(`1${SINK}`), echo: Number(`1${ECHO}`) });
+    haproxy.kill('SIGTERM');
+
+    // interpose, transparently: the rules redirect the world's range to 15001.
+    await execa(process.execPath, ['--import', 'tsx', `${root}src/cli/main.ts`, 'istio-iptables', '--network-namespace', world.pod.name,
+      '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-i', '203.0.113.0/24'], { cwd: root });
+    const config = `${world.dir}/mesh.yaml`;
+    writeFileSync(config, 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n');
+    proxy = await ProxyProcess.start(world.pod.name, ['--config', config, '--uid', '1337', '--gid', '1337', '--access-log', 'off', '--metrics-port', '0']);
+    const viaInterpose = await measure({ name: 'interpose (transparent)', host: HTTPBIN.address, sink: SINK, echo: ECHO });
+
+    // 100k sequential short connections through interpose.
+    const pid = proxy.pid!;
+    const fds = () => readdirSync(`/proc/${pid}/fd`).length;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    const churnCount = quick ? 20_000 : 100_000;
+    process.stderr.write(`  interpose: ${churnCount} sequential connections…\n`);
+    const before = { fds: fds(), rss: rss() };
+    const churn = await client<{ failed: number; windowRates: number[] }>({ mode: 'churn', host: HTTPBIN.address, port: ECHO, count: churnCount, window: 10_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    const after = { fds: fds(), rss: rss() };
+    // TIME_WAIT toward the service holds an ephemeral port (client or proxy upstream side);
+    // TIME_WAIT on the proxy's accepting side does not.
+    const tw = String((await world.inPod(['ss', '-Htan', 'state', 'time-wait'])).stdout).split('\n').filter(Boolean);
+    const twUpstream = tw.filter((l) => l.trim().split(/\s+/)[3]?.endsWith(`:${ECHO}`)).length;
+    const timeWait = `${tw.length} (${twUpstream} holding an ephemeral port toward the service)`;
+
+    const rows = [direct, viaHaproxy, viaInterpose];
+    const f = (n: number, d = 2) => n.toFixed(d);
+    console.log('\nbench:proxy — one run; ratios are against "direct" from this same run\n');
+    console.log('target                    | bulk Gbit/s (×direct) | conn/s (×direct)  | p50 ms (+added) | p99 ms (+added)');
+    console.log('--------------------------|-----------------------|-------------------|-----------------|----------------');
+    for (const r of rows) {
+      console.log(
+        `${r.target.padEnd(26)}| ${f(r.bulk.gbitPerSecond).padStart(6)} (${f(r.bulk.gbitPerSecond / direct.bulk.gbitPerSecond)}×)`.padEnd(50) +
+          `| ${f(r.rate.perSecond, 0).padStart(6)} (${f(r.rate.perSecond / direct.rate.perSecond)}×)`.padEnd(20) +
+          `| ${f(r.latency.p50, 3)} (+${f(r.latency.p50 - direct.latency.p50, 3)})`.padEnd(18) +
+          `| ${f(r.latency.p99, 3)} (+${f(r.latency.p99 - direct.latency.p99, 3)})`,
+      );
+    }
+    console.log(
+      `\ninterpose vs haproxy: throughput ${f(viaInterpose.bulk.gbitPerSecond / viaHaproxy.bulk.gbitPerSecond)}×, ` +
+        `connection rate ${f(viaInterpose.rate.perSecond / viaHaproxy.rate.perSecond)}×`,
+    );
+    const failures = rows.map((r) => r.rate.failed + r.latency.failed).reduce((a, b) => a + b, 0);
+    console.log(`failed exchanges in rate/latency runs: ${failures}`);
+    console.log(
+      `\n${churnCount} sequential connections through interpose: ${churn.failed} failed; conn/s per 10k window: ` +
+        churn.windowRates.map((r) => f(r, 0)).join(' ') +
+        `\n  last/first window: ${f(churn.windowRates.at(-1)! / churn.windowRates[0]!)}×; TIME_WAIT sockets in the pod afterwards: ${timeWait}` +
+        `\n  proxy fds ${before.fds} → ${after.fds}; RSS ${f(before.rss, 1)} → ${f(after.rss, 1)} MiB`,
+    );
+  } finally {
+    await proxy?.stop();
+    for (const c of children) c.kill('SIGKILL');
+    await world.destroy();
+  }
+}
+
+await main();

@@ -1,0 +1,100 @@
+/**
+ * What interpose put into shared built-in chains, remembered per network namespace.
+ *
+ * ISTIO_* chains and jumps to them are recognisably ours, but a rule such as
+ * `-A PREROUTING -i eth1 -j RETURN` (from `-k eth1`) is not: without a record, a later run
+ * with different flags could neither replace it (--reconcile) nor remove it (--cleanup-only).
+ * The record lives in /run/interpose, keyed by the namespace's inode: /run and network
+ * namespaces both end with the boot, so the record never outlives what it describes. Where it
+ * is missing (another container ran the install), the flags given decide, as in istio-init.
+ */
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IpFamily } from '../net/cidr.js';
+import type { TableName } from '../rules/ir.js';
+import type { OwnedState } from './iptables-plan.js';
+
+/** Built-in chain → rule specs, per table, per family. */
+export type BuiltinRecord = Map<IpFamily, Map<TableName, Map<string, string[]>>>;
+
+interface RecordFile {
+  version: 1;
+  families: Record<string, Record<string, Record<string, string[]>>>;
+}
+
+export interface OwnershipStore {
+  load(): BuiltinRecord;
+  save(record: BuiltinRecord): void;
+  clear(): void;
+}
+
+/** The file-backed store for one namespace (undefined = the current one). */
+export class FileOwnershipStore implements OwnershipStore {
+  private readonly file: string;
+
+  constructor(networkNamespace: string | undefined, private readonly dir = '/run/interpose') {
+    const nsPath =
+      networkNamespace === undefined
+        ? '/proc/self/ns/net'
+        : networkNamespace.startsWith('/')
+          ? networkNamespace
+          : `/run/netns/${networkNamespace}`;
+    this.file = join(dir, `iptables-netns-${statSync(nsPath).ino}.json`);
+  }
+
+  load(): BuiltinRecord {
+    let parsed: RecordFile;
+    try {
+      parsed = JSON.parse(readFileSync(this.file, 'utf8')) as RecordFile;
+    } catch {
+      return new Map();
+    }
+    const out: BuiltinRecord = new Map();
+    if (parsed.version !== 1) return out;
+    for (const [family, tables] of Object.entries(parsed.families)) {
+      const t = new Map<TableName, Map<string, string[]>>();
+      for (const [table, chains] of Object.entries(tables)) t.set(table as TableName, new Map(Object.entries(chains)));
+      out.set(Number(family) as IpFamily, t);
+    }
+    return out;
+  }
+
+  save(record: BuiltinRecord): void {
+    const families: RecordFile['families'] = {};
+    for (const [family, tables] of record) {
+      families[String(family)] = Object.fromEntries([...tables].map(([table, chains]) => [table, Object.fromEntries(chains)]));
+    }
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(this.file, JSON.stringify({ version: 1, families } satisfies RecordFile, null, 1));
+  }
+
+  clear(): void {
+    rmSync(this.file, { force: true });
+  }
+}
+
+/** A store that remembers nothing (dry runs, tests of the flag-only behaviour). */
+export const NO_RECORD: OwnershipStore = { load: () => new Map(), save: () => undefined, clear: () => undefined };
+
+/** The built-in-chain part of an owned state, as a record entry. */
+export function builtinOf(state: OwnedState): Map<TableName, Map<string, string[]>> {
+  const out = new Map<TableName, Map<string, string[]>>();
+  for (const [table, t] of state) if (t.builtin.size > 0) out.set(table, new Map(t.builtin));
+  return out;
+}
+
+/** `known` plus the recorded built-in rules: what counts as ours in built-in chains. */
+export function withRecorded(known: OwnedState, recorded: Map<TableName, Map<string, string[]>> | undefined): OwnedState {
+  if (!recorded) return known;
+  const out: OwnedState = new Map();
+  const tables = new Set<TableName>([...known.keys(), ...recorded.keys()]);
+  for (const table of tables) {
+    const k = known.get(table);
+    const builtin = new Map<string, string[]>(k?.builtin ?? []);
+    for (const [chain, specs] of recorded.get(table) ?? []) {
+      builtin.set(chain, [...new Set([...(builtin.get(chain) ?? []), ...specs])]);
+    }
+    out.set(table, { chains: k?.chains ?? new Map(), builtin });
+  }
+  return out;
+}
