@@ -12,7 +12,9 @@ import { ISTIO_FLAGS, resolveSettings } from '../config/istio-flags.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
-import { currentOwned, desiredOwned, diffOwned, isEmptyOwned } from '../kernel/iptables-plan.js';
+import { desiredOwned } from '../kernel/iptables-plan.js';
+import { IptablesBackend } from '../kernel/iptables-backend.linux.js';
+import { FileOwnershipStore } from '../kernel/ownership-record.linux.js';
 import { parseIptablesSave } from '../kernel/iptables-save-parser.js';
 import { parseNftListing } from '../kernel/nft-listing-parser.js';
 import { diffNftTables } from '../kernel/nftables-plan.js';
@@ -57,7 +59,7 @@ async function runVerify(opts: Record<string, string | boolean | undefined>): Pr
   const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
   const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'this network namespace';
 
-  const iptables = await iptablesDifferences(executor, ruleset, run.nativeNftables, run.forceIptablesBinary);
+  const iptables = await iptablesDifferences(executor, ruleset, run.nativeNftables, run.forceIptablesBinary, run.networkNamespace);
   const nft = await nftDifferences(executor, ruleset, run.nativeNftables);
   const differences = [...iptables.differences, ...nft.differences];
   const backend = run.nativeNftables ? 'nftables' : `iptables-${iptables.variant ?? '?'}`;
@@ -68,46 +70,40 @@ async function runVerify(opts: Record<string, string | boolean | undefined>): Pr
   info(`the kernel (${where}) holds exactly what this configuration installs (${backend} backend, ${iptables.count + nft.count} rules)`);
 }
 
-/** Differences in the iptables tables: ours vs wanted, or any of ours when nftables is wanted. */
+/**
+ * Differences in the iptables tables: ours vs wanted, or any of ours when nftables is wanted.
+ * The backend's own compare() decides, with its record of what earlier runs installed.
+ */
 async function iptablesDifferences(
   executor: Executor,
   ruleset: Ruleset,
   nftWanted: boolean,
   forced: Parameters<typeof chooseIptables>[1],
+  networkNamespace: string | undefined,
 ): Promise<{ differences: string[]; variant?: string; count: number }> {
   const bin = await chooseIptables(executor, forced).catch((err: unknown) => {
     if (nftWanted) return undefined;
     throw err;
   });
   if (!bin) return { differences: [], count: 0 };
-  const snapshot = bin.takeSnapshot();
-  const differences: string[] = [];
+  const backend = new IptablesBackend(executor, bin, new FileOwnershipStore(networkNamespace));
+  const cmp = await backend.compare(nftWanted ? { families: [] } : ruleset);
+  if (nftWanted) {
+    const differences = cmp.anyCurrent ? [`iptables-${bin.variant} holds ISTIO_* rules, but this configuration uses the nftables backend`] : [];
+    return { differences, variant: bin.variant, count: 0 };
+  }
   let count = 0;
-  for (const family of [4, 6] as const) {
-    const desired = nftWanted ? undefined : ruleset.families.find((f) => f.family === family);
-    let text = snapshot?.get(family);
-    if (text === undefined) {
-      const r = await executor.run([bin.save(family)]).catch(() => undefined);
-      text = r && r.exitCode === 0 ? r.stdout : undefined;
-    }
-    if (text === undefined) {
-      if (desired) differences.push(`IPv${family}: cannot read ${bin.save(family)}, so the wanted rules cannot be checked`);
-      continue;
-    }
-    const known = desired ? desiredOwned(desired) : new Map();
-    const current = currentOwned(parseIptablesSave(text), known);
-    if (nftWanted) {
-      if (!isEmptyOwned(current)) differences.push(`IPv${family}: iptables-${bin.variant} holds ISTIO_* rules, but this configuration uses the nftables backend`);
-      continue;
-    }
-    differences.push(...diffOwned(current, known, family));
-    for (const w of strayInterfaceReturns(parseIptablesSave(text), known)) warn(`IPv${family} ${w}`);
+  for (const family of ruleset.families) {
+    const known = desiredOwned(family);
     for (const t of known.values()) {
       for (const rules of t.chains.values()) count += rules.length;
       for (const rules of t.builtin.values()) count += rules.length;
     }
+    const state = cmp.states.find((st) => st.family === family.family);
+    if (!state) continue;
+    for (const w of strayInterfaceReturns(state.saved, known, cmp.differences)) warn(`IPv${family.family} ${w}`);
   }
-  return { differences, variant: bin.variant, count };
+  return { differences: [...cmp.differences], variant: bin.variant, count };
 }
 
 /**
@@ -117,13 +113,19 @@ async function iptablesDifferences(
  * chain), so the drift comparison cannot claim them: a leftover from an earlier configuration
  * keeps that interface uncaptured. Reported as a warning, since another tool may own them.
  */
-function strayInterfaceReturns(saved: ReturnType<typeof parseIptablesSave>, known: Map<string, { builtin: Map<string, string[]> }>): string[] {
+function strayInterfaceReturns(
+  saved: ReturnType<typeof parseIptablesSave>,
+  known: Map<string, { builtin: Map<string, string[]> }>,
+  reported: readonly string[],
+): string[] {
   const out: string[] = [];
   for (const table of ['nat', 'mangle']) {
     for (const r of saved.get(table)?.rules ?? []) {
       if (r.chain !== 'PREROUTING' && r.chain !== 'OUTPUT') continue;
       if (!/^-[io] \S+ -j RETURN$/.test(r.spec)) continue;
       if (known.get(table)?.builtin.get(r.chain)?.includes(r.spec)) continue;
+      // Already reported as a difference (the ownership record knew it was ours).
+      if (reported.some((d) => d.endsWith(`-A ${r.chain} ${r.spec}`))) continue;
       out.push(`${table} ${r.chain}: "-A ${r.chain} ${r.spec}" is not in this configuration but looks like an exclude-interface rule (-c/-k) left by an earlier one; that interface bypasses interception`);
     }
   }

@@ -43,6 +43,21 @@ export class ApplyFailedError extends InterceptError {
   override name = 'ApplyFailedError';
 }
 
+interface FamilyPlan {
+  readonly family: IpFamily;
+  readonly current: OwnedState;
+  readonly desired: FamilyRuleset | undefined;
+}
+
+/** What compare() found; `plans` feed apply, `states` hold what each family's save showed. */
+export interface Comparison {
+  readonly differences: readonly string[];
+  /** True when the kernel holds any rule or chain of ours. */
+  readonly anyCurrent: boolean;
+  readonly plans: readonly FamilyPlan[];
+  readonly states: readonly FamilyState[];
+}
+
 interface FamilyState {
   readonly family: IpFamily;
   readonly saved: SavedState;
@@ -69,11 +84,15 @@ export class IptablesBackend {
     return ours ? withRecorded(known, recorded.get(state.family)) : known;
   }
 
-  /** Installs `ruleset`, or verifies it is already there. Throws DriftError without changing anything. */
-  async apply(ruleset: Ruleset, options: { reconcile: boolean; forceApply: boolean }): Promise<ApplyResult> {
+  /**
+   * Compares the kernel with `ruleset` without changing anything: the differences (missing,
+   * extra, changed rules; empty when identical), whether anything of ours is there at all,
+   * and what apply needs to act on it.
+   */
+  async compare(ruleset: Ruleset): Promise<Comparison> {
     const states = await this.readStates(ruleset);
     const recorded = this.record.load();
-    const plans: Array<{ family: IpFamily; current: OwnedState; desired: FamilyRuleset | undefined }> = [];
+    const plans: FamilyPlan[] = [];
     const differences: string[] = [];
     let anyCurrent = false;
     for (const state of states) {
@@ -85,6 +104,12 @@ export class IptablesBackend {
       differences.push(...diffOwned(current, want, state.family));
       plans.push({ family: state.family, current, desired });
     }
+    return { differences, anyCurrent, plans, states };
+  }
+
+  /** Installs `ruleset`, or verifies it is already there. Throws DriftError without changing anything. */
+  async apply(ruleset: Ruleset, options: { reconcile: boolean; forceApply: boolean }): Promise<ApplyResult> {
+    const { differences, anyCurrent, plans, states } = await this.compare(ruleset);
 
     let action: ApplyAction;
     if (!anyCurrent) action = 'installed';
@@ -164,7 +189,7 @@ export class IptablesBackend {
   /** Applies each family's transaction in turn; on any failure restores every touched table. */
   private async transact(
     txs: Array<{ family: IpFamily; text: string }>,
-    states: FamilyState[],
+    states: readonly FamilyState[],
     routes: TproxyRoutes | undefined,
   ): Promise<void> {
     const attempted: Array<{ family: IpFamily; text: string }> = [];
@@ -192,7 +217,7 @@ export class IptablesBackend {
   }
 
   /** Restores the snapshot of every table a (possibly partial) transaction touched. */
-  private async rollback(attempted: Array<{ family: IpFamily; text: string }>, states: FamilyState[]): Promise<string[]> {
+  private async rollback(attempted: Array<{ family: IpFamily; text: string }>, states: readonly FamilyState[]): Promise<string[]> {
     const errors: string[] = [];
     for (const tx of attempted) {
       const saved = states.find((s) => s.family === tx.family)!.saved;
