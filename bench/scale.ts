@@ -130,7 +130,8 @@ const [budget, max] = [Number(process.argv[2]), Number(process.argv[3])];
 const dests = ['${DEST_V4}', '${DEST_V6}'];
 const once = (host) => new Promise((resolve, reject) => {
   const s = net.connect({ host, port: ${PORT} });
-  s.on('connect', () => { s.destroy(); resolve(); });
+  // A reset, not a FIN: no TIME_WAIT left behind, so a long-lived pod never runs out of ports.
+  s.on('connect', () => { s.resetAndDestroy(); resolve(); });
   s.on('error', reject);
 });
 await once(dests[0]); await once(dests[1]); // warm up (and fail fast if unreachable)
@@ -157,6 +158,7 @@ async function topology(): Promise<Topology> {
     await inNs(ns, ['ip', 'link', 'set', dev, 'up']);
   }
   await inNs(pod, ['ip', 'route', 'add', 'default', 'via', '100.64.0.2']);
+  await inNs(pod, ['sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65535']);
   await inNs(pod, ['ip', '-6', 'route', 'add', 'default', 'via', '2001:db8:ffff::2']);
   await inNs(world, ['ip', 'addr', 'add', `${DEST_V4}/32`, 'dev', 'lo']);
   await inNs(world, ['ip', '-6', 'addr', 'add', `${DEST_V6}/128`, 'dev', 'lo']);

@@ -13,6 +13,7 @@ import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.li
 import { NftablesBackend, probeNftables } from '../kernel/nftables-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { FileOwnershipStore } from '../kernel/ownership-record.linux.js';
+import { runRedirectValidation } from '../kernel/run-validation.linux.js';
 import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { renderRestore } from '../rules/render/iptables.js';
 import { renderNftScript, renderNftTables } from '../rules/render/nftables.js';
@@ -57,23 +58,38 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   const system = new SystemExecutor();
   const { config, run, warnings } = await buildIstioOptions(settings, new LinuxSystemLookups(system));
   for (const w of warnings) warn(w);
-  if (run.runValidation) {
-    throw new InterceptError('--run-validation: the validation probe is not available in this build yet');
-  }
 
   const ruleset = buildIstioRuleset(config);
   if (run.dryRun) {
     process.stdout.write(run.nativeNftables ? renderNftDryRun(ruleset) : renderDryRun(ruleset));
     return;
   }
+  /** `--run-validation` after whatever was applied (not after --cleanup-only). */
+  const validate = async () => {
+    if (!run.runValidation) return;
+    info(`validating the redirect as uid ${config.proxyUids[0]} (probe port ${run.probePort}, timeout ${run.probeTimeoutMs} ms)`);
+    await runRedirectValidation({
+      networkNamespace: run.networkNamespace,
+      uid: config.proxyUids[0]!,
+      gid: config.proxyGids[0]!,
+      outboundPort: config.proxyPort,
+      inboundPort: config.inboundCapturePort,
+      probePort: run.probePort,
+      timeoutMs: run.probeTimeoutMs,
+      ipv6: ruleset.families.some((f) => f.family === 6),
+    });
+    info('redirect validated: a probe connection arrived redirected with its original destination');
+  };
   if (run.skipRuleApply) {
     info('--skip-rule-apply: no rules applied');
+    await validate();
     return;
   }
 
   const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
   if (run.nativeNftables) {
     await runNftables(executor, ruleset, config, run);
+    if (!run.cleanupOnly) await validate();
     return;
   }
   const binaries = await chooseIptables(executor, run.forceIptablesBinary);
@@ -93,6 +109,7 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
 
   info(`backend iptables-${binaries.variant}; applying ${families} rules in ${where}`);
   reportApply(await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply }));
+  await validate();
 }
 
 /** `--native-nftables`: one `nft -f -` transaction over interpose's inet tables. */

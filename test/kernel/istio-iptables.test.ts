@@ -198,3 +198,14 @@ kernelTest('built-in-chain rules from an earlier configuration are replaced by -
   t.is(clean.exitCode, 0, clean.stderr);
   t.is(await netfilterState(ns), before);
 });
+
+kernelTest('--run-validation proves the redirect (both families) and exits 126 when there is none', async (t) => {
+  const ns = await Netns.create(t);
+  const ok = await runCli(['istio-iptables', ...nsArgs(ns, '-i', '*', '-b', '*', '--enable-ipv6', '--run-validation', '--probe-timeout', '3s')]);
+  t.is(ok.exitCode, 0, ok.stderr);
+  t.regex(ok.stderr, /redirect validated/);
+  const bare = await Netns.create(t);
+  const none = await runCli(['istio-iptables', ...nsArgs(bare, '--skip-rule-apply', '--run-validation', '--probe-timeout', '800ms')]);
+  t.is(none.exitCode, 126, none.stderr);
+  t.regex(none.stderr, /redirect validation failed after 800 ms: IPv4: no connection to 127\.0\.0\.6:15002 arrived redirected/);
+});
