@@ -6,7 +6,7 @@
  *   connections through interpose (rate per 10k window, TIME_WAIT, proxy fds and RSS).
  * Needs root and haproxy (scripts/install-system-deps.sh). Not part of `npm test`.
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { World } from '../src/lab/world/world.js';
@@ -63,6 +63,8 @@ async function main(): Promise<void> {
       process.stderr.write(`  ${target.name}: bulk…`);
       const bulk = await client<{ gbitPerSecond: number; bytes: number }>({ mode: 'bulk', host: target.host, port: target.sink, bytes: quick ? GiB / 8 : GiB });
       process.stderr.write(' rate…');
+      // A short unmeasured run first, so every target is measured warm (JIT, pools).
+      await client({ mode: 'rate', host: target.host, port: target.echo, durationMs: 500, concurrency: 32 });
       const rate = await client<{ perSecond: number; failed: number }>({ mode: 'rate', host: target.host, port: target.echo, durationMs: quick ? 1000 : 3000, concurrency: 32 });
       process.stderr.write(' latency…\n');
       const latency = await client<{ p50: number; p99: number; failed: number }>({ mode: 'latency', host: target.host, port: target.echo, perSecond: 1000, count: quick ? 1000 : 5000 });
@@ -93,7 +95,15 @@ async function main(): Promise<void> {
       '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-i', '203.0.113.0/24'], { cwd: root });
     const config = `${world.dir}/mesh.yaml`;
     writeFileSync(config, 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n');
-    proxy = await ProxyProcess.start(world.pod.name, ['--config', config, '--uid', '1337', '--gid', '1337', '--access-log', 'off', '--metrics-port', '0']);
+    // Run the built proxy when there is one: what users run, without the tsx loader.
+    const built = `${root}dist/cli/main.js`;
+    proxy = await ProxyProcess.start(
+      world.pod.name,
+      ['--config', config, '--uid', '1337', '--gid', '1337', '--access-log', 'off', '--metrics-port', '0'],
+      20_000,
+      existsSync(built) ? [process.execPath, built] : undefined,
+    );
+    process.stderr.write(`  (interpose from ${existsSync(built) ? 'dist/' : 'sources via tsx'})\n`);
     const viaInterpose = await measure({ name: 'interpose (transparent)', host: HTTPBIN.address, sink: SINK, echo: ECHO });
 
     // 100k sequential short connections through interpose.
@@ -111,6 +121,10 @@ async function main(): Promise<void> {
     const tw = String((await world.inPod(['ss', '-Htan', 'state', 'time-wait'])).stdout).split('\n').filter(Boolean);
     const twUpstream = tw.filter((l) => l.trim().split(/\s+/)[3]?.endsWith(`:${ECHO}`)).length;
     const timeWait = `${tw.length} (${twUpstream} holding an ephemeral port toward the service)`;
+    // Every redirected connection is a NAT entry; a full table would drop new connections.
+    const conntrack = async (what: string) =>
+      String((await world.inPod(['cat', `/proc/sys/net/netfilter/${what}`], { reject: false })).stdout).trim() || '?';
+    const conntrackLine = `conntrack entries in the pod: ${await conntrack('nf_conntrack_count')} of ${await conntrack('nf_conntrack_max')}`;
 
     const rows = [direct, viaHaproxy, viaInterpose];
     const f = (n: number, d = 2) => n.toFixed(d);
@@ -135,7 +149,7 @@ async function main(): Promise<void> {
       `\n${churnCount} sequential connections through interpose: ${churn.failed} failed; conn/s per 10k window: ` +
         churn.windowRates.map((r) => f(r, 0)).join(' ') +
         `\n  last/first window: ${f(churn.windowRates.at(-1)! / churn.windowRates[0]!)}×; TIME_WAIT sockets in the pod afterwards: ${timeWait}` +
-        `\n  proxy fds ${before.fds} → ${after.fds}; RSS ${f(before.rss, 1)} → ${f(after.rss, 1)} MiB`,
+        `\n  proxy fds ${before.fds} → ${after.fds}; RSS ${f(before.rss, 1)} → ${f(after.rss, 1)} MiB; ${conntrackLine}`,
     );
   } finally {
     await proxy?.stop();

@@ -23,6 +23,7 @@ import {
 import { parseIptablesSave, type SavedState } from './iptables-save-parser.js';
 import { NO_RECORD, builtinOf, withRecorded, type BuiltinRecord, type OwnershipStore } from './ownership-record.linux.js';
 import { ensureTproxyRoutes, removeTproxyRoutes, undoTproxyRoutes, type AddedRoutes } from './tproxy-routes.linux.js';
+import { ensureIPv6PassthroughAddress } from './passthrough-address.linux.js';
 
 export type ApplyAction = 'installed' | 'unchanged' | 'replaced' | 'reapplied';
 
@@ -121,7 +122,7 @@ export class IptablesBackend {
     if (action === 'unchanged') {
       // Rules match; make sure the routing half is there too (it carries no drift of its own).
       if (routes) await ensureTproxyRoutes(this.executor, routes);
-      await this.ensureIPv6PassthroughAddress(ruleset);
+      await ensureIPv6PassthroughAddress(this.executor, ruleset);
       return { action, differences: [] };
     }
 
@@ -131,7 +132,7 @@ export class IptablesBackend {
       routes,
     );
     this.record.save(new Map(ruleset.families.map((f) => [f.family, builtinOf(desiredOwned(f))])));
-    await this.ensureIPv6PassthroughAddress(ruleset);
+    await ensureIPv6PassthroughAddress(this.executor, ruleset);
     return { action, differences: action === 'replaced' ? differences : [] };
   }
 
@@ -193,7 +194,7 @@ export class IptablesBackend {
     routes: TproxyRoutes | undefined,
   ): Promise<void> {
     const attempted: Array<{ family: IpFamily; text: string }> = [];
-    let added: AddedRoutes | undefined;
+    const added: AddedRoutes = { rules: [], routes: [] };
     try {
       for (const tx of txs) {
         if (tx.text === '') continue;
@@ -203,10 +204,10 @@ export class IptablesBackend {
           context: `applying the ${tx.family === 4 ? 'IPv4' : 'IPv6'} rules`,
         });
       }
-      if (routes) added = await ensureTproxyRoutes(this.executor, routes);
+      if (routes) await ensureTproxyRoutes(this.executor, routes, added);
     } catch (err) {
       const rollbackErrors = await this.rollback(attempted, states);
-      if (routes && added) await undoTproxyRoutes(this.executor, routes, added).catch(() => undefined);
+      if (routes) await undoTproxyRoutes(this.executor, routes, added).catch(() => undefined);
       const detail = err instanceof Error ? err.message : String(err);
       const rolled =
         rollbackErrors.length === 0
@@ -241,15 +242,7 @@ export class IptablesBackend {
     return errors;
   }
 
-  /** Envoy's inbound passthrough binds ::6; istio adds it to lo when IPv6 is on. */
-  private async ensureIPv6PassthroughAddress(ruleset: Ruleset): Promise<void> {
-    if (!ruleset.families.some((f) => f.family === 6)) return;
-    const r = await this.executor.run(['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo']);
-    if (r.exitCode !== 0 && !/File exists|already assigned/i.test(r.stderr)) {
-      // Not fatal for the rules; IPv6 may be disabled on lo (sysctl). Say so.
-      process.stderr.write(`interpose: warning: could not add ::6/128 to lo: ${r.stderr.trim()}\n`);
-    }
-  }
+
 }
 
 export { runChecked };

@@ -23,7 +23,8 @@ import { ApplyFailedError, type ApplyAction, type ApplyResult } from './iptables
 import { MissingToolError } from './iptables-binaries.linux.js';
 import { parseNftListing, type ListedTable } from './nft-listing-parser.js';
 import { diffNftTables } from './nftables-plan.js';
-import { ensureTproxyRoutes, removeTproxyRoutes } from './tproxy-routes.linux.js';
+import { ensureTproxyRoutes, removeTproxyRoutes, undoTproxyRoutes, type AddedRoutes } from './tproxy-routes.linux.js';
+import { ensureIPv6PassthroughAddress } from './passthrough-address.linux.js';
 
 export interface NftCleanupResult {
   readonly removedTables: readonly string[];
@@ -156,9 +157,11 @@ export class NftablesBackend {
       });
     }
     if (!routes) return;
+    const added: AddedRoutes = { rules: [], routes: [] };
     try {
-      await ensureTproxyRoutes(this.executor, routes);
+      await ensureTproxyRoutes(this.executor, routes, added);
     } catch (err) {
+      await undoTproxyRoutes(this.executor, routes, added).catch(() => undefined);
       const restore = touched.map((name) => `add table inet ${name}\ndelete table inet ${name}\n`).join('') + before.listing;
       const r = await this.executor.run([this.nft, '-f', '-'], { input: restore });
       const detail = err instanceof Error ? err.message : String(err);
@@ -171,12 +174,3 @@ export class NftablesBackend {
   }
 }
 
-/** Envoy's inbound passthrough binds ::6; istio adds it to lo when IPv6 is on. */
-async function ensureIPv6PassthroughAddress(executor: Executor, ruleset: Ruleset): Promise<void> {
-  if (!ruleset.families.some((f) => f.family === 6)) return;
-  const r = await executor.run(['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo']);
-  if (r.exitCode !== 0 && !/File exists|already assigned/i.test(r.stderr)) {
-    // Not fatal for the rules; IPv6 may be disabled on lo (sysctl). Say so.
-    process.stderr.write(`interpose: warning: could not add ::6/128 to lo: ${r.stderr.trim()}\n`);
-  }
-}

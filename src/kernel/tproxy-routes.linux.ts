@@ -28,9 +28,15 @@ export interface AddedRoutes {
   routes: IpFamily[];
 }
 
-/** Adds the fwmark rule and local route for each family when missing (idempotent). */
-export async function ensureTproxyRoutes(executor: Executor, spec: TproxyRoutes): Promise<AddedRoutes> {
-  const added: AddedRoutes = { rules: [], routes: [] };
+/**
+ * Adds the fwmark rule and local route for each family when missing (idempotent). Each
+ * addition is noted in `added` as it happens, so a failure halfway can be undone exactly.
+ */
+export async function ensureTproxyRoutes(
+  executor: Executor,
+  spec: TproxyRoutes,
+  added: AddedRoutes = { rules: [], routes: [] },
+): Promise<AddedRoutes> {
   for (const f of spec.families) {
     if ((await ruleCount(executor, f, spec.mark, spec.table)) === 0) {
       await runChecked(executor, ['ip', famFlag(f), 'rule', 'add', 'fwmark', String(spec.mark), 'lookup', String(spec.table)], {

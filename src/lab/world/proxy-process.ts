@@ -30,9 +30,17 @@ export class ProxyProcess {
     });
   }
 
-  /** Starts `interpose proxy ARGS` in namespace `ns` and waits until it says it listens. */
-  static async start(ns: string, args: string[], readyTimeoutMs = 20_000): Promise<ProxyProcess> {
-    const [node, ...script] = nodeScriptArgv('cli/main');
+  /**
+   * Starts `interpose proxy ARGS` in namespace `ns` and waits until it says it listens.
+   * `command` overrides how interpose is run (default: the way this module runs, sources or dist).
+   */
+  static async start(
+    ns: string,
+    args: string[],
+    readyTimeoutMs = 20_000,
+    command: string[] = nodeScriptArgv('cli/main'),
+  ): Promise<ProxyProcess> {
+    const [node, ...script] = command;
     const child = execa('ip', ['netns', 'exec', ns, node!, ...script, 'proxy', ...args], {
       cwd: PACKAGE_ROOT,
       reject: false,

@@ -142,9 +142,9 @@ function matchText(m: Match, rule: Rule): string | undefined {
     case 'destination':
       return `${ipKeyword(m.cidr.family)} daddr ${neg(m.negate)}${addressText(m)}`;
     case 'inInterface':
-      return `iifname ${neg(m.negate)}"${m.name}"`;
+      return `iifname ${neg(m.negate)}"${nftInterfaceName(m.name)}"`;
     case 'outInterface':
-      return `oifname ${neg(m.negate)}"${m.name}"`;
+      return `oifname ${neg(m.negate)}"${nftInterfaceName(m.name)}"`;
     case 'protocol':
       // `tcp dport` already matches the protocol; nft lists the explicit test only without one.
       return rule.matches.some(isPortMatch) ? undefined : `meta l4proto ${m.protocol}`;
@@ -420,4 +420,12 @@ export function renderNftScript(tables: readonly NftTable[], replace: readonly s
 
 function assertNever(x: never): never {
   throw new Error(`unhandled IR node ${JSON.stringify(x)}`);
+}
+
+/**
+ * iptables' interface wildcard `eth+` (any name starting with eth) is `eth*` in nft, which
+ * takes `+` literally: without this, `-c eth+` would exclude nothing on the nftables backend.
+ */
+function nftInterfaceName(name: string): string {
+  return name.endsWith('+') ? `${name.slice(0, -1)}*` : name;
 }

@@ -72,7 +72,7 @@ test('IPv6 CIDRs', (t) => {
   t.is(verdictOf(p, out({ dst: '2001:db8:101::1' })), 'untouched');
 });
 
-test('interfaces: exact names and the iptables "+" wildcard; nft takes "+" literally and "*" as wildcard', (t) => {
+test('interfaces: exact names and the "+" wildcard, which the nftables backend installs as nft\'s "*"', (t) => {
   const rs = ruleset(4, {
     nat: { OUTPUT: [rule(RETURN, outIf('veth+')), rule(jump('ISTIO_REDIRECT'))], ISTIO_REDIRECT: [rule(REDIRECT, proto('tcp'))] },
   });
@@ -80,7 +80,8 @@ test('interfaces: exact names and the iptables "+" wildcard; nft takes "+" liter
   t.is(verdictOf(ipt, out({ out: 'veth12' })), 'untouched');
   t.is(verdictOf(ipt, out({ out: 'eth0' })), 'redirect:15001');
   const nft = programFromRulesetNft(rs);
-  t.is(verdictOf(nft, out({ out: 'veth12' })), 'redirect:15001', 'nft: "veth+" is a literal name');
+  t.is(verdictOf(nft, out({ out: 'veth12' })), 'untouched', 'nft: "veth+" is rendered (and traced) as "veth*"');
+  t.is(verdictOf(nft, out({ out: 'eth0' })), 'redirect:15001');
   const star = programFromRulesetNft(ruleset(4, { nat: { OUTPUT: [rule(RETURN, outIf('veth*')), rule(jump('ISTIO_REDIRECT'))], ISTIO_REDIRECT: [rule(REDIRECT, proto('tcp'))] } }));
   t.is(verdictOf(star, out({ out: 'veth12' })), 'untouched');
 
