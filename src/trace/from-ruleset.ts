@@ -7,7 +7,7 @@
  * into an interval set the outcome is the same (the set holds exactly those addresses), only
  * the rule text shown differs from `nft list`'s `@set` form.
  */
-import { isBuiltinChain, type Match, type Rule, type Ruleset, type TableName, type Target } from '../rules/ir.js';
+import { isBuiltinChain, type Rule, type Ruleset, type TableName, type Target } from '../rules/ir.js';
 import { renderRuleSpec } from '../rules/render/iptables.js';
 import { NFT_TABLE_NAMES, baseChainFor, deriveInetView, nftChainName, nftRuleText } from '../rules/render/nftables.js';
 import { iptablesBaseChains, type BaseChain, type TraceProgram, type TraceRule, type TraceTable } from './program.js';
@@ -47,7 +47,7 @@ export function programFromRulesetNft(ruleset: Ruleset, source = 'configuration 
       chains.set(
         nftChainName(c.name),
         c.rules.map((entry) => ({
-          matches: entry.rule.matches.map(nftInterfaceWildcard),
+          matches: entry.rule.matches,
           target: nftTarget(entry.rule.target),
           ...(entry.family !== undefined ? { family: entry.family } : {}),
           text: nftRuleText(entry.rule, entry.family),
@@ -70,14 +70,6 @@ export function programFromRulesetNft(ruleset: Ruleset, source = 'configuration 
     }
   }
   return { baseChains, source };
-}
-
-/** The nftables renderer writes iptables' `eth+` as nft's `eth*`; trace what it installs. */
-function nftInterfaceWildcard(m: Match): Match {
-  if ((m.kind === 'inInterface' || m.kind === 'outInterface') && m.name.endsWith('+')) {
-    return { ...m, name: `${m.name.slice(0, -1)}*` };
-  }
-  return m;
 }
 
 /** nft chain names are lower-case with dashes; jumps must use them too. */

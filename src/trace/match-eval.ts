@@ -43,10 +43,13 @@ function inCidr(addr: ipaddr.IPv4 | ipaddr.IPv6, cidr: Cidr): boolean {
   return addr.match(cidr.address, cidr.prefixLength);
 }
 
-/** Interface name test with the wildcard the rule's syntax uses. */
-export function interfaceMatches(pattern: string, name: string, syntax: RuleSyntax): boolean {
-  const wildcard = syntax === 'iptables' ? '+' : '*';
-  if (pattern.endsWith(wildcard)) return name.startsWith(pattern.slice(0, -1));
+/**
+ * Interface name test. The IR writes the prefix wildcard as iptables does (`eth+`), whichever
+ * backend the rule came from: the nftables renderer installs it as `eth*`, and the nft dump
+ * parser reads `eth*` back as `eth+`.
+ */
+export function interfaceMatches(pattern: string, name: string): boolean {
+  if (pattern.endsWith('+')) return name.startsWith(pattern.slice(0, -1));
   return pattern === name;
 }
 
@@ -77,12 +80,12 @@ export function evaluateMatch(m: TraceMatch, p: PacketView, syntax: RuleSyntax):
     }
     case 'inInterface': {
       if (p.inInterface === undefined) return fail('a locally generated packet has no input interface');
-      const ok = interfaceMatches(m.name, p.inInterface, syntax);
+      const ok = interfaceMatches(m.name, p.inInterface);
       return test(ok, m.negate, `arrived on ${p.inInterface}, not ${m.name}`, `arrived on ${p.inInterface}`);
     }
     case 'outInterface': {
       if (p.outInterface === undefined) return fail('the output interface is not known yet (before routing)');
-      const ok = interfaceMatches(m.name, p.outInterface, syntax);
+      const ok = interfaceMatches(m.name, p.outInterface);
       return test(ok, m.negate, `leaves by ${p.outInterface}, not ${m.name}`, `leaves by ${p.outInterface}`);
     }
     case 'protocol':

@@ -112,7 +112,8 @@ export function parseNftExpr(expr: readonly Json[], sets: ReadonlyMap<string, Ad
             case 'iifname':
             case 'oifname':
               if (typeof right !== 'string') unsupported(`${left.meta.key} ${JSON.stringify(right)}`);
-              matches.push({ kind: left.meta.key === 'iifname' ? 'inInterface' : 'outInterface', name: right, ...negate });
+              // The IR spells the interface wildcard as iptables does (`eth+`); nft lists it as `eth*`.
+              matches.push({ kind: left.meta.key === 'iifname' ? 'inInterface' : 'outInterface', name: right.endsWith('*') ? `${right.slice(0, -1)}+` : right, ...negate });
               continue;
             case 'skuid':
               matches.push({ kind: 'ownerUid', uid: num(right), ...negate });

@@ -4,7 +4,7 @@ import { classifyOutbound, needsSniffing, passesThroughUnseen } from '../../src/
 import { parseProxyConfig } from '../../src/target/istio-yaml.js';
 import { Registry } from '../../src/target/registry.js';
 import { pickDestination, selectHttpRoute } from '../../src/target/routes.js';
-import * as seed from './helpers/seed-yaml.js';
+import * as seed from '../../src/lab/seed-resources.js';
 
 const registry = (...docs: string[]) => new Registry(parseProxyConfig(seed.docs(...docs)), () => new CidrTrie());
 

@@ -9,7 +9,7 @@ import { GOOGLE, LINK } from '../../src/lab/world/addresses.js';
 import { ProxyProcess } from '../../src/lab/world/proxy-process.js';
 import { installIstioRules } from './helpers/rules.js';
 import { parseLogLine } from './helpers/access-log-line.js';
-import * as seed from './helpers/seed-yaml.js';
+import * as seed from '../../src/lab/seed-resources.js';
 
 kernelTest('IPv6: ALLOW_ANY passthrough, then REGISTRY_ONLY with the www.google.com ServiceEntry', async (t) => {
   const world = await World.create({ prefix: 'v6', ipv6: true });

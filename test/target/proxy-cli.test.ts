@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as seed from './helpers/seed-yaml.js';
+import * as seed from '../../src/lab/seed-resources.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = (args: string[]) =>

@@ -13,7 +13,7 @@ import { GOOGLE, HTTPBIN, LINK } from '../../src/lab/world/addresses.js';
 import { ProxyProcess } from '../../src/lab/world/proxy-process.js';
 import { installIstioRules, removeIstioRules } from './helpers/rules.js';
 import { parseLogLine } from './helpers/access-log-line.js';
-import * as seed from './helpers/seed-yaml.js';
+import * as seed from '../../src/lab/seed-resources.js';
 
 let world: World;
 let proxy: ProxyProcess;
