@@ -2,11 +2,10 @@
  * `interpose istio-iptables`: istio-init's command line, kernel-identical rules.
  * Flags, env vars and defaults come from src/config/istio-flags.ts.
  */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import type { InterceptConfig, RunOptions } from '../config/intercept-config.js';
 import { buildIstioOptions } from '../config/istio-options.js';
-import { ISTIO_ENV_ONLY, ISTIO_FLAGS, camel, resolveSettings, type FlagSpec } from '../config/istio-flags.js';
-import { InterceptError } from '../errors/intercept-error.js';
+import { ISTIO_ENV_ONLY, ISTIO_FLAGS, resolveSettings } from '../config/istio-flags.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
 import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.linux.js';
@@ -18,24 +17,19 @@ import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { renderRestore } from '../rules/render/iptables.js';
 import { renderNftScript, renderNftTables } from '../rules/render/nftables.js';
 import type { Ruleset } from '../rules/ir.js';
+import { istioFlagOption } from './istio-flag-option.js';
 import { info, warn } from './log.js';
-
-function optionFor(spec: FlagSpec): Option {
-  const names = `${spec.short ? `-${spec.short}, ` : ''}--${spec.long}`;
-  const value = spec.kind === 'bool' ? ' [bool]' : ` <${spec.valueName ?? 'value'}>`;
-  const env = spec.env.map((e) => `$${e}`).join(', ');
-  const def = spec.defaultValue === '' ? '' : `; default ${spec.defaultValue}`;
-  return new Option(names + value, `${spec.help} (env ${env}${def})`);
-}
 
 export function istioIptablesCommand(): Command {
   const cmd = new Command('istio-iptables')
+    .summary('install istio-init compatible redirect rules (iptables, or nftables with --native-nftables)')
     .description(
-      'Install istio-init compatible traffic redirection rules (iptables), in this or a named network namespace.\n' +
+      'Install istio-init compatible traffic redirection rules (iptables, or nftables with --native-nftables),\n' +
+        'in this or a named network namespace.\n' +
         'Every flag can also come from its environment variable; a flag wins over its variable.',
     )
     .allowExcessArguments(false);
-  for (const spec of ISTIO_FLAGS) cmd.addOption(optionFor(spec));
+  for (const spec of ISTIO_FLAGS) cmd.addOption(istioFlagOption(spec));
   cmd.addHelpText(
     'after',
     '\nEnvironment-only settings (as in istio-iptables):\n' +
@@ -181,4 +175,3 @@ function routeComments(ruleset: Ruleset): string {
   return out;
 }
 
-export { camel };

@@ -3,9 +3,9 @@
  * flags, exactly as `interpose istio-iptables` would install them) or under the rules the
  * kernel holds now (`--from-kernel`), and which rule decides.
  */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { buildIstioOptions } from '../config/istio-options.js';
-import { ISTIO_FLAGS, camel, flagDisplay, resolveSettings, type FlagSpec } from '../config/istio-flags.js';
+import { ISTIO_FLAGS, camel, flagDisplay, resolveSettings } from '../config/istio-flags.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
@@ -17,27 +17,11 @@ import { programFromDumps, readKernelDumps, routeFor } from '../trace/kernel-rul
 import { buildPacket, type PacketOptions } from '../trace/packet.js';
 import type { TraceProgram } from '../trace/program.js';
 import { tracePacket } from '../trace/walker.js';
+import { checkNetworkNamespace } from '../config/network-namespace.js';
+import { istioFlagOption } from './istio-flag-option.js';
 import { warn } from './log.js';
 
 /** An istio-iptables flag as a commander option (same names and letters as that command). */
-export function istioFlagOption(spec: FlagSpec): Option {
-  const names = `${spec.short ? `-${spec.short}, ` : ''}--${spec.long}`;
-  const value = spec.kind === 'bool' ? ' [bool]' : ` <${spec.valueName ?? 'value'}>`;
-  const env = spec.env.map((e) => `$${e}`).join(', ');
-  return new Option(names + value, `${spec.help} (env ${env})`);
-}
-
-/** Checks a --network-namespace value the way istio-iptables does (name or path, must exist). */
-export async function checkNamespace(ns: string, lookups: LinuxSystemLookups): Promise<void> {
-  const validName = /^[A-Za-z0-9_.-]{1,255}$/.test(ns) && !['.', '..'].includes(ns);
-  if (!ns.startsWith('/') && !validName) {
-    throw new ValidationError('--network-namespace', ns, 'a namespace name from `ip netns list` or an absolute path such as /proc/PID/ns/net');
-  }
-  if (!(await lookups.networkNamespaceExists(ns))) {
-    throw new ValidationError('--network-namespace', ns, 'an existing network namespace (see `ip netns list`) or an existing /proc/PID/ns/net path');
-  }
-}
-
 const PACKET_OPTIONS = ['src', 'dst', 'dport', 'sport', 'proto', 'uid', 'gid', 'in', 'out', 'direction', 'state', 'mark'] as const;
 
 export function traceCommand(): Command {
@@ -93,7 +77,7 @@ async function runTrace(opts: Record<string, string | boolean | undefined>): Pro
       throw new ValidationError(flagDisplay(given[0]!), opts[camel(given[0]!.long)], 'no configuration flags with --from-kernel (the rules come from the kernel); only --network-namespace');
     }
     const ns = typeof opts.networkNamespace === 'string' && opts.networkNamespace !== '' ? opts.networkNamespace : undefined;
-    if (ns) await checkNamespace(ns, lookups);
+    if (ns) await checkNetworkNamespace(ns, '--network-namespace', lookups);
     executor = ns ? new NamespacedExecutor(system, ns) : system;
     program = programFromDumps(await readKernelDumps(executor), ns ? `network namespace ${ns}` : 'this network namespace');
   } else {

@@ -24,7 +24,7 @@ import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import type { Ruleset } from '../rules/ir.js';
 import { OWNED_NFT_TABLES, renderNftTables } from '../rules/render/nftables.js';
 import { info, warn } from './log.js';
-import { istioFlagOption } from './trace.js';
+import { istioFlagOption } from './istio-flag-option.js';
 
 /** The kernel differs from the configuration (exit 3, so scripts can tell it from bad input). */
 export class VerifyMismatchError extends InterceptError {

@@ -14,6 +14,7 @@ import type {
   RunOptions,
 } from './intercept-config.js';
 import type { RawSetting, RawSettings } from './istio-flags.js';
+import { checkNetworkNamespace } from './network-namespace.js';
 import { nameserversFromResolvConf } from './resolv-conf.js';
 import type { SystemLookups } from './system-lookups.js';
 import {
@@ -120,15 +121,7 @@ export async function buildIstioOptions(settings: RawSettings, system: SystemLoo
 
   const nsSetting = get('network-namespace');
   const networkNamespace = nsSetting.value === '' ? undefined : nsSetting.value;
-  if (networkNamespace !== undefined) {
-    const validName = /^[A-Za-z0-9_.-]{1,255}$/.test(networkNamespace) && !['.', '..'].includes(networkNamespace);
-    if (!networkNamespace.startsWith('/') && !validName) {
-      throw new ValidationError(nsSetting.source, networkNamespace, 'a namespace name from `ip netns list` or an absolute path such as /proc/PID/ns/net');
-    }
-    if (!(await system.networkNamespaceExists(networkNamespace))) {
-      throw new ValidationError(nsSetting.source, networkNamespace, 'an existing network namespace (see `ip netns list`) or an existing /proc/PID/ns/net path');
-    }
-  }
+  if (networkNamespace !== undefined) await checkNetworkNamespace(networkNamespace, nsSetting.source, system);
 
   const dryRun = bool('dry-run');
   const redirectDns = bool('redirect-dns');
