@@ -4,11 +4,12 @@
  * ISTIO_* chains and jumps to them are recognisably ours, but a rule such as
  * `-A PREROUTING -i eth1 -j RETURN` (from `-k eth1`) is not: without a record, a later run
  * with different flags could neither replace it (--reconcile) nor remove it (--cleanup-only).
- * The record lives in /run/interpose, keyed by the namespace's inode: /run and network
- * namespaces both end with the boot, so the record never outlives what it describes. Where it
- * is missing (another container ran the install), the flags given decide, as in istio-init.
+ * The record lives in /run/interpose ($INTERPOSE_STATE_DIR overrides), keyed by the
+ * namespace's inode: /run and network namespaces both end with the boot, and records of
+ * namespaces deleted since are pruned on every write. Where no record exists (another
+ * container ran the install), the flags given decide, as in istio-init.
  */
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IpFamily } from '../net/cidr.js';
 import type { TableName } from '../rules/ir.js';
@@ -19,7 +20,15 @@ export type BuiltinRecord = Map<IpFamily, Map<TableName, Map<string, string[]>>>
 
 interface RecordFile {
   version: 1;
+  /** The namespace path the record was written for, and its inode then (for pruning). */
+  netns?: string;
+  inode?: number;
   families: Record<string, Record<string, Record<string, string[]>>>;
+}
+
+/** Where records live: /run/interpose, or $INTERPOSE_STATE_DIR (tests point it elsewhere). */
+export function defaultStateDir(): string {
+  return process.env.INTERPOSE_STATE_DIR || '/run/interpose';
 }
 
 export interface OwnershipStore {
@@ -31,15 +40,18 @@ export interface OwnershipStore {
 /** The file-backed store for one namespace (undefined = the current one). */
 export class FileOwnershipStore implements OwnershipStore {
   private readonly file: string;
+  private readonly nsPath: string;
+  private readonly inode: number;
 
-  constructor(networkNamespace: string | undefined, private readonly dir = '/run/interpose') {
-    const nsPath =
+  constructor(networkNamespace: string | undefined, private readonly dir = defaultStateDir()) {
+    this.nsPath =
       networkNamespace === undefined
         ? '/proc/self/ns/net'
         : networkNamespace.startsWith('/')
           ? networkNamespace
           : `/run/netns/${networkNamespace}`;
-    this.file = join(dir, `iptables-netns-${statSync(nsPath).ino}.json`);
+    this.inode = statSync(this.nsPath).ino;
+    this.file = join(dir, `iptables-netns-${this.inode}.json`);
   }
 
   load(): BuiltinRecord {
@@ -65,7 +77,28 @@ export class FileOwnershipStore implements OwnershipStore {
       families[String(family)] = Object.fromEntries([...tables].map(([table, chains]) => [table, Object.fromEntries(chains)]));
     }
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileSync(this.file, JSON.stringify({ version: 1, families } satisfies RecordFile, null, 1));
+    const file: RecordFile = { version: 1, netns: this.nsPath, inode: this.inode, families };
+    writeFileSync(this.file, JSON.stringify(file, null, 1));
+    this.pruneGone();
+  }
+
+  /**
+   * Deletes records of namespaces that no longer exist (deleted with `ip netns del`, or a
+   * process's namespace that ended), so the directory does not grow with every pod or test.
+   */
+  private pruneGone(): void {
+    for (const name of readdirSync(this.dir)) {
+      if (!/^iptables-netns-\d+\.json$/.test(name)) continue;
+      const file = join(this.dir, name);
+      try {
+        const r = JSON.parse(readFileSync(file, 'utf8')) as RecordFile;
+        // The caller's own namespace (/proc/self/...) cannot be checked from here: keep it.
+        if (!r.netns || r.netns.startsWith('/proc/self/')) continue;
+        if (!existsSync(r.netns) || statSync(r.netns).ino !== r.inode) rmSync(file, { force: true });
+      } catch {
+        // Unreadable or half-written by a concurrent run: leave it alone.
+      }
+    }
   }
 
   clear(): void {

@@ -95,6 +95,8 @@ export class LabSession {
 
   async close(): Promise<void> {
     await this.proxy.stop(3000).catch(() => undefined);
+    // Take the rules (and their ownership record in /run/interpose) away before the namespace.
+    await runInterpose(this.world.pod.name, ['--cleanup-only']).catch(() => undefined);
     await this.world.destroy();
   }
 }

@@ -1,9 +1,14 @@
 /** Runs the built CLI (dist/cli/main.js), as users and the conformance tool do. */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+/** Ownership records of this test process's runs go here, not /run/interpose, and go away with it. */
+export const STATE_DIR = mkdtempSync(join(tmpdir(), 'interpose-test-state-'));
+process.on('exit', () => rmSync(STATE_DIR, { recursive: true, force: true }));
 
 export interface CliResult {
   exitCode: number;
@@ -16,7 +21,7 @@ export async function runCli(args: string[], options: { env?: Record<string, str
   const argv = options.netns ? ['ip', 'netns', 'exec', options.netns, 'node', CLI, ...args] : ['node', CLI, ...args];
   const r = await execa(argv[0]!, argv.slice(1), {
     reject: false,
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...options.env },
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', INTERPOSE_STATE_DIR: STATE_DIR, ...options.env },
     extendEnv: false,
     timeout: 60_000,
   });

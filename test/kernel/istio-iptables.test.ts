@@ -8,7 +8,9 @@ import { buildIstioRuleset } from '../../src/rules/istio-ruleset.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../../src/kernel/executor.js';
 import { chooseIptables } from '../../src/kernel/iptables-binaries.linux.js';
 import { ApplyFailedError, IptablesBackend } from '../../src/kernel/iptables-backend.linux.js';
-import { runCli } from '../helpers/cli.js';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { STATE_DIR, runCli } from '../helpers/cli.js';
 import { ISTIO_BASE, optionsFrom } from '../helpers/istio-config.js';
 import { Netns, kernelTest } from '../helpers/kernel.js';
 import { netfilterState } from '../helpers/netfilter.js';
@@ -208,4 +210,16 @@ kernelTest('--run-validation proves the redirect (both families) and exits 126 w
   const none = await runCli(['istio-iptables', ...nsArgs(bare, '--skip-rule-apply', '--run-validation', '--probe-timeout', '800ms')]);
   t.is(none.exitCode, 126, none.stderr);
   t.regex(none.stderr, /redirect validation failed after 800 ms: IPv4: no connection to 127\.0\.0\.6:15002 arrived redirected/);
+});
+
+kernelTest('ownership records of deleted namespaces are pruned on the next write', async (t) => {
+  const gone = await Netns.create(t);
+  t.is((await runCli(['istio-iptables', ...nsArgs(gone, '-k', 'vm0')])).exitCode, 0);
+  const goneRecord = join(STATE_DIR, `iptables-netns-${statSync(`/run/netns/${gone.name}`).ino}.json`);
+  t.true(existsSync(goneRecord), 'the install recorded its built-in-chain rules');
+  t.deepEqual(JSON.parse(readFileSync(goneRecord, 'utf8')).families['4'].nat.PREROUTING, ['-i vm0 -j RETURN']);
+  await gone.destroy();
+  const other = await Netns.create(t);
+  t.is((await runCli(['istio-iptables', ...nsArgs(other, '-k', 'vm1')])).exitCode, 0);
+  t.false(existsSync(goneRecord), 'the deleted namespace’s record was pruned');
 });

@@ -5,6 +5,7 @@
  */
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
+import { STATE_DIR } from '../../helpers/cli.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const cli = [process.execPath, '--import', 'tsx', `${root}src/cli/main.ts`];
@@ -15,12 +16,12 @@ export async function installIstioRules(ns: string, extra: string[] = []): Promi
   await execa(
     node!,
     [...args, 'istio-iptables', '--network-namespace', ns, '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', ...extra],
-    { cwd: root },
+    { cwd: root, env: { INTERPOSE_STATE_DIR: STATE_DIR } },
   );
 }
 
 /** Removes everything istio-iptables installed in NS (`--cleanup-only`). */
 export async function removeIstioRules(ns: string): Promise<void> {
   const [node, ...args] = cli;
-  await execa(node!, [...args, 'istio-iptables', '--network-namespace', ns, '--cleanup-only'], { cwd: root });
+  await execa(node!, [...args, 'istio-iptables', '--network-namespace', ns, '--cleanup-only'], { cwd: root, env: { INTERPOSE_STATE_DIR: STATE_DIR } });
 }
