@@ -20,7 +20,7 @@ export type BuiltinRecord = Map<IpFamily, Map<TableName, Map<string, string[]>>>
 
 interface RecordFile {
   version: 1;
-  /** The namespace path the record was written for, and its inode then (for pruning). */
+  /** The namespace path and inode the record was written for (for a person reading it). */
   netns?: string;
   inode?: number;
   families: Record<string, Record<string, Record<string, string[]>>>;
@@ -85,21 +85,16 @@ export class FileOwnershipStore implements OwnershipStore {
   /**
    * Deletes records of namespaces that no longer exist (deleted with `ip netns del`, or a
    * process's namespace that ended), so the directory does not grow with every pod or test.
+   * A namespace is alive while a process is in it or a bind mount (/run/netns) holds it.
    */
   private pruneGone(): void {
+    const alive = liveNamespaceInodes();
     for (const name of readdirSync(this.dir)) {
-      if (!/^iptables-netns-\d+\.json$/.test(name)) continue;
-      const file = join(this.dir, name);
-      try {
-        const r = JSON.parse(readFileSync(file, 'utf8')) as RecordFile;
-        // The caller's own namespace (/proc/self/...) cannot be checked from here: keep it.
-        if (!r.netns || r.netns.startsWith('/proc/self/')) continue;
-        if (!existsSync(r.netns) || statSync(r.netns).ino !== r.inode) rmSync(file, { force: true });
-      } catch {
-        // Unreadable or half-written by a concurrent run: leave it alone.
-      }
+      const m = /^iptables-netns-(\d+)\.json$/.exec(name);
+      if (m && !alive.has(Number(m[1]))) rmSync(join(this.dir, name), { force: true });
     }
   }
+
 
   clear(): void {
     rmSync(this.file, { force: true });
@@ -130,4 +125,19 @@ export function withRecorded(known: OwnedState, recorded: Map<TableName, Map<str
     out.set(table, { chains: k?.chains ?? new Map(), builtin });
   }
   return out;
+}
+
+/** Inodes of every network namespace a process is in or /run/netns holds. */
+function liveNamespaceInodes(): Set<number> {
+  const inodes = new Set<number>();
+  const add = (path: string) => {
+    try {
+      inodes.add(statSync(path).ino);
+    } catch {
+      // the process exited or the name went away meanwhile
+    }
+  };
+  for (const pid of readdirSync('/proc')) if (/^\d+$/.test(pid)) add(`/proc/${pid}/ns/net`);
+  if (existsSync('/run/netns')) for (const name of readdirSync('/run/netns')) add(`/run/netns/${name}`);
+  return inodes;
 }
