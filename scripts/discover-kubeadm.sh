@@ -16,13 +16,7 @@ USAGE
 }
 
 ctx=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --context) [ $# -ge 2 ] || die "--context needs a value"; ctx=(--context "$2"); shift 2 ;;
-    *) usage >&2; die "unknown argument $1" ;;
-  esac
-done
+context_only_args "$@"
 need_cli kubectl https://kubernetes.io/docs/tasks/tools/
 
 config=$(kubectl "${ctx[@]}" -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}')

@@ -13,6 +13,20 @@ need_cli() {
   command -v "$1" >/dev/null 2>&1 || die "the $1 CLI is not installed: install it from $2"
 }
 
+# context_only_args ARGS...: for scripts whose only option is --context; sets the global
+# array ctx (empty, or --context NAME), handles -h/--help with the script's usage().
+# shellcheck disable=SC2034 # ctx belongs to the caller: this function sets it for them.
+context_only_args() {
+  ctx=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h | --help) usage; exit 0 ;;
+      --context) [ $# -ge 2 ] || die "--context needs a value"; ctx=(--context "$2"); shift 2 ;;
+      *) usage >&2; die "unknown argument $1" ;;
+    esac
+  done
+}
+
 # join_commas WORDS...: the words joined by commas (whitespace- or comma-separated input).
 join_commas() {
   local out="" w
