@@ -8,7 +8,7 @@
 import { DriftError } from '../errors/drift-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { IpFamily } from '../net/cidr.js';
-import type { FamilyRuleset, Ruleset, TproxyRoutes } from '../rules/ir.js';
+import { OWNED_CHAIN_PREFIX, type FamilyRuleset, type Ruleset, type TproxyRoutes } from '../rules/ir.js';
 import { runChecked, type Executor } from './executor.js';
 import type { IptablesBinaries } from './iptables-binaries.linux.js';
 import {
@@ -79,9 +79,8 @@ export class IptablesBackend {
    * what an earlier run recorded — the latter only while some ISTIO_* chain exists, so a
    * record left for a namespace whose inode was reused cannot claim a stranger's rules.
    */
-  private knownFor(state: FamilyState, desired: FamilyRuleset | undefined, recorded: BuiltinRecord): OwnedState {
-    const known = desired ? desiredOwned(desired) : new Map();
-    const ours = [...state.saved.values()].some((t) => t.chains.some((c) => c.startsWith('ISTIO_')));
+  private knownFor(state: FamilyState, known: OwnedState, recorded: BuiltinRecord): OwnedState {
+    const ours = [...state.saved.values()].some((t) => t.chains.some((c) => c.startsWith(OWNED_CHAIN_PREFIX)));
     return ours ? withRecorded(known, recorded.get(state.family)) : known;
   }
 
@@ -99,8 +98,8 @@ export class IptablesBackend {
     for (const state of states) {
       if (!state.available) continue;
       const desired = ruleset.families.find((f) => f.family === state.family);
-      const want = desired ? desiredOwned(desired) : new Map();
-      const current = currentOwned(state.saved, this.knownFor(state, desired, recorded));
+      const want: OwnedState = desired ? desiredOwned(desired) : new Map();
+      const current = currentOwned(state.saved, this.knownFor(state, want, recorded));
       anyCurrent ||= !isEmptyOwned(current);
       differences.push(...diffOwned(current, want, state.family));
       plans.push({ family: state.family, current, desired });
@@ -149,7 +148,7 @@ export class IptablesBackend {
     for (const state of states) {
       if (!state.available) continue;
       const desired = known.families.find((f) => f.family === state.family);
-      const current = currentOwned(state.saved, this.knownFor(state, desired, recorded));
+      const current = currentOwned(state.saved, this.knownFor(state, desired ? desiredOwned(desired) : new Map(), recorded));
       for (const t of current.values()) {
         removedChains += t.chains.size;
         for (const rules of t.chains.values()) removedRules += rules.length;
@@ -245,4 +244,3 @@ export class IptablesBackend {
 
 }
 
-export { runChecked };

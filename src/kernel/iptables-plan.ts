@@ -8,7 +8,7 @@
  * ever deleted.
  */
 import type { IpFamily } from '../net/cidr.js';
-import { BUILTIN_CHAINS, OWNED_CHAIN_PREFIX, isBuiltinChain, type FamilyRuleset, type TableName } from '../rules/ir.js';
+import { OWNED_CHAIN_PREFIX, isBuiltinChain, type FamilyRuleset, type TableName } from '../rules/ir.js';
 import { renderRuleSpec } from '../rules/render/iptables.js';
 import { isTableName, type SavedState } from './iptables-save-parser.js';
 
@@ -147,4 +147,3 @@ export function touchedTables(transaction: string): TableName[] {
   return [...transaction.matchAll(/^\*(\S+)$/gm)].map((m) => m[1]!).filter(isTableName);
 }
 
-export { BUILTIN_CHAINS };
