@@ -1,6 +1,8 @@
-// Module registration only; the bindings live in trie_binding.cc and socket_binding.cc.
+// Module registration only; the bindings live in trie_binding.cc, socket_binding.cc and
+// relay_binding.cc.
 #include <napi.h>
 
+#include "relay_binding.h"
 #include "socket_binding.h"
 #include "trie_binding.h"
 
@@ -9,6 +11,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   interpose::InitTrieBindings(env, exports);
   interpose::InitSocketBindings(env, exports);
+  interpose::InitRelayBindings(env, exports);
   return exports;
 }
 

@@ -55,6 +55,7 @@ interface ProxyFlags {
   idleTimeout: number;
   sniffTimeout: number;
   drainTimeout: number;
+  relay: 'splice' | 'streams';
   dnsRefreshRate: number;
   watch: boolean;
   logLevel: string;
@@ -91,6 +92,11 @@ export function proxyCommand(): Command {
     .addOption(new Option('--sniff-timeout <duration>', 'how long to wait for a client\'s first bytes (SNI/Host) before deciding without them').argParser(durationFlag('--sniff-timeout')).default(100, '100ms'))
     .addOption(new Option('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish before being closed').argParser(durationFlag('--drain-timeout')).default(5_000, '5s'))
     .addOption(new Option('--dns-refresh-rate <duration>', 'how long resolution: DNS answers are reused (getaddrinfo reports no TTL)').argParser(durationFlag('--dns-refresh-rate')).default(5_000, '5s'))
+    .addOption(
+      new Option('--relay <engine>', 'TCP/TLS byte relay: "splice" (zero-copy, in the native addon\'s relay thread) or "streams" (Node streams)')
+        .choices(['splice', 'streams'])
+        .default('splice'),
+    )
     .option('--no-watch', 'reload only on SIGHUP, not when the file changes')
     .addOption(new Option('--log-level <level>', 'operational log level (stderr, JSON)').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText(
@@ -120,6 +126,7 @@ export function proxyCommand(): Command {
         idleTimeoutMs: flags.idleTimeout,
         sniffTimeoutMs: flags.sniffTimeout,
         drainTimeoutMs: flags.drainTimeout,
+        relay: flags.relay,
         dnsRefreshMs: flags.dnsRefreshRate,
         watch: flags.watch,
         log,

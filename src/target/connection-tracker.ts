@@ -9,9 +9,12 @@ import type { ProxyMetrics } from './metrics.js';
 
 export class ConnectionTracker {
   private readonly open = new Set<Socket>();
+  /** Sockets whose connection lives on in the splice relay after Node closed them; see hold(). */
+  private readonly held = new Map<Socket, () => void>();
   private lastLimitLog = 0;
   private refusedSinceLog = 0;
   private drainWaiters: (() => void)[] = [];
+  private readonly closers = new WeakMap<Socket, () => void>();
 
   constructor(
     private readonly maxConnections: number,
@@ -43,12 +46,32 @@ export class ConnectionTracker {
     this.open.add(socket);
     this.metrics.downstreamTotal.inc({ listener });
     this.metrics.downstreamActive.inc({ listener });
-    socket.once('close', () => {
-      this.open.delete(socket);
+    const forget = () => {
+      if (!this.open.delete(socket)) return;
       this.metrics.downstreamActive.dec({ listener });
       if (this.open.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+    };
+    socket.once('close', () => {
+      if (!this.held.has(socket)) forget();
     });
+    this.closers.set(socket, forget);
     return true;
+  }
+
+  /**
+   * Keeps `socket`'s connection counted after the socket itself closes: the splice relay has
+   * taken its descriptor over. `abort` ends it early (drain deadline). Call the returned
+   * function once the connection has really ended.
+   */
+  hold(socket: Socket, abort: () => void): () => void {
+    if (!this.open.has(socket)) return () => {};
+    this.held.set(socket, abort);
+    return () => {
+      if (!this.held.delete(socket)) return;
+      const forget = this.closers.get(socket);
+      this.closers.delete(socket);
+      forget?.();
+    };
   }
 
   /** Resolves when every connection has closed, or after `timeoutMs` having destroyed the rest. */
@@ -57,7 +80,11 @@ export class ConnectionTracker {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         const remaining = this.open.size;
-        for (const s of this.open) s.destroy();
+        for (const s of this.open) {
+          const abort = this.held.get(s);
+          if (abort) abort();
+          else s.destroy();
+        }
         resolve({ remaining });
       }, timeoutMs);
       this.drainWaiters.push(() => {

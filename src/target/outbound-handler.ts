@@ -11,7 +11,6 @@ import type { HttpProxy } from './http-proxy.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { Registry } from './registry.js';
 import { sniff, type SniffResult } from './sniff.js';
-import { parseClientHello } from './tls-client-hello.js';
 import { refuseTcp, relayTcp, type TcpSessionDeps, type TcpSessionInfo } from './tcp-session.js';
 import { NoUpstreamError, type UpstreamResolver } from './upstream-resolver.js';
 
@@ -53,12 +52,9 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
     downstreamRemote: { address: unmapIPv4(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 },
   };
   if (passesThroughUnseen(registry, dst.address, dst.port)) {
-    // Connect upstream at once; the SNI for the log line is read from the first chunk as it
-    // flows by (a ClientHello split across chunks leaves it "-").
-    socket.once('data', (chunk: Buffer) => {
-      const hello = parseClientHello(chunk);
-      if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
-    });
+    // Connect upstream at once; the SNI for the log line is read from the first bytes as they
+    // flow by.
+    info.sniFromFirstBytes = true;
     return relayTcp(deps, socket, { ...dst, cluster: 'PassthroughCluster' }, info);
   }
   let sniffed: SniffResult = { sniffed: { kind: 'none' }, head: Buffer.alloc(0), ended: false };

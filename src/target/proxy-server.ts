@@ -5,6 +5,7 @@
  * configuration stays in force and live connections are never dropped by a reload).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import type { SpliceRelay } from './splice-relay.linux.js';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { AddressTableFactory } from './address-table.js';
@@ -43,6 +44,11 @@ export interface ProxyServerOptions {
   idleTimeoutMs: number;
   sniffTimeoutMs: number;
   drainTimeoutMs: number;
+  /**
+   * How TCP/TLS bytes are relayed: "splice" hands each connected pair to the addon's
+   * zero-copy relay thread (the default); "streams" pipes them through Node streams.
+   */
+  relay?: 'splice' | 'streams';
   dnsRefreshMs: number;
   watch: boolean;
   log: Logger;
@@ -64,6 +70,7 @@ export class ProxyServer {
   private watcher: ConfigWatcher | undefined;
   private tableFactory!: AddressTableFactory;
   private origDst!: (socket: Socket) => Endpoint | undefined;
+  private splice: SpliceRelay | undefined;
   private stopping = false;
 
   private constructor(private readonly options: ProxyServerOptions) {
@@ -112,6 +119,7 @@ export class ProxyServer {
     if (o.originalDestination) this.origDst = o.originalDestination;
     else this.origDst = (await import('./original-destination.linux.js')).originalDestination;
     this.registry = new Registry(config, this.tableFactory);
+    if ((o.relay ?? 'splice') === 'splice') this.splice = new (await import('./splice-relay.linux.js')).SpliceRelay();
     this.logIgnored(config.ignored);
 
     const deps = { ...this.handlerDeps(), originalDestination: (s: Socket) => this.origDst(s) };
@@ -159,6 +167,9 @@ export class ProxyServer {
       resolver: this.resolver,
       http: this.http,
       sniffTimeoutMs: o.sniffTimeoutMs,
+      ...(this.splice
+        ? { splice: { relay: this.splice, hold: (down: Socket, abort: () => void) => this.tracker.hold(down, abort) } }
+        : {}),
     };
   }
 

@@ -8,13 +8,20 @@ import { connect, type Socket } from 'node:net';
 import type { AccessLog, AccessLogEntry } from './access-log.js';
 import { formatHostPort } from './address-format.js';
 import type { ProxyMetrics } from './metrics.js';
-import { relay } from './relay.js';
+import { relay, type RelayResult } from './relay.js';
+import type { SpliceRelay } from './splice-relay.linux.js';
+import { MAX_CLIENT_HELLO, parseClientHello } from './tls-client-hello.js';
 
 export interface TcpSessionDeps {
   accessLog: AccessLog;
   metrics: ProxyMetrics;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  /**
+   * The zero-copy relay and the connection tracker's hold (the relay outlives the Node
+   * sockets). Absent: relay through Node streams (relay.ts).
+   */
+  splice?: { relay: SpliceRelay; hold(down: Socket, abort: () => void): () => void };
 }
 
 export interface TcpSessionInfo {
@@ -23,6 +30,11 @@ export interface TcpSessionInfo {
   downstreamLocal: { address: string; port: number };
   downstreamRemote: { address: string; port: number };
   sni?: string;
+  /**
+   * Read the SNI for the log line from the client's first bytes as they flow by (passthrough
+   * without sniffing; a ClientHello split across segments leaves it "-").
+   */
+  sniFromFirstBytes?: boolean;
 }
 
 function baseEntry(info: TcpSessionInfo): AccessLogEntry {
@@ -81,6 +93,8 @@ export function relayTcp(
       allowHalfOpen: true,
       ...(upstream.localAddress ? { localAddress: upstream.localAddress } : {}),
     });
+    // The splice relay takes `up` over right after it connects: Node must not read from it first.
+    if (deps.splice) up.pause();
     let finished = false;
     const finish = () => {
       if (finished) return;
@@ -125,7 +139,7 @@ export function relayTcp(
         finish();
         return;
       }
-      void relay(down, up, { idleTimeoutMs: deps.idleTimeoutMs, head: sniffed.head, downstreamEnded: sniffed.ended }).then((r) => {
+      void startRelay(deps, down, up, info, sniffed).then((r) => {
         metrics.upstreamActive.dec(cluster);
         metrics.bytesSent.inc(cluster, r.bytesReceived);
         metrics.bytesReceived.inc(cluster, r.bytesSent);
@@ -135,5 +149,33 @@ export function relayTcp(
         finish();
       });
     });
+  });
+}
+
+/** Relays a connected pair with the splice relay when there is one, else with Node streams. */
+function startRelay(
+  deps: TcpSessionDeps,
+  down: Socket,
+  up: Socket,
+  info: TcpSessionInfo,
+  sniffed: { head: Buffer; ended: boolean },
+): Promise<RelayResult> {
+  const options = { idleTimeoutMs: deps.idleTimeoutMs, head: sniffed.head, downstreamEnded: sniffed.ended };
+  const readSni = (bytes: Buffer) => {
+    const hello = parseClientHello(bytes);
+    if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
+  };
+  if (!deps.splice) {
+    if (info.sniFromFirstBytes) down.once('data', readSni);
+    return relay(down, up, options);
+  }
+  let abort = () => {};
+  const release = deps.splice.hold(down, () => abort());
+  const session = deps.splice.relay.start(down, up, { ...options, capture: info.sniFromFirstBytes ? MAX_CLIENT_HELLO : 0 });
+  abort = session.abort;
+  return session.done.then((r) => {
+    release();
+    if (r.firstBytes) readSni(r.firstBytes);
+    return r;
   });
 }

@@ -3,7 +3,7 @@
  * the test, so no root is needed): half-close both ways, RST forwarded, backpressure, limits,
  * timeouts, no fd growth, and one connection's trouble never reaching another.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
@@ -11,6 +11,14 @@ import { eventually, startTestProxy, upstreamServer } from './helpers/in-process
 import { parseLogLine } from './helpers/access-log-line.js';
 
 const ALLOW_ANY = 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n';
+
+/** Every promise holds for both byte relays: the addon's splice thread and Node streams. */
+const RELAYS = ['splice', 'streams'] as const;
+type Relay = (typeof RELAYS)[number];
+
+function relayTest(title: string, fn: (t: ExecutionContext, relay: Relay) => Promise<void>): void {
+  for (const relay of RELAYS) test(`[${relay}] ${title}`, (t) => fn(t, relay));
+}
 
 function dial(port: number): Promise<Socket> {
   const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -24,13 +32,13 @@ function readAll(s: Socket): Promise<string> {
   return Promise.race([once(s, 'end'), once(s, 'close')]).then(() => text);
 }
 
-test('half-close: the client\'s FIN reaches the server, which can still answer', async (t) => {
+relayTest('half-close: the client\'s FIN reaches the server, which can still answer', async (t, relay) => {
   const up = await upstreamServer(t, (s) => {
     let got = '';
     s.on('data', (d: Buffer) => (got += d.toString()));
     s.on('end', () => s.end(`got ${got}; bye`));
   });
-  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port });
+  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { relay });
   const c = await dial(proxy.port);
   const reply = readAll(c);
   c.end('hello');
@@ -42,7 +50,7 @@ test('half-close: the client\'s FIN reaches the server, which can still answer',
   t.is(line.bytesSent, 'got hello; bye'.length);
 });
 
-test('half-close: the server\'s FIN reaches the client, which can still send', async (t) => {
+relayTest('half-close: the server\'s FIN reaches the client, which can still send', async (t, relay) => {
   const received: string[] = [];
   const up = await upstreamServer(t, (s) => {
     s.write('banner\n');
@@ -50,7 +58,7 @@ test('half-close: the server\'s FIN reaches the client, which can still send', a
     s.on('data', (d: Buffer) => received.push(d.toString()));
   });
   // A server-first protocol: the proxy waits only the sniff timeout.
-  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port });
+  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { relay });
   const c = await dial(proxy.port);
   const banner = readAll(c);
   t.is(await banner, 'banner\n');
@@ -58,7 +66,7 @@ test('half-close: the server\'s FIN reaches the client, which can still send', a
   t.true(await eventually(() => received.join('') === 'late words'));
 });
 
-test('RST is forwarded as RST in both directions, and does not disturb other connections', async (t) => {
+relayTest('RST is forwarded as RST in both directions, and does not disturb other connections', async (t, relay) => {
   let mode: 'reset' | 'echo' = 'echo';
   const upstreamSockets: Socket[] = [];
   const up = await upstreamServer(t, (s) => {
@@ -66,7 +74,7 @@ test('RST is forwarded as RST in both directions, and does not disturb other con
     if (mode === 'reset') setTimeout(() => s.resetAndDestroy(), 20);
     else s.pipe(s);
   });
-  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port });
+  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { relay });
   const survivor = await dial(proxy.port);
   survivor.write('x');
   await once(survivor, 'data');
@@ -95,7 +103,7 @@ test('RST is forwarded as RST in both directions, and does not disturb other con
   survivor.destroy();
 });
 
-test('backpressure: a reader that stops reading stops the writer; nothing is lost when it resumes', async (t) => {
+relayTest('backpressure: a reader that stops reading stops the writer; nothing is lost when it resumes', async (t, relay) => {
   let upSocket: Socket | undefined;
   let receivedBytes = 0;
   const up = await upstreamServer(t, (s) => {
@@ -103,7 +111,7 @@ test('backpressure: a reader that stops reading stops the writer; nothing is los
     s.pause();
     s.on('data', (d: Buffer) => (receivedBytes += d.length));
   });
-  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port });
+  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { relay });
   const c = await dial(proxy.port);
   const chunk = Buffer.alloc(1 << 20, 7);
   let written = 0;
@@ -122,9 +130,9 @@ test('backpressure: a reader that stops reading stops the writer; nothing is los
   t.true(await eventually(() => receivedBytes === written, 10_000), `${receivedBytes} of ${written}`);
 });
 
-test('connection limit: beyond --max-connections new connections are reset, with one clear log line', async (t) => {
+relayTest('connection limit: beyond --max-connections new connections are reset, with one clear log line', async (t, relay) => {
   const up = await upstreamServer(t, (s) => s.pipe(s));
-  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { maxConnections: 3 });
+  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { relay, maxConnections: 3 });
   const held = await Promise.all([dial(proxy.port), dial(proxy.port), dial(proxy.port)]);
   t.true(await eventually(() => proxy.server.openConnections === 3));
   // The reset may arrive before or after the handshake completes on our side.
@@ -141,9 +149,9 @@ test('connection limit: beyond --max-connections new connections are reset, with
   for (const s of [...held, again]) s.destroy();
 });
 
-test('idle timeout closes a silent connection (flag SI); a refused upstream is reset (flag UF)', async (t) => {
+relayTest('idle timeout closes a silent connection (flag SI); a refused upstream is reset (flag UF)', async (t, relay) => {
   const up = await upstreamServer(t, () => {});
-  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { idleTimeoutMs: 150 });
+  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { relay, idleTimeoutMs: 150 });
   const c = await dial(proxy.port);
   c.write('x');
   await once(c, 'end');
@@ -167,7 +175,7 @@ function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-test('no fd growth over thousands of connections (the 100k run is in bench/proxy.ts)', async (t) => {
+relayTest('no fd growth over thousands of connections (the 100k run is in bench/proxy.ts)', async (t, relay) => {
   const up = await upstreamServer(
     t,
     (s) => {
@@ -176,14 +184,17 @@ test('no fd growth over thousands of connections (the 100k run is in bench/proxy
     },
     { allowHalfOpen: false },
   );
-  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { accessLog: 'off' });
+  const proxy = await startTestProxy(t, ALLOW_ANY, { address: '127.0.0.1', port: up.port }, { relay, accessLog: 'off' });
   const once1 = async () => {
     const c = await dial(proxy.port);
     c.end('ping');
     await readAll(c);
     c.destroy();
   };
-  for (let i = 0; i < 50; i++) await once1(); // warm up (agent, lazy allocations)
+  // Warm up (lazy allocations, and the splice relay's bounded pool of reusable pipes, which
+  // fills to its cap under concurrency and then stays there).
+  for (let i = 0; i < 50; i++) await once1();
+  for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 50 }, once1));
   await eventually(() => proxy.server.openConnections === 0);
   const before = openFds();
   const total = 3000;
