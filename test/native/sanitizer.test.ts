@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const nativeDir = fileURLToPath(new URL('../../native', import.meta.url));
 const buildDir = `${nativeDir}/build/sanitize`;
 
-test('C++ core passes its differential test under ASan + UBSan', async (t) => {
+test.serial('C++ core passes its differential test under ASan + UBSan', async (t) => {
   await execa('cmake', ['-S', nativeDir, '-B', buildDir, '-DINTERPOSE_SANITIZE_TESTS=ON', '-DCMAKE_BUILD_TYPE=Debug']);
   await execa('cmake', ['--build', buildDir, '--parallel', '2']);
   const seed = String((Date.now() % 2 ** 31) >>> 0);
@@ -24,4 +24,18 @@ test('C++ core passes its differential test under ASan + UBSan', async (t) => {
   t.is(run.exitCode, 0, run.all);
   t.notRegex(run.all ?? '', /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/);
   t.regex(run.all ?? '', /core_test ok/);
+});
+
+test.serial('splice relay passes its socket tests under ASan + UBSan', async (t) => {
+  // Same build directory as above; serial so the two never build it at once.
+  await execa('cmake', ['-S', nativeDir, '-B', buildDir, '-DINTERPOSE_SANITIZE_TESTS=ON', '-DCMAKE_BUILD_TYPE=Debug']);
+  await execa('cmake', ['--build', buildDir, '--parallel', '2', '--target', 'relay_test']);
+  const run = await execa(`${buildDir}/relay_test`, [], {
+    reject: false,
+    all: true,
+    env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' },
+  });
+  t.is(run.exitCode, 0, run.all);
+  t.notRegex(run.all ?? '', /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/);
+  t.regex(run.all ?? '', /relay_test ok/);
 });

@@ -1,0 +1,278 @@
+// The splice relay's contract, on real TCP sockets over loopback, built with ASan + UBSan
+// (see CMakeLists.txt, INTERPOSE_SANITIZE_TESTS): bytes both ways, half-close, the sniffed
+// head and an early FIN, reset propagation, idle timeout, abort, first-bytes capture, and
+// shutting the relay down with connections still open. Prints "relay_test ok" on success.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "relay/splice_relay.h"
+
+using interpose::relay::EndFlag;
+using interpose::relay::RelayDone;
+using interpose::relay::RelayRequest;
+using interpose::relay::SpliceRelay;
+
+namespace {
+
+int failures = 0;
+
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                     \
+    }                                                                 \
+  } while (0)
+
+int listener = -1;
+sockaddr_in listen_addr{};
+
+void setTimeouts(int fd) {
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// A connected loopback pair: [0] the connecting end, [1] the accepted end.
+void tcpPair(int out[2]) {
+  out[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(out[0], reinterpret_cast<sockaddr*>(&listen_addr), sizeof listen_addr) != 0) {
+    std::perror("connect");
+    std::exit(2);
+  }
+  out[1] = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  if (out[1] < 0) {
+    std::perror("accept");
+    std::exit(2);
+  }
+  setTimeouts(out[0]);
+  setTimeouts(out[1]);
+}
+
+struct Completions {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<RelayDone> done;
+
+  void push(RelayDone&& d) {
+    std::lock_guard<std::mutex> lock(mutex);
+    done.push_back(std::move(d));
+    cv.notify_all();
+  }
+
+  bool waitFor(uint32_t id, RelayDone* out) {
+    std::unique_lock<std::mutex> lock(mutex);
+    const bool ok = cv.wait_for(lock, std::chrono::seconds(5), [&] {
+      for (auto& d : done) {
+        if (d.id == id) return true;
+      }
+      return false;
+    });
+    if (!ok) return false;
+    for (auto& d : done) {
+      if (d.id == id) *out = d;
+    }
+    return true;
+  }
+};
+
+// client ↔ relay ↔ server. The relay's own descriptors are closed here, as the JS side does.
+struct Path {
+  int client = -1;
+  int server = -1;
+};
+
+Path relayed(SpliceRelay& relay, uint32_t id, const std::string& head = "", bool down_ended = false,
+             uint32_t idle_ms = 0, uint32_t capture = 0) {
+  int down[2];
+  int up[2];
+  tcpPair(down);
+  tcpPair(up);
+  RelayRequest r;
+  r.id = id;
+  r.down_fd = down[1];
+  r.up_fd = up[0];
+  r.head = head;
+  r.down_ended = down_ended;
+  r.idle_ms = idle_ms;
+  r.capture = capture;
+  CHECK(relay.add(std::move(r)) == 0);
+  close(down[1]);
+  close(up[0]);
+  return {down[0], up[1]};
+}
+
+bool writeAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads exactly n bytes (or until EOF/error); returns what arrived.
+std::string readN(int fd, size_t n) {
+  std::string out;
+  char buf[65536];
+  while (out.size() < n) {
+    const ssize_t r = recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+    if (r <= 0) break;
+    out.append(buf, static_cast<size_t>(r));
+  }
+  return out;
+}
+
+// 0 at EOF, -errno on error, else the number of bytes that came instead of EOF.
+ssize_t readEof(int fd) {
+  char c;
+  const ssize_t r = recv(fd, &c, 1, 0);
+  return r < 0 ? -errno : r;
+}
+
+std::string pattern(size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i++) s[i] = static_cast<char>((i * 131 + seed) & 0xff);
+  return s;
+}
+
+void bytesAndHalfClose(SpliceRelay& relay, Completions& done) {
+  Path p = relayed(relay, 1);
+  const std::string up_data = pattern(3 << 20, 7);
+  const std::string down_data = pattern(2 << 20, 11);
+  // Megabytes do not fit in the socket buffers: write from a thread while reading.
+  std::string got_up;
+  {
+    std::thread writer([&] { CHECK(writeAll(p.client, up_data)); });
+    got_up = readN(p.server, up_data.size());
+    writer.join();
+  }
+  CHECK(got_up == up_data);
+  // The client half-closes; the server still answers.
+  shutdown(p.client, SHUT_WR);
+  CHECK(readEof(p.server) == 0);
+  {
+    std::thread writer([&] { CHECK(writeAll(p.server, down_data)); });
+    CHECK(readN(p.client, down_data.size()) == down_data);
+    writer.join();
+  }
+  shutdown(p.server, SHUT_WR);
+  CHECK(readEof(p.client) == 0);
+  RelayDone d;
+  CHECK(done.waitFor(1, &d));
+  CHECK(d.flag == EndFlag::kNone);
+  CHECK(d.down_to_up == up_data.size());
+  CHECK(d.up_to_down == down_data.size());
+  close(p.client);
+  close(p.server);
+}
+
+void headAndEarlyFin(SpliceRelay& relay, Completions& done) {
+  Path p = relayed(relay, 2, "sniffed-head", true);
+  CHECK(readN(p.server, 12) == "sniffed-head");
+  CHECK(readEof(p.server) == 0);
+  CHECK(writeAll(p.server, "answer"));
+  CHECK(readN(p.client, 6) == "answer");
+  shutdown(p.server, SHUT_WR);
+  CHECK(readEof(p.client) == 0);
+  RelayDone d;
+  CHECK(done.waitFor(2, &d));
+  CHECK(d.flag == EndFlag::kNone);
+  CHECK(d.down_to_up == 0);  // the head is the caller's to count
+  CHECK(d.up_to_down == 6);
+  close(p.client);
+  close(p.server);
+}
+
+void resetPropagates(SpliceRelay& relay, Completions& done) {
+  Path p = relayed(relay, 3);
+  CHECK(writeAll(p.client, "x"));
+  CHECK(readN(p.server, 1) == "x");
+  const linger lg{1, 0};
+  setsockopt(p.client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(p.client);
+  CHECK(readEof(p.server) == -ECONNRESET);
+  RelayDone d;
+  CHECK(done.waitFor(3, &d));
+  CHECK(d.flag == EndFlag::kDownstreamReset);
+  close(p.server);
+}
+
+void idleTimeout(SpliceRelay& relay, Completions& done) {
+  Path p = relayed(relay, 4, "", false, 50);
+  RelayDone d;
+  CHECK(done.waitFor(4, &d));
+  CHECK(d.flag == EndFlag::kIdleTimeout);
+  CHECK(readEof(p.client) == 0);
+  CHECK(readEof(p.server) == 0);
+  close(p.client);
+  close(p.server);
+}
+
+void abortAndCapture(SpliceRelay& relay, Completions& done) {
+  Path p = relayed(relay, 5, "", false, 0, 8);
+  CHECK(writeAll(p.client, "0123456789abcdef"));
+  CHECK(readN(p.server, 16) == "0123456789abcdef");
+  relay.abort(5);
+  relay.abort(999);  // unknown: ignored
+  RelayDone d;
+  CHECK(done.waitFor(5, &d));
+  CHECK(d.flag == EndFlag::kAborted);
+  CHECK(d.head == "01234567");
+  CHECK(d.down_to_up == 16);
+  close(p.client);
+  close(p.server);
+}
+
+}  // namespace
+
+int main() {
+  listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  listen_addr.sin_family = AF_INET;
+  listen_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof listen_addr;
+  if (bind(listener, reinterpret_cast<sockaddr*>(&listen_addr), sizeof listen_addr) != 0 ||
+      listen(listener, 64) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&listen_addr), &len) != 0) {
+    std::perror("listen");
+    return 2;
+  }
+  {
+    Completions done;
+    SpliceRelay relay([&done](RelayDone&& d) { done.push(std::move(d)); });
+    bytesAndHalfClose(relay, done);
+    headAndEarlyFin(relay, done);
+    resetPropagates(relay, done);
+    idleTimeout(relay, done);
+    abortAndCapture(relay, done);
+    // Left open on purpose: the destructor must close it without leaking.
+    Path open = relayed(relay, 6);
+    CHECK(writeAll(open.client, "still open"));
+    CHECK(readN(open.server, 10) == "still open");
+    close(open.client);
+    close(open.server);
+  }
+  close(listener);
+  if (failures != 0) {
+    std::fprintf(stderr, "relay_test: %d failures\n", failures);
+    return 1;
+  }
+  std::printf("relay_test ok\n");
+  return 0;
+}
