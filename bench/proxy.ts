@@ -59,16 +59,47 @@ async function main(): Promise<void> {
       const r = await world.inPod([...peer, 'client', JSON.stringify(job)], { cwd: root });
       return JSON.parse(String(r.stdout)) as T;
     };
-    const measure = async (target: Target) => {
+    /** CPU seconds (user + system, all threads) a process has used so far. */
+    const cpuSeconds = (pid: number | undefined): number => {
+      if (pid === undefined) return 0;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
+    };
+    /** CPU seconds of the main thread and of the splice relay thread (named interpose-relay). */
+    const threadCpuSeconds = (pid: number): { main: number; relay: number } => {
+      const out = { main: 0, relay: 0 };
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+        const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+        if (Number(tid) === pid) out.main += seconds;
+        else if (comm === 'interpose-relay') out.relay += seconds;
+      }
+      return out;
+    };
+    const measure = async (target: Target, pid?: number) => {
       process.stderr.write(`  ${target.name}: bulk…`);
       const bulk = await client<{ gbitPerSecond: number; bytes: number }>({ mode: 'bulk', host: target.host, port: target.sink, bytes: quick ? GiB / 8 : GiB });
       process.stderr.write(' rate…');
       // A short unmeasured run first, so every target is measured warm (JIT, pools).
       await client({ mode: 'rate', host: target.host, port: target.echo, durationMs: 500, concurrency: 32 });
-      const rate = await client<{ perSecond: number; failed: number }>({ mode: 'rate', host: target.host, port: target.echo, durationMs: quick ? 1000 : 3000, concurrency: 32 });
+      const cpu0 = cpuSeconds(pid);
+      const threads0 = pid === undefined ? undefined : threadCpuSeconds(pid);
+      const rate = await client<{ perSecond: number; failed: number; connections: number }>({ mode: 'rate', host: target.host, port: target.echo, durationMs: quick ? 1000 : 3000, concurrency: 32 });
+      // The relay's own CPU per connection: what decides the rate once the machine is saturated.
+      const cpuPerConnUs = pid === undefined ? undefined : ((cpuSeconds(pid) - cpu0) * 1e6) / rate.connections;
+      let threadsPerConnUs: { main: number; relay: number } | undefined;
+      if (pid !== undefined && threads0) {
+        const t1 = threadCpuSeconds(pid);
+        threadsPerConnUs = {
+          main: ((t1.main - threads0.main) * 1e6) / rate.connections,
+          relay: ((t1.relay - threads0.relay) * 1e6) / rate.connections,
+        };
+      }
       process.stderr.write(' latency…\n');
       const latency = await client<{ p50: number; p99: number; failed: number }>({ mode: 'latency', host: target.host, port: target.echo, perSecond: 1000, count: quick ? 1000 : 5000 });
-      return { target: target.name, bulk, rate, latency };
+      return { target: target.name, bulk, rate, latency, cpuPerConnUs, threadsPerConnUs };
     };
 
     process.stderr.write('measuring (one run each):\n');
@@ -87,7 +118,7 @@ async function main(): Promise<void> {
     const haproxy = execa('ip', ['netns', 'exec', world.pod.name, 'haproxy', '-db', '-f', haproxyCfg], { reject: false, buffer: false });
     children.push(haproxy);
     await new Promise((r) => setTimeout(r, 500));
-    const viaHaproxy = await measure({ name: 'haproxy (1 thread)', host: '127.0.0.1', sink: Number(`1${SINK}`), echo: Number(`1${ECHO}`) });
+    const viaHaproxy = await measure({ name: 'haproxy (1 thread)', host: '127.0.0.1', sink: Number(`1${SINK}`), echo: Number(`1${ECHO}`) }, haproxy.pid);
     haproxy.kill('SIGTERM');
 
     // interpose, transparently: the rules redirect the world's range to 15001.
@@ -104,7 +135,7 @@ async function main(): Promise<void> {
       existsSync(built) ? [process.execPath, built] : undefined,
     );
     process.stderr.write(`  (interpose from ${existsSync(built) ? 'dist/' : 'sources via tsx'})\n`);
-    const viaInterpose = await measure({ name: 'interpose (transparent)', host: HTTPBIN.address, sink: SINK, echo: ECHO });
+    const viaInterpose = await measure({ name: 'interpose (transparent)', host: HTTPBIN.address, sink: SINK, echo: ECHO }, proxy.pid);
 
     // 100k sequential short connections through interpose.
     const pid = proxy.pid!;
@@ -142,6 +173,11 @@ async function main(): Promise<void> {
     console.log(
       `\ninterpose vs haproxy: throughput ${f(viaInterpose.bulk.gbitPerSecond / viaHaproxy.bulk.gbitPerSecond)}×, ` +
         `connection rate ${f(viaInterpose.rate.perSecond / viaHaproxy.rate.perSecond)}×`,
+    );
+    console.log(
+      `relay CPU per connection in the rate run (user+system, all threads): haproxy ${f(viaHaproxy.cpuPerConnUs ?? 0, 0)} µs, ` +
+        `interpose ${f(viaInterpose.cpuPerConnUs ?? 0, 0)} µs (main thread ${f(viaInterpose.threadsPerConnUs?.main ?? 0, 0)}, ` +
+        `relay thread ${f(viaInterpose.threadsPerConnUs?.relay ?? 0, 0)})`,
     );
     const failures = rows.map((r) => r.rate.failed + r.latency.failed).reduce((a, b) => a + b, 0);
     console.log(`failed exchanges in rate/latency runs: ${failures}`);

@@ -1,5 +1,8 @@
 #include "relay_binding.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <memory>
 #include <system_error>
 #include <utility>
@@ -11,24 +14,61 @@ namespace {
 
 constexpr napi_type_tag kRelayTag = {0x696e74657270736full, 0x72656c6179303031ull};
 
-// Runs on the JS thread for each completion: callback(id, downToUp, upToDown, flag, errno, head?).
+// What the relay thread hands to JS: a finished connection, or an accepted one to decide on.
+struct Event {
+  bool is_accept = false;
+  relay::RelayDone done;
+  relay::Accepted accepted;
+};
+
+struct Callbacks {
+  Napi::FunctionReference on_accept;
+};
+
+Napi::Value PortOrUndefined(Napi::Env env, const std::string& address, uint16_t port) {
+  return address.empty() ? env.Undefined() : Napi::Number::New(env, port);
+}
+
+// Runs on the JS thread for each event. A completion calls
+//   onDone(id, downToUp, upToDown, flag, errno, head?, upstreamLocalAddress?, upstreamLocalPort?)
+// and an accepted connection calls
+//   onAccept(id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort).
 // With env null the function is being torn down and only the data is freed.
-void DeliverDone(Napi::Env env, Napi::Function callback, std::nullptr_t*, relay::RelayDone* done) {
-  std::unique_ptr<relay::RelayDone> owned(done);
-  if (env == nullptr || callback.IsEmpty()) return;
+void DeliverEvent(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, Event* event) {
+  std::unique_ptr<Event> owned(event);
+  if (env == nullptr || on_done.IsEmpty()) return;
+  if (owned->is_accept) {
+    if (callbacks == nullptr || callbacks->on_accept.IsEmpty()) return;
+    const relay::Accepted& a = owned->accepted;
+    callbacks->on_accept.Call({
+        Napi::Number::New(env, a.id),
+        Napi::Number::New(env, a.listener_id),
+        Napi::Number::New(env, a.dst_error),
+        Napi::String::New(env, a.dst_address),
+        Napi::Number::New(env, a.dst_port),
+        Napi::String::New(env, a.peer_address),
+        Napi::Number::New(env, a.peer_port),
+        Napi::String::New(env, a.local_address),
+        Napi::Number::New(env, a.local_port),
+    });
+    return;
+  }
+  const relay::RelayDone& d = owned->done;
   Napi::Value head = env.Undefined();
-  if (!owned->head.empty()) head = Napi::Buffer<char>::Copy(env, owned->head.data(), owned->head.size());
-  callback.Call({
-      Napi::Number::New(env, owned->id),
-      Napi::Number::New(env, static_cast<double>(owned->down_to_up)),
-      Napi::Number::New(env, static_cast<double>(owned->up_to_down)),
-      Napi::String::New(env, relay::EndFlagText(owned->flag)),
-      Napi::Number::New(env, owned->error),
+  if (!d.head.empty()) head = Napi::Buffer<char>::Copy(env, d.head.data(), d.head.size());
+  on_done.Call({
+      Napi::Number::New(env, d.id),
+      Napi::Number::New(env, static_cast<double>(d.down_to_up)),
+      Napi::Number::New(env, static_cast<double>(d.up_to_down)),
+      Napi::String::New(env, relay::EndFlagText(d.flag)),
+      Napi::Number::New(env, d.error),
       head,
+      d.upstream_local.empty() ? env.Undefined() : Napi::String::New(env, d.upstream_local),
+      PortOrUndefined(env, d.upstream_local, d.upstream_local_port),
   });
 }
 
-using DoneFn = Napi::TypedThreadSafeFunction<std::nullptr_t, relay::RelayDone, DeliverDone>;
+using DoneFn = Napi::TypedThreadSafeFunction<Callbacks, Event, DeliverEvent>;
 
 // Owned jointly by the JS handle (an external) and the thread-safe function, which Node may
 // finalize first (at environment teardown) or last (after Release). Whichever finalizer runs
@@ -36,12 +76,13 @@ using DoneFn = Napi::TypedThreadSafeFunction<std::nullptr_t, relay::RelayDone, D
 // Both run on the JS thread.
 struct RelayBox {
   DoneFn done_fn;
+  Callbacks callbacks;
   std::unique_ptr<relay::SpliceRelay> relay;
   bool fn_finalized = false;
   bool handle_finalized = false;
 };
 
-void FinalizeDoneFn(Napi::Env, RelayBox* box, std::nullptr_t*) {
+void FinalizeDoneFn(Napi::Env, RelayBox* box, Callbacks*) {
   box->relay.reset();  // joins the thread
   box->fn_finalized = true;
   if (box->handle_finalized) delete box;
@@ -67,21 +108,33 @@ RelayBox* Box(const Napi::CallbackInfo& info) {
   return info[0].As<Napi::External<RelayBox>>().Data();
 }
 
-// relayCreate(onDone) -> handle. The thread-safe function starts unreferenced: an idle relay
-// must not keep the process alive (relayRef while connections are open).
+// relayCreate(onDone, onAccept?) -> handle. The thread-safe function starts unreferenced: an
+// idle relay must not keep the process alive (relayRef while connections are open).
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "onDone must be a function");
   auto* box = new RelayBox();
+  if (info.Length() > 1 && info[1].IsFunction()) box->callbacks.on_accept = Napi::Persistent(info[1].As<Napi::Function>());
   box->done_fn = DoneFn::New(env, info[0].As<Napi::Function>(), "interpose-splice-relay", 0, 1,
-                             nullptr, FinalizeDoneFn, box);
+                             &box->callbacks, FinalizeDoneFn, box);
   box->done_fn.Unref(env);
   try {
     DoneFn fn = box->done_fn;
-    box->relay = std::make_unique<relay::SpliceRelay>([fn](relay::RelayDone&& done) mutable {
-      auto* copy = new relay::RelayDone(std::move(done));
-      if (fn.NonBlockingCall(copy) != napi_ok) delete copy;
-    });
+    auto post = [fn](Event* event) mutable {
+      if (fn.NonBlockingCall(event) != napi_ok) delete event;
+    };
+    box->relay = std::make_unique<relay::SpliceRelay>(
+        [post](relay::RelayDone&& done) mutable {
+          auto* e = new Event();
+          e->done = std::move(done);
+          post(e);
+        },
+        [post](relay::Accepted&& accepted) mutable {
+          auto* e = new Event();
+          e->is_accept = true;
+          e->accepted = std::move(accepted);
+          post(e);
+        });
   } catch (const std::system_error& e) {
     box->handle_finalized = true;  // there will be no handle: FinalizeDoneFn frees the box
     box->done_fn.Release();
@@ -90,6 +143,79 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   auto handle = Napi::External<RelayBox>::New(env, box, FinalizeHandle);
   napi_type_tag_object(env, handle, &kRelayTag);
   return handle;
+}
+
+// Parses an IP literal and port into a sockaddr (TypeScript has checked both).
+bool ToSockaddr(const std::string& address, uint32_t port, sockaddr_storage* out, socklen_t* len) {
+  *out = sockaddr_storage{};
+  auto* in = reinterpret_cast<sockaddr_in*>(out);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (inet_pton(AF_INET, address.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  if (inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+// relayListen(handle, listenerId, address, port, backlog) -> [errno, boundPort]
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RelayBox* box = Box(info);
+  sockaddr_storage addr;
+  socklen_t len = 0;
+  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Uint32Value(), &addr, &len)) {
+    throw Napi::TypeError::New(env, "address must be an IP literal");
+  }
+  uint16_t port = 0;
+  const int err = box->relay->listen(info[1].As<Napi::Number>().Uint32Value(), reinterpret_cast<sockaddr*>(&addr),
+                                     len, info[4].As<Napi::Number>().Int32Value(), &port);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, err));
+  out.Set(1u, Napi::Number::New(env, port));
+  return out;
+}
+
+Napi::Value Unlisten(const Napi::CallbackInfo& info) {
+  Box(info)->relay->unlisten(info[1].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
+}
+
+// relayRelease(handle, id) -> fd | -1
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), Box(info)->relay->release(info[1].As<Napi::Number>().Uint32Value()));
+}
+
+// relayCloseAccepted(handle, id, reset) -> boolean
+Napi::Value CloseAccepted(const Napi::CallbackInfo& info) {
+  const bool ok = Box(info)->relay->closeAccepted(info[1].As<Napi::Number>().Uint32Value(), info[2].ToBoolean().Value());
+  return Napi::Boolean::New(info.Env(), ok);
+}
+
+// relayConnect(handle, id, address, port, bindAddress, connectTimeoutMs, idleMs, capture) -> errno
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RelayBox* box = Box(info);
+  relay::ConnectTarget target;
+  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Uint32Value(), &target.addr,
+                  &target.addr_len)) {
+    throw Napi::TypeError::New(env, "address must be an IP literal");
+  }
+  const std::string bind_address = info[4].As<Napi::String>().Utf8Value();
+  if (!bind_address.empty() && !ToSockaddr(bind_address, 0, &target.bind, &target.bind_len)) {
+    throw Napi::TypeError::New(env, "bindAddress must be an IP literal or empty");
+  }
+  target.timeout_ms = info[5].As<Napi::Number>().Uint32Value();
+  const int err = box->relay->connect(info[1].As<Napi::Number>().Uint32Value(), target,
+                                      info[6].As<Napi::Number>().Uint32Value(), info[7].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(env, err);
 }
 
 // relayAdd(handle, id, downFd, upFd, head: Buffer | undefined, downEnded, idleMs, capture) -> errno (0 = taken)
@@ -131,6 +257,11 @@ void InitRelayBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("relayAdd", Napi::Function::New<Add>(env, "relayAdd"));
   exports.Set("relayAbort", Napi::Function::New<Abort>(env, "relayAbort"));
   exports.Set("relayRef", Napi::Function::New<Ref>(env, "relayRef"));
+  exports.Set("relayListen", Napi::Function::New<Listen>(env, "relayListen"));
+  exports.Set("relayUnlisten", Napi::Function::New<Unlisten>(env, "relayUnlisten"));
+  exports.Set("relayRelease", Napi::Function::New<Release>(env, "relayRelease"));
+  exports.Set("relayCloseAccepted", Napi::Function::New<CloseAccepted>(env, "relayCloseAccepted"));
+  exports.Set("relayConnect", Napi::Function::New<Connect>(env, "relayConnect"));
   exports.Set("relayUnref", Napi::Function::New<Unref>(env, "relayUnref"));
 }
 

@@ -7,7 +7,7 @@
 
 namespace interpose {
 
-/** Registers relayCreate, relayAdd, relayAbort, relayRef and relayUnref on exports. */
+/** Registers relayCreate, relayAdd, relayAbort, relayRef, relayUnref and the listener calls. */
 void InitRelayBindings(Napi::Env env, Napi::Object exports);
 
 }  // namespace interpose

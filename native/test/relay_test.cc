@@ -1,6 +1,7 @@
 // The splice relay's contract, on real TCP sockets over loopback, built with ASan + UBSan
 // (see CMakeLists.txt, INTERPOSE_SANITIZE_TESTS): bytes both ways, half-close, the sniffed
-// head and an early FIN, reset propagation, idle timeout, abort, first-bytes capture, and
+// head and an early FIN, reset propagation, idle timeout, abort, first-bytes capture, its own
+// listener (accept, connect upstream, refused upstream, release, close with reset), and
 // shutting the relay down with connections still open. Prints "relay_test ok" on success.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +23,8 @@
 
 #include "relay/splice_relay.h"
 
+using interpose::relay::Accepted;
+using interpose::relay::ConnectTarget;
 using interpose::relay::EndFlag;
 using interpose::relay::RelayDone;
 using interpose::relay::RelayRequest;
@@ -68,6 +71,21 @@ struct Completions {
   std::mutex mutex;
   std::condition_variable cv;
   std::vector<RelayDone> done;
+  std::vector<Accepted> accepted;
+
+  void pushAccepted(Accepted&& a) {
+    std::lock_guard<std::mutex> lock(mutex);
+    accepted.push_back(std::move(a));
+    cv.notify_all();
+  }
+
+  bool nextAccepted(Accepted* out) {
+    std::unique_lock<std::mutex> lock(mutex);
+    if (!cv.wait_for(lock, std::chrono::seconds(5), [&] { return !accepted.empty(); })) return false;
+    *out = accepted.front();
+    accepted.erase(accepted.begin());
+    return true;
+  }
 
   void push(RelayDone&& d) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -227,17 +245,104 @@ void idleTimeout(SpliceRelay& relay, Completions& done) {
 
 void abortAndCapture(SpliceRelay& relay, Completions& done) {
   Path p = relayed(relay, 5, "", false, 0, 8);
-  CHECK(writeAll(p.client, "0123456789abcdef"));
-  CHECK(readN(p.server, 16) == "0123456789abcdef");
+  // Captured because it starts like a TLS handshake record (0x16).
+  const std::string hello = "\x16" "123456789abcdef";
+  CHECK(writeAll(p.client, hello));
+  CHECK(readN(p.server, 16) == hello);
   relay.abort(5);
   relay.abort(999);  // unknown: ignored
   RelayDone d;
   CHECK(done.waitFor(5, &d));
   CHECK(d.flag == EndFlag::kAborted);
-  CHECK(d.head == "01234567");
+  CHECK(d.head == hello.substr(0, 8));
   CHECK(d.down_to_up == 16);
   close(p.client);
   close(p.server);
+}
+
+// The relay's own listener: accept, report, then connect / release / close as told.
+void acceptAndDecide(SpliceRelay& relay, Completions& done) {
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  uint16_t port = 0;
+  CHECK(relay.listen(7, reinterpret_cast<sockaddr*>(&any), sizeof any, 16, &port) == 0);
+  CHECK(port != 0);
+  sockaddr_in front = any;
+  front.sin_port = htons(port);
+  auto dial = [&] {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    setTimeouts(fd);
+    CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&front), sizeof front) == 0);
+    return fd;
+  };
+  ConnectTarget to_server;
+  std::memcpy(&to_server.addr, &listen_addr, sizeof listen_addr);
+  to_server.addr_len = sizeof listen_addr;
+  to_server.timeout_ms = 2000;
+
+  // 1. connect upstream and relay.
+  const int client = dial();
+  Accepted a;
+  CHECK(done.nextAccepted(&a));
+  CHECK((a.id & 0x80000000u) != 0);
+  CHECK(a.listener_id == 7);
+  CHECK(a.dst_error != 0);  // not NATed: no original destination
+  CHECK(a.peer_address == "127.0.0.1");
+  CHECK(a.local_port == port);
+  CHECK(relay.connect(a.id, to_server, 0, 64) == 0);
+  CHECK(relay.connect(a.id, to_server, 0, 0) == ENOENT);  // decided already
+  const int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  setTimeouts(server);
+  CHECK(writeAll(client, "ping"));
+  CHECK(readN(server, 4) == "ping");
+  CHECK(writeAll(server, "pong!"));
+  CHECK(readN(client, 5) == "pong!");
+  shutdown(client, SHUT_WR);
+  CHECK(readEof(server) == 0);
+  shutdown(server, SHUT_WR);
+  CHECK(readEof(client) == 0);
+  RelayDone d;
+  CHECK(done.waitFor(a.id, &d));
+  CHECK(d.flag == EndFlag::kNone);
+  CHECK(d.down_to_up == 4 && d.up_to_down == 5);
+  CHECK(d.upstream_local == "127.0.0.1" && d.upstream_local_port != 0);
+  CHECK(d.head.empty());  // "ping" is not TLS: not captured
+  close(client);
+  close(server);
+
+  // 2. a refused upstream: UF, and the client is reset.
+  const int client2 = dial();
+  CHECK(done.nextAccepted(&a));
+  ConnectTarget refused = to_server;
+  reinterpret_cast<sockaddr_in&>(refused.addr).sin_port = htons(1);  // nothing listens on port 1
+  CHECK(relay.connect(a.id, refused, 0, 0) == 0);
+  CHECK(done.waitFor(a.id, &d));
+  CHECK(d.flag == EndFlag::kConnectFailed);
+  CHECK(d.error == ECONNREFUSED);
+  CHECK(readEof(client2) == -ECONNRESET);
+  close(client2);
+
+  // 3. release: the caller owns the socket.
+  const int client3 = dial();
+  CHECK(done.nextAccepted(&a));
+  const int fd = relay.release(a.id);
+  CHECK(fd >= 0);
+  CHECK(relay.release(a.id) == -1);
+  CHECK(writeAll(client3, "mine"));
+  char buf[4];
+  CHECK(recv(fd, buf, 4, MSG_WAITALL) == 4);
+  close(fd);
+  close(client3);
+
+  // 4. closeAccepted with a reset; then stop listening.
+  const int client4 = dial();
+  CHECK(done.nextAccepted(&a));
+  CHECK(relay.closeAccepted(a.id, true));
+  CHECK(!relay.closeAccepted(a.id, true));
+  CHECK(readEof(client4) == -ECONNRESET);
+  close(client4);
+  relay.unlisten(7);
 }
 
 }  // namespace
@@ -255,12 +360,14 @@ int main() {
   }
   {
     Completions done;
-    SpliceRelay relay([&done](RelayDone&& d) { done.push(std::move(d)); });
+    SpliceRelay relay([&done](RelayDone&& d) { done.push(std::move(d)); },
+                      [&done](Accepted&& a) { done.pushAccepted(std::move(a)); });
     bytesAndHalfClose(relay, done);
     headAndEarlyFin(relay, done);
     resetPropagates(relay, done);
     idleTimeout(relay, done);
     abortAndCapture(relay, done);
+    acceptAndDecide(relay, done);
     // Left open on purpose: the destructor must close it without leaking.
     Path open = relayed(relay, 6);
     CHECK(writeAll(open.client, "still open"));

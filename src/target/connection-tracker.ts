@@ -2,19 +2,39 @@
  * Counts and holds every accepted connection: enforces --max-connections (with one clear log
  * line per second while the limit is hit, not one per refused connection), and lets SIGTERM
  * drain them within a bound.
+ *
+ * A connection is usually a Node socket, but it may live without one: accepted by the splice
+ * relay's own listener (admitDetached), or handed to the relay after Node closed its socket
+ * (hold). Each entry therefore carries how to end it early and is forgotten exactly once.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ProxyMetrics } from './metrics.js';
 
+interface Entry {
+  /** Ends the connection now (drain deadline). */
+  abort: () => void;
+  /** Its socket's 'close' no longer ends it: the splice relay carries it (hold). */
+  held: boolean;
+  listener: string;
+}
+
+/** A connection admitted without a socket; see admitDetached. */
+export interface DetachedAdmission {
+  /** How to end it early (drain deadline); replaces the previous one. */
+  setAbort(abort: () => void): void;
+  /** From now on the connection lives and dies with `socket`. */
+  attach(socket: Socket): void;
+  /** The connection has ended. Idempotent. */
+  done(): void;
+}
+
 export class ConnectionTracker {
-  private readonly open = new Set<Socket>();
-  /** Sockets whose connection lives on in the splice relay after Node closed them; see hold(). */
-  private readonly held = new Map<Socket, () => void>();
+  private readonly open = new Set<Entry>();
+  private readonly bySocket = new WeakMap<Socket, Entry>();
   private lastLimitLog = 0;
   private refusedSinceLog = 0;
   private drainWaiters: (() => void)[] = [];
-  private readonly closers = new WeakMap<Socket, () => void>();
 
   constructor(
     private readonly maxConnections: number,
@@ -28,34 +48,32 @@ export class ConnectionTracker {
 
   /** Registers an accepted socket; false (and the socket reset) when the limit is reached. */
   admit(socket: Socket, listener: string): boolean {
-    if (this.open.size >= this.maxConnections) {
-      this.metrics.overflow.inc();
-      this.refusedSinceLog++;
-      const now = Date.now();
-      if (now - this.lastLimitLog >= 1000) {
-        this.log.warn(
-          { limit: this.maxConnections, refused: this.refusedSinceLog, listener },
-          `connection limit reached (--max-connections ${this.maxConnections}): refusing new connections`,
-        );
-        this.lastLimitLog = now;
-        this.refusedSinceLog = 0;
-      }
+    if (!this.hasRoom(listener)) {
       socket.resetAndDestroy();
       return false;
     }
-    this.open.add(socket);
-    this.metrics.downstreamTotal.inc({ listener });
-    this.metrics.downstreamActive.inc({ listener });
-    const forget = () => {
-      if (!this.open.delete(socket)) return;
-      this.metrics.downstreamActive.dec({ listener });
-      if (this.open.size === 0) for (const w of this.drainWaiters.splice(0)) w();
-    };
-    socket.once('close', () => {
-      if (!this.held.has(socket)) forget();
-    });
-    this.closers.set(socket, forget);
+    const entry = this.add(listener, () => socket.destroy());
+    this.follow(socket, entry);
     return true;
+  }
+
+  /**
+   * Registers a connection that has no Node socket (yet); undefined when the limit is reached
+   * (the caller refuses it).
+   */
+  admitDetached(listener: string): DetachedAdmission | undefined {
+    if (!this.hasRoom(listener)) return undefined;
+    const entry = this.add(listener, () => {});
+    return {
+      setAbort: (abort) => {
+        entry.abort = abort;
+      },
+      attach: (socket) => {
+        entry.abort = () => socket.destroy();
+        this.follow(socket, entry);
+      },
+      done: () => this.forget(entry),
+    };
   }
 
   /**
@@ -64,27 +82,20 @@ export class ConnectionTracker {
    * function once the connection has really ended.
    */
   hold(socket: Socket, abort: () => void): () => void {
-    if (!this.open.has(socket)) return () => {};
-    this.held.set(socket, abort);
-    return () => {
-      if (!this.held.delete(socket)) return;
-      const forget = this.closers.get(socket);
-      this.closers.delete(socket);
-      forget?.();
-    };
+    const entry = this.bySocket.get(socket);
+    if (!entry || !this.open.has(entry)) return () => {};
+    entry.held = true;
+    entry.abort = abort;
+    return () => this.forget(entry);
   }
 
-  /** Resolves when every connection has closed, or after `timeoutMs` having destroyed the rest. */
+  /** Resolves when every connection has closed, or after `timeoutMs` having ended the rest. */
   drain(timeoutMs: number): Promise<{ remaining: number }> {
     if (this.open.size === 0) return Promise.resolve({ remaining: 0 });
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         const remaining = this.open.size;
-        for (const s of this.open) {
-          const abort = this.held.get(s);
-          if (abort) abort();
-          else s.destroy();
-        }
+        for (const entry of [...this.open]) entry.abort();
         resolve({ remaining });
       }, timeoutMs);
       this.drainWaiters.push(() => {
@@ -92,5 +103,42 @@ export class ConnectionTracker {
         resolve({ remaining: 0 });
       });
     });
+  }
+
+  private hasRoom(listener: string): boolean {
+    if (this.open.size < this.maxConnections) return true;
+    this.metrics.overflow.inc();
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastLimitLog >= 1000) {
+      this.log.warn(
+        { limit: this.maxConnections, refused: this.refusedSinceLog, listener },
+        `connection limit reached (--max-connections ${this.maxConnections}): refusing new connections`,
+      );
+      this.lastLimitLog = now;
+      this.refusedSinceLog = 0;
+    }
+    return false;
+  }
+
+  private add(listener: string, abort: () => void): Entry {
+    const entry: Entry = { abort, held: false, listener };
+    this.open.add(entry);
+    this.metrics.downstreamTotal.inc({ listener });
+    this.metrics.downstreamActive.inc({ listener });
+    return entry;
+  }
+
+  private follow(socket: Socket, entry: Entry): void {
+    this.bySocket.set(socket, entry);
+    socket.once('close', () => {
+      if (!entry.held) this.forget(entry);
+    });
+  }
+
+  private forget(entry: Entry): void {
+    if (!this.open.delete(entry)) return;
+    this.metrics.downstreamActive.dec({ listener: entry.listener });
+    if (this.open.size === 0) for (const w of this.drainWaiters.splice(0)) w();
   }
 }

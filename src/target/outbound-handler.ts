@@ -11,7 +11,9 @@ import type { HttpProxy } from './http-proxy.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { Registry } from './registry.js';
 import { sniff, type SniffResult } from './sniff.js';
-import { refuseTcp, relayTcp, type TcpSessionDeps, type TcpSessionInfo } from './tcp-session.js';
+import type { DetachedAdmission } from './connection-tracker.js';
+import type { AcceptedConnection } from './splice-relay.linux.js';
+import { connectTcp, refuseTcp, relayTcp, type TcpSessionDeps, type TcpSessionInfo } from './tcp-session.js';
 import { NoUpstreamError, type UpstreamResolver } from './upstream-resolver.js';
 
 export interface OutboundDeps extends TcpSessionDeps {
@@ -22,6 +24,44 @@ export interface OutboundDeps extends TcpSessionDeps {
   sniffTimeoutMs: number;
   /** Finds the original destination (the native SO_ORIGINAL_DST in production). */
   originalDestination: (socket: Socket) => Endpoint | undefined;
+}
+
+/**
+ * Serves one outbound connection the splice relay accepted on its own listener. The common
+ * case — a destination whose address alone decides passthrough — never becomes a Node socket:
+ * the relay connects and relays it. Anything that needs its bytes looked at (sniffing, HTTP,
+ * refusal) is released into Node and takes the socket path below.
+ */
+export function handleAcceptedOutbound(
+  deps: OutboundDeps,
+  conn: AcceptedConnection,
+  admission: DetachedAdmission,
+): Promise<void> {
+  const relay = deps.splice!.relay;
+  const dst = conn.originalDst && { address: unmapIPv4(conn.originalDst.address), port: conn.originalDst.port };
+  if (!dst || (dst.address === conn.local.address && dst.port === conn.local.port)) {
+    deps.log.debug({ remote: conn.peer.address }, 'connection was not redirected; closing');
+    relay.closeAccepted(conn.id, false);
+    admission.done();
+    return Promise.resolve();
+  }
+  if (passesThroughUnseen(deps.registry(), dst.address, dst.port)) {
+    const info: TcpSessionInfo = {
+      startTime: new Date(),
+      t0: performance.now(),
+      downstreamLocal: dst,
+      downstreamRemote: conn.peer,
+      sniFromFirstBytes: true,
+    };
+    return connectTcp(deps, relay, conn.id, { ...dst, cluster: 'PassthroughCluster' }, info, admission);
+  }
+  const socket = relay.release(conn.id);
+  if (!socket) {
+    admission.done();
+    return Promise.resolve();
+  }
+  admission.attach(socket);
+  return handleOutbound(deps, socket);
 }
 
 /** Serves one accepted outbound connection. Never throws: failures stay on this connection. */

@@ -5,7 +5,7 @@
  * configuration stays in force and live connections are never dropped by a reload).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import type { SpliceRelay } from './splice-relay.linux.js';
+import type { RelayListener, SpliceRelay } from './splice-relay.linux.js';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { AddressTableFactory } from './address-table.js';
@@ -18,7 +18,9 @@ import { handleInbound } from './inbound-handler.js';
 import { loadProxyConfig } from './istio-yaml.js';
 import { ProxyMetrics } from './metrics.js';
 import type { Endpoint } from './original-destination.linux.js';
-import { handleOutbound } from './outbound-handler.js';
+import { handleAcceptedOutbound, handleOutbound } from './outbound-handler.js';
+import type { DetachedAdmission } from './connection-tracker.js';
+import type { AcceptedConnection } from './splice-relay.linux.js';
 import { dropPrivileges } from './privileges.js';
 import { Registry } from './registry.js';
 import { UpstreamResolver } from './upstream-resolver.js';
@@ -66,6 +68,8 @@ export class ProxyServer {
   private readonly http: HttpProxy;
   private readonly listeners = new Map<string, Server>();
   private readonly gatewayListeners = new Map<number, Server>();
+  /** Listeners whose accepts run on the splice relay's thread. */
+  private readonly relayListeners = new Map<string, RelayListener>();
   private metricsServer: HttpServer | undefined;
   private watcher: ConfigWatcher | undefined;
   private tableFactory!: AddressTableFactory;
@@ -101,6 +105,7 @@ export class ProxyServer {
       const a = s.address();
       if (a && typeof a === 'object') out[name] = a.port;
     }
+    for (const [name, l] of this.relayListeners) out[name] = l.port;
     const m = this.metricsServer?.address();
     if (m && typeof m === 'object') out['metrics'] = m.port;
     return out;
@@ -123,7 +128,16 @@ export class ProxyServer {
     this.logIgnored(config.ignored);
 
     const deps = { ...this.handlerDeps(), originalDestination: (s: Socket) => this.origDst(s) };
-    await this.listen('outbound', o.bindAddress, o.outboundPort, (s) => handleOutbound(deps, s));
+    if (this.splice && !o.originalDestination) {
+      // Production with the splice relay: it accepts the outbound listener's connections on its
+      // own thread, and passthrough ones never become Node sockets (tests that supply the
+      // original destination themselves keep Node's listener).
+      this.listenOnRelay('outbound', o.bindAddress, o.outboundPort, (c, admission) =>
+        handleAcceptedOutbound(deps, c, admission),
+      );
+    } else {
+      await this.listen('outbound', o.bindAddress, o.outboundPort, (s) => handleOutbound(deps, s));
+    }
     const inboundDeps = { ...deps, interceptionMode: o.interceptionMode, listenerPort: o.inboundPort };
     const inbound = await this.listen('inbound', o.bindAddress, o.inboundPort, (s) => handleInbound(inboundDeps, s));
     if (o.interceptionMode === 'TPROXY') {
@@ -210,6 +224,41 @@ export class ProxyServer {
     return server;
   }
 
+  private listenOnRelay(
+    name: string,
+    address: string,
+    port: number,
+    handler: (c: AcceptedConnection, admission: DetachedAdmission) => Promise<void>,
+  ): void {
+    const relay = this.splice!;
+    const onAccept = (c: AcceptedConnection) => {
+      if (this.stopping) {
+        relay.closeAccepted(c.id, false);
+        return;
+      }
+      const admission = this.tracker.admitDetached(name);
+      if (!admission) {
+        relay.closeAccepted(c.id, true);
+        return;
+      }
+      handler(c, admission).catch((err: unknown) => {
+        this.options.log.error({ err }, 'connection handler failed; closing that connection');
+        relay.closeAccepted(c.id, false);
+        admission.done();
+      });
+    };
+    let listener: RelayListener;
+    try {
+      listener = relay.listen(address, port, onAccept);
+    } catch (err) {
+      // "::" also takes IPv4 (dual stack); fall back to 0.0.0.0 where IPv6 is off.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (address !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw err;
+      listener = relay.listen('0.0.0.0', port, onAccept);
+    }
+    this.relayListeners.set(name, listener);
+  }
+
   private connectionFailed(socket: Socket, err: unknown): void {
     this.options.log.error({ err }, 'connection handler failed; closing that connection');
     socket.destroy();
@@ -270,6 +319,7 @@ export class ProxyServer {
     this.stopping = true;
     this.watcher?.stop();
     for (const s of [...this.listeners.values(), ...this.gatewayListeners.values()]) s.close();
+    for (const l of this.relayListeners.values()) l.close();
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
     this.http.closeIdle();

@@ -9,17 +9,45 @@
  * libuv stops watching them; the kernel sockets live on in the relay thread. Anything Node
  * had already read from the downstream (sniffed bytes, or what it read ahead while paused) is
  * taken out of its buffer and written upstream first.
+ *
+ * The relay can also own a listening socket (listen()): it accepts on its thread and reports
+ * each connection with its original destination; the owner then has it connect upstream and
+ * relay (connect()), takes the socket into Node (release()), or refuses it (closeAccepted()).
+ * A passthrough connection then costs Node two callbacks and no sockets of its own.
  */
-import type { Socket } from 'node:net';
+import { isIP, Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { InterceptError } from '../errors/index.js';
 import { loadAddon, socketFd, type NativeAddon } from '../native.js';
+import type { Endpoint } from './original-destination.linux.js';
 import type { RelayOptions, RelayResult } from './relay.js';
 
 type RelayHandle = object & { readonly __spliceRelay: unique symbol };
 
+type OnDone = (
+  id: number,
+  downToUp: number,
+  upToDown: number,
+  flag: string,
+  errno: number,
+  head: Buffer | undefined,
+  upstreamLocalAddress: string | undefined,
+  upstreamLocalPort: number | undefined,
+) => void;
+type OnAccept = (
+  id: number,
+  listenerId: number,
+  dstErrno: number,
+  dstAddress: string,
+  dstPort: number,
+  peerAddress: string,
+  peerPort: number,
+  localAddress: string,
+  localPort: number,
+) => void;
+
 interface SpliceRelayAddon {
-  relayCreate(
-    onDone: (id: number, downToUp: number, upToDown: number, flag: string, errno: number, head?: Buffer) => void,
-  ): RelayHandle;
+  relayCreate(onDone: OnDone, onAccept: OnAccept): RelayHandle;
   relayAdd(
     h: RelayHandle,
     id: number,
@@ -33,6 +61,36 @@ interface SpliceRelayAddon {
   relayAbort(h: RelayHandle, id: number): void;
   relayRef(h: RelayHandle): void;
   relayUnref(h: RelayHandle): void;
+  relayListen(h: RelayHandle, listenerId: number, address: string, port: number, backlog: number): [number, number];
+  relayUnlisten(h: RelayHandle, listenerId: number): void;
+  relayRelease(h: RelayHandle, id: number): number;
+  relayCloseAccepted(h: RelayHandle, id: number, reset: boolean): boolean;
+  relayConnect(
+    h: RelayHandle,
+    id: number,
+    address: string,
+    port: number,
+    bindAddress: string,
+    connectTimeoutMs: number,
+    idleMs: number,
+    capture: number,
+  ): number;
+}
+
+/** A connection the relay's own listener accepted; the owner must decide on it at once. */
+export interface AcceptedConnection {
+  id: number;
+  /** Where it was going before REDIRECT; undefined when it was not redirected (errno in dstErrno). */
+  originalDst: Endpoint | undefined;
+  dstErrno: number;
+  peer: Endpoint;
+  local: Endpoint;
+}
+
+/** A listening socket owned by the relay thread. */
+export interface RelayListener {
+  port: number;
+  close(): void;
 }
 
 export interface SpliceRelayOptions extends RelayOptions {
@@ -43,6 +101,10 @@ export interface SpliceRelayOptions extends RelayOptions {
 export interface SpliceRelayResult extends RelayResult {
   /** The client's first bytes, when `capture` was asked for and the client sent any. */
   firstBytes?: Buffer;
+  /** The upstream socket's local address (connections the relay connected itself). */
+  upstreamLocal?: Endpoint;
+  /** Why the relay's own upstream connect failed (flag "UF"): ECONNREFUSED, ETIMEDOUT … */
+  connectError?: string;
 }
 
 /** A started relay: its result, and a way to end it early (drain deadline). */
@@ -57,20 +119,122 @@ interface Pending {
   headBytes: number;
 }
 
-const MAX_ID = 0xffffffff;
+/** Ids picked here stay below 2^31: the relay's accepted connections use the top bit. */
+const MAX_ID = 0x7fffffff;
+const MAX_TIMEOUT_MS = 0xffffffff;
+const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
 
 export class SpliceRelay {
   private readonly addon: NativeAddon & SpliceRelayAddon;
   private readonly handle: RelayHandle;
   private readonly pending = new Map<number, Pending>();
+  private readonly acceptHandlers = new Map<number, (c: AcceptedConnection) => void>();
   private nextId = 1;
+  private nextListenerId = 1;
+  private referenced = false;
 
   /** Starts the relay thread. Throws InterceptError when the addon is not built. */
   constructor() {
     this.addon = loadAddon() as NativeAddon & SpliceRelayAddon;
-    this.handle = this.addon.relayCreate((id, downToUp, upToDown, flag, errno, head) =>
-      this.finished(id, downToUp, upToDown, flag, errno, head),
+    this.handle = this.addon.relayCreate(
+      (id, downToUp, upToDown, flag, errno, head, localAddress, localPort) =>
+        this.finished(id, downToUp, upToDown, flag, errno, head, localAddress, localPort),
+      (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort) => {
+        const onAccept = this.acceptHandlers.get(listenerId);
+        if (!onAccept) {
+          this.addon.relayCloseAccepted(this.handle, id, true);
+          return;
+        }
+        onAccept({
+          id,
+          originalDst: dstErrno === 0 ? { address: dstAddress, port: dstPort } : undefined,
+          dstErrno,
+          peer: { address: peerAddress, port: peerPort },
+          local: { address: localAddress, port: localPort },
+        });
+      },
     );
+  }
+
+  /**
+   * Listens on address:port (an IP literal; "::" takes IPv4 too) with the relay thread doing
+   * the accepts. Every accepted connection is reported to `onAccept`, which must call
+   * connect(), release() or closeAccepted() for it.
+   */
+  listen(address: string, port: number, onAccept: (c: AcceptedConnection) => void, backlog = 4096): RelayListener {
+    if (isIP(address) === 0) throw new TypeError(`listen: address must be an IP literal, got ${JSON.stringify(address)}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: port ${port} is out of range: expected 0-65535`);
+    const listenerId = this.nextListenerId++;
+    const [errno, bound] = this.addon.relayListen(this.handle, listenerId, address, port, backlog);
+    if (errno !== 0) {
+      const code = errnoNames.get(errno) ?? `E${errno}`;
+      throw Object.assign(new InterceptError(`cannot listen on ${address} port ${port}: ${code}`), { code, errno });
+    }
+    this.acceptHandlers.set(listenerId, onAccept);
+    this.updateRef();
+    return {
+      port: bound,
+      close: () => {
+        if (!this.acceptHandlers.delete(listenerId)) return;
+        this.addon.relayUnlisten(this.handle, listenerId);
+        this.updateRef();
+      },
+    };
+  }
+
+  /**
+   * Connects accepted connection `id` to `upstream` on the relay thread and relays. The
+   * result's flag is "UF" (with connectError) when the connect fails or times out; a refused
+   * connect resets the client.
+   */
+  connect(
+    id: number,
+    upstream: { address: string; port: number; localAddress?: string },
+    options: { connectTimeoutMs: number; idleTimeoutMs: number; capture?: number },
+  ): SpliceRelaySession {
+    if (isIP(upstream.address) === 0) throw new TypeError(`connect: address must be an IP literal, got ${JSON.stringify(upstream.address)}`);
+    if (upstream.localAddress !== undefined && isIP(upstream.localAddress) === 0) {
+      throw new TypeError(`connect: localAddress must be an IP literal, got ${JSON.stringify(upstream.localAddress)}`);
+    }
+    const done = new Promise<SpliceRelayResult>((resolve) => this.pending.set(id, { resolve, headBytes: 0 }));
+    const errno = this.addon.relayConnect(
+      this.handle,
+      id,
+      upstream.address,
+      upstream.port,
+      upstream.localAddress ?? '',
+      clampMs(options.connectTimeoutMs),
+      clampMs(options.idleTimeoutMs),
+      options.capture ?? 0,
+    );
+    if (errno !== 0) {
+      this.pending.delete(id);
+      return { done: Promise.resolve({ bytesReceived: 0, bytesSent: 0, flag: 'DC' }), abort: () => {} };
+    }
+    this.updateRef();
+    return { done, abort: () => this.addon.relayAbort(this.handle, id) };
+  }
+
+  /** Takes accepted connection `id` out of the relay as a paused Node socket, or undefined if gone. */
+  release(id: number): Socket | undefined {
+    const fd = this.addon.relayRelease(this.handle, id);
+    if (fd < 0) return undefined;
+    // pauseOnCreate: nothing is read until a handler resumes it, as with pauseOnConnect.
+    return new Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0]);
+  }
+
+  /** Closes accepted connection `id` without serving it (an RST when `reset`). */
+  closeAccepted(id: number, reset: boolean): void {
+    this.addon.relayCloseAccepted(this.handle, id, reset);
+  }
+
+  /** The relay thread keeps the process alive while it listens or relays. */
+  private updateRef(): void {
+    const wanted = this.pending.size > 0 || this.acceptHandlers.size > 0;
+    if (wanted === this.referenced) return;
+    this.referenced = wanted;
+    if (wanted) this.addon.relayRef(this.handle);
+    else this.addon.relayUnref(this.handle);
   }
 
   /**
@@ -95,7 +259,7 @@ export class SpliceRelay {
       socketFd(up),
       head,
       options.downstreamEnded === true,
-      Math.max(0, Math.min(options.idleTimeoutMs, MAX_ID)),
+      clampMs(options.idleTimeoutMs),
       options.capture ?? 0,
     );
     if (err !== 0) {
@@ -103,8 +267,8 @@ export class SpliceRelay {
       up.destroy();
       return { done: Promise.resolve({ bytesReceived: headBytes, bytesSent: 0, flag: 'DC' }), abort: () => {} };
     }
-    if (this.pending.size === 0) this.addon.relayRef(this.handle);
     const done = new Promise<SpliceRelayResult>((resolve) => this.pending.set(id, { resolve, headBytes }));
+    this.updateRef();
     // Node's copies of the descriptors go; the relay's dups keep the connections open.
     down.destroy();
     up.destroy();
@@ -118,17 +282,32 @@ export class SpliceRelay {
     return this.nextId;
   }
 
-  private finished(id: number, downToUp: number, upToDown: number, flag: string, _errno: number, head?: Buffer): void {
+  private finished(
+    id: number,
+    downToUp: number,
+    upToDown: number,
+    flag: string,
+    errno: number,
+    head: Buffer | undefined,
+    localAddress: string | undefined,
+    localPort: number | undefined,
+  ): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    if (this.pending.size === 0) this.addon.relayUnref(this.handle);
+    this.updateRef();
     p.resolve({
       bytesReceived: p.headBytes + downToUp,
       bytesSent: upToDown,
       // An aborted relay ended by our own decision (the drain deadline): Envoy logs no flag.
       flag: flag === 'aborted' ? '-' : flag,
       ...(head ? { firstBytes: head } : {}),
+      ...(localAddress !== undefined ? { upstreamLocal: { address: localAddress, port: localPort ?? 0 } } : {}),
+      ...(flag === 'UF' ? { connectError: errnoNames.get(errno) ?? `E${errno}` } : {}),
     });
   }
+}
+
+function clampMs(ms: number): number {
+  return Math.max(0, Math.min(Math.round(ms), MAX_TIMEOUT_MS));
 }

@@ -9,6 +9,7 @@ import type { AccessLog, AccessLogEntry } from './access-log.js';
 import { formatHostPort } from './address-format.js';
 import type { ProxyMetrics } from './metrics.js';
 import { relay, type RelayResult } from './relay.js';
+import type { DetachedAdmission } from './connection-tracker.js';
 import type { SpliceRelay } from './splice-relay.linux.js';
 import { MAX_CLIENT_HELLO, parseClientHello } from './tls-client-hello.js';
 
@@ -177,5 +178,56 @@ function startRelay(
     release();
     if (r.firstBytes) readSni(r.firstBytes);
     return r;
+  });
+}
+
+/**
+ * relayTcp for a connection the splice relay accepted itself: the relay connects upstream and
+ * relays on its own thread; this writes the log line and the counters when it ends. The
+ * cluster's active gauge counts the connection from the connect attempt on.
+ */
+export function connectTcp(
+  deps: TcpSessionDeps,
+  relay: SpliceRelay,
+  id: number,
+  upstream: { address: string; port: number; cluster: string; localAddress?: string },
+  info: TcpSessionInfo,
+  admission: DetachedAdmission,
+): Promise<void> {
+  const entry: AccessLogEntry = {
+    ...baseEntry(info),
+    upstreamCluster: upstream.cluster,
+    upstreamHost: formatHostPort(upstream.address, upstream.port),
+  };
+  const { metrics } = deps;
+  const cluster = { cluster_name: upstream.cluster };
+  metrics.upstreamActive.inc(cluster);
+  const session = relay.connect(id, upstream, {
+    connectTimeoutMs: deps.connectTimeoutMs,
+    idleTimeoutMs: deps.idleTimeoutMs,
+    capture: info.sniFromFirstBytes ? MAX_CLIENT_HELLO : 0,
+  });
+  admission.setAbort(session.abort);
+  return session.done.then((r) => {
+    admission.done();
+    metrics.upstreamActive.dec(cluster);
+    if (r.flag === 'UF') {
+      metrics.upstreamConnectFailures.inc(cluster);
+    } else {
+      metrics.upstreamConnections.inc(cluster);
+      metrics.bytesSent.inc(cluster, r.bytesReceived);
+      metrics.bytesReceived.inc(cluster, r.bytesSent);
+    }
+    if (r.upstreamLocal) entry.upstreamLocalAddress = formatHostPort(r.upstreamLocal.address, r.upstreamLocal.port);
+    if (r.firstBytes) {
+      const hello = parseClientHello(r.firstBytes);
+      if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
+    }
+    entry.requestedServerName = info.sni;
+    entry.bytesReceived = r.bytesReceived;
+    entry.bytesSent = r.bytesSent;
+    entry.responseFlags = r.flag;
+    entry.durationMs = performance.now() - info.t0;
+    deps.accessLog.write(entry);
   });
 }

@@ -16,8 +16,12 @@ const ALLOW_ANY = 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n';
 const RELAYS = ['splice', 'streams'] as const;
 type Relay = (typeof RELAYS)[number];
 
-function relayTest(title: string, fn: (t: ExecutionContext, relay: Relay) => Promise<void>): void {
-  for (const relay of RELAYS) test(`[${relay}] ${title}`, (t) => fn(t, relay));
+function relayTest(
+  title: string,
+  fn: (t: ExecutionContext, relay: Relay) => Promise<void>,
+  options: { serial?: boolean } = {},
+): void {
+  for (const relay of RELAYS) (options.serial ? test.serial : test)(`[${relay}] ${title}`, (t) => fn(t, relay));
 }
 
 function dial(port: number): Promise<Socket> {
@@ -202,4 +206,5 @@ relayTest('no fd growth over thousands of connections (the 100k run is in bench/
   t.true(await eventually(() => proxy.server.openConnections === 0, 5000));
   const after = openFds();
   t.true(after - before <= 5, `fds before ${before}, after ${after} connections: ${after}`);
-});
+  // Serial: it counts this process's descriptors, which concurrent tests would change.
+}, { serial: true });

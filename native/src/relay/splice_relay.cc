@@ -1,12 +1,16 @@
 #include "relay/splice_relay.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <mutex>
@@ -15,6 +19,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "original_dst.h"
 
 namespace interpose::relay {
 
@@ -25,6 +31,7 @@ const char* EndFlagText(EndFlag flag) {
     case EndFlag::kUpstreamReset: return "UC";
     case EndFlag::kIdleTimeout: return "SI";
     case EndFlag::kAborted: return "aborted";
+    case EndFlag::kConnectFailed: return "UF";
   }
   return "?";
 }
@@ -47,6 +54,40 @@ uint64_t nowMs() {
 
 bool isReset(int err) { return err == ECONNRESET || err == EPIPE; }
 
+// Accepted connections get ids with the top bit set; ids the owner picks for add() must not.
+constexpr uint32_t kAcceptedIdBit = 0x80000000u;
+
+// Text form of a socket address (IPv4-mapped IPv6 shown as IPv4, as Node does not).
+void formatSockaddr(const sockaddr_storage& ss, std::string* address, uint16_t* port) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
+    inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
+    *port = ntohs(in.sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
+      inet_ntop(AF_INET, &in6.sin6_addr.s6_addr[12], text, sizeof text);
+    } else {
+      inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+    }
+    *port = ntohs(in6.sin6_port);
+  }
+  *address = text;
+}
+
+// What an epoll registration points at (data.ptr); nullptr is the wake-up eventfd.
+enum class TagKind { kConnSide, kListener };
+struct Tag {
+  TagKind kind;
+};
+
+struct Listener : Tag {
+  Listener() : Tag{TagKind::kListener} {}
+  uint32_t id = 0;
+  int fd = -1;
+};
+
 struct Pipe {
   int read_end = -1;
   int write_end = -1;
@@ -54,8 +95,9 @@ struct Pipe {
 
 struct Conn;
 
-// What an epoll registration points at: the connection and which of its sockets woke.
-struct Side {
+// A connection's registration: which of its sockets woke.
+struct Side : Tag {
+  Side() : Tag{TagKind::kConnSide} {}
   Conn* conn = nullptr;
   bool is_down = false;
 };
@@ -67,6 +109,7 @@ struct Direction {
   size_t in_pipe = 0;        // bytes spliced into the pipe and not yet out of it
   std::string pending;       // user-space bytes to write before splicing (the sniffed head)
   size_t pending_off = 0;
+  bool spliced = false;      // reads go through the pipe (after a read filled the scratch buffer)
   bool eof = false;          // `from` sent its FIN
   bool shut = false;         // that FIN was forwarded to `to`
   uint64_t bytes = 0;        // bytes read from `from` by splice
@@ -74,6 +117,10 @@ struct Direction {
 
 struct Conn {
   uint32_t id = 0;
+  bool connecting = false;   // waiting for the upstream connect (connect())
+  uint64_t connect_deadline = 0;
+  std::string upstream_local;
+  uint16_t upstream_local_port = 0;
   int down = -1;
   int up = -1;
   Side down_side;
@@ -97,21 +144,28 @@ struct PumpError {
 
 struct SpliceRelay::Impl {
   DoneCallback on_done;
+  AcceptCallback on_accept;
   int epfd = -1;
   int wakefd = -1;
   std::thread thread;
   std::atomic<bool> stopping{false};
 
-  std::mutex mutex;                       // guards the two queues below
+  std::mutex mutex;                       // guards the queues, `accepted` and `listeners`
   std::vector<RelayRequest> incoming;
   std::vector<uint32_t> aborts;
+  std::vector<uint32_t> unlistens;
+  std::unordered_map<uint32_t, int> accepted;              // id → fd, awaiting a decision
+  std::vector<std::unique_ptr<Listener>> listeners;        // freed with the relay
+  uint32_t next_accepted = 0;
 
   // Relay-thread state only.
   std::unordered_map<uint32_t, Conn*> conns;
   std::vector<Conn*> graveyard;           // freed after the epoll batch that ended them
   std::vector<Pipe> pipe_pool;
+  std::vector<char> scratch = std::vector<char>(16384);  // recv/send buffer of pump()
 
-  explicit Impl(DoneCallback cb) : on_done(std::move(cb)) {}
+  Impl(DoneCallback done_cb, AcceptCallback accept_cb)
+      : on_done(std::move(done_cb)), on_accept(std::move(accept_cb)) {}
 
   void wake() {
     const uint64_t one = 1;
@@ -146,8 +200,12 @@ struct SpliceRelay::Impl {
     *p = Pipe{};
   }
 
-  // Moves bytes `from` → `to` until a socket would block. See the header for the rules.
-  static PumpError pump(Direction& d, bool* progressed) {
+  // Moves bytes `from` → `to` until a socket would block (see the header for the rules).
+  // A direction starts with recv/send through the scratch buffer, cheaper than splice for the
+  // few hundred bytes most connections carry; a read that fills the buffer switches it to
+  // splice for the rest of its life (bulk transfers). Either way it reads only when nothing is
+  // left to write: at most one buffer or one pipe in flight.
+  PumpError pump(Conn* c, Direction& d, bool* progressed) {
     for (;;) {
       while (d.pending_off < d.pending.size()) {
         const ssize_t n = send(d.to, d.pending.data() + d.pending_off,
@@ -160,6 +218,10 @@ struct SpliceRelay::Impl {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return {};
         return {n < 0 ? errno : EPIPE, false};
+      }
+      if (!d.pending.empty()) {
+        d.pending.clear();
+        d.pending_off = 0;
       }
       while (d.in_pipe > 0) {
         const ssize_t n = splice(d.pipe.read_end, nullptr, d.to, nullptr, d.in_pipe,
@@ -182,11 +244,26 @@ struct SpliceRelay::Impl {
         }
         return {};
       }
-      // The pipe is empty here, so EAGAIN can only mean the socket has nothing to read.
-      const ssize_t n = splice(d.from, nullptr, d.pipe.write_end, nullptr, kSpliceChunk,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      ssize_t n;
+      if (d.spliced) {
+        // The pipe is empty here, so EAGAIN can only mean the socket has nothing to read.
+        n = splice(d.from, nullptr, d.pipe.write_end, nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) d.in_pipe = static_cast<size_t>(n);
+      } else {
+        n = recv(d.from, scratch.data(), scratch.size(), MSG_DONTWAIT);
+        if (n > 0) {
+          const size_t got = static_cast<size_t>(n);
+          if (&d == &c->d2u && c->capture != 0) keepHead(c, got);
+          if (got == scratch.size() && takePipe(&d.pipe)) d.spliced = true;
+          ssize_t w = send(d.to, scratch.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return {errno, false};
+            w = 0;
+          }
+          if (static_cast<size_t>(w) < got) d.pending.assign(scratch.data() + w, got - static_cast<size_t>(w));
+        }
+      }
       if (n > 0) {
-        d.in_pipe = static_cast<size_t>(n);
         d.bytes += static_cast<uint64_t>(n);
         *progressed = true;
         continue;
@@ -202,18 +279,29 @@ struct SpliceRelay::Impl {
     }
   }
 
+  // The owner wants the client's first bytes to read a TLS SNI from: keep them only when they
+  // start a TLS handshake record (0x16), so plain-text connections cost no copy.
+  void keepHead(Conn* c, size_t got) {
+    if (scratch[0] == 0x16) c->head.assign(scratch.data(), std::min<size_t>(got, c->capture));
+    c->capture = 0;
+  }
+
+  static bool hasBacklog(const Direction& d) {
+    return d.pending_off < d.pending.size() || d.in_pipe > 0 || (d.eof && !d.shut);
+  }
+
   void end(Conn* c, EndFlag flag, int err, int reset_fd) {
     if (c->ended) return;
     c->ended = true;
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->down, nullptr);
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c->up, nullptr);
+    if (c->up >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, c->up, nullptr);
     if (reset_fd >= 0) {
       // SO_LINGER with a zero timeout makes close() send an RST instead of a FIN.
       const linger lg{1, 0};
       setsockopt(reset_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     close(c->down);
-    close(c->up);
+    if (c->up >= 0) close(c->up);
     releasePipe(&c->d2u.pipe, c->d2u.in_pipe == 0);
     releasePipe(&c->u2d.pipe, c->u2d.in_pipe == 0);
     conns.erase(c->id);
@@ -226,36 +314,51 @@ struct SpliceRelay::Impl {
       done.flag = flag;
       done.error = err;
       done.head = std::move(c->head);
+      done.upstream_local = std::move(c->upstream_local);
+      done.upstream_local_port = c->upstream_local_port;
       on_done(std::move(done));
     }
   }
 
-  void capture(Conn* c) {
-    if (c->capture == 0 || !c->head.empty() || c->d2u.eof) return;
-    std::string buf(c->capture, '\0');
-    const ssize_t n = recv(c->down, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) {
-      buf.resize(static_cast<size_t>(n));
-      c->head = std::move(buf);
-      c->capture = 0;
-    }
-  }
-
-  void service(Conn* c) {
+  // Handles an epoll event on one of c's sockets (kAllEvents: look at everything). Only the
+  // directions the event concerns are pumped: one that reads from a readable socket, one that
+  // had bytes waiting for a socket that became writable.
+  void service(Conn* c, uint32_t events, bool is_down) {
     if (c->ended) return;
-    capture(c);
+    if (c->connecting) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (getsockopt(c->up, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err == 0) {
+        connected(c);
+      } else if (err != EINPROGRESS && err != EALREADY) {
+        connectFailed(c, err);
+      }
+      return;
+    }
+    constexpr uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    Direction& reads_this = is_down ? c->d2u : c->u2d;
+    Direction& writes_this = is_down ? c->u2d : c->d2u;
+    const bool pump_reader = (events & kReadable) != 0;
+    const bool pump_writer = (events & EPOLLOUT) != 0 && hasBacklog(writes_this);
     bool progressed = false;
-    PumpError e = pump(c->d2u, &progressed);
-    bool from_down = e.on_from;  // d2u reads the downstream and writes the upstream
-    if (e.err == 0) {
-      e = pump(c->u2d, &progressed);
-      from_down = !e.on_from;
+    PumpError e;
+    bool failed_down = false;
+    // d2u first, then u2d, each only if this event concerns it.
+    const bool do_d2u = &reads_this == &c->d2u ? pump_reader : pump_writer;
+    const bool do_u2d = &reads_this == &c->u2d ? pump_reader : pump_writer;
+    if (do_d2u) {
+      e = pump(c, c->d2u, &progressed);
+      failed_down = e.on_from;  // d2u reads the downstream and writes the upstream
+    }
+    if (e.err == 0 && do_u2d) {
+      e = pump(c, c->u2d, &progressed);
+      failed_down = !e.on_from;
     }
     if (progressed) c->last_active = nowMs();
     if (e.err != 0) {
-      const bool down_failed = from_down;
-      const int other = down_failed ? c->up : c->down;
-      end(c, down_failed ? EndFlag::kDownstreamReset : EndFlag::kUpstreamReset, e.err,
+      const int other = failed_down ? c->up : c->down;
+      end(c, failed_down ? EndFlag::kDownstreamReset : EndFlag::kUpstreamReset, e.err,
           isReset(e.err) ? other : -1);
       return;
     }
@@ -267,8 +370,10 @@ struct SpliceRelay::Impl {
     c->id = r.id;
     c->down = r.down_fd;
     c->up = r.up_fd;
-    c->down_side = {c, true};
-    c->up_side = {c, false};
+    c->down_side.conn = c;
+    c->down_side.is_down = true;
+    c->up_side.conn = c;
+    c->up_side.is_down = false;
     c->d2u.from = c->down;
     c->d2u.to = c->up;
     c->d2u.pending = std::move(r.head);
@@ -280,21 +385,109 @@ struct SpliceRelay::Impl {
     c->last_active = nowMs();
     if (auto old = conns.find(c->id); old != conns.end()) end(old->second, EndFlag::kAborted, 0, -1);
     conns[c->id] = c;
-    if (!takePipe(&c->d2u.pipe) || !takePipe(&c->u2d.pipe)) {
-      end(c, EndFlag::kAborted, errno, -1);
+    if (r.connect) {
+      startConnect(c, r.target);
       return;
     }
+    startRelaying(c, false);
+  }
+
+  // Both sockets connected: take pipes, watch both, move what is already there.
+  void startRelaying(Conn* c, bool up_registered) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.ptr = &c->down_side;
+    ev.data.ptr = static_cast<Tag*>(&c->down_side);
     int rc = epoll_ctl(epfd, EPOLL_CTL_ADD, c->down, &ev);
-    ev.data.ptr = &c->up_side;
-    if (rc == 0) rc = epoll_ctl(epfd, EPOLL_CTL_ADD, c->up, &ev);
+    ev.data.ptr = static_cast<Tag*>(&c->up_side);
+    if (rc == 0) rc = epoll_ctl(epfd, up_registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->up, &ev);
     if (rc != 0) {
       end(c, EndFlag::kAborted, errno, -1);
       return;
     }
-    service(c);
+    // Bytes may be waiting already (and the sniffed head must go out): look at everything.
+    service(c, EPOLLIN | EPOLLOUT, true);
+    service(c, EPOLLIN | EPOLLOUT, false);
+  }
+
+  void startConnect(Conn* c, const ConnectTarget& t) {
+    c->up = socket(t.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->up < 0) {
+      connectFailed(c, errno);
+      return;
+    }
+    c->d2u.to = c->up;
+    c->u2d.from = c->up;
+    if (t.bind_len != 0 && bind(c->up, reinterpret_cast<const sockaddr*>(&t.bind), t.bind_len) != 0) {
+      connectFailed(c, errno);
+      return;
+    }
+    if (::connect(c->up, reinterpret_cast<const sockaddr*>(&t.addr), t.addr_len) == 0) {
+      connected(c);
+      return;
+    }
+    if (errno != EINPROGRESS) {
+      connectFailed(c, errno);
+      return;
+    }
+    c->connecting = true;
+    c->connect_deadline = t.timeout_ms == 0 ? 0 : nowMs() + t.timeout_ms;
+    epoll_event ev{};
+    ev.events = EPOLLOUT | EPOLLET;
+    ev.data.ptr = static_cast<Tag*>(&c->up_side);
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->up, &ev) != 0) connectFailed(c, errno);
+  }
+
+  void connected(Conn* c) {
+    const bool was_registered = c->connecting;
+    c->connecting = false;
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (getsockname(c->up, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+      formatSockaddr(local, &c->upstream_local, &c->upstream_local_port);
+    }
+    c->last_active = nowMs();
+    startRelaying(c, was_registered);
+  }
+
+  // A refused upstream resets the client too, so it sees what a direct connect would.
+  void connectFailed(Conn* c, int err) {
+    end(c, EndFlag::kConnectFailed, err, err == ECONNREFUSED ? c->down : -1);
+  }
+
+  void acceptAll(Listener* l) {
+    for (;;) {
+      const int fd = accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        // EAGAIN: done. EMFILE/ENFILE/ENOBUFS: the backlog keeps them; the sweep retries.
+        return;
+      }
+      Accepted a;
+      a.listener_id = l->id;
+      OriginalDst dst;
+      const char* syscall = "";
+      a.dst_error = readOriginalDst(fd, &dst, &syscall);
+      if (a.dst_error == 0) {
+        char text[64];
+        formatAddress(dst, text, sizeof text);
+        a.dst_address = text;
+        a.dst_port = dst.port;
+      }
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.peer_address, &a.peer_port);
+      len = sizeof ss;
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.local_address, &a.local_port);
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        do {
+          next_accepted = (next_accepted + 1) & ~kAcceptedIdBit;
+          a.id = next_accepted | kAcceptedIdBit;
+        } while (accepted.count(a.id) != 0 || conns.count(a.id) != 0);
+        accepted.emplace(a.id, fd);
+      }
+      if (on_accept) on_accept(std::move(a));
+    }
   }
 
   void drainQueues() {
@@ -303,10 +496,21 @@ struct SpliceRelay::Impl {
     }
     std::vector<RelayRequest> reqs;
     std::vector<uint32_t> ids;
+    std::vector<uint32_t> stop_listening;
     {
       std::lock_guard<std::mutex> lock(mutex);
       reqs.swap(incoming);
       ids.swap(aborts);
+      stop_listening.swap(unlistens);
+      for (uint32_t id : stop_listening) {
+        for (auto& l : listeners) {
+          if (l->id == id && l->fd >= 0) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, l->fd, nullptr);
+            close(l->fd);
+            l->fd = -1;
+          }
+        }
+      }
     }
     for (auto& r : reqs) admit(r);
     for (uint32_t id : ids) {
@@ -315,12 +519,27 @@ struct SpliceRelay::Impl {
     }
   }
 
-  void sweepIdle(uint64_t now) {
+  void sweep(uint64_t now) {
     std::vector<Conn*> idle;
+    std::vector<Conn*> late;
     for (auto& [id, c] : conns) {
-      if (c->idle_ms != 0 && now - c->last_active >= c->idle_ms) idle.push_back(c);
+      if (c->connecting) {
+        if (c->connect_deadline != 0 && now >= c->connect_deadline) late.push_back(c);
+      } else if (c->idle_ms != 0 && now - c->last_active >= c->idle_ms) {
+        idle.push_back(c);
+      }
     }
     for (Conn* c : idle) end(c, EndFlag::kIdleTimeout, 0, -1);
+    for (Conn* c : late) connectFailed(c, ETIMEDOUT);
+    // Accepts that stopped on EMFILE and the like are retried here.
+    std::vector<Listener*> open;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      for (auto& l : listeners) {
+        if (l->fd >= 0) open.push_back(l.get());
+      }
+    }
+    for (Listener* l : open) acceptAll(l);
   }
 
   void run() {
@@ -329,18 +548,22 @@ struct SpliceRelay::Impl {
     while (!stopping.load(std::memory_order_acquire)) {
       const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), kSweepMs);
       for (int i = 0; i < n; i++) {
-        void* p = events[static_cast<size_t>(i)].data.ptr;
-        if (p == nullptr) {
+        auto* tag = static_cast<Tag*>(events[static_cast<size_t>(i)].data.ptr);
+        if (tag == nullptr) {
           drainQueues();
-          continue;
+        } else if (tag->kind == TagKind::kListener) {
+          auto* l = static_cast<Listener*>(tag);
+          if (l->fd >= 0) acceptAll(l);
+        } else {
+          auto* side = static_cast<Side*>(tag);
+          service(side->conn, events[static_cast<size_t>(i)].events, side->is_down);
         }
-        service(static_cast<Side*>(p)->conn);
       }
       for (Conn* c : graveyard) delete c;
       graveyard.clear();
       const uint64_t now = nowMs();
       if (now - last_sweep >= static_cast<uint64_t>(kSweepMs)) {
-        sweepIdle(now);
+        sweep(now);
         last_sweep = now;
         for (Conn* c : graveyard) delete c;
         graveyard.clear();
@@ -357,15 +580,22 @@ struct SpliceRelay::Impl {
       std::lock_guard<std::mutex> lock(mutex);
       for (auto& r : incoming) {
         close(r.down_fd);
-        close(r.up_fd);
+        if (r.up_fd >= 0) close(r.up_fd);
       }
       incoming.clear();
+      for (auto& [id, fd] : accepted) close(fd);
+      accepted.clear();
+      for (auto& l : listeners) {
+        if (l->fd >= 0) close(l->fd);
+        l->fd = -1;
+      }
     }
     for (Pipe& p : pipe_pool) releasePipe(&p, false);
   }
 };
 
-SpliceRelay::SpliceRelay(DoneCallback on_done) : impl_(std::make_unique<Impl>(std::move(on_done))) {
+SpliceRelay::SpliceRelay(DoneCallback on_done, AcceptCallback on_accept)
+    : impl_(std::make_unique<Impl>(std::move(on_done), std::move(on_accept))) {
   impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (impl_->epfd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   impl_->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -384,6 +614,8 @@ SpliceRelay::SpliceRelay(DoneCallback on_done) : impl_(std::make_unique<Impl>(st
     throw std::system_error(err, std::generic_category(), "epoll_ctl");
   }
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  // Named so per-thread CPU (top -H, /proc/PID/task) tells the relay from Node's threads.
+  pthread_setname_np(impl_->thread.native_handle(), "interpose-relay");
 }
 
 SpliceRelay::~SpliceRelay() {
@@ -429,6 +661,90 @@ void SpliceRelay::abort(uint32_t id) {
     impl_->aborts.push_back(id);
   }
   impl_->wake();
+}
+
+}  // namespace interpose::relay
+
+namespace interpose::relay {
+
+int SpliceRelay::listen(uint32_t listener_id, const sockaddr* addr, socklen_t len, int backlog, uint16_t* port) {
+  const int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  const int on = 1;
+  const int off = 0;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof bound;
+  if (bind(fd, addr, len) != 0 || ::listen(fd, backlog) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0) {
+    const int err = errno;
+    close(fd);
+    return err;
+  }
+  std::string ignored;
+  formatSockaddr(bound, &ignored, port);
+  auto l = std::make_unique<Listener>();
+  l->id = listener_id;
+  l->fd = fd;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.ptr = static_cast<Tag*>(l.get());
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (epoll_ctl(impl_->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    const int err = errno;
+    close(fd);
+    return err;
+  }
+  impl_->listeners.push_back(std::move(l));
+  return 0;
+}
+
+void SpliceRelay::unlisten(uint32_t listener_id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->unlistens.push_back(listener_id);
+  }
+  impl_->wake();
+}
+
+int SpliceRelay::release(uint32_t id) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  auto it = impl_->accepted.find(id);
+  if (it == impl_->accepted.end()) return -1;
+  const int fd = it->second;
+  impl_->accepted.erase(it);
+  return fd;
+}
+
+bool SpliceRelay::closeAccepted(uint32_t id, bool reset) {
+  const int fd = release(id);
+  if (fd < 0) return false;
+  if (reset) {
+    const linger lg{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  close(fd);
+  return true;
+}
+
+int SpliceRelay::connect(uint32_t id, const ConnectTarget& target, uint32_t idle_ms, uint32_t capture) {
+  RelayRequest r;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    auto it = impl_->accepted.find(id);
+    if (it == impl_->accepted.end()) return ENOENT;
+    r.down_fd = it->second;
+    impl_->accepted.erase(it);
+    r.id = id;
+    r.idle_ms = idle_ms;
+    r.capture = capture;
+    r.connect = true;
+    r.target = target;
+    impl_->incoming.push_back(std::move(r));
+  }
+  impl_->wake();
+  return 0;
 }
 
 }  // namespace interpose::relay

@@ -17,8 +17,16 @@
 //   - an idle timeout over both directions;
 //   - it ends when both directions are finished, or on the first reset, error or abort.
 //
-// Threading: add() and abort() may be called from any thread (they queue and wake the loop
-// through an eventfd); the completion callback runs on the relay thread.
+// It can also own listening sockets (listen()): it accepts on its thread, reads each
+// connection's original destination (SO_ORIGINAL_DST) and addresses, and reports it; the
+// owner then decides per connection — connect() upstream and relay (the upstream connect runs
+// on the relay thread too, bounded by a timeout), release() the socket to handle it itself, or
+// closeAccepted(). The common case thus costs the owner two callbacks and one call, and no
+// sockets of its own.
+//
+// Threading: every public method may be called from any thread (state shared with the relay
+// thread is queued under a mutex and the loop woken through an eventfd); the callbacks run on
+// the relay thread.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +34,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+
+#include <sys/socket.h>
 
 namespace interpose::relay {
 
@@ -36,6 +46,7 @@ enum class EndFlag {
   kUpstreamReset,     // "UC": the upstream reset or failed
   kIdleTimeout,       // "SI": no bytes either way for idle_ms
   kAborted,           // the owner aborted it (drain deadline, shutdown)
+  kConnectFailed,     // "UF": the upstream connect failed or timed out (connect() only)
 };
 
 const char* EndFlagText(EndFlag flag);
@@ -47,6 +58,30 @@ struct RelayDone {
   EndFlag flag = EndFlag::kNone;
   int error = 0;            // errno behind a reset/failure, 0 otherwise
   std::string head;         // the first bytes the client sent, when capture was asked for
+  std::string upstream_local;  // the upstream socket's local address (connect() only)
+  uint16_t upstream_local_port = 0;
+};
+
+/** A connection accepted on a listen()ing socket, awaiting the owner's decision. */
+struct Accepted {
+  uint32_t id = 0;           // ids of accepted connections have the top bit set
+  uint32_t listener_id = 0;
+  int dst_error = 0;         // errno from SO_ORIGINAL_DST (ENOENT: not redirected), else 0
+  std::string dst_address;
+  uint16_t dst_port = 0;
+  std::string peer_address;
+  uint16_t peer_port = 0;
+  std::string local_address;
+  uint16_t local_port = 0;
+};
+
+/** Where connect() goes: an address, optionally a local address to bind first. */
+struct ConnectTarget {
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  sockaddr_storage bind{};
+  socklen_t bind_len = 0;    // 0: let the kernel choose
+  uint32_t timeout_ms = 0;   // 0: no connect timeout
 };
 
 struct RelayRequest {
@@ -57,14 +92,17 @@ struct RelayRequest {
   bool down_ended = false;   // the client's FIN was already read: forward it after `head`
   uint32_t idle_ms = 0;      // 0 = no idle timeout
   uint32_t capture = 0;      // peek up to this many first bytes of the client's data
+  bool connect = false;      // up_fd is -1: connect to `target` first (accepted connections)
+  ConnectTarget target;
 };
 
 class SpliceRelay {
  public:
   using DoneCallback = std::function<void(RelayDone&&)>;
+  using AcceptCallback = std::function<void(Accepted&&)>;
 
   /** Starts the relay thread. Throws std::system_error when epoll/eventfd/thread fail. */
-  explicit SpliceRelay(DoneCallback on_done);
+  explicit SpliceRelay(DoneCallback on_done, AcceptCallback on_accept = nullptr);
   /** Stops the thread and closes every connection still open (without callbacks). */
   ~SpliceRelay();
   SpliceRelay(const SpliceRelay&) = delete;
@@ -77,6 +115,24 @@ class SpliceRelay {
   int add(RelayRequest&& request);
   /** Ends connection `id` (both sockets closed, callback with kAborted); unknown ids are ignored. */
   void abort(uint32_t id);
+
+  /**
+   * Listens on `addr` (SO_REUSEADDR; an IPv6 wildcard takes IPv4 too) and accepts on the relay
+   * thread. Returns 0 and the bound port, or an errno (nothing listens then).
+   */
+  int listen(uint32_t listener_id, const sockaddr* addr, socklen_t len, int backlog, uint16_t* port);
+  /** Stops accepting on `listener_id` and closes its socket. */
+  void unlisten(uint32_t listener_id);
+  /** Hands accepted connection `id` to the caller: its fd (caller owns it), or -1 if unknown. */
+  int release(uint32_t id);
+  /** Closes accepted connection `id` (with an RST when `reset`); false if unknown. */
+  bool closeAccepted(uint32_t id, bool reset);
+  /**
+   * Connects accepted connection `id` to `target` on the relay thread and relays; the done
+   * callback reports kConnectFailed (and resets the client on ECONNREFUSED) if that fails.
+   * Returns 0, or ENOENT for an unknown id.
+   */
+  int connect(uint32_t id, const ConnectTarget& target, uint32_t idle_ms, uint32_t capture);
 
  private:
   struct Impl;
