@@ -1,6 +1,9 @@
 /**
  * bench:proxy — the redirect target against a direct connection and HAProxy (1 thread), in the
- * lab's namespaces, one run, ratios against the direct baseline measured in the same run:
+ * lab's namespaces, one run, ratios against the direct baseline measured in the same run.
+ * "direct" runs before any rule exists; HAProxy and interpose then each serve as the
+ * transparent target of istio-iptables' REDIRECT (original destination via SO_ORIGINAL_DST),
+ * as uid 1337, under the same rules:
  *   bulk throughput (1 GiB upload), new-connection rate (32 concurrent short exchanges),
  *   latency at 1k connections/s (p50/p99 added over direct), and 100k sequential short
  *   connections through interpose (rate per 10k window, TIME_WAIT, proxy fds and RSS).
@@ -105,25 +108,32 @@ async function main(): Promise<void> {
     process.stderr.write('measuring (one run each):\n');
     const direct = await measure({ name: 'direct', host: HTTPBIN.address, sink: SINK, echo: ECHO });
 
+    // From here on the pod has istio-iptables' rules: the world's range is redirected to 15001
+    // and uid 1337's own connections go out. Both proxies are measured as that redirect target,
+    // running as uid 1337, so both pay the same NAT and conntrack work on every packet.
+    await execa(process.execPath, ['--import', 'tsx', `${root}src/cli/main.ts`, 'istio-iptables', '--network-namespace', world.pod.name,
+      '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-i', '203.0.113.0/24'], { cwd: root });
+
+    // HAProxy as a transparent target: "server 0.0.0.0" connects to the address the client
+    // asked for, which HAProxy reads with SO_ORIGINAL_DST as interpose does (Debian builds it
+    // with LINUX_TPROXY). Plain TCP, no splicing option: its defaults, one thread.
     const haproxyCfg = `${world.dir}/haproxy.cfg`;
     writeFileSync(
       haproxyCfg,
       [
-        'global', '  nbthread 1', '  maxconn 8000',
+        'global', '  nbthread 1', '  maxconn 8000', '  uid 1337', '  gid 1337',
         'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
-        'listen sink', `  bind 127.0.0.1:1${SINK}`, `  server s ${HTTPBIN.address}:${SINK}`,
-        'listen echo', `  bind 127.0.0.1:1${ECHO}`, `  server s ${HTTPBIN.address}:${ECHO}`, '',
+        'listen redirected', '  bind 0.0.0.0:15001', '  server original 0.0.0.0', '',
       ].join('\n'),
     );
     const haproxy = execa('ip', ['netns', 'exec', world.pod.name, 'haproxy', '-db', '-f', haproxyCfg], { reject: false, buffer: false });
     children.push(haproxy);
     await new Promise((r) => setTimeout(r, 500));
-    const viaHaproxy = await measure({ name: 'haproxy (1 thread)', host: '127.0.0.1', sink: Number(`1${SINK}`), echo: Number(`1${ECHO}`) }, haproxy.pid);
+    const viaHaproxy = await measure({ name: 'haproxy (1 thread)', host: HTTPBIN.address, sink: SINK, echo: ECHO }, haproxy.pid);
     haproxy.kill('SIGTERM');
+    await new Promise((r) => haproxy.once('exit', r));
 
-    // interpose, transparently: the rules redirect the world's range to 15001.
-    await execa(process.execPath, ['--import', 'tsx', `${root}src/cli/main.ts`, 'istio-iptables', '--network-namespace', world.pod.name,
-      '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-i', '203.0.113.0/24'], { cwd: root });
+    // interpose, the same way.
     const config = `${world.dir}/mesh.yaml`;
     writeFileSync(config, 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n');
     // Run the built proxy when there is one: what users run, without the tsx loader.

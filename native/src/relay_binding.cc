@@ -32,7 +32,8 @@ Napi::Value PortOrUndefined(Napi::Env env, const std::string& address, uint16_t 
 // Runs on the JS thread for each event. A completion calls
 //   onDone(id, downToUp, upToDown, flag, errno, head?, upstreamLocalAddress?, upstreamLocalPort?)
 // and an accepted connection calls
-//   onAccept(id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort).
+//   onAccept(id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort,
+//            passthrough).
 // With env null the function is being torn down and only the data is freed.
 void DeliverEvent(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, Event* event) {
   std::unique_ptr<Event> owned(event);
@@ -50,6 +51,7 @@ void DeliverEvent(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, E
         Napi::Number::New(env, a.peer_port),
         Napi::String::New(env, a.local_address),
         Napi::Number::New(env, a.local_port),
+        Napi::Boolean::New(env, a.passthrough),
     });
     return;
   }
@@ -188,6 +190,23 @@ Napi::Value Unlisten(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// relaySetPassthrough(handle, listenerId, enabled, claimedPorts: Uint16Array, connectTimeoutMs, idleMs, capture)
+Napi::Value SetPassthrough(const Napi::CallbackInfo& info) {
+  RelayBox* box = Box(info);
+  relay::PassthroughPolicy policy;
+  policy.enabled = info[2].ToBoolean().Value();
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
+    throw Napi::TypeError::New(info.Env(), "claimedPorts must be a Uint16Array");
+  }
+  auto ports = info[3].As<Napi::Uint16Array>();
+  policy.claimed_ports.assign(ports.Data(), ports.Data() + ports.ElementLength());
+  policy.connect_timeout_ms = info[4].As<Napi::Number>().Uint32Value();
+  policy.idle_ms = info[5].As<Napi::Number>().Uint32Value();
+  policy.capture = info[6].As<Napi::Number>().Uint32Value();
+  box->relay->setPassthrough(info[1].As<Napi::Number>().Uint32Value(), policy);
+  return info.Env().Undefined();
+}
+
 // relayRelease(handle, id) -> fd | -1
 Napi::Value Release(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Box(info)->relay->release(info[1].As<Napi::Number>().Uint32Value()));
@@ -235,8 +254,9 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), box->relay->add(std::move(req)));
 }
 
+// relayAbort(handle, id, reset)
 Napi::Value Abort(const Napi::CallbackInfo& info) {
-  Box(info)->relay->abort(info[1].As<Napi::Number>().Uint32Value());
+  Box(info)->relay->abort(info[1].As<Napi::Number>().Uint32Value(), info[2].ToBoolean().Value());
   return info.Env().Undefined();
 }
 
@@ -260,6 +280,7 @@ void InitRelayBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("relayListen", Napi::Function::New<Listen>(env, "relayListen"));
   exports.Set("relayUnlisten", Napi::Function::New<Unlisten>(env, "relayUnlisten"));
   exports.Set("relayRelease", Napi::Function::New<Release>(env, "relayRelease"));
+  exports.Set("relaySetPassthrough", Napi::Function::New<SetPassthrough>(env, "relaySetPassthrough"));
   exports.Set("relayCloseAccepted", Napi::Function::New<CloseAccepted>(env, "relayCloseAccepted"));
   exports.Set("relayConnect", Napi::Function::New<Connect>(env, "relayConnect"));
   exports.Set("relayUnref", Napi::Function::New<Unref>(env, "relayUnref"));

@@ -281,6 +281,11 @@ void acceptAndDecide(SpliceRelay& relay, Completions& done) {
   to_server.addr_len = sizeof listen_addr;
   to_server.timeout_ms = 2000;
 
+  // A passthrough policy only takes redirected connections; these are not (no NAT here).
+  interpose::relay::PassthroughPolicy policy;
+  policy.enabled = true;
+  relay.setPassthrough(7, policy);
+
   // 1. connect upstream and relay.
   const int client = dial();
   Accepted a;
@@ -288,6 +293,7 @@ void acceptAndDecide(SpliceRelay& relay, Completions& done) {
   CHECK((a.id & 0x80000000u) != 0);
   CHECK(a.listener_id == 7);
   CHECK(a.dst_error != 0);  // not NATed: no original destination
+  CHECK(!a.passthrough);
   CHECK(a.peer_address == "127.0.0.1");
   CHECK(a.local_port == port);
   CHECK(relay.connect(a.id, to_server, 0, 64) == 0);

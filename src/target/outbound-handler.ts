@@ -11,6 +11,7 @@ import type { HttpProxy } from './http-proxy.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { Registry } from './registry.js';
 import { sniff, type SniffResult } from './sniff.js';
+import { MAX_CLIENT_HELLO } from './tls-client-hello.js';
 import type { DetachedAdmission } from './connection-tracker.js';
 import type { AcceptedConnection } from './splice-relay.linux.js';
 import { connectTcp, refuseTcp, relayTcp, type TcpSessionDeps, type TcpSessionInfo } from './tcp-session.js';
@@ -45,7 +46,8 @@ export function handleAcceptedOutbound(
     admission.done();
     return Promise.resolve();
   }
-  if (passesThroughUnseen(deps.registry(), dst.address, dst.port)) {
+  // The relay passed it through on its own (its policy mirrors passesThroughUnseen), or we do.
+  if (conn.passthrough || passesThroughUnseen(deps.registry(), dst.address, dst.port)) {
     const info: TcpSessionInfo = {
       startTime: new Date(),
       t0: performance.now(),
@@ -53,7 +55,14 @@ export function handleAcceptedOutbound(
       downstreamRemote: conn.peer,
       sniFromFirstBytes: true,
     };
-    return connectTcp(deps, relay, conn.id, { ...dst, cluster: 'PassthroughCluster' }, info, admission);
+    const session = conn.passthrough
+      ? relay.adopt(conn.id)
+      : relay.connect(conn.id, dst, {
+          connectTimeoutMs: deps.connectTimeoutMs,
+          idleTimeoutMs: deps.idleTimeoutMs,
+          capture: MAX_CLIENT_HELLO,
+        });
+    return connectTcp(deps, session, { ...dst, cluster: 'PassthroughCluster' }, info, admission);
   }
   const socket = relay.release(conn.id);
   if (!socket) {

@@ -21,6 +21,7 @@ import type { Endpoint } from './original-destination.linux.js';
 import { handleAcceptedOutbound, handleOutbound } from './outbound-handler.js';
 import type { DetachedAdmission } from './connection-tracker.js';
 import type { AcceptedConnection } from './splice-relay.linux.js';
+import { MAX_CLIENT_HELLO } from './tls-client-hello.js';
 import { dropPrivileges } from './privileges.js';
 import { Registry } from './registry.js';
 import { UpstreamResolver } from './upstream-resolver.js';
@@ -135,6 +136,7 @@ export class ProxyServer {
       this.listenOnRelay('outbound', o.bindAddress, o.outboundPort, (c, admission) =>
         handleAcceptedOutbound(deps, c, admission),
       );
+      this.syncRelayPolicy();
     } else {
       await this.listen('outbound', o.bindAddress, o.outboundPort, (s) => handleOutbound(deps, s));
     }
@@ -231,19 +233,22 @@ export class ProxyServer {
     handler: (c: AcceptedConnection, admission: DetachedAdmission) => Promise<void>,
   ): void {
     const relay = this.splice!;
+    // Refusing one the relay already passes through means aborting it.
+    const refuse = (c: AcceptedConnection, reset: boolean) =>
+      c.passthrough ? relay.abort(c.id, reset) : relay.closeAccepted(c.id, reset);
     const onAccept = (c: AcceptedConnection) => {
       if (this.stopping) {
-        relay.closeAccepted(c.id, false);
+        refuse(c, false);
         return;
       }
       const admission = this.tracker.admitDetached(name);
       if (!admission) {
-        relay.closeAccepted(c.id, true);
+        refuse(c, true);
         return;
       }
       handler(c, admission).catch((err: unknown) => {
         this.options.log.error({ err }, 'connection handler failed; closing that connection');
-        relay.closeAccepted(c.id, false);
+        refuse(c, false);
         admission.done();
       });
     };
@@ -257,6 +262,19 @@ export class ProxyServer {
       listener = relay.listen('0.0.0.0', port, onAccept);
     }
     this.relayListeners.set(name, listener);
+  }
+
+  /** Hands the registry's unseen-passthrough rule to the relay's outbound listener. */
+  private syncRelayPolicy(): void {
+    const listener = this.relayListeners.get('outbound');
+    if (!listener) return;
+    const o = this.options;
+    listener.setPassthrough({
+      ...this.registry.unseenPassthrough(),
+      connectTimeoutMs: o.connectTimeoutMs,
+      idleTimeoutMs: o.idleTimeoutMs,
+      capture: MAX_CLIENT_HELLO,
+    });
   }
 
   private connectionFailed(socket: Socket, err: unknown): void {
@@ -305,6 +323,7 @@ export class ProxyServer {
       return false;
     }
     this.registry = registry;
+    this.syncRelayPolicy();
     await this.syncGatewayListeners();
     this.metrics.configReloads.inc({ result: 'applied' });
     log.info(

@@ -119,6 +119,22 @@ export class Registry {
     );
   }
 
+  /**
+   * The same rule as classify.ts's passesThroughUnseen, in a form the splice relay can apply
+   * on its own thread: with `enabled`, a connection passes through unseen exactly when its
+   * port is not in `claimedPorts` (ports with ServiceEntry addresses are claimed whole, which
+   * only sends more connections the slower way, never fewer).
+   */
+  unseenPassthrough(): { enabled: boolean; claimedPorts: number[] } {
+    const claimed = new Set<number>([
+      ...this.hostsByPort.keys(),
+      ...this.httpPorts,
+      ...this.tcpCatchAll.keys(),
+      ...this.addressTables.keys(),
+    ]);
+    return { enabled: this.mode === 'ALLOW_ANY' && this.config.virtualServices.length === 0, claimedPorts: [...claimed] };
+  }
+
   /** The ServiceEntry for a host, whatever its ports. */
   entryForHost(name: string): ServiceEntry | undefined {
     return this.entriesByHost.lookup(name);

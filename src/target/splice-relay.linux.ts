@@ -44,6 +44,7 @@ type OnAccept = (
   peerPort: number,
   localAddress: string,
   localPort: number,
+  passthrough: boolean,
 ) => void;
 
 interface SpliceRelayAddon {
@@ -58,7 +59,16 @@ interface SpliceRelayAddon {
     idleMs: number,
     capture: number,
   ): number;
-  relayAbort(h: RelayHandle, id: number): void;
+  relayAbort(h: RelayHandle, id: number, reset: boolean): void;
+  relaySetPassthrough(
+    h: RelayHandle,
+    listenerId: number,
+    enabled: boolean,
+    claimedPorts: Uint16Array,
+    connectTimeoutMs: number,
+    idleMs: number,
+    capture: number,
+  ): void;
   relayRef(h: RelayHandle): void;
   relayUnref(h: RelayHandle): void;
   relayListen(h: RelayHandle, listenerId: number, address: string, port: number, backlog: number): [number, number];
@@ -85,11 +95,33 @@ export interface AcceptedConnection {
   dstErrno: number;
   peer: Endpoint;
   local: Endpoint;
+  /**
+   * The listener's passthrough policy took it: the relay is already connecting it to its
+   * original destination. Track it with adopt() (or abort() it); do not decide on it.
+   */
+  passthrough: boolean;
+}
+
+/** See setPassthrough(). */
+export interface PassthroughPolicy {
+  /** False: every connection waits for the owner's decision. */
+  enabled: boolean;
+  /** Ports whose connections always wait for the owner's decision. */
+  claimedPorts: Iterable<number>;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** As SpliceRelayOptions.capture. */
+  capture: number;
 }
 
 /** A listening socket owned by the relay thread. */
 export interface RelayListener {
   port: number;
+  /**
+   * Lets the relay pass connections through on its own, without asking (see
+   * AcceptedConnection.passthrough); replaces the previous policy.
+   */
+  setPassthrough(policy: PassthroughPolicy): void;
   close(): void;
 }
 
@@ -139,10 +171,11 @@ export class SpliceRelay {
     this.handle = this.addon.relayCreate(
       (id, downToUp, upToDown, flag, errno, head, localAddress, localPort) =>
         this.finished(id, downToUp, upToDown, flag, errno, head, localAddress, localPort),
-      (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort) => {
+      (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort, passthrough) => {
         const onAccept = this.acceptHandlers.get(listenerId);
         if (!onAccept) {
-          this.addon.relayCloseAccepted(this.handle, id, true);
+          if (passthrough) this.addon.relayAbort(this.handle, id, true);
+          else this.addon.relayCloseAccepted(this.handle, id, true);
           return;
         }
         onAccept({
@@ -151,6 +184,7 @@ export class SpliceRelay {
           dstErrno,
           peer: { address: peerAddress, port: peerPort },
           local: { address: localAddress, port: localPort },
+          passthrough,
         });
       },
     );
@@ -174,6 +208,18 @@ export class SpliceRelay {
     this.updateRef();
     return {
       port: bound,
+      setPassthrough: (policy) => {
+        const claimed = Uint16Array.from(policy.claimedPorts);
+        this.addon.relaySetPassthrough(
+          this.handle,
+          listenerId,
+          policy.enabled,
+          claimed,
+          clampMs(policy.connectTimeoutMs),
+          clampMs(policy.idleTimeoutMs),
+          policy.capture,
+        );
+      },
       close: () => {
         if (!this.acceptHandlers.delete(listenerId)) return;
         this.addon.relayUnlisten(this.handle, listenerId);
@@ -212,7 +258,19 @@ export class SpliceRelay {
       return { done: Promise.resolve({ bytesReceived: 0, bytesSent: 0, flag: 'DC' }), abort: () => {} };
     }
     this.updateRef();
-    return { done, abort: () => this.addon.relayAbort(this.handle, id) };
+    return { done, abort: () => this.addon.relayAbort(this.handle, id, false) };
+  }
+
+  /** Tracks a connection the relay passed through on its own (AcceptedConnection.passthrough). */
+  adopt(id: number): SpliceRelaySession {
+    const done = new Promise<SpliceRelayResult>((resolve) => this.pending.set(id, { resolve, headBytes: 0 }));
+    this.updateRef();
+    return { done, abort: () => this.addon.relayAbort(this.handle, id, false) };
+  }
+
+  /** Ends a connection the relay carries; the client gets an RST when `reset`. */
+  abort(id: number, reset: boolean): void {
+    this.addon.relayAbort(this.handle, id, reset);
   }
 
   /** Takes accepted connection `id` out of the relay as a paused Node socket, or undefined if gone. */
@@ -272,7 +330,7 @@ export class SpliceRelay {
     // Node's copies of the descriptors go; the relay's dups keep the connections open.
     down.destroy();
     up.destroy();
-    return { done, abort: () => this.addon.relayAbort(this.handle, id) };
+    return { done, abort: () => this.addon.relayAbort(this.handle, id, false) };
   }
 
   private allocateId(): number {

@@ -10,7 +10,7 @@ import { formatHostPort } from './address-format.js';
 import type { ProxyMetrics } from './metrics.js';
 import { relay, type RelayResult } from './relay.js';
 import type { DetachedAdmission } from './connection-tracker.js';
-import type { SpliceRelay } from './splice-relay.linux.js';
+import type { SpliceRelay, SpliceRelaySession } from './splice-relay.linux.js';
 import { MAX_CLIENT_HELLO, parseClientHello } from './tls-client-hello.js';
 
 export interface TcpSessionDeps {
@@ -182,15 +182,14 @@ function startRelay(
 }
 
 /**
- * relayTcp for a connection the splice relay accepted itself: the relay connects upstream and
- * relays on its own thread; this writes the log line and the counters when it ends. The
- * cluster's active gauge counts the connection from the connect attempt on.
+ * relayTcp for a connection the splice relay accepted itself and connects upstream on its own
+ * thread (`session`, from SpliceRelay.connect or adopt): this writes the log line and the
+ * counters when it ends. The cluster's active gauge counts it from the connect attempt on.
  */
 export function connectTcp(
   deps: TcpSessionDeps,
-  relay: SpliceRelay,
-  id: number,
-  upstream: { address: string; port: number; cluster: string; localAddress?: string },
+  session: SpliceRelaySession,
+  upstream: { address: string; port: number; cluster: string },
   info: TcpSessionInfo,
   admission: DetachedAdmission,
 ): Promise<void> {
@@ -202,11 +201,6 @@ export function connectTcp(
   const { metrics } = deps;
   const cluster = { cluster_name: upstream.cluster };
   metrics.upstreamActive.inc(cluster);
-  const session = relay.connect(id, upstream, {
-    connectTimeoutMs: deps.connectTimeoutMs,
-    idleTimeoutMs: deps.idleTimeoutMs,
-    capture: info.sniFromFirstBytes ? MAX_CLIENT_HELLO : 0,
-  });
   admission.setAbort(session.abort);
   return session.done.then((r) => {
     admission.done();

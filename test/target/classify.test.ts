@@ -128,3 +128,31 @@ test('ALLOW_ANY connections nothing could claim pass through without waiting for
   t.false(passesThroughUnseen(registry(seed.meshMode('REGISTRY_ONLY')), '203.0.113.20', 443));
   t.false(passesThroughUnseen(registry(seed.httpbinTimeout), '203.0.113.20', 8443), 'VirtualService routes may match');
 });
+
+test('the splice relay\'s port rule never passes through what passesThroughUnseen would look at', (t) => {
+  const configs = [
+    [seed.meshMode('ALLOW_ANY')],
+    [seed.meshMode('ALLOW_ANY'), seed.googleServiceEntry, tcpByAddress],
+    [seed.meshMode('ALLOW_ANY'), wildcardTls],
+    [seed.meshMode('REGISTRY_ONLY'), seed.googleServiceEntry],
+    [seed.httpbinTimeout],
+  ];
+  const addresses = ['203.0.113.20', '192.0.2.1', '2001:db8:5::1', '198.51.100.7'];
+  let relayed = 0;
+  for (const docs of configs) {
+    const r = registry(...docs);
+    const rule = r.unseenPassthrough();
+    const claimed = new Set(rule.claimedPorts);
+    for (const port of [80, 443, 5432, 8080, 8443, 15001]) {
+      for (const address of addresses) {
+        if (!rule.enabled || claimed.has(port)) continue;
+        relayed++;
+        t.true(passesThroughUnseen(r, address, port), `${docs.length} docs: ${address}:${port}`);
+      }
+    }
+  }
+  // Some connections do take the relay's own path (ALLOW_ANY without entries on the port).
+  t.true(relayed > 0);
+  t.false(registry(seed.meshMode('REGISTRY_ONLY')).unseenPassthrough().enabled);
+  t.deepEqual(registry(seed.meshMode('ALLOW_ANY'), tcpByAddress).unseenPassthrough().claimedPorts, [5432]);
+});

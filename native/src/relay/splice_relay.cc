@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <memory>
 #include <cerrno>
 #include <mutex>
 #include <system_error>
@@ -82,11 +84,35 @@ struct Tag {
   TagKind kind;
 };
 
+// A passthrough policy ready for lookups: one bit per port.
+struct CompiledPolicy {
+  PassthroughPolicy settings;
+  std::vector<bool> claimed = std::vector<bool>(65536, false);
+};
+
 struct Listener : Tag {
   Listener() : Tag{TagKind::kListener} {}
   uint32_t id = 0;
   int fd = -1;
+  std::shared_ptr<const CompiledPolicy> policy;  // guarded by Impl::mutex
 };
+
+// The original destination as a connect() target.
+void toTarget(const OriginalDst& dst, ConnectTarget* t) {
+  if (dst.family == 4) {
+    auto& in = reinterpret_cast<sockaddr_in&>(t->addr);
+    in.sin_family = AF_INET;
+    in.sin_port = htons(dst.port);
+    std::memcpy(&in.sin_addr, dst.addr, 4);
+    t->addr_len = sizeof(sockaddr_in);
+  } else {
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(t->addr);
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(dst.port);
+    std::memcpy(&in6.sin6_addr, dst.addr, 16);
+    t->addr_len = sizeof(sockaddr_in6);
+  }
+}
 
 struct Pipe {
   int read_end = -1;
@@ -152,7 +178,7 @@ struct SpliceRelay::Impl {
 
   std::mutex mutex;                       // guards the queues, `accepted` and `listeners`
   std::vector<RelayRequest> incoming;
-  std::vector<uint32_t> aborts;
+  std::vector<std::pair<uint32_t, bool>> aborts;  // id, reset
   std::vector<uint32_t> unlistens;
   std::unordered_map<uint32_t, int> accepted;              // id → fd, awaiting a decision
   std::vector<std::unique_ptr<Listener>> listeners;        // freed with the relay
@@ -455,6 +481,11 @@ struct SpliceRelay::Impl {
   }
 
   void acceptAll(Listener* l) {
+    std::shared_ptr<const CompiledPolicy> policy;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      policy = l->policy;
+    }
     for (;;) {
       const int fd = accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
@@ -478,15 +509,32 @@ struct SpliceRelay::Impl {
       if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.peer_address, &a.peer_port);
       len = sizeof ss;
       if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.local_address, &a.local_port);
+      // A redirected connection to the listener's own address would loop back to us.
+      a.passthrough = policy && policy->settings.enabled && a.dst_error == 0 && !policy->claimed[a.dst_port] &&
+                      !(a.dst_address == a.local_address && a.dst_port == a.local_port);
       {
         std::lock_guard<std::mutex> lock(mutex);
         do {
           next_accepted = (next_accepted + 1) & ~kAcceptedIdBit;
           a.id = next_accepted | kAcceptedIdBit;
         } while (accepted.count(a.id) != 0 || conns.count(a.id) != 0);
-        accepted.emplace(a.id, fd);
+        if (!a.passthrough) accepted.emplace(a.id, fd);
       }
+      if (!a.passthrough) {
+        if (on_accept) on_accept(std::move(a));
+        continue;
+      }
+      // Report first (the owner starts tracking it), then connect: its done event follows.
+      RelayRequest r;
+      r.id = a.id;
+      r.down_fd = fd;
+      r.connect = true;
+      toTarget(dst, &r.target);
+      r.target.timeout_ms = policy->settings.connect_timeout_ms;
+      r.idle_ms = policy->settings.idle_ms;
+      r.capture = policy->settings.capture;
       if (on_accept) on_accept(std::move(a));
+      admit(r);
     }
   }
 
@@ -495,7 +543,7 @@ struct SpliceRelay::Impl {
     while (read(wakefd, &count, sizeof count) < 0 && errno == EINTR) {
     }
     std::vector<RelayRequest> reqs;
-    std::vector<uint32_t> ids;
+    std::vector<std::pair<uint32_t, bool>> ids;
     std::vector<uint32_t> stop_listening;
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -513,9 +561,9 @@ struct SpliceRelay::Impl {
       }
     }
     for (auto& r : reqs) admit(r);
-    for (uint32_t id : ids) {
+    for (auto [id, reset] : ids) {
       auto it = conns.find(id);
-      if (it != conns.end()) end(it->second, EndFlag::kAborted, 0, -1);
+      if (it != conns.end()) end(it->second, EndFlag::kAborted, 0, reset ? it->second->down : -1);
     }
   }
 
@@ -655,10 +703,10 @@ int SpliceRelay::add(RelayRequest&& request) {
   return 0;
 }
 
-void SpliceRelay::abort(uint32_t id) {
+void SpliceRelay::abort(uint32_t id, bool reset) {
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->aborts.push_back(id);
+    impl_->aborts.emplace_back(id, reset);
   }
   impl_->wake();
 }
@@ -706,6 +754,16 @@ void SpliceRelay::unlisten(uint32_t listener_id) {
     impl_->unlistens.push_back(listener_id);
   }
   impl_->wake();
+}
+
+void SpliceRelay::setPassthrough(uint32_t listener_id, const PassthroughPolicy& policy) {
+  auto compiled = std::make_shared<CompiledPolicy>();
+  compiled->settings = policy;
+  for (uint16_t port : policy.claimed_ports) compiled->claimed[port] = true;
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  for (auto& l : impl_->listeners) {
+    if (l->id == listener_id) l->policy = compiled;
+  }
 }
 
 int SpliceRelay::release(uint32_t id) {

@@ -34,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <sys/socket.h>
 
@@ -73,6 +74,20 @@ struct Accepted {
   uint16_t peer_port = 0;
   std::string local_address;
   uint16_t local_port = 0;
+  bool passthrough = false;  // the listener's passthrough policy took it: already connecting
+};
+
+/**
+ * Which accepted connections the relay may pass through on its own, connecting to the original
+ * destination at once instead of waiting for the owner's decision (Istio's ALLOW_ANY for
+ * destinations nothing in the registry claims). A port the owner must look at is "claimed".
+ */
+struct PassthroughPolicy {
+  bool enabled = false;
+  std::vector<uint16_t> claimed_ports;
+  uint32_t connect_timeout_ms = 0;
+  uint32_t idle_ms = 0;
+  uint32_t capture = 0;
 };
 
 /** Where connect() goes: an address, optionally a local address to bind first. */
@@ -113,8 +128,11 @@ class SpliceRelay {
    * (then nothing was taken and no callback will come).
    */
   int add(RelayRequest&& request);
-  /** Ends connection `id` (both sockets closed, callback with kAborted); unknown ids are ignored. */
-  void abort(uint32_t id);
+  /**
+   * Ends connection `id` (both sockets closed, the client's with an RST when `reset`; callback
+   * with kAborted); unknown ids are ignored.
+   */
+  void abort(uint32_t id, bool reset = false);
 
   /**
    * Listens on `addr` (SO_REUSEADDR; an IPv6 wildcard takes IPv4 too) and accepts on the relay
@@ -123,6 +141,12 @@ class SpliceRelay {
   int listen(uint32_t listener_id, const sockaddr* addr, socklen_t len, int backlog, uint16_t* port);
   /** Stops accepting on `listener_id` and closes its socket. */
   void unlisten(uint32_t listener_id);
+  /**
+   * Sets the passthrough policy of listener `listener_id` (replacing the previous one): its
+   * accepted connections that the policy covers are reported with passthrough = true and
+   * connected upstream at once; the owner must not decide on them, only track them.
+   */
+  void setPassthrough(uint32_t listener_id, const PassthroughPolicy& policy);
   /** Hands accepted connection `id` to the caller: its fd (caller owns it), or -1 if unknown. */
   int release(uint32_t id);
   /** Closes accepted connection `id` (with an RST when `reset`); false if unknown. */
