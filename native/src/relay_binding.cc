@@ -14,13 +14,6 @@ namespace {
 
 constexpr napi_type_tag kRelayTag = {0x696e74657270736full, 0x72656c6179303031ull};
 
-// What the relay thread hands to JS: a finished connection, or an accepted one to decide on.
-struct Event {
-  bool is_accept = false;
-  relay::RelayDone done;
-  relay::Accepted accepted;
-};
-
 struct Callbacks {
   Napi::FunctionReference on_accept;
 };
@@ -29,18 +22,19 @@ Napi::Value PortOrUndefined(Napi::Env env, const std::string& address, uint16_t 
   return address.empty() ? env.Undefined() : Napi::Number::New(env, port);
 }
 
-// Runs on the JS thread for each event. A completion calls
-//   onDone(id, downToUp, upToDown, flag, errno, head?, upstreamLocalAddress?, upstreamLocalPort?)
-// and an accepted connection calls
-//   onAccept(id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort,
-//            passthrough).
+// Runs on the JS thread for each batch of events (relay::RelayEvents): accepted connections
+// first, each as
+//   onAccept(id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress,
+//            localPort, passthrough, acceptedAtMs)
+// then finished ones, each as
+//   onDone(id, downToUp, upToDown, flag, errno, head?, upstreamLocalAddress?, upstreamLocalPort?,
+//          durationMs).
 // With env null the function is being torn down and only the data is freed.
-void DeliverEvent(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, Event* event) {
-  std::unique_ptr<Event> owned(event);
+void DeliverEvents(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, relay::RelayEvents* events) {
+  std::unique_ptr<relay::RelayEvents> owned(events);
   if (env == nullptr || on_done.IsEmpty()) return;
-  if (owned->is_accept) {
-    if (callbacks == nullptr || callbacks->on_accept.IsEmpty()) return;
-    const relay::Accepted& a = owned->accepted;
+  for (const relay::Accepted& a : owned->accepted) {
+    if (callbacks == nullptr || callbacks->on_accept.IsEmpty()) break;
     callbacks->on_accept.Call({
         Napi::Number::New(env, a.id),
         Napi::Number::New(env, a.listener_id),
@@ -52,25 +46,27 @@ void DeliverEvent(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, E
         Napi::String::New(env, a.local_address),
         Napi::Number::New(env, a.local_port),
         Napi::Boolean::New(env, a.passthrough),
+        Napi::Number::New(env, a.accepted_at_ms),
     });
-    return;
   }
-  const relay::RelayDone& d = owned->done;
-  Napi::Value head = env.Undefined();
-  if (!d.head.empty()) head = Napi::Buffer<char>::Copy(env, d.head.data(), d.head.size());
-  on_done.Call({
-      Napi::Number::New(env, d.id),
-      Napi::Number::New(env, static_cast<double>(d.down_to_up)),
-      Napi::Number::New(env, static_cast<double>(d.up_to_down)),
-      Napi::String::New(env, relay::EndFlagText(d.flag)),
-      Napi::Number::New(env, d.error),
-      head,
-      d.upstream_local.empty() ? env.Undefined() : Napi::String::New(env, d.upstream_local),
-      PortOrUndefined(env, d.upstream_local, d.upstream_local_port),
-  });
+  for (const relay::RelayDone& d : owned->done) {
+    Napi::Value head = env.Undefined();
+    if (!d.head.empty()) head = Napi::Buffer<char>::Copy(env, d.head.data(), d.head.size());
+    on_done.Call({
+        Napi::Number::New(env, d.id),
+        Napi::Number::New(env, static_cast<double>(d.down_to_up)),
+        Napi::Number::New(env, static_cast<double>(d.up_to_down)),
+        Napi::String::New(env, relay::EndFlagText(d.flag)),
+        Napi::Number::New(env, d.error),
+        head,
+        d.upstream_local.empty() ? env.Undefined() : Napi::String::New(env, d.upstream_local),
+        PortOrUndefined(env, d.upstream_local, d.upstream_local_port),
+        Napi::Number::New(env, d.duration_ms),
+    });
+  }
 }
 
-using DoneFn = Napi::TypedThreadSafeFunction<Callbacks, Event, DeliverEvent>;
+using DoneFn = Napi::TypedThreadSafeFunction<Callbacks, relay::RelayEvents, DeliverEvents>;
 
 // Owned jointly by the JS handle (an external) and the thread-safe function, which Node may
 // finalize first (at environment teardown) or last (after Release). Whichever finalizer runs
@@ -122,21 +118,10 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   box->done_fn.Unref(env);
   try {
     DoneFn fn = box->done_fn;
-    auto post = [fn](Event* event) mutable {
-      if (fn.NonBlockingCall(event) != napi_ok) delete event;
-    };
-    box->relay = std::make_unique<relay::SpliceRelay>(
-        [post](relay::RelayDone&& done) mutable {
-          auto* e = new Event();
-          e->done = std::move(done);
-          post(e);
-        },
-        [post](relay::Accepted&& accepted) mutable {
-          auto* e = new Event();
-          e->is_accept = true;
-          e->accepted = std::move(accepted);
-          post(e);
-        });
+    box->relay = std::make_unique<relay::SpliceRelay>([fn](relay::RelayEvents&& events) mutable {
+      auto* batch = new relay::RelayEvents(std::move(events));
+      if (fn.NonBlockingCall(batch) != napi_ok) delete batch;
+    });
   } catch (const std::system_error& e) {
     box->handle_finalized = true;  // there will be no handle: FinalizeDoneFn frees the box
     box->done_fn.Release();

@@ -314,6 +314,8 @@ void acceptAndDecide(SpliceRelay& relay, Completions& done) {
   CHECK(d.down_to_up == 4 && d.up_to_down == 5);
   CHECK(d.upstream_local == "127.0.0.1" && d.upstream_local_port != 0);
   CHECK(d.head.empty());  // "ping" is not TLS: not captured
+  CHECK(d.duration_ms > 0);
+  CHECK(a.accepted_at_ms > 1.5e12);  // wall clock, ms since the epoch
   close(client);
   close(server);
 
@@ -366,8 +368,10 @@ int main() {
   }
   {
     Completions done;
-    SpliceRelay relay([&done](RelayDone&& d) { done.push(std::move(d)); },
-                      [&done](Accepted&& a) { done.pushAccepted(std::move(a)); });
+    SpliceRelay relay([&done](interpose::relay::RelayEvents&& events) {
+      for (auto& a : events.accepted) done.pushAccepted(std::move(a));
+      for (auto& d : events.done) done.push(std::move(d));
+    });
     bytesAndHalfClose(relay, done);
     headAndEarlyFin(relay, done);
     resetPropagates(relay, done);

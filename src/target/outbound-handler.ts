@@ -48,8 +48,9 @@ export function handleAcceptedOutbound(
   }
   // The relay passed it through on its own (its policy mirrors passesThroughUnseen), or we do.
   if (conn.passthrough || passesThroughUnseen(deps.registry(), dst.address, dst.port)) {
+    // Times come from the relay: its events reach us batched, a few milliseconds late.
     const info: TcpSessionInfo = {
-      startTime: new Date(),
+      startTime: new Date(conn.acceptedAtMs),
       t0: performance.now(),
       downstreamLocal: dst,
       downstreamRemote: conn.peer,

@@ -33,6 +33,7 @@ type OnDone = (
   head: Buffer | undefined,
   upstreamLocalAddress: string | undefined,
   upstreamLocalPort: number | undefined,
+  durationMs: number,
 ) => void;
 type OnAccept = (
   id: number,
@@ -45,6 +46,7 @@ type OnAccept = (
   localAddress: string,
   localPort: number,
   passthrough: boolean,
+  acceptedAtMs: number,
 ) => void;
 
 interface SpliceRelayAddon {
@@ -100,6 +102,8 @@ export interface AcceptedConnection {
    * original destination. Track it with adopt() (or abort() it); do not decide on it.
    */
   passthrough: boolean;
+  /** When the relay accepted it (ms since the epoch): the access log's START_TIME. */
+  acceptedAtMs: number;
 }
 
 /** See setPassthrough(). */
@@ -137,6 +141,8 @@ export interface SpliceRelayResult extends RelayResult {
   upstreamLocal?: Endpoint;
   /** Why the relay's own upstream connect failed (flag "UF"): ECONNREFUSED, ETIMEDOUT … */
   connectError?: string;
+  /** From the accept (connections the relay accepted) or the handoff to the end, in ms. */
+  durationMs: number;
 }
 
 /** A started relay: its result, and a way to end it early (drain deadline). */
@@ -169,9 +175,9 @@ export class SpliceRelay {
   constructor() {
     this.addon = loadAddon() as NativeAddon & SpliceRelayAddon;
     this.handle = this.addon.relayCreate(
-      (id, downToUp, upToDown, flag, errno, head, localAddress, localPort) =>
-        this.finished(id, downToUp, upToDown, flag, errno, head, localAddress, localPort),
-      (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort, passthrough) => {
+      (id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs) =>
+        this.finished(id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs),
+      (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort, passthrough, acceptedAtMs) => {
         const onAccept = this.acceptHandlers.get(listenerId);
         if (!onAccept) {
           if (passthrough) this.addon.relayAbort(this.handle, id, true);
@@ -185,6 +191,7 @@ export class SpliceRelay {
           peer: { address: peerAddress, port: peerPort },
           local: { address: localAddress, port: localPort },
           passthrough,
+          acceptedAtMs,
         });
       },
     );
@@ -255,7 +262,7 @@ export class SpliceRelay {
     );
     if (errno !== 0) {
       this.pending.delete(id);
-      return { done: Promise.resolve({ bytesReceived: 0, bytesSent: 0, flag: 'DC' }), abort: () => {} };
+      return { done: Promise.resolve({ bytesReceived: 0, bytesSent: 0, flag: 'DC', durationMs: 0 }), abort: () => {} };
     }
     this.updateRef();
     return { done, abort: () => this.addon.relayAbort(this.handle, id, false) };
@@ -323,7 +330,7 @@ export class SpliceRelay {
     if (err !== 0) {
       down.destroy();
       up.destroy();
-      return { done: Promise.resolve({ bytesReceived: headBytes, bytesSent: 0, flag: 'DC' }), abort: () => {} };
+      return { done: Promise.resolve({ bytesReceived: headBytes, bytesSent: 0, flag: 'DC', durationMs: 0 }), abort: () => {} };
     }
     const done = new Promise<SpliceRelayResult>((resolve) => this.pending.set(id, { resolve, headBytes }));
     this.updateRef();
@@ -349,6 +356,7 @@ export class SpliceRelay {
     head: Buffer | undefined,
     localAddress: string | undefined,
     localPort: number | undefined,
+    durationMs: number,
   ): void {
     const p = this.pending.get(id);
     if (!p) return;
@@ -357,6 +365,7 @@ export class SpliceRelay {
     p.resolve({
       bytesReceived: p.headBytes + downToUp,
       bytesSent: upToDown,
+      durationMs,
       // An aborted relay ended by our own decision (the drain deadline): Envoy logs no flag.
       flag: flag === 'aborted' ? '-' : flag,
       ...(head ? { firstBytes: head } : {}),

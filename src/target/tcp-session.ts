@@ -221,7 +221,7 @@ export function connectTcp(
     entry.bytesReceived = r.bytesReceived;
     entry.bytesSent = r.bytesSent;
     entry.responseFlags = r.flag;
-    entry.durationMs = performance.now() - info.t0;
+    entry.durationMs = r.durationMs;
     deps.accessLog.write(entry);
   });
 }

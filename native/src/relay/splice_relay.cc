@@ -47,6 +47,22 @@ constexpr size_t kSpliceChunk = 1 << 16;
 constexpr size_t kPipePoolMax = 64;
 // How often idle timeouts are checked; an idle connection ends within this much of its timeout.
 constexpr int kSweepMs = 100;
+// Bookkeeping events wait at most this long, or until this many are queued, to be delivered
+// together (see RelayEvents).
+constexpr uint64_t kBatchMs = 5;
+constexpr size_t kBatchMax = 256;
+
+uint64_t nowUs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+double wallClockMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) * 1000.0 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
 
 uint64_t nowMs() {
   timespec ts{};
@@ -155,6 +171,7 @@ struct Conn {
   Direction u2d;  // upstream → downstream
   uint32_t idle_ms = 0;
   uint64_t last_active = 0;
+  uint64_t started_us = 0;   // accept (accepted connections) or admission (add())
   uint32_t capture = 0;
   std::string head;
   bool ended = false;
@@ -169,8 +186,10 @@ struct PumpError {
 }  // namespace
 
 struct SpliceRelay::Impl {
-  DoneCallback on_done;
-  AcceptCallback on_accept;
+  EventsCallback on_events;
+  RelayEvents outbox;                     // events not delivered yet (relay thread only)
+  bool outbox_urgent = false;
+  uint64_t outbox_since = 0;
   int epfd = -1;
   int wakefd = -1;
   std::thread thread;
@@ -180,7 +199,11 @@ struct SpliceRelay::Impl {
   std::vector<RelayRequest> incoming;
   std::vector<std::pair<uint32_t, bool>> aborts;  // id, reset
   std::vector<uint32_t> unlistens;
-  std::unordered_map<uint32_t, int> accepted;              // id → fd, awaiting a decision
+  struct Waiting {
+    int fd;
+    uint64_t accepted_us;
+  };
+  std::unordered_map<uint32_t, Waiting> accepted;          // awaiting the owner's decision
   std::vector<std::unique_ptr<Listener>> listeners;        // freed with the relay
   uint32_t next_accepted = 0;
 
@@ -190,8 +213,43 @@ struct SpliceRelay::Impl {
   std::vector<Pipe> pipe_pool;
   std::vector<char> scratch = std::vector<char>(16384);  // recv/send buffer of pump()
 
-  Impl(DoneCallback done_cb, AcceptCallback accept_cb)
-      : on_done(std::move(done_cb)), on_accept(std::move(accept_cb)) {}
+  explicit Impl(EventsCallback cb) : on_events(std::move(cb)) {}
+
+  void queueEvent(bool urgent) {
+    if (outbox.accepted.size() + outbox.done.size() == 1) outbox_since = nowMs();
+    outbox_urgent = outbox_urgent || urgent;
+  }
+
+  void emitAccepted(Accepted&& a, bool urgent) {
+    if (!on_events) return;
+    outbox.accepted.push_back(std::move(a));
+    queueEvent(urgent);
+  }
+
+  void emitDone(RelayDone&& d) {
+    if (!on_events) return;
+    outbox.done.push_back(std::move(d));
+    queueEvent(false);
+  }
+
+  // Delivers the outbox when something in it is urgent, old enough, or plentiful.
+  void flush(uint64_t now) {
+    const size_t n = outbox.accepted.size() + outbox.done.size();
+    if (n == 0 || !on_events) return;
+    if (outbox_urgent || now - outbox_since >= kBatchMs || n >= kBatchMax) {
+      RelayEvents out;
+      std::swap(out, outbox);
+      outbox_urgent = false;
+      on_events(std::move(out));
+    }
+  }
+
+  // epoll_wait's timeout: the next sweep, or sooner when the outbox must go out.
+  int waitMs(uint64_t now) const {
+    if (outbox.accepted.empty() && outbox.done.empty()) return kSweepMs;
+    const uint64_t due = outbox_since + kBatchMs;
+    return due <= now ? 0 : static_cast<int>(std::min<uint64_t>(due - now, kSweepMs));
+  }
 
   void wake() {
     const uint64_t one = 1;
@@ -332,7 +390,7 @@ struct SpliceRelay::Impl {
     releasePipe(&c->u2d.pipe, c->u2d.in_pipe == 0);
     conns.erase(c->id);
     graveyard.push_back(c);
-    if (on_done) {
+    if (on_events) {
       RelayDone done;
       done.id = c->id;
       done.down_to_up = c->d2u.bytes;
@@ -342,7 +400,8 @@ struct SpliceRelay::Impl {
       done.head = std::move(c->head);
       done.upstream_local = std::move(c->upstream_local);
       done.upstream_local_port = c->upstream_local_port;
-      on_done(std::move(done));
+      done.duration_ms = static_cast<double>(nowUs() - c->started_us) / 1000.0;
+      emitDone(std::move(done));
     }
   }
 
@@ -409,6 +468,7 @@ struct SpliceRelay::Impl {
     c->idle_ms = r.idle_ms;
     c->capture = r.capture;
     c->last_active = nowMs();
+    c->started_us = r.accepted_us != 0 ? r.accepted_us : nowUs();
     if (auto old = conns.find(c->id); old != conns.end()) end(old->second, EndFlag::kAborted, 0, -1);
     conns[c->id] = c;
     if (r.connect) {
@@ -495,6 +555,8 @@ struct SpliceRelay::Impl {
       }
       Accepted a;
       a.listener_id = l->id;
+      a.accepted_at_ms = wallClockMs();
+      const uint64_t accepted_us = nowUs();
       OriginalDst dst;
       const char* syscall = "";
       a.dst_error = readOriginalDst(fd, &dst, &syscall);
@@ -518,10 +580,10 @@ struct SpliceRelay::Impl {
           next_accepted = (next_accepted + 1) & ~kAcceptedIdBit;
           a.id = next_accepted | kAcceptedIdBit;
         } while (accepted.count(a.id) != 0 || conns.count(a.id) != 0);
-        if (!a.passthrough) accepted.emplace(a.id, fd);
+        if (!a.passthrough) accepted.emplace(a.id, Waiting{fd, accepted_us});
       }
       if (!a.passthrough) {
-        if (on_accept) on_accept(std::move(a));
+        emitAccepted(std::move(a), true);
         continue;
       }
       // Report first (the owner starts tracking it), then connect: its done event follows.
@@ -533,7 +595,8 @@ struct SpliceRelay::Impl {
       r.target.timeout_ms = policy->settings.connect_timeout_ms;
       r.idle_ms = policy->settings.idle_ms;
       r.capture = policy->settings.capture;
-      if (on_accept) on_accept(std::move(a));
+      r.accepted_us = accepted_us;
+      emitAccepted(std::move(a), false);
       admit(r);
     }
   }
@@ -594,7 +657,7 @@ struct SpliceRelay::Impl {
     std::vector<epoll_event> events(256);
     uint64_t last_sweep = nowMs();
     while (!stopping.load(std::memory_order_acquire)) {
-      const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), kSweepMs);
+      const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), waitMs(nowMs()));
       for (int i = 0; i < n; i++) {
         auto* tag = static_cast<Tag*>(events[static_cast<size_t>(i)].data.ptr);
         if (tag == nullptr) {
@@ -616,9 +679,10 @@ struct SpliceRelay::Impl {
         for (Conn* c : graveyard) delete c;
         graveyard.clear();
       }
+      flush(nowMs());
     }
     // Shutdown: close what is left without telling anyone (the owner is going away).
-    on_done = nullptr;
+    on_events = nullptr;
     std::vector<Conn*> left;
     for (auto& [id, c] : conns) left.push_back(c);
     for (Conn* c : left) end(c, EndFlag::kAborted, 0, -1);
@@ -631,7 +695,7 @@ struct SpliceRelay::Impl {
         if (r.up_fd >= 0) close(r.up_fd);
       }
       incoming.clear();
-      for (auto& [id, fd] : accepted) close(fd);
+      for (auto& [id, waiting] : accepted) close(waiting.fd);
       accepted.clear();
       for (auto& l : listeners) {
         if (l->fd >= 0) close(l->fd);
@@ -642,8 +706,7 @@ struct SpliceRelay::Impl {
   }
 };
 
-SpliceRelay::SpliceRelay(DoneCallback on_done, AcceptCallback on_accept)
-    : impl_(std::make_unique<Impl>(std::move(on_done), std::move(on_accept))) {
+SpliceRelay::SpliceRelay(EventsCallback on_events) : impl_(std::make_unique<Impl>(std::move(on_events))) {
   impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (impl_->epfd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   impl_->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -770,7 +833,7 @@ int SpliceRelay::release(uint32_t id) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   auto it = impl_->accepted.find(id);
   if (it == impl_->accepted.end()) return -1;
-  const int fd = it->second;
+  const int fd = it->second.fd;
   impl_->accepted.erase(it);
   return fd;
 }
@@ -792,7 +855,8 @@ int SpliceRelay::connect(uint32_t id, const ConnectTarget& target, uint32_t idle
     std::lock_guard<std::mutex> lock(impl_->mutex);
     auto it = impl_->accepted.find(id);
     if (it == impl_->accepted.end()) return ENOENT;
-    r.down_fd = it->second;
+    r.down_fd = it->second.fd;
+    r.accepted_us = it->second.accepted_us;
     impl_->accepted.erase(it);
     r.id = id;
     r.idle_ms = idle_ms;

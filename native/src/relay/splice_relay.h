@@ -25,8 +25,8 @@
 // sockets of its own.
 //
 // Threading: every public method may be called from any thread (state shared with the relay
-// thread is queued under a mutex and the loop woken through an eventfd); the callbacks run on
-// the relay thread.
+// thread is queued under a mutex and the loop woken through an eventfd); the events callback
+// runs on the relay thread.
 #pragma once
 
 #include <cstddef>
@@ -61,6 +61,7 @@ struct RelayDone {
   std::string head;         // the first bytes the client sent, when capture was asked for
   std::string upstream_local;  // the upstream socket's local address (connect() only)
   uint16_t upstream_local_port = 0;
+  double duration_ms = 0;   // from accept (accepted connections) or add() to the end
 };
 
 /** A connection accepted on a listen()ing socket, awaiting the owner's decision. */
@@ -75,6 +76,18 @@ struct Accepted {
   std::string local_address;
   uint16_t local_port = 0;
   bool passthrough = false;  // the listener's passthrough policy took it: already connecting
+  double accepted_at_ms = 0; // wall clock (ms since the epoch) of the accept
+};
+
+/**
+ * Events for the owner, in order: accepted connections first, then finished ones. Batched:
+ * an accepted connection waiting for a decision is delivered at once; bookkeeping (finished
+ * connections, ones the passthrough policy took) waits up to a few milliseconds to share a
+ * delivery with others, so the owner's thread is woken far less often than once per event.
+ */
+struct RelayEvents {
+  std::vector<Accepted> accepted;
+  std::vector<RelayDone> done;
 };
 
 /**
@@ -109,15 +122,15 @@ struct RelayRequest {
   uint32_t capture = 0;      // peek up to this many first bytes of the client's data
   bool connect = false;      // up_fd is -1: connect to `target` first (accepted connections)
   ConnectTarget target;
+  uint64_t accepted_us = 0;  // monotonic µs of the accept (accepted connections), for durations
 };
 
 class SpliceRelay {
  public:
-  using DoneCallback = std::function<void(RelayDone&&)>;
-  using AcceptCallback = std::function<void(Accepted&&)>;
+  using EventsCallback = std::function<void(RelayEvents&&)>;
 
   /** Starts the relay thread. Throws std::system_error when epoll/eventfd/thread fail. */
-  explicit SpliceRelay(DoneCallback on_done, AcceptCallback on_accept = nullptr);
+  explicit SpliceRelay(EventsCallback on_events);
   /** Stops the thread and closes every connection still open (without callbacks). */
   ~SpliceRelay();
   SpliceRelay(const SpliceRelay&) = delete;
