@@ -38,7 +38,10 @@ int readOriginalDst(int fd, OriginalDst* out, const char** syscall) {
   socklen_t localLen = sizeof local;
   *syscall = "getsockname";
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen) != 0) return errno;
+  return readOriginalDstAt(fd, local, out, syscall);
+}
 
+int readOriginalDstAt(int fd, const sockaddr_storage& local, OriginalDst* out, const char** syscall) {
   if (local.ss_family == AF_INET) {
     *syscall = "getsockopt(SO_ORIGINAL_DST)";
     return readV4(fd, out);

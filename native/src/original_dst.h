@@ -2,6 +2,8 @@
 // Plain C++ over the socket API; no Node types.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 
 namespace interpose {
@@ -22,6 +24,9 @@ struct OriginalDst {
  * that failed.
  */
 int readOriginalDst(int fd, OriginalDst* out, const char** syscall);
+
+/** readOriginalDst for a socket whose local address (getsockname) the caller already has. */
+int readOriginalDstAt(int fd, const sockaddr_storage& local, OriginalDst* out, const char** syscall);
 
 /** Formats out->addr as text (inet_ntop) into buf of at least 46 bytes. */
 void formatAddress(const OriginalDst& dst, char* buf, unsigned size);

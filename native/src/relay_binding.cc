@@ -25,7 +25,7 @@ Napi::Value PortOrUndefined(Napi::Env env, const std::string& address, uint16_t 
 // Runs on the JS thread for each batch of events (relay::RelayEvents): accepted connections
 // first, each as
 //   onAccept(id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress,
-//            localPort, passthrough, acceptedAtMs)
+//            localPort, passthrough, acceptedAtMs, refused)
 // then finished ones, each as
 //   onDone(id, downToUp, upToDown, flag, errno, head?, upstreamLocalAddress?, upstreamLocalPort?,
 //          durationMs).
@@ -47,6 +47,7 @@ void DeliverEvents(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, 
         Napi::Number::New(env, a.local_port),
         Napi::Boolean::New(env, a.passthrough),
         Napi::Number::New(env, a.accepted_at_ms),
+        Napi::Boolean::New(env, a.refused),
     });
   }
   for (const relay::RelayDone& d : owned->done) {
@@ -175,7 +176,8 @@ Napi::Value Unlisten(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// relaySetPassthrough(handle, listenerId, enabled, claimedPorts: Uint16Array, connectTimeoutMs, idleMs, capture)
+// relaySetPassthrough(handle, listenerId, enabled, claimedPorts: Uint16Array, connectTimeoutMs, idleMs, capture,
+//                     maxConnections)
 Napi::Value SetPassthrough(const Napi::CallbackInfo& info) {
   RelayBox* box = Box(info);
   relay::PassthroughPolicy policy;
@@ -188,7 +190,14 @@ Napi::Value SetPassthrough(const Napi::CallbackInfo& info) {
   policy.connect_timeout_ms = info[4].As<Napi::Number>().Uint32Value();
   policy.idle_ms = info[5].As<Napi::Number>().Uint32Value();
   policy.capture = info[6].As<Napi::Number>().Uint32Value();
+  policy.max_connections = info[7].As<Napi::Number>().Uint32Value();
   box->relay->setPassthrough(info[1].As<Napi::Number>().Uint32Value(), policy);
+  return info.Env().Undefined();
+}
+
+// relaySetOwnerConnections(handle, count)
+Napi::Value SetOwnerConnections(const Napi::CallbackInfo& info) {
+  Box(info)->relay->setOwnerConnections(info[1].As<Napi::Number>().Uint32Value());
   return info.Env().Undefined();
 }
 
@@ -266,6 +275,7 @@ void InitRelayBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("relayUnlisten", Napi::Function::New<Unlisten>(env, "relayUnlisten"));
   exports.Set("relayRelease", Napi::Function::New<Release>(env, "relayRelease"));
   exports.Set("relaySetPassthrough", Napi::Function::New<SetPassthrough>(env, "relaySetPassthrough"));
+  exports.Set("relaySetOwnerConnections", Napi::Function::New<SetOwnerConnections>(env, "relaySetOwnerConnections"));
   exports.Set("relayCloseAccepted", Napi::Function::New<CloseAccepted>(env, "relayCloseAccepted"));
   exports.Set("relayConnect", Napi::Function::New<Connect>(env, "relayConnect"));
   exports.Set("relayUnref", Napi::Function::New<Unref>(env, "relayUnref"));

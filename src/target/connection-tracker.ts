@@ -17,6 +17,8 @@ interface Entry {
   /** Its socket's 'close' no longer ends it: the splice relay carries it (hold). */
   held: boolean;
   listener: string;
+  /** Taken by the splice relay's passthrough policy, which counts (and limits) those itself. */
+  byRelayPolicy: boolean;
 }
 
 /** A connection admitted without a socket; see admitDetached. */
@@ -35,6 +37,12 @@ export class ConnectionTracker {
   private lastLimitLog = 0;
   private refusedSinceLog = 0;
   private drainWaiters: (() => void)[] = [];
+  private ownCount = 0;
+  /**
+   * Told how many open connections are not the relay policy's own, whenever that changes:
+   * the splice relay needs it to apply --max-connections to the ones it passes through.
+   */
+  onOwnCountChange: ((count: number) => void) | undefined;
 
   constructor(
     private readonly maxConnections: number,
@@ -59,11 +67,13 @@ export class ConnectionTracker {
 
   /**
    * Registers a connection that has no Node socket (yet); undefined when the limit is reached
-   * (the caller refuses it).
+   * (the caller refuses it). One the relay's passthrough policy took (`byRelayPolicy`) was
+   * admitted by the relay already and is only counted.
    */
-  admitDetached(listener: string): DetachedAdmission | undefined {
-    if (!this.hasRoom(listener)) return undefined;
-    const entry = this.add(listener, () => {});
+  admitDetached(listener: string, options: { byRelayPolicy?: boolean } = {}): DetachedAdmission | undefined {
+    const byRelayPolicy = options.byRelayPolicy === true;
+    if (!byRelayPolicy && !this.hasRoom(listener)) return undefined;
+    const entry = this.add(listener, () => {}, byRelayPolicy);
     return {
       setAbort: (abort) => {
         entry.abort = abort;
@@ -105,8 +115,18 @@ export class ConnectionTracker {
     });
   }
 
+  /** A connection the relay refused at the limit on its own: counted and logged like ours. */
+  refusedByRelay(listener: string): void {
+    this.refuse(listener);
+  }
+
   private hasRoom(listener: string): boolean {
     if (this.open.size < this.maxConnections) return true;
+    this.refuse(listener);
+    return false;
+  }
+
+  private refuse(listener: string): void {
     this.metrics.overflow.inc();
     this.refusedSinceLog++;
     const now = Date.now();
@@ -118,12 +138,12 @@ export class ConnectionTracker {
       this.lastLimitLog = now;
       this.refusedSinceLog = 0;
     }
-    return false;
   }
 
-  private add(listener: string, abort: () => void): Entry {
-    const entry: Entry = { abort, held: false, listener };
+  private add(listener: string, abort: () => void, byRelayPolicy = false): Entry {
+    const entry: Entry = { abort, held: false, listener, byRelayPolicy };
     this.open.add(entry);
+    if (!byRelayPolicy) this.countOwn(1);
     this.metrics.downstreamTotal.inc({ listener });
     this.metrics.downstreamActive.inc({ listener });
     return entry;
@@ -138,7 +158,13 @@ export class ConnectionTracker {
 
   private forget(entry: Entry): void {
     if (!this.open.delete(entry)) return;
+    if (!entry.byRelayPolicy) this.countOwn(-1);
     this.metrics.downstreamActive.dec({ listener: entry.listener });
     if (this.open.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private countOwn(delta: number): void {
+    this.ownCount += delta;
+    this.onOwnCountChange?.(this.ownCount);
   }
 }

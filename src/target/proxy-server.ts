@@ -125,7 +125,11 @@ export class ProxyServer {
     if (o.originalDestination) this.origDst = o.originalDestination;
     else this.origDst = (await import('./original-destination.linux.js')).originalDestination;
     this.registry = new Registry(config, this.tableFactory);
-    if ((o.relay ?? 'splice') === 'splice') this.splice = new (await import('./splice-relay.linux.js')).SpliceRelay();
+    if ((o.relay ?? 'splice') === 'splice') {
+      const relay = new (await import('./splice-relay.linux.js')).SpliceRelay();
+      this.splice = relay;
+      this.tracker.onOwnCountChange = (count) => relay.setOwnerConnections(count);
+    }
     this.logIgnored(config.ignored);
 
     const deps = { ...this.handlerDeps(), originalDestination: (s: Socket) => this.origDst(s) };
@@ -237,11 +241,15 @@ export class ProxyServer {
     const refuse = (c: AcceptedConnection, reset: boolean) =>
       c.passthrough ? relay.abort(c.id, reset) : relay.closeAccepted(c.id, reset);
     const onAccept = (c: AcceptedConnection) => {
+      if (c.refused) {
+        this.tracker.refusedByRelay(name);
+        return;
+      }
       if (this.stopping) {
         refuse(c, false);
         return;
       }
-      const admission = this.tracker.admitDetached(name);
+      const admission = this.tracker.admitDetached(name, { byRelayPolicy: c.passthrough });
       if (!admission) {
         refuse(c, true);
         return;
@@ -274,6 +282,7 @@ export class ProxyServer {
       connectTimeoutMs: o.connectTimeoutMs,
       idleTimeoutMs: o.idleTimeoutMs,
       capture: MAX_CLIENT_HELLO,
+      maxConnections: o.maxConnections,
     });
   }
 

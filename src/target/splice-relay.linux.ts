@@ -47,6 +47,7 @@ type OnAccept = (
   localPort: number,
   passthrough: boolean,
   acceptedAtMs: number,
+  refused: boolean,
 ) => void;
 
 interface SpliceRelayAddon {
@@ -70,7 +71,9 @@ interface SpliceRelayAddon {
     connectTimeoutMs: number,
     idleMs: number,
     capture: number,
+    maxConnections: number,
   ): void;
+  relaySetOwnerConnections(h: RelayHandle, count: number): void;
   relayRef(h: RelayHandle): void;
   relayUnref(h: RelayHandle): void;
   relayListen(h: RelayHandle, listenerId: number, address: string, port: number, backlog: number): [number, number];
@@ -104,6 +107,11 @@ export interface AcceptedConnection {
   passthrough: boolean;
   /** When the relay accepted it (ms since the epoch): the access log's START_TIME. */
   acceptedAtMs: number;
+  /**
+   * The passthrough policy's connection limit was hit: the relay has reset and closed it
+   * already; only report it.
+   */
+  refused: boolean;
 }
 
 /** See setPassthrough(). */
@@ -116,6 +124,11 @@ export interface PassthroughPolicy {
   idleTimeoutMs: number;
   /** As SpliceRelayOptions.capture. */
   capture: number;
+  /**
+   * Open connections allowed together, counting the owner's others (setOwnerConnections);
+   * the relay resets new ones beyond it and reports them refused. 0: no limit.
+   */
+  maxConnections: number;
 }
 
 /** A listening socket owned by the relay thread. */
@@ -177,14 +190,14 @@ export class SpliceRelay {
     this.handle = this.addon.relayCreate(
       (id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs) =>
         this.finished(id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs),
-      (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort, passthrough, acceptedAtMs) => {
+      (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort, passthrough, acceptedAtMs, refused) => {
         const onAccept = this.acceptHandlers.get(listenerId);
-        if (!onAccept) {
+        if (!onAccept && !refused) {
           if (passthrough) this.addon.relayAbort(this.handle, id, true);
           else this.addon.relayCloseAccepted(this.handle, id, true);
           return;
         }
-        onAccept({
+        onAccept?.({
           id,
           originalDst: dstErrno === 0 ? { address: dstAddress, port: dstPort } : undefined,
           dstErrno,
@@ -192,6 +205,7 @@ export class SpliceRelay {
           local: { address: localAddress, port: localPort },
           passthrough,
           acceptedAtMs,
+          refused,
         });
       },
     );
@@ -225,6 +239,7 @@ export class SpliceRelay {
           clampMs(policy.connectTimeoutMs),
           clampMs(policy.idleTimeoutMs),
           policy.capture,
+          Math.max(0, Math.min(policy.maxConnections, 0xffffffff)),
         );
       },
       close: () => {
@@ -278,6 +293,11 @@ export class SpliceRelay {
   /** Ends a connection the relay carries; the client gets an RST when `reset`. */
   abort(id: number, reset: boolean): void {
     this.addon.relayAbort(this.handle, id, reset);
+  }
+
+  /** Tells the relay how many open connections the owner holds besides those its policies took. */
+  setOwnerConnections(count: number): void {
+    this.addon.relaySetOwnerConnections(this.handle, count);
   }
 
   /** Takes accepted connection `id` out of the relay as a paused Node socket, or undefined if gone. */

@@ -75,7 +75,10 @@ kernelTest('relay listener: --max-connections resets the excess with one log lin
   await new Promise((r) => setTimeout(r, 500));
   const third = JSON.parse(String((await world.inPod(['node', '-e', tcpClient(HTTPBIN.address, 80, 'GET / HTTP/1.0\r\n\r\n')])).stdout));
   t.is(third.error, 'ECONNRESET', JSON.stringify(third));
-  t.true(proxy.logs.some((l) => l.includes('connection limit reached (--max-connections 2)')));
+  const logged = await proxy
+    .waitFor(() => proxy.logs.some((l) => l.includes('connection limit reached (--max-connections 2)')), 2000)
+    .then(() => true, () => false);
+  t.true(logged, 'the limit is logged');
 
   // SIGTERM while both are still open: they finish, then the proxy exits 0.
   proxy.signal('SIGTERM');

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -71,6 +72,13 @@ uint64_t nowMs() {
 }
 
 bool isReset(int err) { return err == ECONNRESET || err == EPIPE; }
+
+// Small writes go out at once, as with Envoy and HAProxy: Nagle would hold a second small
+// write of an exchange for the peer's (possibly delayed) ACK.
+void setNoDelay(int fd) {
+  const int on = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
 
 // Accepted connections get ids with the top bit set; ids the owner picks for add() must not.
 constexpr uint32_t kAcceptedIdBit = 0x80000000u;
@@ -172,6 +180,7 @@ struct Conn {
   uint32_t idle_ms = 0;
   uint64_t last_active = 0;
   uint64_t started_us = 0;   // accept (accepted connections) or admission (add())
+  bool by_policy = false;    // taken by a passthrough policy: counted in Impl::policy_live
   uint32_t capture = 0;
   std::string head;
   bool ended = false;
@@ -206,6 +215,8 @@ struct SpliceRelay::Impl {
   std::unordered_map<uint32_t, Waiting> accepted;          // awaiting the owner's decision
   std::vector<std::unique_ptr<Listener>> listeners;        // freed with the relay
   uint32_t next_accepted = 0;
+  std::atomic<uint32_t> owner_connections{0};  // setOwnerConnections()
+  uint32_t policy_live = 0;                    // open connections taken by policies (relay thread)
 
   // Relay-thread state only.
   std::unordered_map<uint32_t, Conn*> conns;
@@ -390,6 +401,7 @@ struct SpliceRelay::Impl {
     releasePipe(&c->u2d.pipe, c->u2d.in_pipe == 0);
     conns.erase(c->id);
     graveyard.push_back(c);
+    if (c->by_policy) policy_live--;
     if (on_events) {
       RelayDone done;
       done.id = c->id;
@@ -469,6 +481,8 @@ struct SpliceRelay::Impl {
     c->capture = r.capture;
     c->last_active = nowMs();
     c->started_us = r.accepted_us != 0 ? r.accepted_us : nowUs();
+    setNoDelay(c->down);
+    if (c->up >= 0) setNoDelay(c->up);
     if (auto old = conns.find(c->id); old != conns.end()) end(old->second, EndFlag::kAborted, 0, -1);
     conns[c->id] = c;
     if (r.connect) {
@@ -485,7 +499,7 @@ struct SpliceRelay::Impl {
     ev.data.ptr = static_cast<Tag*>(&c->down_side);
     int rc = epoll_ctl(epfd, EPOLL_CTL_ADD, c->down, &ev);
     ev.data.ptr = static_cast<Tag*>(&c->up_side);
-    if (rc == 0) rc = epoll_ctl(epfd, up_registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->up, &ev);
+    if (rc == 0 && !up_registered) rc = epoll_ctl(epfd, EPOLL_CTL_ADD, c->up, &ev);
     if (rc != 0) {
       end(c, EndFlag::kAborted, errno, -1);
       return;
@@ -501,6 +515,7 @@ struct SpliceRelay::Impl {
       connectFailed(c, errno);
       return;
     }
+    setNoDelay(c->up);
     c->d2u.to = c->up;
     c->u2d.from = c->up;
     if (t.bind_len != 0 && bind(c->up, reinterpret_cast<const sockaddr*>(&t.bind), t.bind_len) != 0) {
@@ -517,8 +532,9 @@ struct SpliceRelay::Impl {
     }
     c->connecting = true;
     c->connect_deadline = t.timeout_ms == 0 ? 0 : nowMs() + t.timeout_ms;
+    // Registered for good now: EPOLLOUT's edge says the connect finished; the rest is for later.
     epoll_event ev{};
-    ev.events = EPOLLOUT | EPOLLET;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = static_cast<Tag*>(&c->up_side);
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->up, &ev) != 0) connectFailed(c, errno);
   }
@@ -557,20 +573,24 @@ struct SpliceRelay::Impl {
       a.listener_id = l->id;
       a.accepted_at_ms = wallClockMs();
       const uint64_t accepted_us = nowUs();
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
       OriginalDst dst;
       const char* syscall = "";
-      a.dst_error = readOriginalDst(fd, &dst, &syscall);
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+        formatSockaddr(ss, &a.local_address, &a.local_port);
+        a.dst_error = readOriginalDstAt(fd, ss, &dst, &syscall);
+      } else {
+        a.dst_error = errno;
+      }
       if (a.dst_error == 0) {
         char text[64];
         formatAddress(dst, text, sizeof text);
         a.dst_address = text;
         a.dst_port = dst.port;
       }
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.peer_address, &a.peer_port);
       len = sizeof ss;
-      if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.local_address, &a.local_port);
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.peer_address, &a.peer_port);
       // A redirected connection to the listener's own address would loop back to us.
       a.passthrough = policy && policy->settings.enabled && a.dst_error == 0 && !policy->claimed[a.dst_port] &&
                       !(a.dst_address == a.local_address && a.dst_port == a.local_port);
@@ -586,6 +606,16 @@ struct SpliceRelay::Impl {
         emitAccepted(std::move(a), true);
         continue;
       }
+      const uint32_t limit = policy->settings.max_connections;
+      if (limit != 0 && policy_live + owner_connections.load(std::memory_order_relaxed) >= limit) {
+        const linger lg{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fd);
+        a.passthrough = false;
+        a.refused = true;
+        emitAccepted(std::move(a), false);
+        continue;
+      }
       // Report first (the owner starts tracking it), then connect: its done event follows.
       RelayRequest r;
       r.id = a.id;
@@ -597,7 +627,13 @@ struct SpliceRelay::Impl {
       r.capture = policy->settings.capture;
       r.accepted_us = accepted_us;
       emitAccepted(std::move(a), false);
+      policy_live++;
       admit(r);
+      if (auto it = conns.find(r.id); it != conns.end()) {
+        it->second->by_policy = true;
+      } else {
+        policy_live--;  // ended within admit (connect failed at once)
+      }
     }
   }
 
@@ -827,6 +863,10 @@ void SpliceRelay::setPassthrough(uint32_t listener_id, const PassthroughPolicy& 
   for (auto& l : impl_->listeners) {
     if (l->id == listener_id) l->policy = compiled;
   }
+}
+
+void SpliceRelay::setOwnerConnections(uint32_t count) {
+  impl_->owner_connections.store(count, std::memory_order_relaxed);
 }
 
 int SpliceRelay::release(uint32_t id) {

@@ -76,6 +76,7 @@ struct Accepted {
   std::string local_address;
   uint16_t local_port = 0;
   bool passthrough = false;  // the listener's passthrough policy took it: already connecting
+  bool refused = false;      // the policy's connection limit was hit: it was reset and closed
   double accepted_at_ms = 0; // wall clock (ms since the epoch) of the accept
 };
 
@@ -101,6 +102,9 @@ struct PassthroughPolicy {
   uint32_t connect_timeout_ms = 0;
   uint32_t idle_ms = 0;
   uint32_t capture = 0;
+  // Connections the policy may hold open together, counting the owner's other open ones
+  // (setOwnerConnections); beyond it, new ones are reset and reported refused. 0: no limit.
+  uint32_t max_connections = 0;
 };
 
 /** Where connect() goes: an address, optionally a local address to bind first. */
@@ -160,6 +164,8 @@ class SpliceRelay {
    * connected upstream at once; the owner must not decide on them, only track them.
    */
   void setPassthrough(uint32_t listener_id, const PassthroughPolicy& policy);
+  /** How many connections the owner holds besides those its passthrough policies took. */
+  void setOwnerConnections(uint32_t count);
   /** Hands accepted connection `id` to the caller: its fd (caller owns it), or -1 if unknown. */
   int release(uint32_t id);
   /** Closes accepted connection `id` (with an RST when `reset`); false if unknown. */
