@@ -181,6 +181,7 @@ struct Conn {
   uint64_t last_active = 0;
   uint64_t started_us = 0;   // accept (accepted connections) or admission (add())
   bool by_policy = false;    // taken by a passthrough policy: counted in Impl::policy_live
+  bool sole_owner = false;   // accepted and connected here: no other descriptor for these sockets
   uint32_t capture = 0;
   std::string head;
   bool ended = false;
@@ -300,7 +301,11 @@ struct SpliceRelay::Impl {
   // few hundred bytes most connections carry; a read that fills the buffer switches it to
   // splice for the rest of its life (bulk transfers). Either way it reads only when nothing is
   // left to write: at most one buffer or one pipe in flight.
-  PumpError pump(Conn* c, Direction& d, bool* progressed) {
+  //
+  // `settled`: the event that woke us showed no FIN, hangup or error pending, so a short read
+  // means the socket is drained for now; skipping the EAGAIN probe is safe because new data or
+  // a FIN arriving later raises a new edge.
+  PumpError pump(Conn* c, Direction& d, bool settled, bool* progressed) {
     for (;;) {
       while (d.pending_off < d.pending.size()) {
         const ssize_t n = send(d.to, d.pending.data() + d.pending_off,
@@ -332,8 +337,11 @@ struct SpliceRelay::Impl {
       }
       if (d.eof) {
         if (!d.shut) {
-          // ENOTCONN here means the peer is already gone; the other direction will see why.
-          shutdown(d.to, SHUT_WR);
+          // When the other direction has finished already, the pair is about to be closed and
+          // close() sends this FIN anyway: one shutdown() fewer per connection. ENOTCONN from
+          // shutdown means the peer is already gone; the other direction will see why.
+          Direction& other = &d == &c->d2u ? c->u2d : c->d2u;
+          if (!(other.eof && other.shut)) shutdown(d.to, SHUT_WR);
           d.shut = true;
           *progressed = true;
         }
@@ -356,6 +364,11 @@ struct SpliceRelay::Impl {
             w = 0;
           }
           if (static_cast<size_t>(w) < got) d.pending.assign(scratch.data() + w, got - static_cast<size_t>(w));
+          if (settled && got < scratch.size() && d.pending.empty()) {
+            d.bytes += got;
+            *progressed = true;
+            return {};
+          }
         }
       }
       if (n > 0) {
@@ -388,8 +401,12 @@ struct SpliceRelay::Impl {
   void end(Conn* c, EndFlag flag, int err, int reset_fd) {
     if (c->ended) return;
     c->ended = true;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c->down, nullptr);
-    if (c->up >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, c->up, nullptr);
+    // Descriptors dup()ed from the owner's sockets may outlive our close (the owner's copies),
+    // and with them their epoll registrations: remove those explicitly. Ours alone go with close().
+    if (!c->sole_owner) {
+      epoll_ctl(epfd, EPOLL_CTL_DEL, c->down, nullptr);
+      if (c->up >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, c->up, nullptr);
+    }
     if (reset_fd >= 0) {
       // SO_LINGER with a zero timeout makes close() send an RST instead of a FIN.
       const linger lg{1, 0};
@@ -437,6 +454,7 @@ struct SpliceRelay::Impl {
     Direction& reads_this = is_down ? c->d2u : c->u2d;
     Direction& writes_this = is_down ? c->u2d : c->d2u;
     const bool pump_reader = (events & kReadable) != 0;
+    const bool settled = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0;
     const bool pump_writer = (events & EPOLLOUT) != 0 && hasBacklog(writes_this);
     bool progressed = false;
     PumpError e;
@@ -445,11 +463,11 @@ struct SpliceRelay::Impl {
     const bool do_d2u = &reads_this == &c->d2u ? pump_reader : pump_writer;
     const bool do_u2d = &reads_this == &c->u2d ? pump_reader : pump_writer;
     if (do_d2u) {
-      e = pump(c, c->d2u, &progressed);
+      e = pump(c, c->d2u, settled, &progressed);
       failed_down = e.on_from;  // d2u reads the downstream and writes the upstream
     }
     if (e.err == 0 && do_u2d) {
-      e = pump(c, c->u2d, &progressed);
+      e = pump(c, c->u2d, settled, &progressed);
       failed_down = !e.on_from;
     }
     if (progressed) c->last_active = nowMs();
@@ -486,6 +504,7 @@ struct SpliceRelay::Impl {
     if (auto old = conns.find(c->id); old != conns.end()) end(old->second, EndFlag::kAborted, 0, -1);
     conns[c->id] = c;
     if (r.connect) {
+      c->sole_owner = true;
       startConnect(c, r.target);
       return;
     }
