@@ -9,6 +9,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Cidr, IpFamily } from '../net/cidr.js';
+import { formatIPv6Words, writeIPv6Words } from '../net/ip-format.js';
 
 /**
  * Lists longer than this (per family, per run of rules) become an interval set. Above every
@@ -140,60 +141,151 @@ function mergeIPv4(cidrs: readonly Cidr[], emit: (start: number, end: number) =>
   emit(curStart, curEnd);
 }
 
-/** The set elements for a CIDR list: merged, sorted, in `nft list` form (see intervalElement). */
+/**
+ * The set elements for a CIDR list of one family: merged, sorted, in `nft list` form. The same
+ * result as `mergeCidrs(cidrs).map(intervalElement)` (a unit test holds them together), in plain
+ * numbers and typed arrays: this runs once per CIDR of a 100k list inside the apply.
+ */
 export function mergedElements(cidrs: readonly Cidr[]): string[] {
-  if (cidrs.length > 0 && cidrs.length < 2 ** 20 && cidrs.every((c) => c.family === 4)) {
-    const out: string[] = [];
-    mergeIPv4(cidrs, (start, end) => {
-      const size = end - start + 1;
-      const first = ipv4Text(start);
-      // A prefix: the size is a power of two and the start is aligned to it.
-      if (size === 1) out.push(first);
-      else if ((size & (size - 1)) === 0 && start % size === 0) out.push(`${first}/${32 - Math.log2(size)}`);
-      else out.push(`${first}-${ipv4Text(end)}`);
-    });
+  if (cidrs.length === 0) return [];
+  const family = cidrs[0]!.family;
+  for (const c of cidrs) if (c.family !== family) throw new Error(`mergedElements: mixed families (${cidrs[0]!.text}, ${c.text})`);
+  const out: string[] = [];
+  if (family === 6) {
+    mergeIPv6(cidrs, out);
     return out;
   }
-  return mergeCidrs(cidrs).map(intervalElement);
+  if (cidrs.length >= 2 ** 20) return mergeCidrs(cidrs).map(intervalElement);
+  mergeIPv4(cidrs, (start, end) => {
+    const size = end - start + 1;
+    const first = ipv4Text(start);
+    // A prefix: the size is a power of two and the start is aligned to it.
+    if (size === 1) out.push(first);
+    else if ((size & (size - 1)) === 0 && start % size === 0) out.push(`${first}/${32 - Math.log2(size)}`);
+    else out.push(`${first}-${ipv4Text(end)}`);
+  });
+  return out;
+}
+
+/**
+ * The IPv6 case: each CIDR's first and last address as four 32-bit words in typed arrays, an
+ * index sort on them, one pass to merge, and the text straight from the words.
+ */
+function mergeIPv6(cidrs: readonly Cidr[], out: string[]): void {
+  const n = cidrs.length;
+  const starts = new Uint32Array(4 * n);
+  const ends = new Uint32Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const c = cidrs[i]!;
+    const p = (c.address as ipaddr.IPv6).parts;
+    const len = c.prefixLength;
+    for (let k = 0; k < 4; k++) {
+      const word = (p[2 * k]! * 0x10000 + p[2 * k + 1]!) >>> 0;
+      const kept = len - 32 * k;
+      const host = kept >= 32 ? 0 : kept <= 0 ? 0xffffffff : (0xffffffff >>> kept) >>> 0;
+      starts[4 * i + k] = word;
+      ends[4 * i + k] = (word | host) >>> 0;
+    }
+  }
+  const order = sortByStart(starts, n);
+  const curStart = new Uint32Array(4);
+  const curEnd = new Uint32Array(4);
+  const next = new Uint32Array(4);
+  const halves = new Array<number>(8);
+  // One element's text, written as bytes and decoded once (see formatIPv6Words).
+  const text = Buffer.alloc(128);
+  const emit = () => {
+    let p = writeIPv6Words(halvesOf(curStart, halves), text, 0);
+    const len = prefixLengthOf(curStart, curEnd);
+    if (len !== undefined && len < 128) {
+      text[p++] = 47; // '/'
+      if (len >= 100) text[p++] = 48 + Math.floor(len / 100);
+      if (len >= 10) text[p++] = 48 + (Math.floor(len / 10) % 10);
+      text[p++] = 48 + (len % 10);
+    } else if (len === undefined) {
+      text[p++] = 45; // '-'
+      p = writeIPv6Words(halvesOf(curEnd, halves), text, p);
+    }
+    out.push(text.toString('latin1', 0, p));
+  };
+  for (let r = 0; r < n; r++) {
+    const i = order[r]!;
+    const base = 4 * i;
+    if (r > 0) {
+      // Does this CIDR overlap the current range or start right after its end?
+      let cmp = 0;
+      for (let k = 0; k < 4 && cmp === 0; k++) cmp = starts[base + k]! - curEnd[k]!;
+      let touches = cmp <= 0;
+      if (!touches) {
+        // curEnd + 1, unless curEnd is the last address (then nothing starts after it).
+        let carry = 1;
+        for (let k = 3; k >= 0; k--) {
+          const v = curEnd[k]! + carry;
+          next[k] = v >>> 0;
+          carry = v > 0xffffffff ? 1 : 0;
+        }
+        touches = carry === 0 && next[0] === starts[base] && next[1] === starts[base + 1] && next[2] === starts[base + 2] && next[3] === starts[base + 3];
+      }
+      if (touches) {
+        let later = 0;
+        for (let k = 0; k < 4 && later === 0; k++) later = ends[base + k]! - curEnd[k]!;
+        if (later > 0) for (let k = 0; k < 4; k++) curEnd[k] = ends[base + k]!;
+        continue;
+      }
+      emit();
+    }
+    for (let k = 0; k < 4; k++) {
+      curStart[k] = starts[base + k]!;
+      curEnd[k] = ends[base + k]!;
+    }
+  }
+  emit();
+}
+
+/**
+ * Indices 0…n-1 ordered by the 128-bit start addresses in `starts` (four words each). A native
+ * sort on (first word · 2^20 + index), as in mergeIPv4, then a comparison sort only within the
+ * runs that share a first word: in real lists those are short.
+ */
+function sortByStart(starts: Uint32Array, n: number): Uint32Array {
+  const byWords = (a: number, b: number) => {
+    for (let k = 0; k < 4; k++) {
+      const x = starts[4 * a + k]!;
+      const y = starts[4 * b + k]!;
+      if (x !== y) return x - y;
+    }
+    return a - b;
+  };
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  if (n >= 2 ** 20) return order.sort(byWords);
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = starts[4 * i]! * 2 ** 20 + i;
+  keys.sort();
+  for (let r = 0; r < n; r++) order[r] = keys[r]! % 2 ** 20;
+  for (let r = 0; r < n; ) {
+    const first = starts[4 * order[r]!]!;
+    let e = r + 1;
+    while (e < n && starts[4 * order[e]!] === first) e++;
+    if (e - r > 1) order.subarray(r, e).sort(byWords);
+    r = e;
+  }
+  return order;
 }
 
 const ipv4Text = (n: number) => `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
 
-/**
- * IPv6 text from eight 16-bit words, as glibc's inet_ntop writes it (what nft prints): the
- * longest run of two or more zero words (the first of equal runs) becomes `::`, and the
- * IPv4-compatible and IPv4-mapped forms end in dotted quads. Same output as net/ip-format's
- * formatIPv6 (a unit test holds them together), without an ipaddr.js object per element.
- */
-export function ipv6WordsText(w: readonly number[]): string {
-  const firstFiveZero = w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0;
-  const dotted = () => `${w[6]! >> 8}.${w[6]! & 0xff}.${w[7]! >> 8}.${w[7]! & 0xff}`;
-  if (firstFiveZero && w[5] === 0xffff) return `::ffff:${dotted()}`;
-  if (firstFiveZero && w[5] === 0 && w[6] !== 0) return `::${dotted()}`;
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
+/** The eight 16-bit words of four 32-bit words, into `halves` (reused). */
+function halvesOf(w: ArrayLike<number>, halves: number[]): number[] {
+  for (let k = 0; k < 4; k++) {
+    halves[2 * k] = w[k]! >>> 16;
+    halves[2 * k + 1] = w[k]! & 0xffff;
   }
-  if (bestStart < 0) return hexRun(w, 0, 8);
-  return `${hexRun(w, 0, bestStart)}::${hexRun(w, bestStart + bestLen, 8)}`;
+  return halves;
 }
 
-function hexRun(w: readonly number[], from: number, to: number): string {
-  let out = '';
-  for (let i = from; i < to; i++) out += (i > from ? ':' : '') + w[i]!.toString(16);
-  return out;
-}
+/** IPv6 text from eight 16-bit words, as glibc's inet_ntop writes it (what nft prints). */
+export const ipv6WordsText = (w: readonly number[]): string => formatIPv6Words(w);
 
 function wordsText(w: Words, family: IpFamily): string {
   if (family === 4) return ipv4Text(w[0]!);
@@ -206,7 +298,7 @@ function wordsText(w: Words, family: IpFamily): string {
 }
 
 /** The prefix length when [start, end] is exactly one prefix, else undefined. */
-function prefixLengthOf(start: Words, end: Words): number | undefined {
+function prefixLengthOf(start: ArrayLike<number>, end: ArrayLike<number>): number | undefined {
   let i = 0;
   while (i < start.length && start[i] === end[i]) i++;
   if (i === start.length) return 32 * start.length;

@@ -219,6 +219,39 @@ kernelTest('nftables: a transaction the kernel rejects leaves the previous table
   t.is(await ruleset(empty), '');
 });
 
+/** Runs `script` through nft right after the first `nft list tables` (between snapshot and transaction). */
+class RacingExecutor implements Executor {
+  private raced = false;
+  constructor(
+    private readonly inner: Executor,
+    private readonly script: string,
+  ) {}
+  async run(argv: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
+    const r = await this.inner.run(argv, options);
+    if (!this.raced && argv.join(' ').endsWith('list tables inet')) {
+      this.raced = true;
+      await this.inner.run([NFT, '-f', '-'], { input: this.script });
+    }
+    return r;
+  }
+}
+
+kernelTest('nftables: a table of ours that appears after the state was read fails the install, untouched', async (t) => {
+  const ns = await Netns.create(t, 'nft');
+  await seedForeign(ns);
+  const foreign = foreignPart(await ruleset(ns));
+  // Someone else installs istio-proxy-nat while we render: our `create table` must fail the
+  // whole transaction rather than merge our chains into theirs.
+  const theirs = 'table inet istio-proxy-nat {\n\tchain theirs {\n\t\tcounter accept\n\t}\n}\n';
+  const exec = new RacingExecutor(new NamespacedExecutor(new SystemExecutor(), ns.name), theirs);
+  const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6']);
+  const err = await t.throwsAsync(new NftablesBackend(exec).apply(rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
+  t.regex(err!.message, /File exists/);
+  const after = await ruleset(ns);
+  t.is(foreignPart(after), foreign, 'foreign tables byte-identical');
+  t.regex(oursPart(after), /^table inet istio-proxy-nat \{\n\tchain theirs \{\n\t\tcounter packets 0 bytes 0 accept\n\t\}\n\}$/, 'their table as they wrote it, alone');
+});
+
 kernelTest('nftables: failing TPROXY routes after the commit put the previous tables back', async (t) => {
   const ns = await Netns.create(t, 'nft');
   await seedForeign(ns);

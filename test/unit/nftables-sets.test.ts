@@ -9,7 +9,7 @@ import ipaddr from 'ipaddr.js';
 import { randomInt } from 'node:crypto';
 import { parseCidr, type Cidr } from '../../src/net/cidr.js';
 import { formatIPv6 } from '../../src/net/ip-format.js';
-import { intervalElement, intervalsContain, ipv6WordsText, mergeCidrs } from '../../src/rules/nft-sets.js';
+import { intervalElement, intervalsContain, ipv6WordsText, mergeCidrs, mergedElements } from '../../src/rules/nft-sets.js';
 import { boundaryBytes } from '../helpers/cidr-bounds.js';
 import { SeededRandom } from '../helpers/seeded-random.js';
 
@@ -109,4 +109,30 @@ test('IPv6 element text equals the address formatter (inet_ntop rules) for rando
     const addr = new ipaddr.IPv6(words);
     t.is(ipv6WordsText(words), formatIPv6(addr), words.join(','));
   }
+});
+
+test('mergedElements (typed arrays) gives what mergeCidrs + intervalElement give, both families', (t) => {
+  const seed = Number(process.env.SETS_SEED ?? randomInt(1, 2 ** 31));
+  t.log(`seed ${seed} (rerun with SETS_SEED=${seed})`);
+  const rnd = new SeededRandom(seed);
+  const hex = () => rnd.int(0, 0xffff).toString(16);
+  // Near the top and bottom of the space too, where carries and the last address matter.
+  const v6 = () => {
+    const top = rnd.pick(['ffff:ffff:ffff:ffff', '0:0:0:0', `2001:db8:${hex()}:${hex()}`]);
+    return cidr(`${top}:${rnd.pick(['ffff', '0', hex()])}:${hex()}:${rnd.pick(['ffff', hex()])}:${hex()}/${rnd.int(0, 128)}`);
+  };
+  for (let round = 0; round < 200; round++) {
+    const n = rnd.int(1, 80);
+    const lists = [
+      Array.from({ length: n }, () => randomV4(rnd)),
+      Array.from({ length: n }, () => randomV6(rnd)),
+      Array.from({ length: n }, v6),
+      Array.from({ length: n }, () => cidr(`${rnd.int(0, 255)}.${rnd.int(0, 255)}.${rnd.int(0, 255)}.${rnd.int(0, 255)}/${rnd.int(0, 32)}`)),
+    ];
+    for (const list of lists) t.deepEqual(mergedElements(list), mergeCidrs(list).map(intervalElement), list.map((c) => c.text).join(','));
+  }
+  t.deepEqual(mergedElements([cidr('ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/128'), cidr('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128')]), [
+    'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127',
+  ]);
+  t.throws(() => mergedElements([cidr('192.0.2.0/24'), cidr('2001:db8::/32')]), { message: /mixed families/ });
 });

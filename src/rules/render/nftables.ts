@@ -248,6 +248,16 @@ function setKey(entry: InetRule): string | undefined {
   return `${entry.family ?? ''}${others}|${targetKey(entry.rule.target)}`;
 }
 
+/** Both rules are one non-negated address match of the same kind and family, same target and family limit. */
+function sameLoneAddressShape(a: InetRule, b: InetRule): boolean {
+  const ma = a.rule.matches;
+  const mb = b.rule.matches;
+  if (ma.length !== 1 || mb.length !== 1 || a.family !== b.family || a.rule.target !== b.rule.target) return false;
+  const x = ma[0]!;
+  const y = mb[0]!;
+  return isAddressMatch(x) && isAddressMatch(y) && !x.negate && !y.negate && x.kind === y.kind && x.cidr.family === y.cidr.family;
+}
+
 /**
  * Targets that allow reordering within a run of rules sharing them: the outcome of such a run
  * is "the target, if any rule matches". For `jump` this holds because the chains we jump to
@@ -274,24 +284,55 @@ function renderChainRules(chain: InetChain, threshold: number, usedSetNames: Set
     }
     const keys = new Array<string | undefined>(j - i);
     const counts = new Map<string, number>();
+    // Consecutive rules that are a lone address match (one per CIDR of a long list) share
+    // the previous rule's key string itself, and the maps are consulted once per stretch of
+    // equal keys: no string to build, hash and look up per CIDR.
+    let prev: InetRule | undefined;
+    let prevKey: string | undefined;
+    let stretch = 0;
+    const countStretch = () => {
+      if (prevKey !== undefined) counts.set(prevKey, (counts.get(prevKey) ?? 0) + stretch);
+    };
     for (let k = i; k < j; k++) {
-      const key = j - i > threshold ? setKey(rules[k]!) : undefined;
+      const entry = rules[k]!;
+      let key: string | undefined;
+      if (j - i <= threshold) key = undefined;
+      else if (prev && prevKey !== undefined && sameLoneAddressShape(entry, prev)) key = prevKey;
+      else key = setKey(entry);
       keys[k - i] = key;
-      if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
+      prev = entry;
+      if (key === prevKey && k > i) stretch++;
+      else {
+        countStretch();
+        prevKey = key;
+        stretch = 1;
+      }
     }
+    countStretch();
     const members = new Map<string, Cidr[]>();
+    let listKey: string | undefined;
+    let list: Cidr[] | undefined;
     for (let k = i; k < j; k++) {
       const key = keys[k - i];
-      if (key === undefined || counts.get(key)! <= threshold) continue;
-      let list = members.get(key);
-      if (!list) members.set(key, (list = []));
-      list.push(addressOf(rules[k]!.rule).cidr);
+      if (key !== listKey || k === i) {
+        listKey = key;
+        list = undefined;
+        if (key !== undefined && counts.get(key)! > threshold) {
+          list = members.get(key);
+          if (!list) members.set(key, (list = []));
+        }
+      }
+      if (list) list.push(addressOf(rules[k]!.rule).cidr);
     }
     const emitted = new Set<string>();
+    let prevMember = false;
     for (let k = i; k < j; k++) {
       const entry = rules[k]!;
       const key = keys[k - i];
+      // A group member right after one of the same group: already in the set.
+      if (prevMember && key === keys[k - i - 1]) continue;
       const cidrs = key === undefined ? undefined : members.get(key);
+      prevMember = cidrs !== undefined;
       if (!cidrs) {
         out.rules.push(nftRuleText(entry.rule, entry.family));
         continue;
@@ -310,7 +351,10 @@ function renderChainRules(chain: InetChain, threshold: number, usedSetNames: Set
   return out;
 }
 
-const addressOf = (rule: Rule) => rule.matches.find(isAddressMatch)!;
+function addressOf(rule: Rule): Extract<Match, { kind: 'source' | 'destination' }> {
+  for (const m of rule.matches) if (isAddressMatch(m)) return m;
+  throw new Error('addressOf: a rule without an address match');
+}
 
 /** `istio-output-return-v4`, `prerouting-istio-redirect-v6-2`: readable and unique per table. */
 function setName(chain: string, target: Target, family: IpFamily, used: Set<string>): string {
@@ -408,12 +452,14 @@ export function renderNftTableBlock(table: NftTable): string {
 
 /**
  * The one `nft -f -` transaction: delete each table in `replace` (ours, existing or not:
- * `add` first makes the delete safe), then create `tables` afresh. The kernel applies all of
- * it or nothing.
+ * `add` first makes the delete safe), `create` each table in `create` (known to be absent: the
+ * transaction fails if one exists after all), then write `tables` afresh. The kernel applies
+ * all of it or nothing.
  */
-export function renderNftScript(tables: readonly NftTable[], replace: readonly string[]): string {
+export function renderNftScript(tables: readonly NftTable[], replace: readonly string[], create: readonly string[] = []): string {
   let out = '';
   for (const name of replace) out += `add table inet ${name}\ndelete table inet ${name}\n`;
+  for (const name of create) out += `create table inet ${name}\n`;
   for (const t of tables) out += renderNftTableBlock(t);
   return out;
 }
