@@ -188,8 +188,7 @@ export class SpliceRelay {
   constructor() {
     this.addon = loadAddon() as NativeAddon & SpliceRelayAddon;
     this.handle = this.addon.relayCreate(
-      (id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs) =>
-        this.finished(id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs),
+      (...done) => this.finished(...done),
       (id, listenerId, dstErrno, dstAddress, dstPort, peerAddress, peerPort, localAddress, localPort, passthrough, acceptedAtMs, refused) => {
         const onAccept = this.acceptHandlers.get(listenerId);
         if (!onAccept && !refused) {
@@ -367,17 +366,7 @@ export class SpliceRelay {
     return this.nextId;
   }
 
-  private finished(
-    id: number,
-    downToUp: number,
-    upToDown: number,
-    flag: string,
-    errno: number,
-    head: Buffer | undefined,
-    localAddress: string | undefined,
-    localPort: number | undefined,
-    durationMs: number,
-  ): void {
+  private readonly finished: OnDone = (id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs) => {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
@@ -392,7 +381,7 @@ export class SpliceRelay {
       ...(localAddress !== undefined ? { upstreamLocal: { address: localAddress, port: localPort ?? 0 } } : {}),
       ...(flag === 'UF' ? { connectError: errnoNames.get(errno) ?? `E${errno}` } : {}),
     });
-  }
+  };
 }
 
 function clampMs(ms: number): number {

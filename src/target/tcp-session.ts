@@ -38,6 +38,25 @@ export interface TcpSessionInfo {
   sniFromFirstBytes?: boolean;
 }
 
+/** The log entry of a connection relayed to `upstream`, filled in as it goes. */
+function upstreamEntry(info: TcpSessionInfo, upstream: { address: string; port: number; cluster: string }): AccessLogEntry {
+  return {
+    ...baseEntry(info),
+    upstreamCluster: upstream.cluster,
+    upstreamHost: formatHostPort(upstream.address, upstream.port),
+  };
+}
+
+/** Byte counters and log fields of a finished relay (the cluster's active gauge drops by one). */
+function recordRelayEnd(metrics: ProxyMetrics, cluster: { cluster_name: string }, entry: AccessLogEntry, r: RelayResult): void {
+  metrics.upstreamActive.dec(cluster);
+  metrics.bytesSent.inc(cluster, r.bytesReceived);
+  metrics.bytesReceived.inc(cluster, r.bytesSent);
+  entry.bytesReceived = r.bytesReceived;
+  entry.bytesSent = r.bytesSent;
+  entry.responseFlags = r.flag;
+}
+
 function baseEntry(info: TcpSessionInfo): AccessLogEntry {
   return {
     startTime: info.startTime,
@@ -80,11 +99,7 @@ export function relayTcp(
   info: TcpSessionInfo,
   sniffed: { head: Buffer; ended: boolean } = { head: Buffer.alloc(0), ended: false },
 ): Promise<void> {
-  const entry: AccessLogEntry = {
-    ...baseEntry(info),
-    upstreamCluster: upstream.cluster,
-    upstreamHost: formatHostPort(upstream.address, upstream.port),
-  };
+  const entry = upstreamEntry(info, upstream);
   const { metrics } = deps;
   const cluster = { cluster_name: upstream.cluster };
   return new Promise((resolve) => {
@@ -141,12 +156,7 @@ export function relayTcp(
         return;
       }
       void startRelay(deps, down, up, info, sniffed).then((r) => {
-        metrics.upstreamActive.dec(cluster);
-        metrics.bytesSent.inc(cluster, r.bytesReceived);
-        metrics.bytesReceived.inc(cluster, r.bytesSent);
-        entry.bytesReceived = r.bytesReceived;
-        entry.bytesSent = r.bytesSent;
-        entry.responseFlags = r.flag;
+        recordRelayEnd(metrics, cluster, entry, r);
         finish();
       });
     });
@@ -162,12 +172,8 @@ function startRelay(
   sniffed: { head: Buffer; ended: boolean },
 ): Promise<RelayResult> {
   const options = { idleTimeoutMs: deps.idleTimeoutMs, head: sniffed.head, downstreamEnded: sniffed.ended };
-  const readSni = (bytes: Buffer) => {
-    const hello = parseClientHello(bytes);
-    if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
-  };
   if (!deps.splice) {
-    if (info.sniFromFirstBytes) down.once('data', readSni);
+    if (info.sniFromFirstBytes) down.once('data', (chunk: Buffer) => readSni(info, chunk));
     return relay(down, up, options);
   }
   let abort = () => {};
@@ -176,7 +182,7 @@ function startRelay(
   abort = session.abort;
   return session.done.then((r) => {
     release();
-    if (r.firstBytes) readSni(r.firstBytes);
+    if (r.firstBytes) readSni(info, r.firstBytes);
     return r;
   });
 }
@@ -193,35 +199,25 @@ export function connectTcp(
   info: TcpSessionInfo,
   admission: DetachedAdmission,
 ): Promise<void> {
-  const entry: AccessLogEntry = {
-    ...baseEntry(info),
-    upstreamCluster: upstream.cluster,
-    upstreamHost: formatHostPort(upstream.address, upstream.port),
-  };
+  const entry = upstreamEntry(info, upstream);
   const { metrics } = deps;
   const cluster = { cluster_name: upstream.cluster };
   metrics.upstreamActive.inc(cluster);
   admission.setAbort(session.abort);
   return session.done.then((r) => {
     admission.done();
-    metrics.upstreamActive.dec(cluster);
-    if (r.flag === 'UF') {
-      metrics.upstreamConnectFailures.inc(cluster);
-    } else {
-      metrics.upstreamConnections.inc(cluster);
-      metrics.bytesSent.inc(cluster, r.bytesReceived);
-      metrics.bytesReceived.inc(cluster, r.bytesSent);
-    }
+    metrics[r.flag === 'UF' ? 'upstreamConnectFailures' : 'upstreamConnections'].inc(cluster);
+    recordRelayEnd(metrics, cluster, entry, r);
     if (r.upstreamLocal) entry.upstreamLocalAddress = formatHostPort(r.upstreamLocal.address, r.upstreamLocal.port);
-    if (r.firstBytes) {
-      const hello = parseClientHello(r.firstBytes);
-      if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
-    }
+    if (r.firstBytes) readSni(info, r.firstBytes);
     entry.requestedServerName = info.sni;
-    entry.bytesReceived = r.bytesReceived;
-    entry.bytesSent = r.bytesSent;
-    entry.responseFlags = r.flag;
     entry.durationMs = r.durationMs;
     deps.accessLog.write(entry);
   });
+}
+
+/** The TLS SNI in a connection's first bytes, for its log line. */
+function readSni(info: TcpSessionInfo, firstBytes: Buffer): void {
+  const hello = parseClientHello(firstBytes);
+  if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
 }
