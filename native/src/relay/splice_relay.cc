@@ -157,12 +157,12 @@ struct Direction {
   int to = -1;
   Pipe pipe;
   size_t in_pipe = 0;        // bytes spliced into the pipe and not yet out of it
-  std::string pending;       // user-space bytes to write before splicing (the sniffed head)
+  std::string pending;       // user-space bytes still to write: the sniffed head, or a partial send
   size_t pending_off = 0;
   bool spliced = false;      // reads go through the pipe (after a read filled the scratch buffer)
   bool eof = false;          // `from` sent its FIN
   bool shut = false;         // that FIN was forwarded to `to`
-  uint64_t bytes = 0;        // bytes read from `from` by splice
+  uint64_t bytes = 0;        // bytes read from `from` (recv or splice)
 };
 
 struct Conn {

@@ -1,4 +1,5 @@
-// Zero-copy TCP relay: one thread, one epoll set, splice(2) through a pipe per direction.
+// TCP relay on its own thread: one epoll set; recv/send for small transfers, zero-copy
+// splice(2) through a pipe per direction for bulk ones.
 //
 // Why: a Node stream relay copies every byte twice between the kernel and the JS heap and
 // runs a handful of JS callbacks per chunk; splice(2) moves socket pages into a pipe and on to
@@ -12,8 +13,10 @@
 //   - half-close in both directions: a FIN from one side is forwarded as shutdown(SHUT_WR)
 //     once the bytes before it are delivered; the other direction keeps flowing;
 //   - a reset (ECONNRESET/EPIPE) on one side becomes a reset on the other (SO_LINGER 0);
-//   - backpressure: a direction reads only while its pipe is empty, so at most one pipe's
-//     worth (64 KiB by default) is in flight per direction and a slow reader slows the writer;
+//   - backpressure: a direction reads only once what it read before is written, so at most one
+//     16 KiB buffer (small transfers, recv/send) or one pipe (64 KiB by default, once a read
+//     filled the buffer and the direction switched to splice) is in flight per direction, and a
+//     slow reader slows the writer;
 //   - an idle timeout over both directions;
 //   - it ends when both directions are finished, or on the first reset, error or abort.
 //
@@ -21,8 +24,9 @@
 // connection's original destination (SO_ORIGINAL_DST) and addresses, and reports it; the
 // owner then decides per connection — connect() upstream and relay (the upstream connect runs
 // on the relay thread too, bounded by a timeout), release() the socket to handle it itself, or
-// closeAccepted(). The common case thus costs the owner two callbacks and one call, and no
-// sockets of its own.
+// closeAccepted(). A listener's passthrough policy (setPassthrough()) lets the relay connect
+// the connections it covers at once, without asking: the owner only hears of them, in
+// batches, and keeps no sockets for them.
 //
 // Threading: every public method may be called from any thread (state shared with the relay
 // thread is queued under a mutex and the loop woken through an eventfd); the events callback
