@@ -38,6 +38,8 @@ export interface NativeAddon {
   trieLookup6(h: NativeTrieHandle, addr: Uint8Array): number;
   trieLookupMany4(h: NativeTrieHandle, addrs: Uint32Array, out: Int32Array): void;
   trieLookupMany6(h: NativeTrieHandle, addrs: Uint8Array, out: Int32Array): void;
+  trieInsertMany4(h: NativeTrieHandle, addrs: Uint32Array, lens: Uint8Array, values: Int32Array): void;
+  trieInsertMany6(h: NativeTrieHandle, addrs: Uint8Array, lens: Uint8Array, values: Int32Array): void;
   trieSize(h: NativeTrieHandle): number;
   trieMemoryBytes(h: NativeTrieHandle): number;
   originalDst(fd: number): NativeDst | NativeFailure;

@@ -129,7 +129,12 @@ napi_value Insert4(napi_env env, napi_callback_info info) {
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
-  const bool fresh = box->trie.insert4(U32(env, argv[1]), U32(env, argv[2]) & 63, I32(env, argv[3]));
+  const unsigned len = U32(env, argv[2]);
+  if (len > 32) {
+    napi_throw_range_error(env, nullptr, "prefix length above 32");
+    return nullptr;
+  }
+  const bool fresh = box->trie.insert4(U32(env, argv[1]), len, I32(env, argv[3]));
   ReportMemory(env, box);
   return Bool(env, fresh);
 }
@@ -139,7 +144,12 @@ napi_value Erase4(napi_env env, napi_callback_info info) {
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
-  const bool found = box->trie.erase4(U32(env, argv[1]), U32(env, argv[2]) & 63);
+  const unsigned len = U32(env, argv[2]);
+  if (len > 32) {
+    napi_throw_range_error(env, nullptr, "prefix length above 32");
+    return nullptr;
+  }
+  const bool found = box->trie.erase4(U32(env, argv[1]), len);
   ReportMemory(env, box);
   return Bool(env, found);
 }
@@ -191,6 +201,64 @@ napi_value Lookup6(napi_env env, napi_callback_info info) {
   const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
   if (addr == nullptr) return nullptr;
   return Int(env, box->trie.lookup6(addr));
+}
+
+// Arguments of trieInsertMany4/6: (h, addrs, lens: Uint8Array, values: Int32Array), with
+// `perEntry` elements of type `addrType` in addrs per prefix. Checks the lengths agree and
+// every prefix length is at most maxLen (the tables rely on it).
+struct ManyArgs {
+  TrieBox* box;
+  const void* addrs;
+  const uint8_t* lens;
+  const int32_t* values;
+  size_t n;
+};
+
+bool UnpackMany(napi_env env, napi_callback_info info, napi_typedarray_type addrType,
+                size_t perEntry, unsigned maxLen, ManyArgs* out) {
+  napi_value argv[4];
+  if (!Args(env, info, argv)) return false;
+  out->box = Box(env, argv[0]);
+  if (out->box == nullptr) return false;
+  size_t elems = 0, nLens = 0, nValues = 0;
+  out->addrs = TypedData(env, argv[1], addrType, &elems);
+  if (out->addrs == nullptr) return false;
+  out->lens = static_cast<const uint8_t*>(TypedData(env, argv[2], napi_uint8_array, &nLens));
+  if (out->lens == nullptr) return false;
+  out->values = static_cast<const int32_t*>(TypedData(env, argv[3], napi_int32_array, &nValues));
+  if (out->values == nullptr) return false;
+  out->n = elems / perEntry;
+  if (elems % perEntry != 0 || nLens < out->n || nValues < out->n) {
+    napi_throw_range_error(env, nullptr, "addrs, lens and values must describe the same prefixes");
+    return false;
+  }
+  for (size_t i = 0; i < out->n; ++i) {
+    if (out->lens[i] > maxLen) {
+      napi_throw_range_error(env, nullptr, "prefix length out of range");
+      return false;
+    }
+  }
+  return true;
+}
+
+// trieInsertMany4(h, addrs: Uint32Array, lens, values): one crossing for a whole table. At a
+// million prefixes the per-call cost of insert (argument unpacking, the handle's type-tag
+// check, memory reporting) was as large as the inserts themselves.
+napi_value InsertMany4(napi_env env, napi_callback_info info) {
+  ManyArgs a;
+  if (!UnpackMany(env, info, napi_uint32_array, 1, 32, &a)) return nullptr;
+  a.box->trie.insertMany4(static_cast<const uint32_t*>(a.addrs), a.lens, a.values, a.n);
+  ReportMemory(env, a.box);
+  return nullptr;
+}
+
+// trieInsertMany6(h, addrs: Uint8Array of 16 bytes per prefix, lens, values).
+napi_value InsertMany6(napi_env env, napi_callback_info info) {
+  ManyArgs a;
+  if (!UnpackMany(env, info, napi_uint8_array, 16, 128, &a)) return nullptr;
+  a.box->trie.insertMany6(static_cast<const uint8_t*>(a.addrs), a.lens, a.values, a.n);
+  ReportMemory(env, a.box);
+  return nullptr;
 }
 
 napi_value LookupMany4(napi_env env, napi_callback_info info) {
@@ -264,7 +332,8 @@ void InitTrieBindings(napi_env env, napi_value exports) {
       {"createTrie", CreateTrie},     {"trieInsert4", Insert4},         {"trieErase4", Erase4},
       {"trieLookup4", Lookup4},       {"trieInsert6", Insert6},         {"trieErase6", Erase6},
       {"trieLookup6", Lookup6},       {"trieLookupMany4", LookupMany4}, {"trieLookupMany6", LookupMany6},
-      {"trieSize", Size},             {"trieMemoryBytes", MemoryBytes},
+      {"trieSize", Size},             {"trieMemoryBytes", MemoryBytes}, {"trieInsertMany4", InsertMany4},
+      {"trieInsertMany6", InsertMany6},
   };
   for (const auto& f : fns) {
     napi_value fn;

@@ -12,7 +12,7 @@
 
 namespace interpose {
 
-/** Registers createTrie, trieInsert4 … trieMemoryBytes on exports. */
+/** Registers createTrie, trieInsert4 … trieMemoryBytes, trieInsertMany4/6 on exports. */
 void InitTrieBindings(napi_env env, napi_value exports);
 
 /** The trie behind a handle from createTrie, or nullptr (with a TypeError pending). */

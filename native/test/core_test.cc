@@ -124,6 +124,29 @@ void runFamily(unsigned family, uint64_t seed, unsigned rounds) {
         known.push_back(p);
       }
     }
+    // A batch through insertMany; its last prefix repeats its first, and the later value wins.
+    {
+      constexpr unsigned kBatch = 24;
+      std::vector<std::pair<Bytes, unsigned>> batch;
+      std::vector<uint32_t> a4;
+      std::vector<uint8_t> a6(16 * kBatch), lens;
+      std::vector<int32_t> values;
+      for (unsigned i = 0; i < kBatch; ++i) {
+        batch.push_back(i + 1 == kBatch ? batch[0] : randomPrefix(family, known));
+        const auto& [addr, len] = batch.back();
+        values.push_back(static_cast<int32_t>(next() & 0x7fffffff));
+        lens.push_back(static_cast<uint8_t>(len));
+        a4.push_back(toV4(addr));
+        std::memcpy(&a6[16 * i], addr.data(), 16);
+        ref.prefixes[std::make_pair(masked(addr, len), len)] = values.back();
+        known.push_back(batch.back());
+      }
+      if (family == 4) {
+        trie.insertMany4(a4.data(), lens.data(), values.data(), kBatch);
+      } else {
+        trie.insertMany6(a6.data(), lens.data(), values.data(), kBatch);
+      }
+    }
     check(trie.size() == ref.prefixes.size() + 0, "size", seed);
 
     constexpr unsigned kLookups = 256;

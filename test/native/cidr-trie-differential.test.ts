@@ -191,3 +191,68 @@ test('CidrTrie agrees with a naive longest-prefix match under random inserts, de
   t.true(inserts >= 100_000);
   t.is(trie.size, ref.size);
 });
+
+test('insertMany loads the same table as inserting one by one, duplicates resolved in order', (t) => {
+  const s2 = (seed ^ 0x5bd1e995) >>> 0;
+  t.log(`seed=${seed}`);
+  const next = rng(s2);
+  const ref = new NaiveLpm();
+  const cidrs: string[] = [];
+  const values: number[] = [];
+  const bases4: number[] = [];
+  for (let i = 0; i < 60_000; i++) {
+    const value = next() & 0x7fffffff;
+    const r = next() % 10;
+    if (r < 6) {
+      // Nested around earlier bases so prefixes overlap at every level; some exact repeats.
+      const a = bases4.length > 0 && r < 3 ? bases4[next() % bases4.length]! ^ (next() & 0xfff) : next();
+      const l = next() % 33;
+      bases4.push(a);
+      ref.v4[l]!.set(NaiveLpm.key4(a, l), value);
+      cidrs.push(r === 0 ? `::ffff:${v4Text(a)}/${96 + l}` : `${v4Text(a)}/${l}`);
+    } else {
+      const a = (BigInt(0x2001 + (next() % 4)) << 112n) | (BigInt(next()) << 64n) | BigInt(next());
+      const l = next() % 129;
+      ref.v6[l]!.set(NaiveLpm.key6(a, l), value);
+      cidrs.push(`${v6Text(a)}/${l}`);
+    }
+    values.push(value);
+    if (next() % 50 === 0 && cidrs.length > 1) {
+      // The same prefix again with a new value: the later one must win.
+      const j = next() % cidrs.length;
+      const again = next() & 0x7fffffff;
+      cidrs.push(cidrs[j]!);
+      values.push(again);
+      const [text, len] = cidrs[j]!.split('/') as [string, string];
+      const l = Number(len);
+      if (text.includes(':') && !text.startsWith('::ffff:')) {
+        const big = BigInt(`0x${text.split(':').map((g) => g.padStart(4, '0')).join('')}`);
+        ref.v6[l]!.set(NaiveLpm.key6(big, l), again);
+      } else {
+        const v4 = text.startsWith('::ffff:') ? text.slice(7) : text;
+        const [a, b, c, d] = v4.split('.').map(Number) as [number, number, number, number];
+        const l4 = text.startsWith('::ffff:') ? l - 96 : l;
+        ref.v4[l4]!.set(NaiveLpm.key4(((a << 24) | (b << 16) | (c << 8) | d) >>> 0, l4), again);
+      }
+    }
+  }
+  const trie = new CidrTrie();
+  trie.insertMany(cidrs, values);
+  t.is(trie.size, ref.size);
+  const probes = new Uint32Array(200_000);
+  for (let i = 0; i < probes.length; i++) {
+    probes[i] = next() % 2 === 0 ? bases4[next() % bases4.length]! ^ (next() & 0xff) : next();
+  }
+  const out = new Int32Array(probes.length);
+  trie.lookupManyV4(probes, out);
+  let bad = 0;
+  for (let i = 0; i < probes.length; i++) {
+    if (out[i] !== ref.lookup4(probes[i]!) && bad++ < 5) t.fail(`lookupManyV4 ${v4Text(probes[i]!)} gave ${out[i]}, expected ${ref.lookup4(probes[i]!)}`);
+  }
+  for (let i = 0; i < 20_000; i++) {
+    const a = (BigInt(0x2001 + (next() % 4)) << 112n) | (BigInt(next()) << 64n) | BigInt(next());
+    const got = trie.lookup(v6Text(a)) ?? -1;
+    if (got !== ref.lookup6(a) && bad++ < 5) t.fail(`lookup ${v6Text(a)} gave ${got}, expected ${ref.lookup6(a)}`);
+  }
+  t.is(bad, 0);
+});

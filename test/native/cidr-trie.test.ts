@@ -89,6 +89,47 @@ test('batch lookups write -1 for no match, IPv4 as numbers and IPv6 as 16-byte g
   t.deepEqual([...out6], [6, -1, 5]);
 });
 
+test('insertMany inserts in order and validates every entry before inserting any', (t) => {
+  const trie = new CidrTrie();
+  trie.insertMany(['10.0.0.0/8', '2001:db8::/32', '10.1.0.0/16', '10.0.0.0/8', '::ffff:192.0.2.0/120'], [1, 2, 3, 4, 5]);
+  t.is(trie.size, 4);
+  t.is(trie.lookup('10.2.0.1'), 4); // the later duplicate won
+  t.is(trie.lookup('10.1.0.1'), 3);
+  t.is(trie.lookup('2001:db8::1'), 2);
+  t.is(trie.lookup('192.0.2.7'), 5);
+  trie.insertMany([], []);
+  t.is(trie.size, 4);
+
+  const fresh = new CidrTrie();
+  t.throws(() => fresh.insertMany(['10.0.0.0/8', '10.0.0.0/40'], [1, 2]), {
+    instanceOf: RangeError,
+    message: /insertMany: cidrs\[1\] "10\.0\.0\.0\/40".*0-32/,
+  });
+  t.throws(() => fresh.insertMany(['10.0.0.0/8', 'nope'], [1, 2]), { instanceOf: TypeError, message: /cidrs\[1\] "nope"/ });
+  t.throws(() => fresh.insertMany(['10.0.0.0/8', 7 as unknown as string], [1, 2]), {
+    instanceOf: TypeError,
+    message: /cidrs\[1\] must be a string/,
+  });
+  t.throws(() => fresh.insertMany(['10.0.0.0/8', '2001:db8::/32'], [1, -2]), { instanceOf: RangeError, message: /values\[1\] -2/ });
+  t.throws(() => fresh.insertMany(['10.0.0.0/8'], ['1' as unknown as number]), { instanceOf: TypeError, message: /values\[0\] must be/ });
+  t.throws(() => fresh.insertMany(['10.0.0.0/8'], [1, 2]), { instanceOf: RangeError, message: /values has length 2/ });
+  t.throws(() => fresh.insertMany('10.0.0.0/8' as unknown as string[], [1]), { instanceOf: TypeError, message: /cidrs must be an array/ });
+  t.throws(() => fresh.insertMany(['10.0.0.0/8'], 1 as unknown as number[]), { instanceOf: TypeError, message: /values must be/ });
+  t.is(fresh.size, 0);
+});
+
+test('dotted-decimal IPv4 parsing accepts exactly a.b.c.d with octets 0-255 and no leading zeros', (t) => {
+  const trie = new CidrTrie();
+  trie.insert('0.0.0.0/0', 1);
+  for (const good of ['0.0.0.0', '255.255.255.255', '1.2.3.4', '10.200.30.9', '199.99.9.100']) {
+    t.is(trie.lookup(good), 1, good);
+  }
+  for (const bad of ['256.0.0.0', '1.2.3.256', '1.2.3', '1.2.3.4.5', '1.2.3.', '.1.2.3', '1..2.3', '01.2.3.4', '1.2.3.04',
+    '00.0.0.0', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.4a', '1234.1.1.1', '1.2.3.-4', '', '1.2.3.4/']) {
+    t.throws(() => trie.lookup(bad), { instanceOf: TypeError }, JSON.stringify(bad));
+  }
+});
+
 test('memoryBytes is reported and grows with content', (t) => {
   const trie = new CidrTrie();
   const empty = trie.memoryBytes;

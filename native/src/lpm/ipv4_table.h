@@ -1,35 +1,42 @@
-// IPv4 longest-prefix match: a three-level 16-8-8 multibit trie with controlled prefix
-// expansion, in the spirit of DIR-24-8 but with a smaller first level.
+// IPv4 longest-prefix match: a four-level 16-8-4-4 multibit trie with controlled prefix
+// expansion, in the spirit of DIR-24-8 but with a smaller first level and small groups for
+// the rare prefixes longer than /24.
 //
 // Sources: P. Gupta, S. Lin, N. McKeown, "Routing Lookups in Hardware at Memory Access
 // Speeds", IEEE INFOCOM 1998 (DIR-24-8: direct-indexed first level, 8-bit second level,
 // entries that hold either a next hop or a pointer); V. Srinivasan, G. Varghese, "Fast
 // Address Lookups Using Controlled Prefix Expansion", ACM TOCS 17(1), 1999 (expanding
-// prefixes to stride boundaries, choosing strides).
+// prefixes to stride boundaries, choosing strides to trade depth for memory).
 //
-//   address bits  31 ............ 16 15 ...... 8 7 ....... 0
-//                 |   level 0 index  | lvl 1 idx | lvl 2 idx |
+//   address bits  31 ............ 16 15 ...... 8 7..4 3..0
+//                 |   level 0 index  | lvl 1 idx | L2 | L3 |
 //
 //   level 0: 65536 slots {int32 value, uint32 child} (512 KiB, stays in L2): /0 … /16
 //   level 1: groups of 256 uint32 entries, one per /16 holding longer prefixes: /17 … /24
-//   level 2: groups of 256 uint32 entries, one per /24 holding longer prefixes: /25 … /32
+//   level 2: groups of 16 slots, one per /24 holding longer prefixes:            /25 … /28
+//   level 3: groups of 16 slots, one per /28 holding longer prefixes:            /29 … /32
 //
-//   level 1/2 entry:  0xxxxxxx…  value (0 … 2^31-1)
-//                     ffffffff   no match
-//                     1xxxxxxx…  level-2 group index (level 1 only)
+//   level 1 entry:  0xxxxxxx…  value (0 … 2^31-1)
+//                   ffffffff   no match
+//                   1xxxxxxx…  level-2 group index
+//   level 2/3 slot: {int32 value, uint32 child (level-3 group, 0 = none)}, see expanded.h
 //
 // A prefix /L is expanded into the 2^(stride end - L) entries of its level; each entry keeps
 // the length of the prefix that set it (a parallel byte array, only read by updates) so a
 // longer prefix is never overwritten by a shorter one and a delete can restore the
 // next-longest prefix, found in an exact-match hash of all prefixes.
 //
-// Level-0 values are not pushed into level 1 (the lookup carries the best value seen), so a
-// short prefix touches at most 65536 root slots however many groups exist. Level-1 values
-// are pushed into their level-2 group (DIR-24-8 style) so that a level-1 entry needs no room
-// for both a value and a pointer; the group remembers the pushed value ("inherited") for
-// when it changes, which bounds that push to 256 entries per group.
+// Level-0 values are not pushed into level 1 and level-2 values not into level 3 (the lookup
+// carries the best value seen), so a short prefix touches at most 2^15 root slots however
+// many groups exist. Level-1 values are pushed into the level-2 slots no /25-/28 covers
+// (DIR-24-8 style), so that a level-1 entry needs no room for both a value and a pointer;
+// the group remembers the pushed value ("inherited") for when it changes.
 //
-// A lookup is at most three dependent loads; the first hits a table that fits in cache.
+// Why 8 bits then 4+4 rather than 8+8: most tables are /24 and shorter, which a lookup
+// answers in the first two levels (the second one read, as in DIR-24-8, with one load). A
+// /24 holding longer prefixes usually holds one or two, and a 256-entry group for it cost
+// 1.25 KB; with a million random prefixes those groups were 400 of 530 MB, and the kernel
+// zeroing their fresh pages dominated build time. A 16-slot group is 128 bytes.
 #pragma once
 
 #include <cstddef>
@@ -46,6 +53,8 @@ class Ipv4Table {
  public:
   /** Inserts or replaces addr/len (host bits ignored). Returns true when the prefix is new. */
   bool insert(uint32_t addr, unsigned len, int32_t value);
+  /** insert() for n prefixes in order; prefetches ahead, so a big table loads faster. */
+  void insertMany(const uint32_t* addrs, const uint8_t* lens, const int32_t* values, size_t n);
   /** Removes addr/len (host bits ignored). Returns false when it was not present. */
   bool erase(uint32_t addr, unsigned len);
   /** Value of the longest prefix containing addr, or kNoMatch. */
@@ -58,8 +67,12 @@ class Ipv4Table {
       if (static_cast<int32_t>(e1) >= 0) {
         best = static_cast<int32_t>(e1);
       } else if (e1 != kNone) {
-        const uint32_t e2 = entries_[(size_t{e1 & kIndexMask} << 8) | (addr & 0xff)];
-        if (static_cast<int32_t>(e2) >= 0) best = static_cast<int32_t>(e2);
+        const Slot s2 = sub_[(size_t{e1 & kIndexMask} << 4) | ((addr >> 4) & 0xf)];
+        if (s2.value >= 0) best = s2.value;
+        if (s2.child != 0) {
+          const int32_t v3 = sub_[(size_t{s2.child} << 4) | (addr & 0xf)].value;
+          if (v3 >= 0) best = v3;
+        }
       }
     }
     return best;
@@ -78,21 +91,26 @@ class Ipv4Table {
   static bool isChild(uint32_t e) { return (e & kChildBit) != 0 && e != kNone; }
 
   uint32_t allocGroup();
+  uint32_t allocSub();
   // Longest prefix of length in [minLen, len) that covers addr: value and tag (len+1), or none.
   void replacement(uint32_t addr, unsigned len, unsigned minLen, int32_t* value,
                    uint8_t* tag) const;
-  // Sets the level-1 value pushed into level-2 group g (entries no level-2 prefix covers).
+  // Sets the level-1 value pushed into level-2 group g (slots no level-2 prefix covers).
   void setInherited(uint32_t g, int32_t value, uint8_t tag);
 
   std::vector<Slot> root_;       // 65536 slots once the first prefix arrives
   std::vector<uint8_t> rootLen_;
-  PodArray<uint32_t> entries_;   // 256 per group, levels 1 and 2; group 0 is unused
-  PodArray<uint8_t> entryLen_;   // tag (len+1) per entry; 0 = none / pushed from level 1
-  std::vector<uint16_t> groupUse_;  // prefixes stored in the group + child groups it points to
-  std::vector<int32_t> inherited_;  // level-2 groups: the level-1 value pushed into them
-  std::vector<uint8_t> inheritedLen_;
+  PodArray<uint32_t> entries_;   // level 1: 256 per group; group 0 is unused
+  PodArray<uint8_t> entryLen_;   // tag (len+1) per entry; 0 = none
+  std::vector<uint16_t> groupUse_;  // prefixes stored in the group + level-2 groups below it
   std::vector<uint32_t> freeGroups_;
-  FlatMap prefixes_;  // (masked addr << 6 | len) -> value
+  PodArray<Slot> sub_;           // levels 2 and 3: 16 slots per group; group 0 is unused
+  PodArray<uint8_t> subLen_;     // tag per slot; 0 = none (level 2: holds the inherited value)
+  std::vector<uint8_t> subUse_;  // prefixes stored in the group + level-3 groups below it
+  std::vector<int32_t> inherited_;     // level-2 groups: the level-1 value pushed into them
+  std::vector<uint8_t> inheritedLen_;
+  std::vector<uint32_t> freeSubs_;
+  FlatMap prefixes_;  // FlatMap::prefixKey(prefix bits, len) -> value
 };
 
 }  // namespace interpose::lpm

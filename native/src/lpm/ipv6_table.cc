@@ -17,6 +17,13 @@ inline unsigned rankBelow(const uint64_t* w, unsigned i) {
   return r + static_cast<unsigned>(__builtin_popcountll(w[i >> 6] & below));
 }
 
+// Set bits in the first `words` words: the length of the packed array a bitmap indexes.
+inline unsigned popcountWords(const uint64_t* w, unsigned words) {
+  unsigned r = 0;
+  for (unsigned k = 0; k < words; ++k) r += static_cast<unsigned>(__builtin_popcountll(w[k]));
+  return r;
+}
+
 // Bit of a prefix that uses the top l (1…8) bits of byte b.
 inline unsigned innerIndex(unsigned l, unsigned b) { return (1u << l) - 2 + (b >> (8 - l)); }
 
@@ -41,8 +48,9 @@ inline bool noneOfLength(const uint64_t* inner, unsigned l) {
   return true;
 }
 
-inline uint16_t mask16(unsigned len) {
-  return len == 0 ? 0 : static_cast<uint16_t>(0xffffu << (16 - len));
+// Exact-match key of the root prefix of `len` (0 … 16) bits at the top of `top`.
+inline uint64_t rootKey(uint16_t top, unsigned len) {
+  return FlatMap::prefixKey(len == 0 ? 0 : uint32_t{top} >> (16 - len), len);
 }
 
 void maskAddress(const uint8_t in[16], unsigned len, uint8_t out[16]) {
@@ -60,43 +68,43 @@ size_t capBytes(const std::vector<T, A>& v) {
 }  // namespace
 
 uint32_t Ipv6Table::allocNode(unsigned k, const uint8_t key[16]) {
-  if (nodes_.empty()) nodes_.emplace_back();  // sentinel: index 0 means "no child"
+  if (nodes_.empty()) nodes_.growTo(1);  // sentinel: index 0 means "no child"
   uint32_t n;
   if (!freeNodes_.empty()) {
     n = freeNodes_.back();
     freeNodes_.pop_back();
   } else {
     n = static_cast<uint32_t>(nodes_.size());
-    nodes_.emplace_back();
+    nodes_.growTo(nodes_.size() + 1);
   }
   Node& node = nodes_[n];
-  std::memset(node.inner, 0, sizeof node.inner);
-  std::memset(node.ext, 0, sizeof node.ext);
-  node.lengths = 0;
+  std::memset(&node, 0, sizeof node);
   node.k = static_cast<uint8_t>(k);
+  node.kidsClass = BlockPool<uint32_t>::kNoBlock;
+  node.valsClass = BlockPool<int32_t>::kNoBlock;
   std::memcpy(node.key, key, sizeof node.key);
   return n;
 }
 
 void Ipv6Table::freeNode(uint32_t n) {
   Node& node = nodes_[n];
-  arrayBytes_ -= capBytes(node.vals) + capBytes(node.kids);
-  std::vector<int32_t>().swap(node.vals);
-  std::vector<uint32_t>().swap(node.kids);
+  if (node.kidsClass != BlockPool<uint32_t>::kNoBlock) kidPool_.release(node.kids, node.kidsClass);
+  if (node.valsClass != BlockPool<int32_t>::kNoBlock) valPool_.release(node.vals, node.valsClass);
+  node.kidsClass = BlockPool<uint32_t>::kNoBlock;
+  node.valsClass = BlockPool<int32_t>::kNoBlock;
   freeNodes_.push_back(n);
 }
 
 void Ipv6Table::addKid(uint32_t parent, unsigned b, uint32_t kid) {
   Node& node = nodes_[parent];
-  const size_t before = capBytes(node.kids);
-  node.kids.insert(node.kids.begin() + rankBelow(node.ext, b), kid);
+  blockInsert(kidPool_, &node.kids, &node.kidsClass, popcountWords(node.ext, 4), rankBelow(node.ext, b),
+              kid);
   setBit(node.ext, b);
-  arrayBytes_ += capBytes(node.kids) - before;
 }
 
 void Ipv6Table::removeKid(uint32_t parent, unsigned b) {
   Node& node = nodes_[parent];
-  node.kids.erase(node.kids.begin() + rankBelow(node.ext, b));
+  blockErase(kidPool_, &node.kids, &node.kidsClass, popcountWords(node.ext, 4), rankBelow(node.ext, b));
   clearBit(node.ext, b);
 }
 
@@ -105,15 +113,13 @@ void Ipv6Table::setInner(uint32_t n, unsigned l, unsigned b, int32_t value, bool
   const unsigned idx = innerIndex(l, b);
   const unsigned rank = rankBelow(node.inner, idx);
   if (testBit(node.inner, idx)) {
-    node.vals[rank] = value;
+    valPool_.at(node.vals)[rank] = value;
     *fresh = false;
     return;
   }
-  const size_t before = capBytes(node.vals);
-  node.vals.insert(node.vals.begin() + rank, value);
+  blockInsert(valPool_, &node.vals, &node.valsClass, popcountWords(node.inner, 8), rank, value);
   setBit(node.inner, idx);
   node.lengths |= 1u << (l - 1);
-  arrayBytes_ += capBytes(node.vals) - before;
   ++nodePrefixes_;
   *fresh = true;
 }
@@ -128,7 +134,7 @@ bool Ipv6Table::insert(const uint8_t in[16], unsigned len, int32_t value) {
   const uint16_t top = static_cast<uint16_t>((a[0] << 8) | a[1]);
 
   if (len <= 16) {
-    const bool fresh = rootPrefixes_.set((uint32_t{top} << 8) | len, value);
+    const bool fresh = rootPrefixes_.set(rootKey(top, len), value);
     paint(root_.data(), rootLen_.data(), top, size_t{1} << (16 - len), len, value);
     return fresh;
   }
@@ -148,7 +154,7 @@ bool Ipv6Table::insert(const uint8_t in[16], unsigned len, int32_t value) {
       root_[top].child = to;
     } else {
       Node& p = nodes_[parent];
-      p.kids[rankBelow(p.ext, linkByte)] = to;
+      kidsOf(p)[rankBelow(p.ext, linkByte)] = to;
     }
   };
 
@@ -197,7 +203,7 @@ bool Ipv6Table::insert(const uint8_t in[16], unsigned len, int32_t value) {
     parent = n;
     linkByte = b;
     const Node& node = nodes_[n];
-    n = node.kids[rankBelow(node.ext, b)];
+    n = kidsOf(node)[rankBelow(node.ext, b)];
     kk = nk + 1;
   }
 }
@@ -209,13 +215,11 @@ bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
   const uint16_t top = static_cast<uint16_t>((a[0] << 8) | a[1]);
 
   if (len <= 16) {
-    if (!rootPrefixes_.erase((uint32_t{top} << 8) | len)) return false;
+    if (!rootPrefixes_.erase(rootKey(top, len))) return false;
     int32_t replValue = kNoMatch;
     uint8_t replTag = 0;
     for (unsigned l = len; l-- > 0;) {
-      if (const int32_t* r =
-              rootPrefixes_.find((uint32_t{static_cast<uint16_t>(top & mask16(l))} << 8) | l)) {
-        replValue = *r;
+      if (rootPrefixes_.find(rootKey(top, l), &replValue)) {
         replTag = static_cast<uint8_t>(l + 1);
         break;
       }
@@ -246,7 +250,7 @@ bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
     pathNode[depth] = n;
     pathByte[depth] = b;
     ++depth;
-    n = node.kids[rankBelow(node.ext, b)];
+    n = kidsOf(node)[rankBelow(node.ext, b)];
     kk = node.k + 1;
   }
 
@@ -254,7 +258,8 @@ bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
     Node& node = nodes_[n];
     const unsigned idx = innerIndex(l, a[t]);
     if (!testBit(node.inner, idx)) return false;
-    node.vals.erase(node.vals.begin() + rankBelow(node.inner, idx));
+    blockErase(valPool_, &node.vals, &node.valsClass, popcountWords(node.inner, 8),
+               rankBelow(node.inner, idx));
     clearBit(node.inner, idx);
     if (noneOfLength(node.inner, l)) node.lengths &= ~(1u << (l - 1));
     --nodePrefixes_;
@@ -264,10 +269,9 @@ bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
   // a single kid (their kid's key already carries the full path).
   for (;;) {
     const Node& cur = nodes_[n];
-    unsigned kids = 0;
-    for (uint64_t w : cur.ext) kids += static_cast<unsigned>(__builtin_popcountll(w));
+    const unsigned kids = popcountWords(cur.ext, 4);
     if (cur.lengths != 0 || kids > 1) break;
-    const uint32_t replacement = kids == 1 ? cur.kids[0] : 0;
+    const uint32_t replacement = kids == 1 ? kidsOf(cur)[0] : 0;
     freeNode(n);
     if (depth == 0) {
       root_[top].child = replacement;
@@ -277,7 +281,7 @@ bool Ipv6Table::erase(const uint8_t in[16], unsigned len) {
     const uint32_t p = pathNode[depth];
     if (replacement != 0) {
       Node& parentNode = nodes_[p];
-      parentNode.kids[rankBelow(parentNode.ext, pathByte[depth])] = replacement;
+      kidsOf(parentNode)[rankBelow(parentNode.ext, pathByte[depth])] = replacement;
       break;
     }
     removeKid(p, pathByte[depth]);
@@ -296,10 +300,8 @@ int32_t Ipv6Table::lookup(const uint8_t a[16]) const {
   uint32_t n = s.child;
   unsigned kk = 2;
   while (n != 0) {
-    // The node's three lines are independent loads: request them together.
-    const char* p = reinterpret_cast<const char*>(&nodes_[n]);
-    __builtin_prefetch(p + 64);
-    __builtin_prefetch(p + 128);
+    // The node's two lines are independent loads: request the second with the first.
+    __builtin_prefetch(reinterpret_cast<const char*>(&nodes_[n]) + 64);
     const Node& node = nodes_[n];
     bool onPath = true;
     for (unsigned j = kk; j < node.k; ++j) onPath = onPath && a[j] == node.key[j];
@@ -311,10 +313,10 @@ int32_t Ipv6Table::lookup(const uint8_t a[16]) const {
       bestIdx = static_cast<unsigned>(idx);
     }
     if (!testBit(node.ext, b)) break;
-    n = node.kids[rankBelow(node.ext, b)];
+    n = kidsOf(node)[rankBelow(node.ext, b)];
     kk = node.k + 1u;
   }
-  return bestNode != nullptr ? bestNode->vals[rankBelow(bestNode->inner, bestIdx)] : s.value;
+  return bestNode != nullptr ? valsOf(*bestNode)[rankBelow(bestNode->inner, bestIdx)] : s.value;
 }
 
 void Ipv6Table::lookupMany(const uint8_t* addrs, int32_t* out, size_t n) const {
@@ -332,12 +334,11 @@ void Ipv6Table::lookupMany(const uint8_t* addrs, int32_t* out, size_t n) const {
     int32_t rootValue;
     bool done;              // walk finished; read *best on the next visit, once it arrived
   };
-  // A node spans three cache lines (ext+kids, inner, vals+key); ask for all of them at once.
+  // A node spans two cache lines (the step's data, the prefix bitmap); ask for both at once.
   auto prefetchNode = [this](uint32_t i) {
     const char* p = reinterpret_cast<const char*>(&nodes_[i]);
     __builtin_prefetch(p);
     __builtin_prefetch(p + 64);
-    __builtin_prefetch(p + 128);
   };
   constexpr unsigned kLanes = 16;
   Lane lanes[kLanes];
@@ -383,11 +384,11 @@ void Ipv6Table::lookupMany(const uint8_t* addrs, int32_t* out, size_t n) const {
           const unsigned b = lane.a[node.k];
           const int idx = longestInner(node.inner, node.lengths, b);
           if (idx >= 0) {
-            lane.best = &node.vals[rankBelow(node.inner, static_cast<unsigned>(idx))];
+            lane.best = &valsOf(node)[rankBelow(node.inner, static_cast<unsigned>(idx))];
             __builtin_prefetch(lane.best);
           }
           if (testBit(node.ext, b)) {
-            lane.kid = &node.kids[rankBelow(node.ext, b)];
+            lane.kid = &kidsOf(node)[rankBelow(node.ext, b)];
             __builtin_prefetch(lane.kid);
             lane.k = node.k + 1u;
             ++j;
@@ -413,8 +414,8 @@ void Ipv6Table::lookupMany(const uint8_t* addrs, int32_t* out, size_t n) const {
 }
 
 size_t Ipv6Table::memoryBytes() const {
-  return capBytes(root_) + capBytes(rootLen_) + capBytes(nodes_) + capBytes(freeNodes_) +
-         arrayBytes_ + rootPrefixes_.memoryBytes();
+  return capBytes(root_) + capBytes(rootLen_) + nodes_.usedBytes() + capBytes(freeNodes_) +
+         kidPool_.memoryBytes() + valPool_.memoryBytes() + rootPrefixes_.memoryBytes();
 }
 
 }  // namespace interpose::lpm

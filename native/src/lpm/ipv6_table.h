@@ -23,10 +23,11 @@
 //     ext[4]    : 256 bits, one per byte value with a child node
 //     vals      : values of the set inner bits, in bit order (rank = popcount below)
 //     kids      : child node indices of the set ext bits, in bit order
+//   (vals and kids are blocks in two pools, addressed by 32-bit offsets; see block_pool.h)
 //
 // Prefixes are not expanded inside nodes, so an insert or delete edits one node's bitmap and
 // one small array (plus at most two nodes created or spliced out by path compression);
-// a node is 192 bytes (three cache lines) plus 4 per prefix and 4 per child, which keeps
+// a node is 128 bytes (two cache lines) plus 4 per prefix and 4 per child, which keeps
 // sparse long IPv6 prefixes affordable where a fully expanded 8-bit stride would spend
 // 2 KiB per node. A lookup visits at most 14 nodes, each a few bit tests and popcounts;
 // lookupMany interleaves 16 walks with software prefetch to overlap their cache misses.
@@ -36,9 +37,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "block_pool.h"
 #include "expanded.h"
 #include "flat_map.h"
-#include "huge_alloc.h"
+#include "pod_array.h"
 
 namespace interpose::lpm {
 
@@ -60,17 +62,26 @@ class Ipv6Table {
   size_t memoryBytes() const;
 
  private:
-  // Cache-line aligned; the first line holds what every step of a walk needs (ext, kids),
-  // the second the prefixes (inner), so a step touches two adjacent lines.
+  // Two cache lines. The first holds everything a step of a walk reads (which kid, whether
+  // the compressed path matches, where the kids are); the second the prefix bitmap, read only
+  // when the node holds prefixes. Kids and values live in the pools (block_pool.h).
   struct alignas(64) Node {
     uint64_t ext[4];
-    std::vector<uint32_t> kids;
-    uint32_t lengths;  // bit l-1 set when the node holds a prefix using l bits of its byte
-    uint8_t k;         // address byte this node consumes (2 … 15)
+    uint32_t kids;      // offset in kidPool_ of popcount(ext) node indices, in bit order
+    uint32_t vals;      // offset in valPool_ of popcount(inner) values, in bit order
+    uint32_t lengths;   // bit l-1 set when the node holds a prefix using l bits of its byte
+    uint8_t k;          // address byte this node consumes (2 … 15)
+    uint8_t kidsClass;  // capacity class of the kids block (BlockPool::kNoBlock: none)
+    uint8_t valsClass;
+    uint8_t unused;
+    uint8_t key[16];    // bytes 0 … k-1 of every address below this node
     uint64_t inner[8];
-    std::vector<int32_t> vals;
-    uint8_t key[16];   // bytes 0 … k-1 of every address below this node
   };
+  static_assert(sizeof(Node) == 128, "a node is two cache lines");
+
+  uint32_t* kidsOf(const Node& n) { return kidPool_.at(n.kids); }
+  const uint32_t* kidsOf(const Node& n) const { return kidPool_.at(n.kids); }
+  const int32_t* valsOf(const Node& n) const { return valPool_.at(n.vals); }
 
   uint32_t allocNode(unsigned k, const uint8_t key[16]);
   void freeNode(uint32_t n);
@@ -80,11 +91,12 @@ class Ipv6Table {
 
   std::vector<Slot> root_;
   std::vector<uint8_t> rootLen_;
-  FlatMap rootPrefixes_;  // (masked top 16 bits << 8 | len)
-  std::vector<Node, HugeAlloc<Node>> nodes_;  // node 0 is the "no child" sentinel
+  FlatMap rootPrefixes_;  // FlatMap::prefixKey(top len bits, len) -> value
+  PodArray<Node> nodes_;  // node 0 is the "no child" sentinel
   std::vector<uint32_t> freeNodes_;
+  BlockPool<uint32_t> kidPool_;
+  BlockPool<int32_t> valPool_;
   size_t nodePrefixes_ = 0;
-  size_t arrayBytes_ = 0;  // capacity of every node's vals and kids, kept up to date
 };
 
 }  // namespace interpose::lpm

@@ -30,6 +30,15 @@ class LpmTrie {
   bool erase4(uint32_t addr, unsigned len) { return v4_.erase(addr, len); }
   int32_t lookup4(uint32_t addr) const { return v4_.lookup(addr); }
 
+  /** insert4 for n prefixes in order (a later duplicate replaces an earlier one). */
+  void insertMany4(const uint32_t* addrs, const uint8_t* lens, const int32_t* values, size_t n) {
+    v4_.insertMany(addrs, lens, values, n);
+  }
+  /** insert6 for n prefixes of 16 bytes each, in order. */
+  void insertMany6(const uint8_t* addrs, const uint8_t* lens, const int32_t* values, size_t n) {
+    for (size_t i = 0; i < n; ++i) v6_.insert(addrs + 16 * i, lens[i], values[i]);
+  }
+
   bool insert6(const uint8_t addr[16], unsigned len, int32_t value) {
     return v6_.insert(addr, len, value);
   }
