@@ -35,7 +35,30 @@ uint32_t Ipv4Table::allocGroup() {
   std::fill_n(entries_.data() + size_t{g} * kGroup, kGroup, kNone);
   std::fill_n(entryLen_.data() + size_t{g} * kGroup, kGroup, 0);
   groupUse_[g] = 0;
+  if (summaries_.size() < groupUse_.size()) summaries_.resize(groupUse_.size());
+  summarize(g);
   return g;
+}
+
+void Ipv4Table::summarize(uint32_t g) {
+  if (deferSummaries_) {
+    dirtyGroups_.push_back(g);
+    return;
+  }
+  Summary& k = summaries_[g];
+  const uint32_t* e = entries_.data() + size_t{g} * kGroup;
+  k = Summary{};
+  unsigned runs = 0;
+  for (size_t i = 0; i < kGroup; ++i) {
+    if (i != 0 && e[i] == e[i - 1]) continue;
+    k.starts[i >> 6] |= uint64_t{1} << (i & 63);
+    if (runs < kSummaryRuns) k.entries[runs] = e[i];
+    ++runs;
+  }
+  for (unsigned w = 0; w < 3; ++w) {
+    k.before[w] = static_cast<uint8_t>((w == 0 ? 0 : k.before[w - 1]) + __builtin_popcountll(k.starts[w]));
+  }
+  k.runs = runs <= kSummaryRuns ? static_cast<uint8_t>(runs) : kDense;
 }
 
 uint32_t Ipv4Table::allocSub() {
@@ -122,6 +145,7 @@ bool Ipv4Table::insert(uint32_t addr, unsigned len, int32_t value) {
         entries_[base1 + i] = static_cast<uint32_t>(value);
       }
     }
+    summarize(g1);
     if (fresh) ++groupUse_[g1];
     return fresh;
   }
@@ -132,6 +156,7 @@ bool Ipv4Table::insert(uint32_t addr, unsigned len, int32_t value) {
     const uint32_t g = allocSub();
     setInherited(g, static_cast<int32_t>(entries_[i1]), entryLen_[i1]);
     entries_[i1] = kChildBit | g;
+    summarize(g1);
     ++groupUse_[g1];
   }
   const uint32_t g2 = entries_[i1] & kIndexMask;
@@ -162,6 +187,7 @@ void Ipv4Table::insertMany(const uint32_t* addrs, const uint8_t* lens, const int
   // level-1 group: start both loads a few prefixes ahead so they overlap.
   constexpr size_t kAhead = 8;
   prefixes_.reserve(prefixes_.size() + n);
+  deferSummaries_ = true;
   for (size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) {
       const unsigned l = lens[i + kAhead];
@@ -174,6 +200,12 @@ void Ipv4Table::insertMany(const uint32_t* addrs, const uint8_t* lens, const int
     }
     insert(addrs[i], lens[i], values[i]);
   }
+  deferSummaries_ = false;
+  std::sort(dirtyGroups_.begin(), dirtyGroups_.end());
+  dirtyGroups_.erase(std::unique(dirtyGroups_.begin(), dirtyGroups_.end()), dirtyGroups_.end());
+  for (uint32_t g : dirtyGroups_) summarize(g);
+  dirtyGroups_.clear();
+  dirtyGroups_.shrink_to_fit();
 }
 
 bool Ipv4Table::erase(uint32_t addr, unsigned len) {
@@ -206,6 +238,7 @@ bool Ipv4Table::erase(uint32_t addr, unsigned len) {
         entries_[base1 + i] = static_cast<uint32_t>(replValue);
       }
     }
+    summarize(g1);
   } else {
     const size_t i1 = base1 + ((addr >> 8) & 0xff);
     const uint32_t g2 = entries_[i1] & kIndexMask;
@@ -233,6 +266,7 @@ bool Ipv4Table::erase(uint32_t addr, unsigned len) {
     if (subUse_[g2] != 0) return true;
     // No /25+ left in this /24: the level-1 entry takes back its own value.
     entries_[i1] = static_cast<uint32_t>(inherited_[g2]);
+    summarize(g1);
     freeSubs_.push_back(g2);
   }
   if (--groupUse_[g1] == 0) {
@@ -324,7 +358,8 @@ size_t Ipv4Table::memoryBytes() const {
          entryLen_.usedBytes() + groupUse_.capacity() * sizeof(uint16_t) +
          freeGroups_.capacity() * sizeof(uint32_t) + sub_.usedBytes() + subLen_.usedBytes() +
          subUse_.capacity() + inherited_.capacity() * sizeof(int32_t) + inheritedLen_.capacity() +
-         freeSubs_.capacity() * sizeof(uint32_t) + prefixes_.memoryBytes();
+         freeSubs_.capacity() * sizeof(uint32_t) + prefixes_.memoryBytes() +
+         summaries_.capacity() * sizeof(Summary);
 }
 
 }  // namespace interpose::lpm
