@@ -15,6 +15,8 @@
 //   level 1: groups of 256 uint32 entries, one per /16 holding longer prefixes: /17 … /24
 //   level 2: groups of 16 slots, one per /24 holding longer prefixes:            /25 … /28
 //   level 3: groups of 16 slots, one per /28 holding longer prefixes:            /29 … /32
+//   and per level-1 group a 64-byte summary (see Summary) that single lookups read instead
+//   of the group itself
 //
 //   level 1 entry:  0xxxxxxx…  value (0 … 2^31-1)
 //                   ffffffff   no match
