@@ -5,7 +5,6 @@
  * configuration stays in force and live connections are never dropped by a reload).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import type { RelayListener, SpliceRelay } from './splice-relay.linux.js';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { AddressTableFactory } from './address-table.js';
@@ -20,7 +19,7 @@ import { ProxyMetrics } from './metrics.js';
 import type { Endpoint } from './original-destination.linux.js';
 import { handleAcceptedOutbound, handleOutbound } from './outbound-handler.js';
 import type { DetachedAdmission } from './connection-tracker.js';
-import type { AcceptedConnection } from './splice-relay.linux.js';
+import type { AcceptedConnection, RelayListener, SpliceRelay } from './splice-relay.linux.js';
 import { MAX_CLIENT_HELLO } from './tls-client-hello.js';
 import { dropPrivileges } from './privileges.js';
 import { Registry } from './registry.js';
