@@ -17,7 +17,8 @@ export { CidrTrie } from './net/cidr-trie.js';
 /** @internal Opaque handle to a native trie (a type-tagged napi_external owning it). */
 export type NativeTrieHandle = object & { readonly __nativeTrie: unique symbol };
 
-interface NativeFailure {
+/** @internal An errno the addon reports instead of throwing, and the call that failed. */
+export interface NativeFailure {
   errno: number;
   syscall: string;
 }
@@ -100,7 +101,8 @@ function isFailure(r: unknown): r is NativeFailure {
   return typeof r === 'object' && r !== null && 'errno' in r;
 }
 
-function nativeError(f: NativeFailure): NativeError {
+/** @internal The NativeError for an errno the addon reported from `syscall` (code, hint). */
+export function nativeError(f: NativeFailure): NativeError {
   const code = errnoNames.get(f.errno) ?? `E${f.errno}`;
   return new NativeError(f.syscall, f.errno, code, errnoHints[code]);
 }

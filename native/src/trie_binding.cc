@@ -261,40 +261,35 @@ napi_value InsertMany6(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value LookupMany4(napi_env env, napi_callback_info info) {
+// trieLookupMany4(h, addrs: Uint32Array, out) / trieLookupMany6(h, addrs: Uint8Array of 16
+// bytes per address, out): `perEntry` elements of addrType per address, one result each.
+template <typename Addr>
+napi_value LookupMany(napi_env env, napi_callback_info info, napi_typedarray_type addrType,
+                      size_t perEntry, void (lpm::LpmTrie::*lookupMany)(const Addr*, int32_t*, size_t) const) {
   napi_value argv[3];
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
   size_t n = 0, outLen = 0;
-  auto* addrs = static_cast<const uint32_t*>(TypedData(env, argv[1], napi_uint32_array, &n));
+  auto* addrs = static_cast<const Addr*>(TypedData(env, argv[1], addrType, &n));
   if (addrs == nullptr) return nullptr;
   auto* out = static_cast<int32_t*>(TypedData(env, argv[2], napi_int32_array, &outLen));
   if (out == nullptr) return nullptr;
-  if (outLen < n) {
-    napi_throw_range_error(env, nullptr, "out is shorter than addrs");
+  if (n % perEntry != 0 || outLen < n / perEntry) {
+    napi_throw_range_error(env, nullptr, perEntry == 1 ? "out is shorter than addrs"
+                                                       : "addrs must hold 16 bytes per entry of out");
     return nullptr;
   }
-  box->trie.lookupMany4(addrs, out, n);
+  (box->trie.*lookupMany)(addrs, out, n / perEntry);
   return nullptr;
 }
 
+napi_value LookupMany4(napi_env env, napi_callback_info info) {
+  return LookupMany<uint32_t>(env, info, napi_uint32_array, 1, &lpm::LpmTrie::lookupMany4);
+}
+
 napi_value LookupMany6(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = Box(env, argv[0]);
-  if (box == nullptr) return nullptr;
-  size_t n = 0, outLen = 0;
-  auto* addrs = static_cast<const uint8_t*>(TypedData(env, argv[1], napi_uint8_array, &n));
-  if (addrs == nullptr) return nullptr;
-  auto* out = static_cast<int32_t*>(TypedData(env, argv[2], napi_int32_array, &outLen));
-  if (out == nullptr) return nullptr;
-  if (n % 16 != 0 || outLen < n / 16) {
-    napi_throw_range_error(env, nullptr, "addrs must hold 16 bytes per entry of out");
-    return nullptr;
-  }
-  box->trie.lookupMany6(addrs, out, n / 16);
-  return nullptr;
+  return LookupMany<uint8_t>(env, info, napi_uint8_array, 16, &lpm::LpmTrie::lookupMany6);
 }
 
 napi_value Size(napi_env env, napi_callback_info info) {

@@ -16,9 +16,7 @@
  * A passthrough connection then costs Node two callbacks and no sockets of its own.
  */
 import { isIP, Socket } from 'node:net';
-import { constants as osConstants } from 'node:os';
-import { InterceptError } from '../errors/index.js';
-import { loadAddon, socketFd, type NativeAddon } from '../native.js';
+import { loadAddon, nativeError, socketFd, type NativeAddon } from '../native.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { RelayOptions, RelayResult } from './relay.js';
 
@@ -152,8 +150,6 @@ export interface SpliceRelayResult extends RelayResult {
   firstBytes?: Buffer;
   /** The upstream socket's local address (connections the relay connected itself). */
   upstreamLocal?: Endpoint;
-  /** Why the relay's own upstream connect failed (flag "UF"): ECONNREFUSED, ETIMEDOUT … */
-  connectError?: string;
   /** From the accept (connections the relay accepted) or the handoff to the end, in ms. */
   durationMs: number;
 }
@@ -173,7 +169,6 @@ interface Pending {
 /** Ids picked here stay below 2^31: the relay's accepted connections use the top bit. */
 const MAX_ID = 0x7fffffff;
 const MAX_TIMEOUT_MS = 0xffffffff;
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
 
 export class SpliceRelay {
   private readonly addon: NativeAddon & SpliceRelayAddon;
@@ -221,8 +216,7 @@ export class SpliceRelay {
     const listenerId = this.nextListenerId++;
     const [errno, bound] = this.addon.relayListen(this.handle, listenerId, address, port, backlog);
     if (errno !== 0) {
-      const code = errnoNames.get(errno) ?? `E${errno}`;
-      throw Object.assign(new InterceptError(`cannot listen on ${address} port ${port}: ${code}`), { code, errno });
+      throw nativeError({ errno, syscall: `listen on ${address} port ${port}` });
     }
     this.acceptHandlers.set(listenerId, onAccept);
     this.updateRef();
@@ -251,7 +245,7 @@ export class SpliceRelay {
 
   /**
    * Connects accepted connection `id` to `upstream` on the relay thread and relays. The
-   * result's flag is "UF" (with connectError) when the connect fails or times out; a refused
+   * result's flag is "UF" when the connect fails or times out; a refused
    * connect resets the client.
    */
   connect(
@@ -366,7 +360,7 @@ export class SpliceRelay {
     return this.nextId;
   }
 
-  private readonly finished: OnDone = (id, downToUp, upToDown, flag, errno, head, localAddress, localPort, durationMs) => {
+  private readonly finished: OnDone = (id, downToUp, upToDown, flag, _errno, head, localAddress, localPort, durationMs) => {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
@@ -379,7 +373,6 @@ export class SpliceRelay {
       flag: flag === 'aborted' ? '-' : flag,
       ...(head ? { firstBytes: head } : {}),
       ...(localAddress !== undefined ? { upstreamLocal: { address: localAddress, port: localPort ?? 0 } } : {}),
-      ...(flag === 'UF' ? { connectError: errnoNames.get(errno) ?? `E${errno}` } : {}),
     });
   };
 }
