@@ -47,6 +47,19 @@ export interface NativeAddon {
   originalDstLookup(fd: number, trie: NativeTrieHandle): (NativeDst & { match: number }) | NativeFailure;
   setTransparent(fd: number, family: 4 | 6): NativeFailure | undefined;
   setMark(fd: number, mark: number): NativeFailure | undefined;
+  sendNetfilterBatch(bytes: Uint8Array, netnsPath: string): Promise<NetfilterBatchOutcome & Partial<NativeFailure>>;
+}
+
+/** One answer of the kernel to a batch message: error 0 is an ack, else a positive errno. */
+export interface NetlinkReply {
+  readonly seq: number;
+  readonly error: number;
+  /** The kernel's extended-ack text, when it gave one. */
+  readonly message: string;
+}
+
+export interface NetfilterBatchOutcome {
+  readonly replies: readonly NetlinkReply[];
 }
 
 /** Environment variable that points the loader at a specific .node file. */
@@ -192,4 +205,33 @@ export function setMark(fd: number, mark: number): void {
   }
   const r = loadAddon().setMark(fd, mark);
   if (isFailure(r)) throw nativeError(r);
+}
+
+/**
+ * Sends one nfnetlink batch (framed messages, BATCH_BEGIN … BATCH_END) on a NETLINK_NETFILTER
+ * socket, in the network namespace bound at `netnsPath` ('' for this process's), and resolves
+ * with every ack and error the kernel sent back. A failing system call (no such namespace, no
+ * CAP_NET_ADMIN, lost replies) rejects with a NativeError. Runs off the event loop.
+ */
+export async function sendNetfilterBatch(bytes: Uint8Array, netnsPath = ''): Promise<NetfilterBatchOutcome> {
+  if (!(bytes instanceof Uint8Array) || bytes.length < 16) {
+    throw new TypeError('sendNetfilterBatch: bytes must be a Uint8Array holding at least one netlink message');
+  }
+  if (typeof netnsPath !== 'string' || netnsPath.includes('\0')) {
+    throw new TypeError('sendNetfilterBatch: netnsPath must be a path without NUL bytes, or empty');
+  }
+  const r = await loadAddon().sendNetfilterBatch(bytes, netnsPath);
+  if (r.errno !== undefined && r.syscall !== undefined) {
+    const code = errnoNames.get(r.errno) ?? `E${r.errno}`;
+    const hint =
+      r.syscall === 'open' || r.syscall === 'setns'
+        ? `entering the network namespace at ${netnsPath}`
+        : r.syscall === 'recv'
+          ? 'reading the kernel\'s answers to a netfilter batch: some were lost, so whether it was committed is unknown'
+          : code === 'EPERM'
+            ? 'needs CAP_NET_ADMIN'
+            : 'sending a netfilter batch';
+    throw new NativeError(r.syscall, r.errno, code, hint);
+  }
+  return { replies: r.replies };
 }

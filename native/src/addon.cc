@@ -1,7 +1,8 @@
-// Module registration only; the bindings live in trie_binding.cc, socket_binding.cc and
-// relay_binding.cc.
+// Module registration only; the bindings live in trie_binding.cc, socket_binding.cc,
+// relay_binding.cc and netlink_binding.cc.
 #include <napi.h>
 
+#include "netlink_binding.h"
 #include "relay_binding.h"
 #include "socket_binding.h"
 #include "trie_binding.h"
@@ -12,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   interpose::InitTrieBindings(env, exports);
   interpose::InitSocketBindings(env, exports);
   interpose::InitRelayBindings(env, exports);
+  interpose::InitNetlinkBindings(env, exports);
   return exports;
 }
 

@@ -9,7 +9,7 @@ import { ISTIO_ENV_ONLY, ISTIO_FLAGS, resolveSettings } from '../config/istio-fl
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
 import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.linux.js';
-import { NftablesBackend, probeNftables } from '../kernel/nftables-backend.linux.js';
+import { NftablesBackend, chooseNftTransaction, findNft, probeNftables } from '../kernel/nftables-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { FileOwnershipStore } from '../kernel/ownership-record.linux.js';
 import { runRedirectValidation } from '../kernel/run-validation.linux.js';
@@ -106,7 +106,7 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   await validate();
 }
 
-/** `--native-nftables`: one `nft -f -` transaction over interpose's inet tables. */
+/** `--native-nftables`: one nf_tables transaction over interpose's inet tables. */
 async function runNftables(
   executor: Executor,
   ruleset: Ruleset,
@@ -115,9 +115,10 @@ async function runNftables(
 ): Promise<void> {
   const version = await probeNftables(executor);
   const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'the current network namespace';
-  const backend = new NftablesBackend(executor);
+  const backend = new NftablesBackend(executor, {}, findNft(), chooseNftTransaction(executor));
+  const name = `nftables (${version}, commit via ${backend.commitVia})`;
   if (run.cleanupOnly) {
-    info(`backend nftables (${version}); cleaning up in ${where}`);
+    info(`backend ${name}; cleaning up in ${where}`);
     const r = await backend.cleanup({ mark: config.tproxyMark, table: config.tproxyRouteTable });
     info(
       `removed ${r.removedTables.length ? `tables ${r.removedTables.map((t) => `inet ${t}`).join(', ')}` : 'no tables'} (${r.removedRules} rules)` +
@@ -126,7 +127,7 @@ async function runNftables(
     return;
   }
   const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
-  info(`backend nftables (${version}); applying ${families} rules (inet tables) in ${where}`);
+  info(`backend ${name}; applying ${families} rules (inet tables) in ${where}`);
   reportApply(await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply }));
 }
 

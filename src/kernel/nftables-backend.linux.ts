@@ -1,24 +1,23 @@
 /**
  * The nftables backend: reads interpose's inet tables, decides (install, unchanged, drift,
- * replace, clean up), and applies one `nft -f -` transaction. nf_tables commits a batch as a
+ * replace, clean up), and commits one transaction (a netlink batch from this process, or the
+ * same through `nft -f -`: see nft-transaction.linux.ts). nf_tables commits a batch as a
  * whole or not at all, so a failing transaction leaves the previous tables untouched by
  * construction; if a later step fails (the TPROXY routes), the previous tables are put back
  * from their listing, taken before anything changed.
  *
- * Needs the `nft` tool (Debian package "nftables", >= 0.9.3) and a kernel with nf_tables.
+ * Needs the `nft` tool (Debian package "nftables", >= 0.9.3: it reads the tables back) and a
+ * kernel with nf_tables.
  */
 import { existsSync } from 'node:fs';
 import { DriftError } from '../errors/drift-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
-import {
-  OWNED_NFT_TABLES,
-  renderNftScript,
-  renderNftTables,
-  type NftRenderOptions,
-  type NftTable,
-} from '../rules/render/nftables.js';
-import { runChecked, type Executor } from './executor.js';
+import { OWNED_NFT_TABLES, renderNftTables, type NftRenderOptions, type NftTable } from '../rules/render/nftables.js';
+import { loadAddon } from '../native.js';
+import { NamespacedExecutor, namespacePath, runChecked, type Executor } from './executor.js';
+import type { NftBatchPlan } from './nft-netlink-batch.js';
+import { NetlinkTransaction, NftToolTransaction, type NftTransaction } from './nft-transaction.linux.js';
 import { ApplyFailedError, type ApplyAction, type ApplyResult } from './iptables-backend.linux.js';
 import { MissingToolError } from './iptables-binaries.linux.js';
 import { parseNftListing, type ListedTable } from './nft-listing-parser.js';
@@ -75,12 +74,49 @@ export async function probeNftables(executor: Executor, nft = findNft()): Promis
   return v.stdout.trim();
 }
 
+/** Environment variable that picks how transactions are committed: `netlink` or `nft`. */
+export const NFT_COMMIT_ENV = 'INTERPOSE_NFT_COMMIT';
+
+/**
+ * How a run commits: a netlink batch when the native addon loads (the fast path: no nft
+ * process parsing a script), else `nft -f -`. INTERPOSE_NFT_COMMIT=nft|netlink forces one.
+ */
+export function chooseNftTransaction(executor: Executor, env: NodeJS.ProcessEnv = process.env, nft = findNft()): NftTransaction {
+  const forced = env[NFT_COMMIT_ENV];
+  if (forced !== undefined && forced !== '' && forced !== 'netlink' && forced !== 'nft') {
+    throw new InterceptError(`${NFT_COMMIT_ENV}=${JSON.stringify(forced)} is not supported: expected "netlink" or "nft"`);
+  }
+  const netns = executor instanceof NamespacedExecutor ? namespacePath(executor.networkNamespace) : '';
+  if (forced === 'nft') return new NftToolTransaction(executor, nft);
+  if (forced === 'netlink') {
+    loadAddon(); // throws saying how to build it
+    return new NetlinkTransaction(netns);
+  }
+  try {
+    loadAddon();
+    return new NetlinkTransaction(netns);
+  } catch {
+    return new NftToolTransaction(executor, nft);
+  }
+}
+
 export class NftablesBackend {
+  private readonly transaction: NftTransaction;
+
+  /** `transaction` defaults to `nft -f -` through `executor`; the CLI passes chooseNftTransaction's. */
   constructor(
     private readonly executor: Executor,
     private readonly renderOptions: NftRenderOptions = {},
     private readonly nft = findNft(),
-  ) {}
+    transaction?: NftTransaction,
+  ) {
+    this.transaction = transaction ?? new NftToolTransaction(executor, nft);
+  }
+
+  /** How transactions are committed (`netlink` or `nft -f`), for the run's first log line. */
+  get commitVia(): string {
+    return this.transaction.name;
+  }
 
   /** The tables `ruleset` installs (what apply compares against and writes). */
   desired(ruleset: Ruleset): NftTable[] {
@@ -117,7 +153,7 @@ export class NftablesBackend {
     // for an RCU grace period in the kernel, 4–12 ms here, which a fresh install need not pay.)
     const existing = before.tables.map((t) => t.name);
     const created = desired.map((t) => t.name).filter((name) => !existing.includes(name));
-    await this.transact(renderNftScript(desired, existing, created), before, [...existing, ...created], routes);
+    await this.transact({ replace: existing, create: created, tables: desired }, before, [...existing, ...created], routes);
     await ensureIPv6PassthroughAddress(this.executor, ruleset);
     return { action, differences: action === 'replaced' ? differences : [] };
   }
@@ -127,10 +163,7 @@ export class NftablesBackend {
     const before = await this.snapshot();
     const removedTables = before.tables.map((t) => t.name);
     const removedRules = before.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
-    if (removedTables.length > 0) {
-      const script = removedTables.map((name) => `delete table inet ${name}\n`).join('');
-      await this.transact(script, before, removedTables);
-    }
+    if (removedTables.length > 0) await this.transact({ replace: removedTables, create: [], tables: [] }, before, removedTables);
     const removedRoutes = await removeTproxyRoutes(this.executor, routes.mark, routes.table);
     return { removedTables, removedRules, removedRoutes };
   }
@@ -152,13 +185,13 @@ export class NftablesBackend {
   }
 
   /**
-   * Runs one nft transaction, then adds the TPROXY routes. If the transaction fails the kernel
+   * Commits one transaction, then adds the TPROXY routes. If the transaction fails the kernel
    * changed nothing; if the routes fail, the tables in `touched` are put back as `before`
-   * listed them, in one more transaction.
+   * listed them, in one more transaction (through nft, which reads the listing).
    */
-  private async transact(script: string, before: OwnedSnapshot, touched: readonly string[], routes?: TproxyRoutes): Promise<void> {
+  private async transact(plan: NftBatchPlan, before: OwnedSnapshot, touched: readonly string[], routes?: TproxyRoutes): Promise<void> {
     try {
-      await runChecked(this.executor, [this.nft, '-f', '-'], { input: script, context: 'applying the nftables transaction' });
+      await this.transaction.commit(plan);
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       throw new ApplyFailedError(`${detail}\n(the transaction was rejected as a whole; the kernel holds what it held before)`, {

@@ -142,36 +142,98 @@ function mergeIPv4(cidrs: readonly Cidr[], emit: (start: number, end: number) =>
 }
 
 /**
- * The set elements for a CIDR list of one family: merged, sorted, in `nft list` form. The same
- * result as `mergeCidrs(cidrs).map(intervalElement)` (a unit test holds them together), in plain
- * numbers and typed arrays: this runs once per CIDR of a 100k list inside the apply.
+ * Merged intervals in typed arrays: interval i spans starts[w·i … w·i+w-1] to ends[…], with w
+ * words per address (1 for IPv4, 4 for IPv6), most significant word first. What a 100k-CIDR
+ * apply carries from the merge to the kernel without an object per element.
  */
-export function mergedElements(cidrs: readonly Cidr[]): string[] {
-  if (cidrs.length === 0) return [];
+export interface PackedIntervals {
+  readonly family: IpFamily;
+  readonly count: number;
+  readonly starts: Uint32Array;
+  readonly ends: Uint32Array;
+}
+
+/**
+ * mergeCidrs in typed arrays: the same intervals (a unit test holds them together), in plain
+ * numbers; this runs once per CIDR of a 100k list inside the apply.
+ */
+export function mergeCidrsPacked(cidrs: readonly Cidr[]): PackedIntervals {
+  if (cidrs.length === 0) return { family: 4, count: 0, starts: new Uint32Array(0), ends: new Uint32Array(0) };
   const family = cidrs[0]!.family;
-  for (const c of cidrs) if (c.family !== family) throw new Error(`mergedElements: mixed families (${cidrs[0]!.text}, ${c.text})`);
-  const out: string[] = [];
+  for (const c of cidrs) if (c.family !== family) throw new Error(`mergeCidrsPacked: mixed families (${cidrs[0]!.text}, ${c.text})`);
+  const words = family === 4 ? 1 : 4;
+  const starts = new Uint32Array(words * cidrs.length);
+  const ends = new Uint32Array(words * cidrs.length);
+  let count = 0;
   if (family === 6) {
-    mergeIPv6(cidrs, out);
+    mergeIPv6(cidrs, (s, e) => {
+      starts.set(s, 4 * count);
+      ends.set(e, 4 * count);
+      count++;
+    });
+  } else if (cidrs.length >= 2 ** 20) {
+    for (const iv of mergeCidrs(cidrs)) {
+      starts[count] = iv.start[0]!;
+      ends[count++] = iv.end[0]!;
+    }
+  } else {
+    mergeIPv4(cidrs, (s, e) => {
+      starts[count] = s;
+      ends[count++] = e;
+    });
+  }
+  return { family, count, starts: starts.subarray(0, words * count), ends: ends.subarray(0, words * count) };
+}
+
+/** The set elements for a CIDR list of one family: merged, sorted, in `nft list` form. */
+export function mergedElements(cidrs: readonly Cidr[]): string[] {
+  return packedElements(mergeCidrsPacked(cidrs));
+}
+
+/** Each packed interval in the form `nft list` prints it (see intervalElement). */
+export function packedElements(p: PackedIntervals): string[] {
+  const out = new Array<string>(p.count);
+  if (p.family === 4) {
+    for (let i = 0; i < p.count; i++) {
+      const start = p.starts[i]!;
+      const end = p.ends[i]!;
+      const size = end - start + 1;
+      const first = ipv4Text(start);
+      // A prefix: the size is a power of two and the start is aligned to it.
+      if (size === 1) out[i] = first;
+      else if ((size & (size - 1)) === 0 && start % size === 0) out[i] = `${first}/${32 - Math.log2(size)}`;
+      else out[i] = `${first}-${ipv4Text(end)}`;
+    }
     return out;
   }
-  if (cidrs.length >= 2 ** 20) return mergeCidrs(cidrs).map(intervalElement);
-  mergeIPv4(cidrs, (start, end) => {
-    const size = end - start + 1;
-    const first = ipv4Text(start);
-    // A prefix: the size is a power of two and the start is aligned to it.
-    if (size === 1) out.push(first);
-    else if ((size & (size - 1)) === 0 && start % size === 0) out.push(`${first}/${32 - Math.log2(size)}`);
-    else out.push(`${first}-${ipv4Text(end)}`);
-  });
+  const halves = new Array<number>(8);
+  // One element's text, written as bytes and decoded once (see formatIPv6Words).
+  const text = Buffer.alloc(128);
+  for (let i = 0; i < p.count; i++) {
+    const curStart = p.starts.subarray(4 * i, 4 * i + 4);
+    const curEnd = p.ends.subarray(4 * i, 4 * i + 4);
+    let at = writeIPv6Words(halvesOf(curStart, halves), text, 0);
+    const len = prefixLengthOf(curStart, curEnd);
+    if (len !== undefined && len < 128) {
+      text[at++] = 47; // '/'
+      if (len >= 100) text[at++] = 48 + Math.floor(len / 100);
+      if (len >= 10) text[at++] = 48 + (Math.floor(len / 10) % 10);
+      text[at++] = 48 + (len % 10);
+    } else if (len === undefined) {
+      text[at++] = 45; // '-'
+      at = writeIPv6Words(halvesOf(curEnd, halves), text, at);
+    }
+    out[i] = text.toString('latin1', 0, at);
+  }
   return out;
 }
 
 /**
  * The IPv6 case: each CIDR's first and last address as four 32-bit words in typed arrays, an
- * index sort on them, one pass to merge, and the text straight from the words.
+ * index sort on them, one pass to merge; `emit(start, end)` gets each merged range in order
+ * (views that the next call overwrites).
  */
-function mergeIPv6(cidrs: readonly Cidr[], out: string[]): void {
+function mergeIPv6(cidrs: readonly Cidr[], emit: (start: Uint32Array, end: Uint32Array) => void): void {
   const n = cidrs.length;
   const starts = new Uint32Array(4 * n);
   const ends = new Uint32Array(4 * n);
@@ -191,23 +253,6 @@ function mergeIPv6(cidrs: readonly Cidr[], out: string[]): void {
   const curStart = new Uint32Array(4);
   const curEnd = new Uint32Array(4);
   const next = new Uint32Array(4);
-  const halves = new Array<number>(8);
-  // One element's text, written as bytes and decoded once (see formatIPv6Words).
-  const text = Buffer.alloc(128);
-  const emit = () => {
-    let p = writeIPv6Words(halvesOf(curStart, halves), text, 0);
-    const len = prefixLengthOf(curStart, curEnd);
-    if (len !== undefined && len < 128) {
-      text[p++] = 47; // '/'
-      if (len >= 100) text[p++] = 48 + Math.floor(len / 100);
-      if (len >= 10) text[p++] = 48 + (Math.floor(len / 10) % 10);
-      text[p++] = 48 + (len % 10);
-    } else if (len === undefined) {
-      text[p++] = 45; // '-'
-      p = writeIPv6Words(halvesOf(curEnd, halves), text, p);
-    }
-    out.push(text.toString('latin1', 0, p));
-  };
   for (let r = 0; r < n; r++) {
     const i = order[r]!;
     const base = 4 * i;
@@ -232,14 +277,14 @@ function mergeIPv6(cidrs: readonly Cidr[], out: string[]): void {
         if (later > 0) for (let k = 0; k < 4; k++) curEnd[k] = ends[base + k]!;
         continue;
       }
-      emit();
+      emit(curStart, curEnd);
     }
     for (let k = 0; k < 4; k++) {
       curStart[k] = starts[base + k]!;
       curEnd[k] = ends[base + k]!;
     }
   }
-  emit();
+  emit(curStart, curEnd);
 }
 
 /**

@@ -26,7 +26,7 @@ import {
   type TableName,
   type Target,
 } from '../ir.js';
-import { SET_THRESHOLD, mergedElements } from '../nft-sets.js';
+import { SET_THRESHOLD, mergeCidrsPacked, packedElements, type PackedIntervals } from '../nft-sets.js';
 
 /** Our tables, by the iptables table whose role each plays (istio-nftables' names). */
 export const NFT_TABLE_NAMES: Readonly<Record<TableName, string>> = {
@@ -49,8 +49,19 @@ export interface NftBaseChain {
 export interface NftSet {
   readonly name: string;
   readonly family: IpFamily;
-  /** Merged, sorted elements in `nft list` form. */
+  /** Merged, sorted elements in `nft list` form (made on first use: a netlink apply needs none). */
   readonly elements: readonly string[];
+  /** The same intervals in numbers: what the netlink apply sends. */
+  readonly intervals: PackedIntervals;
+}
+
+/** Where a rendered rule came from: what the netlink apply compiles to expressions. */
+export interface NftRuleSource {
+  readonly rule: Rule;
+  /** The family a rule without an address match of its own is limited to (`meta nfproto`). */
+  readonly family?: IpFamily;
+  /** The address match that became `ip daddr @name` (and so on). */
+  readonly set?: { readonly match: Match; readonly name: string };
 }
 
 export interface NftChain {
@@ -58,6 +69,8 @@ export interface NftChain {
   readonly base?: NftBaseChain;
   /** Rules in `nft -y list` form, statement counters as a bare `counter`. */
   readonly rules: readonly string[];
+  /** rules[i] rendered from sources[i]. */
+  readonly sources: readonly NftRuleSource[];
 }
 
 export interface NftTable {
@@ -120,7 +133,7 @@ export function ruleFamily(rule: Rule): IpFamily | undefined {
 }
 
 /** IR order, but `ct state` moved ahead of the first port match (istio-nftables' order). */
-function nftMatchOrder(matches: readonly Match[]): Match[] {
+export function nftMatchOrder(matches: readonly Match[]): Match[] {
   const firstPort = matches.findIndex(isPortMatch);
   if (firstPort < 0) return [...matches];
   const ct = matches.filter((m, i) => m.kind === 'conntrackState' && i > firstPort);
@@ -267,11 +280,25 @@ const groupableTarget = (t: Target) => t.kind === 'return' || t.kind === 'jump';
 
 interface RenderedChain {
   rules: string[];
+  sources: NftRuleSource[];
   sets: NftSet[];
 }
 
+/** An interval set whose text elements are made only when something reads them. */
+export function nftSet(name: string, intervals: PackedIntervals): NftSet {
+  let elements: readonly string[] | undefined;
+  return {
+    name,
+    family: intervals.family,
+    intervals,
+    get elements() {
+      return (elements ??= packedElements(intervals));
+    },
+  };
+}
+
 function renderChainRules(chain: InetChain, threshold: number, usedSetNames: Set<string>): RenderedChain {
-  const out: RenderedChain = { rules: [], sets: [] };
+  const out: RenderedChain = { rules: [], sources: [], sets: [] };
   const rules = chain.rules;
   let i = 0;
   while (i < rules.length) {
@@ -335,6 +362,7 @@ function renderChainRules(chain: InetChain, threshold: number, usedSetNames: Set
       prevMember = cidrs !== undefined;
       if (!cidrs) {
         out.rules.push(nftRuleText(entry.rule, entry.family));
+        out.sources.push(entry.family === undefined ? { rule: entry.rule } : { rule: entry.rule, family: entry.family });
         continue;
       }
       // The whole group goes where its first member stood; the rest are inside the set.
@@ -342,9 +370,11 @@ function renderChainRules(chain: InetChain, threshold: number, usedSetNames: Set
       emitted.add(key!);
       const match = addressOf(entry.rule);
       const name = setName(chain.name, entry.rule.target, match.cidr.family, usedSetNames);
-      out.sets.push({ name, family: match.cidr.family, elements: mergedElements(cidrs) });
+      out.sets.push(nftSet(name, mergeCidrsPacked(cidrs)));
       const field = match.kind === 'source' ? 'saddr' : 'daddr';
       out.rules.push(nftRuleText(entry.rule, entry.family, { match, text: `${ipKeyword(match.cidr.family)} ${field} @${name}` }));
+      const set = { match, name };
+      out.sources.push(entry.family === undefined ? { rule: entry.rule, set } : { rule: entry.rule, family: entry.family, set });
     }
     i = j;
   }
@@ -424,7 +454,8 @@ export function renderNftTables(ruleset: Ruleset, options: NftRenderOptions = {}
       const rendered = renderChainRules(c, threshold, used);
       sets.push(...rendered.sets);
       const base = isBuiltinChain(tableName, c.name) ? baseChainFor(tableName, c.name) : undefined;
-      chains.push(base ? { name: nftChainName(c.name), base, rules: rendered.rules } : { name: nftChainName(c.name), rules: rendered.rules });
+      const chain = { name: nftChainName(c.name), rules: rendered.rules, sources: rendered.sources };
+      chains.push(base ? { ...chain, base } : chain);
     }
     if (chains.length > 0) out.push({ name, sets, chains });
   }
@@ -472,6 +503,6 @@ function assertNever(x: never): never {
  * iptables' interface wildcard `eth+` (any name starting with eth) is `eth*` in nft, which
  * takes `+` literally: without this, `-c eth+` would exclude nothing on the nftables backend.
  */
-function nftInterfaceName(name: string): string {
+export function nftInterfaceName(name: string): string {
   return name.endsWith('+') ? `${name.slice(0, -1)}*` : name;
 }

@@ -1,0 +1,87 @@
+#include "netlink_binding.h"
+
+#include <string>
+#include <utility>
+
+#include "nfnetlink/netfilter_batch.h"
+
+namespace interpose {
+namespace {
+
+// Runs the batch on a libuv worker thread: the kernel can take a few hundred milliseconds over
+// 100k set elements, and the event loop need not stop for it. The bytes stay referenced (not
+// copied) until the work is done.
+class BatchWorker : public Napi::AsyncWorker {
+ public:
+  BatchWorker(Napi::Env env, Napi::Uint8Array bytes, std::string netnsPath)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        bytesRef_(Napi::Persistent(bytes)),
+        data_(bytes.Data()),
+        length_(bytes.ByteLength()),
+        netnsPath_(std::move(netnsPath)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override { outcome_ = SendNetfilterBatch(data_, length_, netnsPath_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    bytesRef_.Reset();
+    Napi::Object result = Napi::Object::New(env);
+    if (outcome_.sysError != 0) {
+      result.Set("errno", Napi::Number::New(env, outcome_.sysError));
+      result.Set("syscall", Napi::String::New(env, outcome_.syscall));
+    }
+    Napi::Array replies = Napi::Array::New(env, outcome_.replies.size());
+    for (size_t i = 0; i < outcome_.replies.size(); i++) {
+      const NetlinkReply& r = outcome_.replies[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("seq", Napi::Number::New(env, r.seq));
+      o.Set("error", Napi::Number::New(env, r.error));
+      o.Set("message", Napi::String::New(env, r.message));
+      replies.Set(static_cast<uint32_t>(i), o);
+    }
+    result.Set("replies", replies);
+    deferred_.Resolve(result);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    bytesRef_.Reset();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Uint8Array> bytesRef_;
+  const uint8_t* data_;
+  size_t length_;
+  std::string netnsPath_;
+  BatchOutcome outcome_;
+};
+
+// sendNetfilterBatch(bytes: Uint8Array, netnsPath: string) -> Promise<{ replies, errno?, syscall? }>
+Napi::Value SendBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // src/native.ts validates; these checks only keep a wrong call from reaching C++ as garbage.
+  if (info.Length() != 2 || !info[0].IsTypedArray() || !info[1].IsString()) {
+    throw Napi::TypeError::New(env, "sendNetfilterBatch(bytes: Uint8Array, netnsPath: string)");
+  }
+  Napi::TypedArray typed = info[0].As<Napi::TypedArray>();
+  if (typed.TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "sendNetfilterBatch: bytes must be a Uint8Array");
+  }
+  auto* worker = new BatchWorker(env, info[0].As<Napi::Uint8Array>(), info[1].As<Napi::String>().Utf8Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace
+
+void InitNetlinkBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("sendNetfilterBatch", Napi::Function::New(env, SendBatch, "sendNetfilterBatch"));
+}
+
+}  // namespace interpose

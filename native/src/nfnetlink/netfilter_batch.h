@@ -1,0 +1,38 @@
+// Sends one nfnetlink batch (nf_tables: BATCH_BEGIN, the messages, BATCH_END) on a
+// NETLINK_NETFILTER socket and collects the kernel's answers. The caller builds the bytes; this
+// file only knows netlink framing, so it stays small and testable without Node.
+//
+// The kernel runs a batch inside sendmsg(): when it returns, the commit (or the abort) has
+// happened and every ack and error is already queued on the socket, so reading until the queue
+// is empty collects all of them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace interpose {
+
+// One NLMSG_ERROR the kernel sent back: error 0 is an ack, otherwise a positive errno.
+struct NetlinkReply {
+  uint32_t seq = 0;
+  int error = 0;
+  std::string message;  // the extended ack's text (NLMSGERR_ATTR_MSG), when the kernel gave one
+};
+
+struct BatchOutcome {
+  // 0 when the batch reached the kernel and its replies were read; otherwise the errno of the
+  // system call named in `syscall` (socket, setns, sendmsg, recv …).
+  int sysError = 0;
+  std::string syscall;
+  std::vector<NetlinkReply> replies;
+};
+
+// Sends `batch` (complete nlmsghdr-framed messages) in the network namespace bound at
+// `netnsPath` (a /run/netns/NAME or /proc/PID/ns/net file), or in the caller's when it is
+// empty. The calling thread's own namespace never changes: a short-lived thread enters the
+// namespace only to create the socket, which stays bound to that namespace.
+BatchOutcome SendNetfilterBatch(const uint8_t* batch, size_t length, const std::string& netnsPath);
+
+}  // namespace interpose
