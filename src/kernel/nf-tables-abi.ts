@@ -40,7 +40,7 @@ export const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
 export const NFTA_SET = { TABLE: 1, NAME: 2, FLAGS: 3, KEY_TYPE: 4, KEY_LEN: 5, DESC: 9, ID: 10, USERDATA: 13 } as const;
 export const NFTA_SET_DESC_SIZE = 1;
 export const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3, SET_ID: 4 } as const;
-export const NFTA_SET_ELEM = { KEY: 1, FLAGS: 3 } as const;
+export const NFTA_SET_ELEM = { KEY: 1, FLAGS: 3, USERDATA: 6 } as const;
 export const NFTA_DATA = { VALUE: 1, VERDICT: 2 } as const;
 export const NFTA_VERDICT = { CODE: 1, CHAIN: 2 } as const;
 
@@ -87,6 +87,9 @@ export const IPPROTO = { tcp: 6, udp: 17 } as const;
 export const NFT_DATATYPE = { IPADDR: 7, IP6ADDR: 8, INET_SERVICE: 13 } as const;
 export const UDATA_SET = { KEYBYTEORDER: 0, KEY_TYPEOF: 3 } as const;
 export const UDATA_SET_TYPEOF = { EXPR: 0, DATA: 1 } as const;
+/** Element user data: flags, of which INTERVAL_OPEN marks a range running to the last address. */
+export const UDATA_SET_ELEM_FLAGS = 1;
+export const UDATA_SET_ELEM_F_INTERVAL_OPEN = 0x1;
 /** nft's BYTEORDER_BIG_ENDIAN, its EXPR_PAYLOAD, and its protocol-description/field ids. */
 export const NFT_BYTEORDER_BIG_ENDIAN = 2;
 export const NFT_EXPR_PAYLOAD = 7;

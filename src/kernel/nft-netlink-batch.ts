@@ -36,6 +36,8 @@ import {
   NFTA_SET_ELEM_LIST,
   NFTA_TABLE,
   UDATA_SET,
+  UDATA_SET_ELEM_F_INTERVAL_OPEN,
+  UDATA_SET_ELEM_FLAGS,
   UDATA_SET_TYPEOF,
 } from './nf-tables-abi.js';
 import { NetlinkWriter } from './netlink-writer.js';
@@ -115,12 +117,6 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
   let setId = 0;
   for (const t of plan.tables) {
     if (!plan.create.includes(t.name)) table(NFT_MSG.NEWTABLE, NETLINK.F_CREATE, t.name, 'add');
-    const namedIds = new Map<string, number>();
-    for (const s of t.sets) {
-      const id = ++setId;
-      namedIds.set(s.name, id);
-      writeIntervalSet(t.name, s, id);
-    }
     for (const c of t.chains) {
       message(NFT_MSG.NEWCHAIN, NETLINK.F_CREATE, `add chain inet ${t.name} ${c.name}`, () => {
         w.string(NFTA_CHAIN.TABLE, t.name);
@@ -134,6 +130,14 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
           w.string(NFTA_CHAIN.TYPE, c.base.type);
         }
       });
+    }
+    // Sets after the chains and before the rules: the order nft sends them in, so the kernel
+    // gives every object the handle it would have had from `nft -f`.
+    const namedIds = new Map<string, number>();
+    for (const s of t.sets) {
+      const id = ++setId;
+      namedIds.set(s.name, id);
+      writeIntervalSet(t.name, s, id);
     }
     for (const c of t.chains) {
       c.sources.forEach((source, i) => {
@@ -184,7 +188,7 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
   }
 
   function writeIntervalElements(tableName: string, setName: string, id: number, p: PackedIntervals): void {
-    const { keys, ends, count } = intervalElements(p);
+    const { keys, flags, count } = intervalElements(p);
     const words = p.family === 4 ? 1 : 4;
     for (let j = 0; j < count; ) {
       const from = j;
@@ -195,12 +199,13 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
         const list = w.beginNest(NFTA_SET_ELEM_LIST.ELEMENTS);
         for (; j < count && w.since(list) < ELEMENT_LIST_BUDGET; j++) {
           const elem = w.beginNest(NFTA_LIST_ELEM);
-          if (ends[j]) w.u32be(NFTA_SET_ELEM.FLAGS, NFT_SET_ELEM_INTERVAL_END);
+          if (flags[j] === INTERVAL_END) w.u32be(NFTA_SET_ELEM.FLAGS, NFT_SET_ELEM_INTERVAL_END);
           const k = w.beginNest(NFTA_SET_ELEM.KEY);
           w.rawAttr(NFTA_DATA.VALUE, 4 * words, (b, at) => {
             for (let x = 0; x < words; x++) b.writeUInt32BE(keys[words * j + x]!, at + 4 * x);
           });
           w.endNest(k);
+          if (flags[j] === OPEN_START) w.bytesAttr(NFTA_SET_ELEM.USERDATA, OPEN_INTERVAL_USERDATA);
           w.endNest(elem);
         }
         w.endNest(list);
@@ -239,19 +244,30 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
   }
 }
 
+/** An element's kind in intervalElements' `flags`. */
+export const RANGE_START = 0;
+export const INTERVAL_END = 1;
+/** The start of a range that runs to the family's last address (it has no end element). */
+export const OPEN_START = 2;
+
+/** nft's element user data for OPEN_START: NFTNL_UDATA_SET_ELEM_FLAGS = INTERVAL_OPEN. */
+const OPEN_INTERVAL_USERDATA = Buffer.concat([Uint8Array.of(UDATA_SET_ELEM_FLAGS, 4), NetlinkWriter.hostU32(UDATA_SET_ELEM_F_INTERVAL_OPEN)]);
+
 /**
  * An interval set's elements as nft 1.0.6 sends them: each range as its first address and,
- * flagged INTERVAL_END, the address after its last (none when it ends at the family's last
- * address), preceded by an INTERVAL_END at 0 when the first range does not start there.
+ * flagged INTERVAL_END, the address after its last — or, for a range that runs to the
+ * family's last address, no end and the start marked open — preceded by an INTERVAL_END at 0
+ * when the first range does not start there.
  */
-export function intervalElements(p: PackedIntervals): { keys: Uint32Array; ends: Uint8Array; count: number } {
+export function intervalElements(p: PackedIntervals): { keys: Uint32Array; flags: Uint8Array; count: number } {
   const words = p.family === 4 ? 1 : 4;
   const keys = new Uint32Array(words * (2 * p.count + 1));
-  const ends = new Uint8Array(2 * p.count + 1);
+  const flags = new Uint8Array(2 * p.count + 1);
   let n = 0;
-  if (p.count > 0 && p.starts.subarray(0, words).some((x) => x !== 0)) ends[n++] = 1; // key 0
+  if (p.count > 0 && p.starts.subarray(0, words).some((x) => x !== 0)) flags[n++] = INTERVAL_END; // key 0
   for (let i = 0; i < p.count; i++) {
-    keys.set(p.starts.subarray(words * i, words * i + words), words * n++);
+    const start = n++;
+    keys.set(p.starts.subarray(words * i, words * i + words), words * start);
     // The address after the range's last one; none after the very last address.
     let carry = 1;
     for (let x = words - 1; x >= 0; x--) {
@@ -259,9 +275,10 @@ export function intervalElements(p: PackedIntervals): { keys: Uint32Array; ends:
       keys[words * n + x] = v >>> 0;
       carry = v > 0xffffffff ? 1 : 0;
     }
-    if (carry === 0) ends[n++] = 1;
+    if (carry === 0) flags[n++] = INTERVAL_END;
+    else flags[start] = OPEN_START;
   }
-  return { keys, ends, count: n };
+  return { keys, flags, count: n };
 }
 
 /** About 48 bytes per IPv6 element, 32 per IPv4 one, plus the rules: one allocation for most batches. */
