@@ -5,7 +5,7 @@
  * comparison). Both are one nf_tables transaction: the kernel commits all of it or nothing, so
  * a refused transaction leaves the previous tables untouched.
  */
-import { constants as osConstants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
 import { InterceptError } from '../errors/intercept-error.js';
 import { sendNetfilterBatch, type NetlinkReply } from '../native.js';
 import { renderNftScript } from '../rules/render/nftables.js';
@@ -42,7 +42,11 @@ export class NetlinkRejectedError extends InterceptError {
   override name = 'NetlinkRejectedError';
 }
 
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
+/** `EEXIST (file already exists)` for 17: the code and libuv's description. */
+function errnoText(errno: number): string {
+  const known = getSystemErrorMap().get(-errno);
+  return known ? `${known[0]} (${known[1]})` : `errno ${errno}`;
+}
 
 export class NetlinkTransaction implements NftTransaction {
   readonly name = 'netlink';
@@ -62,8 +66,7 @@ export function checkReplies(batch: NftBatch, replies: readonly NetlinkReply[]):
   const failures = replies.filter((r) => r.error !== 0);
   if (failures.length > 0) {
     const lines = failures.slice(0, 3).map((f) => {
-      const code = errnoNames.get(f.error) ?? `errno ${f.error}`;
-      return `nf_tables refused "${batch.describe(f.seq)}": ${code}${f.message ? ` (${f.message})` : ''}`;
+      return `nf_tables refused "${batch.describe(f.seq)}": ${errnoText(f.error)}${f.message ? `: ${f.message}` : ''}`;
     });
     if (failures.length > 3) lines.push(`… and ${failures.length - 3} more`);
     throw new NetlinkRejectedError(lines.join('\n'));

@@ -3,12 +3,15 @@
  * creates: rendered rules equal what the kernel lists back (so reruns are no-ops), ten reruns,
  * drift and reconcile, atomicity under injected failures (kernel-rejected transaction; failing
  * TPROXY routes after commit), cleanup that leaves foreign tables byte-identical, dry-run, and
- * namespace paths.
+ * namespace paths. The CLI commits through netlink; the in-process tests run both ways.
  */
 import { execa } from 'execa';
 import { NamespacedExecutor, SystemExecutor, type CommandResult, type Executor } from '../../src/kernel/executor.js';
 import { ApplyFailedError } from '../../src/kernel/iptables-backend.linux.js';
 import { NftablesBackend, findNft } from '../../src/kernel/nftables-backend.linux.js';
+import type { NftBatchPlan } from '../../src/kernel/nft-netlink-batch.js';
+import { NetlinkTransaction, NftToolTransaction, type NftTransaction } from '../../src/kernel/nft-transaction.linux.js';
+import { namespacePath } from '../../src/kernel/executor.js';
 import { buildIstioRuleset } from '../../src/rules/istio-ruleset.js';
 import type { Ruleset } from '../../src/rules/ir.js';
 import { runCli } from '../helpers/cli.js';
@@ -94,15 +97,38 @@ async function rulesetFor(args: string[]): Promise<Ruleset> {
   return buildIstioRuleset((await optionsFrom([...ISTIO_BASE, ...args])).config);
 }
 
-/** Runs everything through `inner`, but appends `extra` to every `nft -f -` transaction. */
-class InjectingExecutor implements Executor {
-  constructor(
-    private readonly inner: Executor,
-    private readonly extra: string,
-  ) {}
-  run(argv: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
-    const isTransaction = argv.length >= 3 && argv.at(-1) === '-' && argv.at(-2) === '-f' && /(^|\/)nft$/.test(argv.at(-3)!);
-    return this.inner.run(argv, isTransaction && options.input !== undefined ? { input: options.input + this.extra } : options);
+/** The two ways a transaction is committed; the in-process tests below run with each. */
+const TRANSPORTS = ['nft -f', 'netlink'] as const;
+type Transport = (typeof TRANSPORTS)[number];
+
+/** A backend for `ns` that reads through `executor` and commits `via` (netlink in `ns` itself). */
+function backendVia(via: Transport, executor: Executor, ns: Netns, wrap: (tx: NftTransaction) => NftTransaction = (tx) => tx): NftablesBackend {
+  const tx = via === 'netlink' ? new NetlinkTransaction(namespacePath(ns.name)) : new NftToolTransaction(executor, NFT);
+  return new NftablesBackend(executor, {}, NFT, wrap(tx));
+}
+
+/** Adds a rule that jumps from istio-output to itself: nft and the kernel accept it, the commit's loop check refuses it. */
+class LoopInjectingTransaction implements NftTransaction {
+  readonly name = 'injecting';
+  constructor(private readonly inner: NftTransaction) {}
+  commit(plan: NftBatchPlan): Promise<void> {
+    const tables = plan.tables.map((t) =>
+      t.name !== 'istio-proxy-nat'
+        ? t
+        : {
+            ...t,
+            chains: t.chains.map((c) =>
+              c.name !== 'istio-output'
+                ? c
+                : {
+                    ...c,
+                    rules: [...c.rules, 'counter jump istio-output'],
+                    sources: [...c.sources, { rule: { matches: [], target: { kind: 'jump' as const, chain: 'ISTIO_OUTPUT' } } }],
+                  },
+            ),
+          },
+    );
+    return this.inner.commit({ ...plan, tables });
   }
 }
 
@@ -124,7 +150,7 @@ kernelTest('nftables: rerunning the same command ten times changes nothing and e
   const args = nsArgs(ns, '-i', '*', '-x', LONG_EXCLUDE, '-b', '*', '--enable-ipv6', '--redirect-dns', '--capture-all-dns');
   const first = await runCli(args);
   t.is(first.exitCode, 0, first.stderr);
-  t.regex(first.stderr.split('\n')[0]!, /^interpose: backend nftables \(nftables v[\d.]+/, 'the backend is named in the first line');
+  t.regex(first.stderr.split('\n')[0]!, /^interpose: backend nftables \(nftables v[\d.]+.*, commit via netlink\)/, 'the backend is named in the first line');
   t.regex(first.stderr, /rules installed/);
   const after = await ruleset(ns);
   t.regex(after, /set istio-output-return-v4 \{/);
@@ -140,7 +166,7 @@ kernelTest('nftables: rerunning the same command ten times changes nothing and e
   t.is(foreignPart(after), foreignPart(foreign), 'foreign tables byte-identical');
 });
 
-kernelTest('nftables: what the kernel lists back equals the rendering, across features (apply twice → unchanged)', async (t) => {
+kernelTest('nftables: what the kernel lists back equals the rendering, across features, committed either way (apply twice → unchanged)', async (t) => {
   const ns = await Netns.create(t, 'nft');
   ns.writeEtc('resolv.conf', 'nameserver 192.0.2.53\nnameserver 2001:db8::53\n');
   const executor = new NamespacedExecutor(new SystemExecutor(), ns.name);
@@ -160,11 +186,13 @@ kernelTest('nftables: what the kernel lists back equals the rendering, across fe
       networkNamespaceExists: async () => true,
     });
     const rs = buildIstioRuleset(config);
-    const backend = new NftablesBackend(executor);
-    const first = await backend.apply(rs, { reconcile: true, forceApply: false });
-    t.not(first.action, 'unchanged', args.join(' '));
-    const second = await backend.apply(rs, { reconcile: false, forceApply: false });
-    t.is(second.action, 'unchanged', `${args.join(' ')}: ${second.differences.join('; ')}`);
+    for (const via of TRANSPORTS) {
+      const backend = backendVia(via, executor, ns);
+      const first = await backend.apply(rs, { reconcile: true, forceApply: true });
+      t.not(first.action, 'unchanged', args.join(' '));
+      const second = await backend.apply(rs, { reconcile: false, forceApply: false });
+      t.is(second.action, 'unchanged', `${via}, ${args.join(' ')}: ${second.differences.join('; ')}`);
+    }
   }
 });
 
@@ -190,34 +218,44 @@ kernelTest('nftables: a different configuration fails with drift and changes not
   t.notRegex(after, /istio-proxy-mangle/);
 
   const fresh = await Netns.create(t, 'nft');
-  t.is((await runCli(nsArgs(fresh, '-b', '8080', '-i', '*', '-x', LONG_EXCLUDE))).exitCode, 0);
+  // Installed through nft this time: the two ways of committing leave the same tables.
+  const viaTool = await runCli(nsArgs(fresh, '-b', '8080', '-i', '*', '-x', LONG_EXCLUDE), { env: { INTERPOSE_NFT_COMMIT: 'nft' } });
+  t.is(viaTool.exitCode, 0, viaTool.stderr);
+  t.regex(viaTool.stderr, /commit via nft -f\)/);
   t.is(oursPart(after), oursPart(await ruleset(fresh)), 'reconciled tables equal a fresh install');
+
+  const bogus = await runCli(nsArgs(fresh, '-b', '22', '--reconcile'), { env: { INTERPOSE_NFT_COMMIT: 'libnftables' } });
+  t.is(bogus.exitCode, 1);
+  t.regex(bogus.stderr, /INTERPOSE_NFT_COMMIT="libnftables" is not supported: expected "netlink" or "nft"/);
+  t.is(oursPart(await ruleset(fresh)), oursPart(after), 'a bad INTERPOSE_NFT_COMMIT changes nothing');
 });
 
-kernelTest('nftables: a transaction the kernel rejects leaves the previous tables untouched (injected failure)', async (t) => {
-  const ns = await Netns.create(t, 'nft');
-  await seedForeign(ns);
-  const executor = new NamespacedExecutor(new SystemExecutor(), ns.name);
-  const old = await rulesetFor(['-b', '*', '-i', '*', '--enable-ipv6', '--drop-invalid']);
-  await new NftablesBackend(executor).apply(old, { reconcile: false, forceApply: false });
-  const before = await ruleset(ns);
+for (const via of TRANSPORTS) {
+  kernelTest(`nftables (${via}): a transaction the kernel rejects leaves the previous tables untouched (injected failure)`, async (t) => {
+    const ns = await Netns.create(t, 'nft');
+    await seedForeign(ns);
+    const executor = new NamespacedExecutor(new SystemExecutor(), ns.name);
+    const old = await rulesetFor(['-b', '*', '-i', '*', '--enable-ipv6', '--drop-invalid']);
+    await backendVia(via, executor, ns).apply(old, { reconcile: false, forceApply: false });
+    const before = await ruleset(ns);
 
-  // Passes nft's own checks, then the kernel refuses it (a jump loop: ELOOP) after the batch
-  // already deleted and re-created our tables: all of it must be undone.
-  const loop = 'add rule inet istio-proxy-nat istio-output jump istio-output\n';
-  const failing = new NftablesBackend(new InjectingExecutor(executor, loop));
-  const next = await rulesetFor(['-b', '8080', '-i', '*', '-x', LONG_EXCLUDE, '-m', 'TPROXY']);
-  const err = await t.throwsAsync(failing.apply(next, { reconcile: true, forceApply: false }), { instanceOf: ApplyFailedError });
-  t.regex(err!.message, /Too many links|loop/i);
-  t.regex(err!.message, /rejected as a whole/);
-  t.is(await ruleset(ns), before, 'every table, ours and foreign, byte-identical');
+    // Passes nft's own checks, then the kernel refuses it (a jump loop: ELOOP) after the batch
+    // already deleted and re-created our tables: all of it must be undone.
+    const failing = backendVia(via, executor, ns, (tx) => new LoopInjectingTransaction(tx));
+    const next = await rulesetFor(['-b', '8080', '-i', '*', '-x', LONG_EXCLUDE, '-m', 'TPROXY']);
+    const err = await t.throwsAsync(failing.apply(next, { reconcile: true, forceApply: false }), { instanceOf: ApplyFailedError });
+    t.regex(err!.message, via === 'netlink' ? /nf_tables refused "add rule inet istio-proxy-nat istio-output counter jump istio-output": EMLINK \(too many links\)/ : /Too many links|loop/i);
+    t.regex(err!.message, /rejected as a whole/);
+    t.is(await ruleset(ns), before, 'every table, ours and foreign, byte-identical');
 
-  // The same on a first install: nothing of ours appears.
-  const empty = await Netns.create(t, 'nft');
-  const emptyExec = new InjectingExecutor(new NamespacedExecutor(new SystemExecutor(), empty.name), loop);
-  await t.throwsAsync(new NftablesBackend(emptyExec).apply(next, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
-  t.is(await ruleset(empty), '');
-});
+    // The same on a first install: nothing of ours appears.
+    const empty = await Netns.create(t, 'nft');
+    const emptyExec = new NamespacedExecutor(new SystemExecutor(), empty.name);
+    const failingFresh = backendVia(via, emptyExec, empty, (tx) => new LoopInjectingTransaction(tx));
+    await t.throwsAsync(failingFresh.apply(next, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
+    t.is(await ruleset(empty), '');
+  });
+}
 
 /** Runs `script` through nft right after the first `nft list tables` (between snapshot and transaction). */
 class RacingExecutor implements Executor {
@@ -236,40 +274,43 @@ class RacingExecutor implements Executor {
   }
 }
 
-kernelTest('nftables: a table of ours that appears after the state was read fails the install, untouched', async (t) => {
-  const ns = await Netns.create(t, 'nft');
-  await seedForeign(ns);
-  const foreign = foreignPart(await ruleset(ns));
-  // Someone else installs istio-proxy-nat while we render: our `create table` must fail the
-  // whole transaction rather than merge our chains into theirs.
-  const theirs = 'table inet istio-proxy-nat {\n\tchain theirs {\n\t\tcounter accept\n\t}\n}\n';
-  const exec = new RacingExecutor(new NamespacedExecutor(new SystemExecutor(), ns.name), theirs);
-  const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6']);
-  const err = await t.throwsAsync(new NftablesBackend(exec).apply(rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
-  t.regex(err!.message, /File exists/);
-  const after = await ruleset(ns);
-  t.is(foreignPart(after), foreign, 'foreign tables byte-identical');
-  t.regex(oursPart(after), /^table inet istio-proxy-nat \{\n\tchain theirs \{\n\t\tcounter packets 0 bytes 0 accept\n\t\}\n\}$/, 'their table as they wrote it, alone');
-});
+for (const via of TRANSPORTS) {
+  kernelTest(`nftables (${via}): a table of ours that appears after the state was read fails the install, untouched`, async (t) => {
+    const ns = await Netns.create(t, 'nft');
+    await seedForeign(ns);
+    const foreign = foreignPart(await ruleset(ns));
+    // Someone else installs istio-proxy-nat while we render: our `create table` must fail the
+    // whole transaction rather than merge our chains into theirs.
+    const theirs = 'table inet istio-proxy-nat {\n\tchain theirs {\n\t\tcounter accept\n\t}\n}\n';
+    const exec = new RacingExecutor(new NamespacedExecutor(new SystemExecutor(), ns.name), theirs);
+    const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6']);
+    const err = await t.throwsAsync(backendVia(via, exec, ns).apply(rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
+    t.regex(err!.message, via === 'netlink' ? /create table inet istio-proxy-nat": EEXIST/ : /File exists/);
+    const after = await ruleset(ns);
+    t.is(foreignPart(after), foreign, 'foreign tables byte-identical');
+    t.regex(oursPart(after), /^table inet istio-proxy-nat \{\n\tchain theirs \{\n\t\tcounter packets 0 bytes 0 accept\n\t\}\n\}$/, 'their table as they wrote it, alone');
+  });
+}
 
-kernelTest('nftables: failing TPROXY routes after the commit put the previous tables back', async (t) => {
-  const ns = await Netns.create(t, 'nft');
-  await seedForeign(ns);
-  const executor = new NamespacedExecutor(new SystemExecutor(), ns.name);
-  await new NftablesBackend(executor).apply(await rulesetFor(['-b', '*', '-x', LONG_EXCLUDE]), { reconcile: false, forceApply: false });
-  const before = await ruleset(ns);
-  const routesBefore = await policyRouting(ns);
+for (const via of TRANSPORTS) {
+  kernelTest(`nftables (${via}): failing TPROXY routes after the commit put the previous tables back`, async (t) => {
+    const ns = await Netns.create(t, 'nft');
+    await seedForeign(ns);
+    const executor = new NamespacedExecutor(new SystemExecutor(), ns.name);
+    await backendVia(via, executor, ns).apply(await rulesetFor(['-b', '*', '-x', LONG_EXCLUDE]), { reconcile: false, forceApply: false });
+    const before = await ruleset(ns);
+    const routesBefore = await policyRouting(ns);
 
-  const tproxy = await rulesetFor(['-b', '*', '-m', 'TPROXY']);
-  const err = await t.throwsAsync(
-    new NftablesBackend(new FailingRoutesExecutor(executor)).apply(tproxy, { reconcile: true, forceApply: false }),
-    { instanceOf: ApplyFailedError },
-  );
-  t.regex(err!.message, /injected/);
-  t.regex(err!.message, /tables were rolled back/);
-  t.is(await ruleset(ns), before, 'tables (with their sets) as before');
-  t.is(await policyRouting(ns), routesBefore);
-});
+    const tproxy = await rulesetFor(['-b', '*', '-m', 'TPROXY']);
+    const err = await t.throwsAsync(backendVia(via, new FailingRoutesExecutor(executor), ns).apply(tproxy, { reconcile: true, forceApply: false }), {
+      instanceOf: ApplyFailedError,
+    });
+    t.regex(err!.message, /injected/);
+    t.regex(err!.message, /tables were rolled back/);
+    t.is(await ruleset(ns), before, 'tables (with their sets) as before');
+    t.is(await policyRouting(ns), routesBefore);
+  });
+}
 
 kernelTest('nftables: --cleanup-only removes our tables and routes; foreign tables stay byte-identical', async (t) => {
   const ns = await Netns.create(t, 'nft');
