@@ -48,6 +48,7 @@ export interface NativeAddon {
   setTransparent(fd: number, family: 4 | 6): NativeFailure | undefined;
   setMark(fd: number, mark: number): NativeFailure | undefined;
   sendNetfilterBatch(bytes: Uint8Array, netnsPath: string): Promise<NetfilterBatchOutcome & Partial<NativeFailure>>;
+  dumpNetfilter(request: Uint8Array, netnsPath: string): { messages: Buffer } | NativeFailure;
 }
 
 /** One answer of the kernel to a batch message: error 0 is an ack, else a positive errno. */
@@ -222,16 +223,37 @@ export async function sendNetfilterBatch(bytes: Uint8Array, netnsPath = ''): Pro
   }
   const r = await loadAddon().sendNetfilterBatch(bytes, netnsPath);
   if (r.errno !== undefined && r.syscall !== undefined) {
-    const code = errnoNames.get(r.errno) ?? `E${r.errno}`;
-    const hint =
-      r.syscall === 'open' || r.syscall === 'setns'
-        ? `entering the network namespace at ${netnsPath}`
-        : r.syscall === 'recv'
-          ? 'reading the kernel\'s answers to a netfilter batch: some were lost, so whether it was committed is unknown'
-          : code === 'EPERM'
-            ? 'needs CAP_NET_ADMIN'
-            : 'sending a netfilter batch';
-    throw new NativeError(r.syscall, r.errno, code, hint);
+    throw netlinkError(r.errno, r.syscall, netnsPath, 'reading the kernel\'s answers to a netfilter batch: some were lost, so whether it was committed is unknown');
   }
   return { replies: r.replies };
+}
+
+/**
+ * Sends one netfilter dump request (an nlmsghdr-framed GET with NLM_F_DUMP) in the namespace
+ * at `netnsPath` ('' for this process's) and returns the reply messages up to NLMSG_DONE,
+ * framed as received. Synchronous: a table listing takes well under a millisecond.
+ */
+export function dumpNetfilter(request: Uint8Array, netnsPath = ''): Buffer {
+  if (!(request instanceof Uint8Array) || request.length < 16) {
+    throw new TypeError('dumpNetfilter: request must be a Uint8Array holding one netlink message');
+  }
+  if (typeof netnsPath !== 'string' || netnsPath.includes('\0')) {
+    throw new TypeError('dumpNetfilter: netnsPath must be a path without NUL bytes, or empty');
+  }
+  const r = loadAddon().dumpNetfilter(request, netnsPath);
+  if (isFailure(r)) throw netlinkError(r.errno, r.syscall, netnsPath, 'reading a netfilter dump');
+  return r.messages;
+}
+
+function netlinkError(errno: number, syscall: string, netnsPath: string, recvHint: string): NativeError {
+  const code = errnoNames.get(errno) ?? `E${errno}`;
+  const hint =
+    syscall === 'open' || syscall === 'setns'
+      ? `entering the network namespace at ${netnsPath}`
+      : syscall === 'recv'
+        ? recvHint
+        : code === 'EPERM'
+          ? 'needs CAP_NET_ADMIN'
+          : `talking to nf_tables (${syscall})`;
+  return new NativeError(syscall, errno, code, hint);
 }

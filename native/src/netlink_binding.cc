@@ -78,10 +78,31 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// dumpNetfilter(request: Uint8Array, netnsPath: string) -> { messages: Buffer } | { errno, syscall }
+// Synchronous: a dump of a namespace's tables takes well under a millisecond.
+Napi::Value Dump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsTypedArray() || !info[1].IsString() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "dumpNetfilter(request: Uint8Array, netnsPath: string)");
+  }
+  Napi::Uint8Array request = info[0].As<Napi::Uint8Array>();
+  DumpOutcome outcome = DumpNetfilter(request.Data(), request.ByteLength(), info[1].As<Napi::String>().Utf8Value());
+  Napi::Object result = Napi::Object::New(env);
+  if (outcome.sysError != 0) {
+    result.Set("errno", Napi::Number::New(env, outcome.sysError));
+    result.Set("syscall", Napi::String::New(env, outcome.syscall));
+    return result;
+  }
+  result.Set("messages", Napi::Buffer<uint8_t>::Copy(env, outcome.messages.data(), outcome.messages.size()));
+  return result;
+}
+
 }  // namespace
 
 void InitNetlinkBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("sendNetfilterBatch", Napi::Function::New(env, SendBatch, "sendNetfilterBatch"));
+  exports.Set("dumpNetfilter", Napi::Function::New(env, Dump, "dumpNetfilter"));
 }
 
 }  // namespace interpose

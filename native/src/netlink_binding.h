@@ -1,6 +1,5 @@
-// N-API glue for nfnetlink/netfilter_batch.*: sendNetfilterBatch(bytes, netnsPath) returns a
-// Promise of { replies: [{ seq, error, message }] }, or of { errno, syscall } when a system call
-// failed; src/kernel/nft-netlink-apply.ts reads both.
+// N-API glue for nfnetlink/netfilter_batch.*: sendNetfilterBatch (a transaction, off the event
+// loop) and dumpNetfilter (a GET dump request); src/native.ts wraps both.
 #pragma once
 
 #include <napi.h>

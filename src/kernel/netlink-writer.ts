@@ -19,6 +19,10 @@ const littleEndian = endianness() === 'LE';
 
 const align4 = (n: number) => (n + 3) & ~3;
 
+/** Host-order reads of netlink header fields in replies. */
+export const readHost16 = (b: Buffer, at: number): number => (littleEndian ? b.readUInt16LE(at) : b.readUInt16BE(at));
+export const readHost32 = (b: Buffer, at: number): number => (littleEndian ? b.readUInt32LE(at) : b.readUInt32BE(at));
+
 export class NetlinkWriter {
   private buf: Buffer;
   private at = 0;
@@ -77,6 +81,13 @@ export class NetlinkWriter {
 
   endMessage(start: number): void {
     this.host32(this.at - start, start);
+  }
+
+  /** Sets more flags on the message written at `start` (read-modify-write of its header). */
+  addMessageFlags(start: number, flags: number): void {
+    const at = start + 6;
+    const now = littleEndian ? this.buf.readUInt16LE(at) : this.buf.readUInt16BE(at);
+    this.host16(now | flags, at);
   }
 
   private header(type: number, payloadLength: number): void {

@@ -8,6 +8,8 @@
 export const NETLINK = {
   F_REQUEST: 0x1,
   F_ACK: 0x4,
+  /** NLM_F_ROOT | NLM_F_MATCH: a GET that returns every object. */
+  F_DUMP: 0x300,
   F_EXCL: 0x200,
   F_CREATE: 0x400,
   F_APPEND: 0x800,
@@ -24,6 +26,7 @@ export const NFPROTO = { UNSPEC: 0, INET: 1, IPV4: 2, IPV6: 10 } as const;
 
 export const NFT_MSG = {
   NEWTABLE: 0,
+  GETTABLE: 1,
   DELTABLE: 2,
   NEWCHAIN: 3,
   NEWRULE: 6,

@@ -6,8 +6,10 @@
  * Why not the nft tool: at 100k CIDRs nft spends more time parsing and evaluating the script
  * than the kernel spends inserting the elements; here an element costs a few buffer writes.
  *
- * Every message asks for an ack, so the caller can tell which one the kernel refused and say
- * what it was (`describe`).
+ * The kernel answers a refused message with an error naming its sequence number, so the caller
+ * can say what it was (`describe`); only the last message asks for an ack as well, which tells
+ * that the kernel went through the whole batch. (An ack for each of 100k rule messages would
+ * overflow the socket's receive queue.)
  */
 import type { NftSet, NftTable } from '../rules/render/nftables.js';
 import type { PackedIntervals } from '../rules/nft-sets.js';
@@ -47,7 +49,7 @@ import type { Match } from '../rules/ir.js';
 export interface NftBatch {
   /** The whole batch, BATCH_BEGIN to BATCH_END. */
   readonly bytes: Uint8Array;
-  /** Sequence numbers of the messages that asked for an ack (all but the framing). */
+  /** Sequence numbers of the messages that asked for an ack (the last one before BATCH_END). */
   readonly acked: readonly number[];
   /** What the message with this sequence number does, for error messages. */
   describe(seq: number): string;
@@ -85,7 +87,6 @@ function setUserData(portSet?: PortSet): Uint8Array {
 export function buildNftBatch(plan: NftBatchPlan): NftBatch {
   const w = new NetlinkWriter(initialSize(plan.tables));
   const descriptions: string[] = [];
-  const acked: number[] = [];
   let seq = FIRST_SEQ;
 
   const framing = (type: number) => {
@@ -94,12 +95,13 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
     descriptions.push(type === NFNL.MSG_BATCH_BEGIN ? 'batch begin' : 'batch end');
     seq++;
   };
+  let last: { start: number; seq: number } | undefined;
   const message = (msg: number, flags: number, what: string, body: () => void) => {
-    const m = w.beginMessage(msgType(msg), NETLINK.F_REQUEST | NETLINK.F_ACK | flags, seq, NFPROTO.INET);
+    const m = w.beginMessage(msgType(msg), NETLINK.F_REQUEST | flags, seq, NFPROTO.INET);
     body();
     w.endMessage(m);
     descriptions.push(what);
-    acked.push(seq++);
+    last = { start: m, seq: seq++ };
   };
   const table = (msg: number, flags: number, name: string, what: string) =>
     message(msg, flags, `${what} table inet ${name}`, () => {
@@ -164,6 +166,11 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
         });
       });
     }
+  }
+  const acked: number[] = [];
+  if (last) {
+    w.addMessageFlags(last.start, NETLINK.F_ACK);
+    acked.push(last.seq);
   }
   framing(NFNL.MSG_BATCH_END);
 

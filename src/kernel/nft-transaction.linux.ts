@@ -7,14 +7,18 @@
  */
 import { getSystemErrorMap } from 'node:util';
 import { InterceptError } from '../errors/intercept-error.js';
+import { NativeError } from '../errors/native-error.js';
 import { sendNetfilterBatch, type NetlinkReply } from '../native.js';
 import { renderNftScript } from '../rules/render/nftables.js';
 import { runChecked, type Executor } from './executor.js';
 import { buildNftBatch, type NftBatch, type NftBatchPlan } from './nft-netlink-batch.js';
+import { listInetTables } from './nft-netlink-tables.js';
 
 export interface NftTransaction {
   /** For the log line that starts a run: `netlink` or `nft -f`. */
   readonly name: string;
+  /** The names of the inet tables the namespace holds, read the same way (before every apply). */
+  tableNames(): Promise<string[]>;
   /** Commits the plan in one transaction, or throws with the kernel's reason and changes nothing. */
   commit(plan: NftBatchPlan): Promise<void>;
 }
@@ -32,6 +36,11 @@ export class NftToolTransaction implements NftTransaction {
     private readonly nft: string,
   ) {}
 
+  async tableNames(): Promise<string[]> {
+    const r = await runChecked(this.executor, [this.nft, 'list', 'tables', 'inet'], { context: 'listing nftables tables' });
+    return [...r.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1]!);
+  }
+
   async commit(plan: NftBatchPlan): Promise<void> {
     await runChecked(this.executor, [this.nft, '-f', '-'], { input: planScript(plan), context: 'applying the nftables transaction' });
   }
@@ -48,20 +57,40 @@ function errnoText(errno: number): string {
   return known ? `${known[0]} (${known[1]})` : `errno ${errno}`;
 }
 
+/**
+ * The batch was sent but the kernel's answers could not be read in full: it may or may not
+ * have been committed. (Not a refusal: nothing says the previous tables are still there.)
+ */
+export class CommitOutcomeUnknownError extends InterceptError {
+  override name = 'CommitOutcomeUnknownError';
+}
+
 export class NetlinkTransaction implements NftTransaction {
   readonly name = 'netlink';
 
   /** @param netnsPath the namespace file to commit in (`/run/netns/NAME`), '' for this process's. */
   constructor(private readonly netnsPath = '') {}
 
+  async tableNames(): Promise<string[]> {
+    return listInetTables(this.netnsPath);
+  }
+
   async commit(plan: NftBatchPlan): Promise<void> {
     const batch = buildNftBatch(plan);
-    const { replies } = await sendNetfilterBatch(batch.bytes, this.netnsPath);
+    let replies: readonly NetlinkReply[];
+    try {
+      ({ replies } = await sendNetfilterBatch(batch.bytes, this.netnsPath));
+    } catch (err) {
+      if (err instanceof NativeError && err.syscall === 'recv') {
+        throw new CommitOutcomeUnknownError(`${err.message}; run the same command again: it verifies what the kernel holds`, { cause: err });
+      }
+      throw err;
+    }
     checkReplies(batch, replies);
   }
 }
 
-/** Throws unless every message that asked for an ack got one and none got an error. */
+/** Throws unless no message got an error and every one that asked for an ack got one. */
 export function checkReplies(batch: NftBatch, replies: readonly NetlinkReply[]): void {
   const failures = replies.filter((r) => r.error !== 0);
   if (failures.length > 0) {
@@ -71,12 +100,9 @@ export function checkReplies(batch: NftBatch, replies: readonly NetlinkReply[]):
     if (failures.length > 3) lines.push(`… and ${failures.length - 3} more`);
     throw new NetlinkRejectedError(lines.join('\n'));
   }
-  const acked = new Set(replies.map((r) => r.seq));
-  const missing = batch.acked.filter((s) => !acked.has(s));
-  if (missing.length > 0) {
-    throw new NetlinkRejectedError(
-      `nf_tables answered ${replies.length} of ${batch.acked.length} messages (first without an answer: "${batch.describe(missing[0]!)}"); ` +
-        'the kernel did not process the whole batch',
-    );
+  const answered = new Set(replies.map((r) => r.seq));
+  const missing = batch.acked.find((s) => !answered.has(s));
+  if (missing !== undefined) {
+    throw new NetlinkRejectedError(`nf_tables did not acknowledge "${batch.describe(missing)}": the kernel did not go through the whole batch`);
   }
 }

@@ -17,7 +17,7 @@ import { OWNED_NFT_TABLES, renderNftTables, type NftRenderOptions, type NftTable
 import { loadAddon } from '../native.js';
 import { NamespacedExecutor, namespacePath, runChecked, type Executor } from './executor.js';
 import type { NftBatchPlan } from './nft-netlink-batch.js';
-import { NetlinkTransaction, NftToolTransaction, type NftTransaction } from './nft-transaction.linux.js';
+import { CommitOutcomeUnknownError, NetlinkTransaction, NftToolTransaction, type NftTransaction } from './nft-transaction.linux.js';
 import { ApplyFailedError, type ApplyAction, type ApplyResult } from './iptables-backend.linux.js';
 import { MissingToolError } from './iptables-binaries.linux.js';
 import { parseNftListing, type ListedTable } from './nft-listing-parser.js';
@@ -170,8 +170,7 @@ export class NftablesBackend {
 
   /** Our tables as the kernel lists them now (empty when none exists). */
   async snapshot(): Promise<OwnedSnapshot> {
-    const r = await runChecked(this.executor, [this.nft, 'list', 'tables', 'inet'], { context: 'listing nftables tables' });
-    const present = new Set([...r.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1]!));
+    const present = new Set(await this.transaction.tableNames());
     const ours = OWNED_NFT_TABLES.filter((name) => present.has(name));
     if (ours.length === 0) return { tables: [], listing: '' };
     // -y keeps priorities numeric, as the renderer writes them. (nft 1.0.6 cannot run several
@@ -193,6 +192,7 @@ export class NftablesBackend {
     try {
       await this.transaction.commit(plan);
     } catch (err) {
+      if (err instanceof CommitOutcomeUnknownError) throw new ApplyFailedError(err.message, { cause: err });
       const detail = err instanceof Error ? err.message : String(err);
       throw new ApplyFailedError(`${detail}\n(the transaction was rejected as a whole; the kernel holds what it held before)`, {
         cause: err,

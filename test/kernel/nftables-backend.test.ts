@@ -111,6 +111,9 @@ function backendVia(via: Transport, executor: Executor, ns: Netns, wrap: (tx: Nf
 class LoopInjectingTransaction implements NftTransaction {
   readonly name = 'injecting';
   constructor(private readonly inner: NftTransaction) {}
+  tableNames(): Promise<string[]> {
+    return this.inner.tableNames();
+  }
   commit(plan: NftBatchPlan): Promise<void> {
     const tables = plan.tables.map((t) =>
       t.name !== 'istio-proxy-nat'
@@ -257,20 +260,25 @@ for (const via of TRANSPORTS) {
   });
 }
 
-/** Runs `script` through nft right after the first `nft list tables` (between snapshot and transaction). */
-class RacingExecutor implements Executor {
+/** Runs `script` through nft right after the tables were first listed (between snapshot and commit). */
+class RacingTransaction implements NftTransaction {
+  readonly name = 'racing';
   private raced = false;
   constructor(
-    private readonly inner: Executor,
+    private readonly inner: NftTransaction,
+    private readonly ns: Netns,
     private readonly script: string,
   ) {}
-  async run(argv: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
-    const r = await this.inner.run(argv, options);
-    if (!this.raced && argv.join(' ').endsWith('list tables inet')) {
+  async tableNames(): Promise<string[]> {
+    const names = await this.inner.tableNames();
+    if (!this.raced) {
       this.raced = true;
-      await this.inner.run([NFT, '-f', '-'], { input: this.script });
+      await this.ns.exec([NFT, '-f', '-'], { input: this.script });
     }
-    return r;
+    return names;
+  }
+  commit(plan: NftBatchPlan): Promise<void> {
+    return this.inner.commit(plan);
   }
 }
 
@@ -282,9 +290,10 @@ for (const via of TRANSPORTS) {
     // Someone else installs istio-proxy-nat while we render: our `create table` must fail the
     // whole transaction rather than merge our chains into theirs.
     const theirs = 'table inet istio-proxy-nat {\n\tchain theirs {\n\t\tcounter accept\n\t}\n}\n';
-    const exec = new RacingExecutor(new NamespacedExecutor(new SystemExecutor(), ns.name), theirs);
+    const exec = new NamespacedExecutor(new SystemExecutor(), ns.name);
+    const racing = backendVia(via, exec, ns, (tx) => new RacingTransaction(tx, ns, theirs));
     const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6']);
-    const err = await t.throwsAsync(backendVia(via, exec, ns).apply(rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
+    const err = await t.throwsAsync(racing.apply(rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
     t.regex(err!.message, via === 'netlink' ? /create table inet istio-proxy-nat": EEXIST/ : /File exists/);
     const after = await ruleset(ns);
     t.is(foreignPart(after), foreign, 'foreign tables byte-identical');

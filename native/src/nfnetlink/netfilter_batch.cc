@@ -61,35 +61,119 @@ std::string ExtackMessage(const uint8_t* base, const nlmsghdr& h, const nlmsgerr
   return {};
 }
 
+// A NETLINK_NETFILTER socket in the namespace at `netnsPath` ('' for the caller's); on failure
+// returns -1 with `error` and `where` set.
+int OpenSocketIn(const std::string& netnsPath, int* error, const char** where) {
+  if (netnsPath.empty()) {
+    int fd = OpenSocket();
+    if (fd < 0) {
+      *error = errno;
+      *where = "socket";
+    }
+    return fd;
+  }
+  Fd ns(open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC));
+  if (ns.get() < 0) {
+    *error = errno;
+    *where = "open";
+    return -1;
+  }
+  int fd = -1;
+  // setns() changes only the calling thread; this thread exists for that and then ends.
+  std::thread enter([&] {
+    if (setns(ns.get(), CLONE_NEWNET) != 0) {
+      *error = errno;
+      *where = "setns";
+      return;
+    }
+    fd = OpenSocket();
+    if (fd < 0) {
+      *error = errno;
+      *where = "socket";
+    }
+  });
+  enter.join();
+  return fd;
+}
+
+bool SendAll(int fd, const uint8_t* data, size_t length, int* error) {
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  iovec iov{const_cast<uint8_t*>(data), length};
+  msghdr msg{};
+  msg.msg_name = &kernel;
+  msg.msg_namelen = sizeof kernel;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t sent;
+  do {
+    sent = sendmsg(fd, &msg, 0);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    *error = errno;
+    return false;
+  }
+  if (static_cast<size_t>(sent) != length) {
+    *error = EMSGSIZE;
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-BatchOutcome SendNetfilterBatch(const uint8_t* batch, size_t length, const std::string& netnsPath) {
-  Fd sock;
-  if (netnsPath.empty()) {
-    sock.reset(OpenSocket());
-    if (sock.get() < 0) return Failed("socket", errno);
-  } else {
-    Fd ns(open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC));
-    if (ns.get() < 0) return Failed("open", errno);
-    int fd = -1;
-    int error = 0;
-    const char* where = "setns";
-    // setns() changes only the calling thread; this thread exists for that and then ends.
-    std::thread enter([&] {
-      if (setns(ns.get(), CLONE_NEWNET) != 0) {
-        error = errno;
-        return;
-      }
-      fd = OpenSocket();
-      if (fd < 0) {
-        error = errno;
-        where = "socket";
-      }
-    });
-    enter.join();
-    if (fd < 0) return Failed(where, error);
-    sock.reset(fd);
+DumpOutcome DumpNetfilter(const uint8_t* request, size_t length, const std::string& netnsPath) {
+  DumpOutcome out;
+  const char* where = "socket";
+  int error = 0;
+  Fd sock(OpenSocketIn(netnsPath, &error, &where));
+  if (sock.get() < 0) {
+    out.sysError = error;
+    out.syscall = where;
+    return out;
   }
+  if (!SendAll(sock.get(), request, length, &error)) {
+    out.sysError = error;
+    out.syscall = "sendmsg";
+    return out;
+  }
+  // A dump datagram is at most a few pages (the kernel sizes them); 256 KiB holds any.
+  std::vector<uint8_t> buffer(1 << 18);
+  for (;;) {
+    ssize_t got = recv(sock.get(), buffer.data(), buffer.size(), 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      out.sysError = errno;
+      out.syscall = "recv";
+      return out;
+    }
+    if (got == 0) return out;
+    size_t offset = 0;
+    while (offset + NLMSG_HDRLEN <= static_cast<size_t>(got)) {
+      nlmsghdr h;
+      std::memcpy(&h, buffer.data() + offset, sizeof h);
+      if (h.nlmsg_len < NLMSG_HDRLEN || offset + h.nlmsg_len > static_cast<size_t>(got)) return out;
+      if (h.nlmsg_type == NLMSG_DONE) return out;
+      if (h.nlmsg_type == NLMSG_ERROR) {
+        nlmsgerr err{};
+        if (h.nlmsg_len >= NLMSG_HDRLEN + sizeof err) std::memcpy(&err, buffer.data() + offset + NLMSG_HDRLEN, sizeof err);
+        if (err.error != 0) {
+          out.sysError = -err.error;
+          out.syscall = "netlink dump";
+        }
+        return out;
+      }
+      out.messages.insert(out.messages.end(), buffer.data() + offset, buffer.data() + offset + NLMSG_ALIGN(h.nlmsg_len));
+      offset += NLMSG_ALIGN(h.nlmsg_len);
+    }
+  }
+}
+
+BatchOutcome SendNetfilterBatch(const uint8_t* batch, size_t length, const std::string& netnsPath) {
+  const char* where = "socket";
+  int error = 0;
+  Fd sock(OpenSocketIn(netnsPath, &error, &where));
+  if (sock.get() < 0) return Failed(where, error);
 
   const int on = 1;
   // Errors carry the kernel's reason as text, and do not echo the failing request back (a
@@ -107,20 +191,7 @@ BatchOutcome SendNetfilterBatch(const uint8_t* batch, size_t length, const std::
     setsockopt(sock.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   }
 
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  iovec iov{const_cast<uint8_t*>(batch), length};
-  msghdr msg{};
-  msg.msg_name = &kernel;
-  msg.msg_namelen = sizeof kernel;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  ssize_t sent;
-  do {
-    sent = sendmsg(sock.get(), &msg, 0);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) return Failed("sendmsg", errno);
-  if (static_cast<size_t>(sent) != length) return Failed("sendmsg", EMSGSIZE);
+  if (!SendAll(sock.get(), batch, length, &error)) return Failed("sendmsg", error);
 
   BatchOutcome out;
   std::vector<uint8_t> buffer(1 << 16);

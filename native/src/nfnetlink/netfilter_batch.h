@@ -35,4 +35,15 @@ struct BatchOutcome {
 // namespace only to create the socket, which stays bound to that namespace.
 BatchOutcome SendNetfilterBatch(const uint8_t* batch, size_t length, const std::string& netnsPath);
 
+struct DumpOutcome {
+  int sysError = 0;  // as in BatchOutcome; also the kernel's error for the request, if any
+  std::string syscall;
+  std::vector<uint8_t> messages;  // every reply message before NLMSG_DONE, framed as received
+};
+
+// Sends one dump request (an nlmsghdr-framed GET with NLM_F_DUMP) and collects the replies up
+// to NLMSG_DONE. Reading the tables a namespace holds this way takes well under a millisecond,
+// where an `nft list` process takes several.
+DumpOutcome DumpNetfilter(const uint8_t* request, size_t length, const std::string& netnsPath);
+
 }  // namespace interpose
