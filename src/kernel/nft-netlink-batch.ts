@@ -42,7 +42,7 @@ import {
   UDATA_SET_ELEM_FLAGS,
   UDATA_SET_TYPEOF,
 } from './nf-tables-abi.js';
-import { NetlinkWriter } from './netlink-writer.js';
+import { NLA_F_NESTED, NetlinkWriter, writeHost16 } from './netlink-writer.js';
 import { ANONYMOUS_SET_NAME, portSetsOf, writeRuleExpressions, type PortSet } from './nft-rule-compiler.js';
 import type { Match } from '../rules/ir.js';
 
@@ -197,6 +197,22 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
   function writeIntervalElements(tableName: string, setName: string, id: number, p: PackedIntervals): void {
     const { keys, flags, count } = intervalElements(p);
     const words = p.family === 4 ? 1 : 4;
+    const keyBytes = 4 * words;
+    let b: Buffer;
+    let at = 0;
+    // Byte stores rather than Buffer's write methods: their checks cost more than the bytes.
+    const header = (length: number, type: number) => {
+      writeHost16(b, length, at);
+      writeHost16(b, type, at + 2);
+      at += 4;
+    };
+    const u32be = (v: number) => {
+      b[at] = v >>> 24;
+      b[at + 1] = (v >>> 16) & 0xff;
+      b[at + 2] = (v >>> 8) & 0xff;
+      b[at + 3] = v & 0xff;
+      at += 4;
+    };
     for (let j = 0; j < count; ) {
       const from = j;
       message(NFT_MSG.NEWSETELEM, NETLINK.F_CREATE, '', () => {
@@ -204,16 +220,28 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
         w.string(NFTA_SET_ELEM_LIST.SET, setName);
         w.u32be(NFTA_SET_ELEM_LIST.SET_ID, id);
         const list = w.beginNest(NFTA_SET_ELEM_LIST.ELEMENTS);
+        // Laid out by hand, one element after another (see elementBytes); the open-interval
+        // user data is the one variable part.
         for (; j < count && w.since(list) < ELEMENT_LIST_BUDGET; j++) {
-          const elem = w.beginNest(NFTA_LIST_ELEM);
-          if (flags[j] === INTERVAL_END) w.u32be(NFTA_SET_ELEM.FLAGS, NFT_SET_ELEM_INTERVAL_END);
-          const k = w.beginNest(NFTA_SET_ELEM.KEY);
-          w.rawAttr(NFTA_DATA.VALUE, 4 * words, (b, at) => {
-            for (let x = 0; x < words; x++) b.writeUInt32BE(keys[words * j + x]!, at + 4 * x);
-          });
-          w.endNest(k);
-          if (flags[j] === OPEN_START) w.bytesAttr(NFTA_SET_ELEM.USERDATA, OPEN_INTERVAL_USERDATA);
-          w.endNest(elem);
+          const kind = flags[j]!;
+          const size = elementBytes(keyBytes, kind);
+          const { buffer, offset } = w.append(size);
+          b = buffer;
+          at = offset;
+          header(size, NFTA_LIST_ELEM | NLA_F_NESTED);
+          if (kind === INTERVAL_END) {
+            header(8, NFTA_SET_ELEM.FLAGS);
+            u32be(NFT_SET_ELEM_INTERVAL_END);
+          }
+          header(8 + keyBytes, NFTA_SET_ELEM.KEY | NLA_F_NESTED);
+          header(4 + keyBytes, NFTA_DATA.VALUE);
+          for (let x = 0; x < words; x++) u32be(keys[words * j + x]!);
+          if (kind === OPEN_START) {
+            header(4 + OPEN_INTERVAL_USERDATA.length, NFTA_SET_ELEM.USERDATA);
+            b.set(OPEN_INTERVAL_USERDATA, at);
+            at += OPEN_INTERVAL_USERDATA.length;
+            b.fill(0, at, offset + size);
+          }
         }
         w.endNest(list);
       });
@@ -286,6 +314,17 @@ export function intervalElements(p: PackedIntervals): { keys: Uint32Array; flags
     else flags[start] = OPEN_START;
   }
   return { keys, flags, count: n };
+}
+
+/**
+ * One element's bytes: the list entry's header, INTERVAL_END flags (8) when it is an end, the
+ * key (nest header, value header, the address), and for an open start the user data attribute
+ * padded to four bytes.
+ */
+function elementBytes(keyBytes: number, kind: number): number {
+  const flags = kind === INTERVAL_END ? 8 : 0;
+  const userdata = kind === OPEN_START ? (4 + OPEN_INTERVAL_USERDATA.length + 3) & ~3 : 0;
+  return 4 + flags + 8 + keyBytes + userdata;
 }
 
 /** About 48 bytes per IPv6 element, 32 per IPv4 one, plus the rules: one allocation for most batches. */
