@@ -4,11 +4,14 @@
 // one table and of two thousand (several datagrams), a batch larger than the default socket
 // buffer, entering a namespace by path, a missing namespace, and malformed input. Needs root;
 // prints "netlink_test ok" on success.
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <sched.h>
+#include <sys/socket.h>
 
 #include <cstdio>
 #include <cstring>
@@ -151,8 +154,9 @@ void BadNamespaceAndMalformedInput() {
   uint8_t garbage[24] = {0xff, 0xff, 0, 0, 0x10, 0, 1, 0};
   interpose::BatchOutcome bad = interpose::SendNetfilterBatch(garbage, sizeof garbage, "");
   CHECK(bad.sysError == 0 || bad.syscall == "sendmsg");
+  // A request too short to be one: the kernel never answers; the dump gives up, it does not hang.
   interpose::DumpOutcome dump = interpose::DumpNetfilter(garbage, 8, "");
-  (void)dump;
+  CHECK(dump.sysError == ETIMEDOUT && dump.syscall == "recv");
 }
 
 }  // namespace

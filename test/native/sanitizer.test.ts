@@ -1,11 +1,13 @@
 /**
- * Builds the plain C++ core and its differential test binary (native/test/core_test.cc) with
- * AddressSanitizer + UndefinedBehaviorSanitizer and runs it: exit 0 and no sanitizer report.
+ * Builds the plain C++ core and its test binaries (native/test/*.cc: the trie's differential
+ * test, the splice relay's, and, as root, the netlink code's) with AddressSanitizer +
+ * UndefinedBehaviorSanitizer and runs them: exit 0 and no sanitizer report.
  * The build directory is native/build/sanitize (ignored by git, reused between runs).
  */
 import test from 'ava';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
+import { kernelTest } from '../helpers/kernel.js';
 
 const nativeDir = fileURLToPath(new URL('../../native', import.meta.url));
 const buildDir = `${nativeDir}/build/sanitize`;
@@ -38,4 +40,18 @@ test.serial('splice relay passes its socket tests under ASan + UBSan', async (t)
   t.is(run.exitCode, 0, run.all);
   t.notRegex(run.all ?? '', /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/);
   t.regex(run.all ?? '', /relay_test ok/);
+});
+
+kernelTest('the netlink batch and dump code passes its kernel tests under ASan + UBSan', async (t) => {
+  // Root only: the binary moves itself into a fresh network namespace and talks to nf_tables.
+  await execa('cmake', ['-S', nativeDir, '-B', buildDir, '-DINTERPOSE_SANITIZE_TESTS=ON', '-DCMAKE_BUILD_TYPE=Debug']);
+  await execa('cmake', ['--build', buildDir, '--parallel', '2', '--target', 'netlink_test']);
+  const run = await execa(`${buildDir}/netlink_test`, [], {
+    reject: false,
+    all: true,
+    env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' },
+  });
+  t.is(run.exitCode, 0, run.all);
+  t.notRegex(run.all ?? '', /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/);
+  t.regex(run.all ?? '', /netlink_test ok/);
 });

@@ -5,6 +5,7 @@
 #include <linux/netlink.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -132,6 +133,9 @@ DumpOutcome DumpNetfilter(const uint8_t* request, size_t length, const std::stri
     out.syscall = where;
     return out;
   }
+  // A request the kernel does not answer (malformed, or not a dump) must not block forever.
+  const timeval timeout{5, 0};
+  setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   if (!SendAll(sock.get(), request, length, &error)) {
     out.sysError = error;
     out.syscall = "sendmsg";
@@ -143,7 +147,7 @@ DumpOutcome DumpNetfilter(const uint8_t* request, size_t length, const std::stri
     ssize_t got = recv(sock.get(), buffer.data(), buffer.size(), 0);
     if (got < 0) {
       if (errno == EINTR) continue;
-      out.sysError = errno;
+      out.sysError = (errno == EAGAIN || errno == EWOULDBLOCK) ? ETIMEDOUT : errno;
       out.syscall = "recv";
       return out;
     }

@@ -42,7 +42,7 @@ struct DumpOutcome {
 };
 
 // Sends one dump request (an nlmsghdr-framed GET with NLM_F_DUMP) and collects the replies up
-// to NLMSG_DONE. Reading the tables a namespace holds this way takes well under a millisecond,
+// to NLMSG_DONE; ETIMEDOUT ("recv") when no answer comes within 5 seconds. Reading the tables a namespace holds this way takes well under a millisecond,
 // where an `nft list` process takes several.
 DumpOutcome DumpNetfilter(const uint8_t* request, size_t length, const std::string& netnsPath);
 
