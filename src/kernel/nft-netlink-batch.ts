@@ -56,6 +56,8 @@ export interface NftBatch {
 }
 
 export interface NftBatchPlan {
+  /** Our tables known to exist, deleted (a clean-up). */
+  readonly remove?: readonly string[];
   /** Our tables that may exist: deleted (added first, so the delete cannot fail for absence). */
   readonly replace: readonly string[];
   /** Tables known to be absent: created exclusively (the batch fails if one exists after all). */
@@ -110,6 +112,7 @@ export function buildNftBatch(plan: NftBatchPlan): NftBatch {
     });
 
   framing(NFNL.MSG_BATCH_BEGIN);
+  for (const name of plan.remove ?? []) table(NFT_MSG.DELTABLE, 0, name, 'delete');
   for (const name of plan.replace) {
     table(NFT_MSG.NEWTABLE, NETLINK.F_CREATE, name, 'add');
     table(NFT_MSG.DELTABLE, 0, name, 'delete');

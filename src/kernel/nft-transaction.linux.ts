@@ -25,7 +25,8 @@ export interface NftTransaction {
 
 /** The script `nft -f -` reads for a plan (also what `--dry-run` prints). */
 export function planScript(plan: NftBatchPlan): string {
-  return renderNftScript(plan.tables, plan.replace, plan.create);
+  const removals = (plan.remove ?? []).map((name) => `delete table inet ${name}\n`).join('');
+  return removals + renderNftScript(plan.tables, plan.replace, plan.create);
 }
 
 export class NftToolTransaction implements NftTransaction {

@@ -163,7 +163,7 @@ export class NftablesBackend {
     const before = await this.snapshot();
     const removedTables = before.tables.map((t) => t.name);
     const removedRules = before.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
-    if (removedTables.length > 0) await this.transact({ replace: removedTables, create: [], tables: [] }, before, removedTables);
+    if (removedTables.length > 0) await this.transact({ remove: removedTables, replace: [], create: [], tables: [] }, before, removedTables);
     const removedRoutes = await removeTproxyRoutes(this.executor, routes.mark, routes.table);
     return { removedTables, removedRules, removedRoutes };
   }

@@ -178,3 +178,11 @@ test('the table dump: a GETTABLE dump request for inet; names read from the repl
   t.deepEqual(tableNamesOf(Buffer.from(w.bytes())), ['istio-proxy-nat', 'filter']);
   t.deepEqual(tableNamesOf(Buffer.alloc(0)), []);
 });
+
+test('a clean-up batch deletes the tables it names, nothing else, and asks for the last ack', (t) => {
+  const batch = buildNftBatch({ remove: ['istio-proxy-nat', 'istio-proxy-raw'], replace: [], create: [], tables: [] });
+  const msgs = parse(batch.bytes);
+  t.deepEqual(msgs.map((m) => m.type), [0x10, NFT(2), NFT(2), 0x11]);
+  t.deepEqual(msgs.slice(1, 3).map((m) => str(m.attrs.get(1)![0]!)), ['istio-proxy-nat', 'istio-proxy-raw']);
+  t.deepEqual(batch.acked, [3]);
+});
