@@ -18,19 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "nfnetlink/netfilter_batch.h"
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                                    \
-    }                                                                                \
-  } while (0)
 
 // Builds framed messages with an nfgenmsg header, the way src/kernel/netlink-writer.ts does.
 class Batch {
@@ -170,8 +161,8 @@ int main() {
   RefusedBatchNamesTheMessage();
   LargeBatchAndLargeDump();
   BadNamespaceAndMalformedInput();
-  if (failures) {
-    std::fprintf(stderr, "netlink_test: %d check(s) failed\n", failures);
+  if (check_failures) {
+    std::fprintf(stderr, "netlink_test: %d check(s) failed\n", check_failures);
     return 1;
   }
   std::printf("netlink_test ok\n");

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "relay/splice_relay.h"
 
 using interpose::relay::Accepted;
@@ -31,16 +32,6 @@ using interpose::relay::RelayRequest;
 using interpose::relay::SpliceRelay;
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                     \
-    }                                                                 \
-  } while (0)
 
 int listener = -1;
 sockaddr_in listen_addr{};
@@ -386,8 +377,8 @@ int main() {
     close(open.server);
   }
   close(listener);
-  if (failures != 0) {
-    std::fprintf(stderr, "relay_test: %d failures\n", failures);
+  if (check_failures != 0) {
+    std::fprintf(stderr, "relay_test: %d failures\n", check_failures);
     return 1;
   }
   std::printf("relay_test ok\n");

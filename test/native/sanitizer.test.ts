@@ -4,7 +4,7 @@
  * UndefinedBehaviorSanitizer and runs them: exit 0 and no sanitizer report.
  * The build directory is native/build/sanitize (ignored by git, reused between runs).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { kernelTest } from '../helpers/kernel.js';
@@ -28,30 +28,22 @@ test.serial('C++ core passes its differential test under ASan + UBSan', async (t
   t.regex(run.all ?? '', /core_test ok/);
 });
 
-test.serial('splice relay passes its socket tests under ASan + UBSan', async (t) => {
-  // Same build directory as above; serial so the two never build it at once.
+/** Builds one test binary of the sanitizer build and runs it; asserts a clean run ending in `<name> ok`. */
+async function runSanitized(t: ExecutionContext, name: string): Promise<void> {
+  // One build directory for all of them; the tests are serial so they never build it at once.
   await execa('cmake', ['-S', nativeDir, '-B', buildDir, '-DINTERPOSE_SANITIZE_TESTS=ON', '-DCMAKE_BUILD_TYPE=Debug']);
-  await execa('cmake', ['--build', buildDir, '--parallel', '2', '--target', 'relay_test']);
-  const run = await execa(`${buildDir}/relay_test`, [], {
+  await execa('cmake', ['--build', buildDir, '--parallel', '2', '--target', name]);
+  const run = await execa(`${buildDir}/${name}`, [], {
     reject: false,
     all: true,
     env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' },
   });
   t.is(run.exitCode, 0, run.all);
   t.notRegex(run.all ?? '', /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/);
-  t.regex(run.all ?? '', /relay_test ok/);
-});
+  t.regex(run.all ?? '', new RegExp(`${name} ok`));
+}
 
-kernelTest('the netlink batch and dump code passes its kernel tests under ASan + UBSan', async (t) => {
-  // Root only: the binary moves itself into a fresh network namespace and talks to nf_tables.
-  await execa('cmake', ['-S', nativeDir, '-B', buildDir, '-DINTERPOSE_SANITIZE_TESTS=ON', '-DCMAKE_BUILD_TYPE=Debug']);
-  await execa('cmake', ['--build', buildDir, '--parallel', '2', '--target', 'netlink_test']);
-  const run = await execa(`${buildDir}/netlink_test`, [], {
-    reject: false,
-    all: true,
-    env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' },
-  });
-  t.is(run.exitCode, 0, run.all);
-  t.notRegex(run.all ?? '', /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/);
-  t.regex(run.all ?? '', /netlink_test ok/);
-});
+test.serial('splice relay passes its socket tests under ASan + UBSan', (t) => runSanitized(t, 'relay_test'));
+
+// Root only: the binary moves itself into a fresh network namespace and talks to nf_tables.
+kernelTest('the netlink batch and dump code passes its kernel tests under ASan + UBSan', (t) => runSanitized(t, 'netlink_test'));
