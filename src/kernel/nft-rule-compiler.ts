@@ -241,6 +241,8 @@ class RuleCompiler {
       case 'outInterface': {
         this.metaLoad(m.kind === 'inInterface' ? NFT_META.IIFNAME : NFT_META.OIFNAME);
         const name = nftInterfaceName(m.name);
+        // Validated upstream (1-15 characters); a longer one would be cut, and match other names.
+        if (Buffer.byteLength(name) >= IFNAMSIZ) throw new Error(`interface name "${m.name}" is longer than 15 bytes`);
         // `eth*` compares the prefix only; a full name compares all IFNAMSIZ bytes, NUL-padded.
         const bytes = name.endsWith('*') ? Buffer.from(name.slice(0, -1)) : Buffer.concat([Buffer.from(name)], IFNAMSIZ);
         return this.cmp(m.negate, bytes);
