@@ -9,7 +9,7 @@ import { ISTIO_ENV_ONLY, ISTIO_FLAGS, resolveSettings } from '../config/istio-fl
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
 import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.linux.js';
-import { NftablesBackend, chooseNftTransaction, findNft, probeNftables } from '../kernel/nftables-backend.linux.js';
+import { NFT_COMMIT_ENV, NftablesBackend, chooseNftTransaction, findNft, probeNftables } from '../kernel/nftables-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { FileOwnershipStore } from '../kernel/ownership-record.linux.js';
 import { runRedirectValidation } from '../kernel/run-validation.linux.js';
@@ -34,7 +34,10 @@ export function istioIptablesCommand(): Command {
     'after',
     '\nEnvironment-only settings (as in istio-iptables):\n' +
       ISTIO_ENV_ONLY.map((s) => `  ${s.env[0]!.padEnd(38)} ${s.help}${s.defaultValue ? ` (default ${s.defaultValue})` : ''}`).join('\n') +
-      '\n\nExit codes: 0 applied or already in place; 1 bad input, drift (see --reconcile) or a failed apply\n' +
+      '\n\ninterpose only:\n' +
+      `  ${NFT_COMMIT_ENV.padEnd(38)} how --native-nftables commits: netlink (a batch sent from this process; the default\n` +
+      `  ${''.padEnd(38)} when the native addon is built) or nft (through \`nft -f -\`)\n` +
+      '\nExit codes: 0 applied or already in place; 1 bad input, drift (see --reconcile) or a failed apply\n' +
       '(rolled back); 126 --run-validation failed.\n' +
       '\nExamples:\n' +
       '  interpose istio-iptables -p 15001 -z 15006 -u 1337 -g 1337 -i "*" -x 10.96.0.0/12 -b "*" -d 15090,15021\n' +
