@@ -94,7 +94,9 @@ Napi::Value Dump(const Napi::CallbackInfo& info) {
     result.Set("syscall", Napi::String::New(env, outcome.syscall));
     return result;
   }
-  result.Set("messages", Napi::Buffer<uint8_t>::Copy(env, outcome.messages.data(), outcome.messages.size()));
+  // An empty dump has no data pointer to copy from (memcpy from null is undefined even for 0 bytes).
+  result.Set("messages", outcome.messages.empty() ? Napi::Buffer<uint8_t>::New(env, 0)
+                                                  : Napi::Buffer<uint8_t>::Copy(env, outcome.messages.data(), outcome.messages.size()));
   return result;
 }
 
