@@ -19,11 +19,14 @@ export interface NftTransaction {
   readonly name: string;
   /** The names of the inet tables the namespace holds, read the same way (before every apply). */
   tableNames(): Promise<string[]>;
-  /** Commits the plan in one transaction, or throws with the kernel's reason and changes nothing. */
+  /**
+   * Commits the plan in one transaction, or throws with the kernel's reason having changed
+   * nothing; CommitOutcomeUnknownError when the answer was lost and nobody can say which.
+   */
   commit(plan: NftBatchPlan): Promise<void>;
 }
 
-/** The script `nft -f -` reads for a plan (also what `--dry-run` prints). */
+/** The script `nft -f -` reads for a plan. */
 export function planScript(plan: NftBatchPlan): string {
   const removals = (plan.remove ?? []).map((name) => `delete table inet ${name}\n`).join('');
   return removals + renderNftScript(plan.tables, plan.replace, plan.create);
