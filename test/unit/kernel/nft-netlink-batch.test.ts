@@ -113,6 +113,9 @@ test('100k elements are split into messages whose element lists stay below 64 Ki
     total += children(list).length;
   }
   t.is(total, intervalElements(intervals).count);
+  // nft 1.0.6's user data on a named `type ipv6_addr` set: the key's byte order (big endian).
+  const set = msgs.find((m) => m.type === NFT(9))!;
+  t.is(set.attrs.get(13)![0]!.toString('hex'), '000402000000');
 });
 
 test('interval elements: a leading end at 0, an end after each range, none after the last address (the start marked open)', (t) => {
@@ -185,4 +188,25 @@ test('a clean-up batch deletes the tables it names, nothing else, and asks for t
   t.deepEqual(msgs.map((m) => m.type), [0x10, NFT(2), NFT(2), 0x11]);
   t.deepEqual(msgs.slice(1, 3).map((m) => str(m.attrs.get(1)![0]!)), ['istio-proxy-nat', 'istio-proxy-raw']);
   t.deepEqual(batch.acked, [3]);
+});
+
+test("port sets carry the user data nft 1.0.6 writes for `tcp dport { … }` and `udp dport { … }`", (t) => {
+  // Captured from `nft -c --debug=mnl` for each form: key byte order, then the typeof payload
+  // (protocol description 8 = tcp, 6 = udp; field 2 = dport).
+  const expected = { tcp: '0004020000000314000407000000010c000408000000010402000000', udp: '0004020000000314000407000000010c000406000000010402000000' };
+  for (const protocol of ['tcp', 'udp'] as const) {
+    const table: NftTable = {
+      name: 't',
+      sets: [],
+      chains: [
+        {
+          name: 'c',
+          rules: [`${protocol} dport { 53, 54 } counter return`],
+          sources: [{ rule: { matches: [{ kind: 'protocol', protocol }, { kind: 'destinationPorts', ports: [53, 54] }], target: { kind: 'return' } } }],
+        },
+      ],
+    };
+    const set = parse(buildNftBatch({ replace: [], create: ['t'], tables: [table] }).bytes).find((m) => m.type === NFT(9))!;
+    t.is(set.attrs.get(13)![0]!.toString('hex'), expected[protocol], protocol);
+  }
 });
