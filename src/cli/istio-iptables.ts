@@ -2,10 +2,11 @@
  * `interpose istio-iptables`: istio-init's command line, kernel-identical rules.
  * Flags, env vars and defaults come from src/config/istio-flags.ts.
  */
+import { settingsFromCommandLine } from './cli-settings.js';
 import { Command } from 'commander';
 import type { InterceptConfig, RunOptions } from '../config/intercept-config.js';
 import { buildIstioOptions } from '../config/istio-options.js';
-import { ISTIO_ENV_ONLY, ISTIO_FLAGS, resolveSettings } from '../config/istio-flags.js';
+import { ISTIO_ENV_ONLY, ISTIO_FLAGS } from '../config/istio-flags.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
 import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.linux.js';
@@ -51,7 +52,7 @@ export function istioIptablesCommand(): Command {
 }
 
 async function runIstioIptables(opts: Record<string, string | boolean | undefined>): Promise<void> {
-  const settings = resolveSettings(opts, process.env);
+  const settings = settingsFromCommandLine(opts);
   const system = new SystemExecutor();
   const { config, run, warnings } = await buildIstioOptions(settings, new LinuxSystemLookups(system));
   for (const w of warnings) warn(w);

@@ -3,9 +3,10 @@
  * flags, exactly as `interpose istio-iptables` would install them) or under the rules the
  * kernel holds now (`--from-kernel`), and which rule decides.
  */
+import { settingsFromCommandLine } from './cli-settings.js';
 import { Command } from 'commander';
 import { buildIstioOptions } from '../config/istio-options.js';
-import { ISTIO_FLAGS, camel, flagDisplay, resolveSettings } from '../config/istio-flags.js';
+import { ISTIO_FLAGS, camel, flagDisplay } from '../config/istio-flags.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
@@ -81,7 +82,7 @@ async function runTrace(opts: Record<string, string | boolean | undefined>): Pro
     executor = ns ? new NamespacedExecutor(system, ns) : system;
     program = programFromDumps(await readKernelDumps(executor), ns ? `network namespace ${ns}` : 'this network namespace');
   } else {
-    const settings = resolveSettings(opts, process.env);
+    const settings = settingsFromCommandLine(opts);
     const { config, run, warnings } = await buildIstioOptions(settings, lookups);
     for (const w of warnings) warn(w);
     const ruleset = buildIstioRuleset(config);

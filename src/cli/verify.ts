@@ -6,9 +6,10 @@
  * The comparison is the one `interpose istio-iptables` uses to detect drift
  * (kernel/iptables-plan.ts, kernel/nftables-plan.ts), so verify and apply cannot disagree.
  */
+import { settingsFromCommandLine } from './cli-settings.js';
 import { Command } from 'commander';
 import { buildIstioOptions } from '../config/istio-options.js';
-import { ISTIO_FLAGS, resolveSettings } from '../config/istio-flags.js';
+import { ISTIO_FLAGS } from '../config/istio-flags.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
@@ -54,7 +55,7 @@ export function verifyCommand(): Command {
 
 async function runVerify(opts: Record<string, string | boolean | undefined>): Promise<void> {
   const system = new SystemExecutor();
-  const { config, run } = await buildIstioOptions(resolveSettings(opts, process.env), new LinuxSystemLookups(system));
+  const { config, run } = await buildIstioOptions(settingsFromCommandLine(opts), new LinuxSystemLookups(system));
   const ruleset = buildIstioRuleset(config);
   const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
   const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'this network namespace';

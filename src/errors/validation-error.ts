@@ -13,6 +13,11 @@ export class ValidationError extends InterceptError {
     readonly value: unknown,
     readonly accepted: string,
   ) {
-    super(`invalid value for ${flag}: ${JSON.stringify(value)}: expected ${accepted}`);
+    super(`invalid value for ${flag}: ${shorten(JSON.stringify(value))}: expected ${accepted}`);
   }
+}
+
+/** A value of thousands of CIDRs is quoted by its start and length: the bad item is named apart. */
+function shorten(quoted: string): string {
+  return quoted.length <= 200 ? quoted : `${quoted.slice(0, 120)}… (${quoted.length} characters)`;
 }

@@ -6,6 +6,9 @@
  * namespace paths. The CLI commits through netlink; the in-process tests run both ways.
  */
 import { execa } from 'execa';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NamespacedExecutor, SystemExecutor, type CommandResult, type Executor } from '../../src/kernel/executor.js';
 import { ApplyFailedError } from '../../src/kernel/iptables-backend.linux.js';
 import { NftablesBackend, findNft } from '../../src/kernel/nftables-backend.linux.js';
@@ -376,4 +379,30 @@ kernelTest('nftables: --network-namespace also takes a /proc/PID/ns/net path', a
   const r = await runCli(['istio-iptables', ...ISTIO_BASE, '--network-namespace', `/proc/${pid}/ns/net`, '--native-nftables', '-b', '*']);
   t.is(r.exitCode, 0, r.stderr);
   t.regex(await ruleset(ns), /table inet istio-proxy-nat/);
+});
+
+kernelTest('nftables: -x @FILE takes 20k CIDRs (more than one argument can hold), installs sets, reruns unchanged', async (t) => {
+  const ns = await Netns.create(t, 'nft');
+  const dir = mkdtempSync(join(tmpdir(), 'interpose-cidrs-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cidrs = Array.from({ length: 20_000 }, (_, i) => (i % 2 ? `2001:db8:${(i >> 8).toString(16)}:${(i & 255).toString(16)}::/64` : `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`));
+  const file = join(dir, 'exclude.txt');
+  writeFileSync(file, `# generated\n${cidrs.join('\n')}\n`);
+  t.true(cidrs.join(',').length > 131072, 'the list is longer than Linux lets one argument be');
+
+  const first = await runCli(nsArgs(ns, '-i', '*', '--enable-ipv6', '-x', `@${file}`));
+  t.is(first.exitCode, 0, first.stderr);
+  const listing = await ruleset(ns);
+  t.regex(listing, /ip daddr @istio-output-return-v4 counter/);
+  t.regex(listing, /ip6 daddr @istio-output-return-v6 counter/);
+  t.regex(listing, /elements = \{ 10\.0\.0\.0, 10\.0\.0\.2,\s+10\.0\.0\.4,/, 'the IPv4 elements come from the file');
+  t.regex(listing, /2001:db8:0:1::\/64,\s+2001:db8:0:3::\/64/, 'and the IPv6 ones');
+  const again = await runCli(nsArgs(ns, '-i', '*', '--enable-ipv6', '-x', `@${file}`));
+  t.is(again.exitCode, 0, again.stderr);
+  t.regex(again.stderr, /already in place; nothing changed/);
+
+  const missing = await runCli(nsArgs(ns, '-i', '*', '-x', `@${dir}/none.txt`, '--reconcile'));
+  t.is(missing.exitCode, 1);
+  t.regex(missing.stderr, new RegExp(`invalid value for -x/--istio-service-exclude-cidr: "@${dir}/none.txt": expected @FILE naming a readable file of CIDRs \\(.*ENOENT\\)`));
+  t.is(await ruleset(ns), listing, 'a bad file changes nothing');
 });
