@@ -1,8 +1,8 @@
 /**
  * `-x @FILE`: a CIDR list read from a file. Linux caps one argument or environment string at
  * 128 KiB (MAX_ARG_STRLEN), about 8,000 CIDRs, so the long lists that interval sets are for
- * (10k, 100k) cannot come on the command line at all; a file (a mounted ConfigMap, a discovery
- * script's output) can hold any number.
+ * (10k, 100k) cannot come on the command line at all; a file (a mounted ConfigMap, a list a
+ * script writes) can hold any number.
  *
  * The file holds CIDRs separated by commas, spaces or newlines; `#` starts a comment that runs
  * to the end of its line. Its items become the setting's value, so the usual validation applies
