@@ -20,6 +20,8 @@ export const NFNL = {
   MSG_BATCH_BEGIN: 0x10,
   MSG_BATCH_END: 0x11,
   SUBSYS_NFTABLES: 10,
+  /** BATCH_BEGIN's attribute: the generation the batch was built against (kernel refuses others). */
+  BATCH_GENID: 1,
 } as const;
 
 export const NFPROTO = { UNSPEC: 0, INET: 1, IPV4: 2, IPV6: 10 } as const;
@@ -32,7 +34,13 @@ export const NFT_MSG = {
   NEWRULE: 6,
   NEWSET: 9,
   NEWSETELEM: 12,
+  NEWGEN: 15,
+  GETGEN: 16,
 } as const;
+
+export const NFTA_GEN_ID = 1;
+/** What the kernel answers a batch built against an old generation with. */
+export const ERESTART = 85;
 
 export const NFTA_LIST_ELEM = 1;
 export const NFTA_TABLE = { NAME: 1, FLAGS: 2 } as const;

@@ -86,13 +86,19 @@ function setUserData(portSet?: PortSet): Uint8Array {
   return Buffer.concat(parts);
 }
 
-export function buildNftBatch(plan: NftBatchPlan): NftBatch {
+/**
+ * @param generation the ruleset generation the plan was made against: the kernel then refuses
+ *   the batch (ERESTART, on BATCH_BEGIN) if anything was committed since, so a change made by
+ *   someone else between reading and committing is never overwritten unseen.
+ */
+export function buildNftBatch(plan: NftBatchPlan, generation?: number): NftBatch {
   const w = new NetlinkWriter(initialSize(plan.tables));
   const descriptions: string[] = [];
   let seq = FIRST_SEQ;
 
   const framing = (type: number) => {
     const m = w.beginMessage(type, NETLINK.F_REQUEST, seq, NFPROTO.UNSPEC, NFNL.SUBSYS_NFTABLES);
+    if (type === NFNL.MSG_BATCH_BEGIN && generation !== undefined) w.u32be(NFNL.BATCH_GENID, generation);
     w.endMessage(m);
     descriptions.push(type === NFNL.MSG_BATCH_BEGIN ? 'batch begin' : 'batch end');
     seq++;

@@ -12,7 +12,8 @@ import { sendNetfilterBatch, type NetlinkReply } from '../native.js';
 import { renderNftScript } from '../rules/render/nftables.js';
 import { runChecked, type Executor } from './executor.js';
 import { buildNftBatch, type NftBatch, type NftBatchPlan } from './nft-netlink-batch.js';
-import { listInetTables } from './nft-netlink-tables.js';
+import { listInetTables, readGeneration } from './nft-netlink-tables.js';
+import { ERESTART } from './nf-tables-abi.js';
 
 export interface NftTransaction {
   /** For the log line that starts a run: `netlink` or `nft -f`. */
@@ -69,18 +70,26 @@ export class CommitOutcomeUnknownError extends InterceptError {
   override name = 'CommitOutcomeUnknownError';
 }
 
+/**
+ * Commits as one netlink batch. The batch is built against the generation read with the
+ * tables (tableNames, which the backend calls before deciding anything), so the kernel refuses
+ * it if anyone committed in between: what was decided from the state read is what gets applied.
+ */
 export class NetlinkTransaction implements NftTransaction {
   readonly name = 'netlink';
+  private generation: number | undefined;
 
   /** @param netnsPath the namespace file to commit in (`/run/netns/NAME`), '' for this process's. */
   constructor(private readonly netnsPath = '') {}
 
   async tableNames(): Promise<string[]> {
+    // The generation first: a commit after it, even before the tables are read, fails ours.
+    this.generation = readGeneration(this.netnsPath);
     return listInetTables(this.netnsPath);
   }
 
   async commit(plan: NftBatchPlan): Promise<void> {
-    const batch = buildNftBatch(plan);
+    const batch = buildNftBatch(plan, this.generation);
     let replies: readonly NetlinkReply[];
     try {
       ({ replies } = await sendNetfilterBatch(batch.bytes, this.netnsPath));
@@ -97,6 +106,11 @@ export class NetlinkTransaction implements NftTransaction {
 /** Throws unless no message got an error and every one that asked for an ack got one. */
 export function checkReplies(batch: NftBatch, replies: readonly NetlinkReply[]): void {
   const failures = replies.filter((r) => r.error !== 0);
+  if (failures.some((f) => f.error === ERESTART && batch.describe(f.seq) === 'batch begin')) {
+    throw new NetlinkRejectedError(
+      'the nf_tables ruleset changed after interpose read it (another commit came in between): nothing was applied; run the command again',
+    );
+  }
   if (failures.length > 0) {
     const lines = failures.slice(0, 3).map((f) => {
       return `nf_tables refused "${batch.describe(f.seq)}": ${errnoText(f.error)}${f.message ? `: ${f.message}` : ''}`;

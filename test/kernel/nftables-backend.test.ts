@@ -297,12 +297,32 @@ for (const via of TRANSPORTS) {
     const racing = backendVia(via, exec, ns, (tx) => new RacingTransaction(tx, ns, theirs));
     const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6']);
     const err = await t.throwsAsync(racing.apply(rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
-    t.regex(err!.message, via === 'netlink' ? /create table inet istio-proxy-nat": EEXIST/ : /File exists/);
+    // netlink: the batch was built against the generation read with the tables, and theirs
+    // came after it; nft -f: our `create table` meets theirs.
+    t.regex(err!.message, via === 'netlink' ? /ruleset changed after interpose read it .*nothing was applied; run the command again/ : /File exists/);
     const after = await ruleset(ns);
     t.is(foreignPart(after), foreign, 'foreign tables byte-identical');
     t.regex(oursPart(after), /^table inet istio-proxy-nat \{\n\tchain theirs \{\n\t\tcounter packets 0 bytes 0 accept\n\t\}\n\}$/, 'their table as they wrote it, alone');
   });
 }
+
+kernelTest('nftables (netlink): --reconcile does not overwrite a change made between reading and committing', async (t) => {
+  const ns = await Netns.create(t, 'nft');
+  const exec = new NamespacedExecutor(new SystemExecutor(), ns.name);
+  await backendVia('netlink', exec, ns).apply(await rulesetFor(['-b', '*', '-i', '*']), { reconcile: false, forceApply: false });
+  // Someone adds a rule to our chain while we decide to replace the tables.
+  const theirs = 'add rule inet istio-proxy-nat istio-output ip daddr 203.0.113.9 counter accept\n';
+  const racing = backendVia('netlink', exec, ns, (tx) => new RacingTransaction(tx, ns, theirs));
+  const err = await t.throwsAsync(racing.apply(await rulesetFor(['-b', '8080', '-i', '*']), { reconcile: true, forceApply: false }), {
+    instanceOf: ApplyFailedError,
+  });
+  t.regex(err!.message, /ruleset changed after interpose read it/);
+  t.regex(await ruleset(ns), /ip daddr 203\.0\.113\.9 counter packets 0 bytes 0 accept/, 'their rule is still there: nothing was replaced');
+  // Run again: the state is read afresh, their rule is reported as drift and --reconcile replaces.
+  const again = await backendVia('netlink', exec, ns).apply(await rulesetFor(['-b', '8080', '-i', '*']), { reconcile: true, forceApply: false });
+  t.is(again.action, 'replaced');
+  t.true(again.differences.some((d) => d.includes('extra    ip daddr 203.0.113.9 counter accept')), again.differences.join('\n'));
+});
 
 for (const via of TRANSPORTS) {
   kernelTest(`nftables (${via}): failing TPROXY routes after the commit put the previous tables back`, async (t) => {

@@ -9,7 +9,7 @@
 import test from 'ava';
 import { buildNftBatch, intervalElements, INTERVAL_END, OPEN_START, RANGE_START } from '../../../src/kernel/nft-netlink-batch.js';
 import { NetlinkRejectedError, checkReplies } from '../../../src/kernel/nft-transaction.linux.js';
-import { inetTablesRequest, tableNamesOf } from '../../../src/kernel/nft-netlink-tables.js';
+import { generationOf, generationRequest, inetTablesRequest, tableNamesOf } from '../../../src/kernel/nft-netlink-tables.js';
 import { NetlinkWriter } from '../../../src/kernel/netlink-writer.js';
 import { parseCidr } from '../../../src/net/cidr.js';
 import { mergeCidrs, mergeCidrsPacked } from '../../../src/rules/nft-sets.js';
@@ -209,4 +209,27 @@ test("port sets carry the user data nft 1.0.6 writes for `tcp dport { … }` and
     const set = parse(buildNftBatch({ replace: [], create: ['t'], tables: [table] }).bytes).find((m) => m.type === NFT(9))!;
     t.is(set.attrs.get(13)![0]!.toString('hex'), expected[protocol], protocol);
   }
+});
+
+test('a batch built against a generation carries it on BATCH_BEGIN; the kernel refusing it reads as a lost race', (t) => {
+  const guarded = buildNftBatch({ remove: ['istio-proxy-nat'], replace: [], create: [], tables: [] }, 41);
+  const begin = parse(guarded.bytes)[0]!;
+  t.is(begin.type, 0x10);
+  t.is(begin.attrs.get(1)![0]!.readUInt32BE(0), 41);
+  t.is(parse(buildNftBatch({ remove: ['istio-proxy-nat'], replace: [], create: [], tables: [] }).bytes)[0]!.attrs.size, 0, 'no generation, no attribute');
+  const err = t.throws(() => checkReplies(guarded, [{ seq: 1, error: 85, message: '' }]), { instanceOf: NetlinkRejectedError });
+  t.regex(err!.message, /ruleset changed after interpose read it .*nothing was applied/);
+});
+
+test('the generation request and its answer', (t) => {
+  const [request] = parse(generationRequest());
+  t.is(request!.type, NFT(16));
+  t.is(request!.flags, 0x1 | 0x4);
+  const w = new NetlinkWriter();
+  const m = w.beginMessage(NFT(15), 0, 1, 0);
+  w.u32be(1, 1234);
+  w.u32be(2, 99);
+  w.endMessage(m);
+  t.is(generationOf(Buffer.from(w.bytes())), 1234);
+  t.throws(() => generationOf(Buffer.alloc(0)), { message: /without a generation id/ });
 });
