@@ -224,9 +224,13 @@ class TimingTransaction implements NftTransaction {
   tableNames(): Promise<string[]> {
     return this.inner.tableNames();
   }
-  async commit(plan: NftBatchPlan): Promise<void> {
+  /** Passed on, though each apply here is a fresh install: the stamp is written all the same. */
+  get holdsStamped() {
+    return this.inner.holdsStamped?.bind(this.inner);
+  }
+  async commit(plan: NftBatchPlan, digest?: Buffer): Promise<void> {
     const t0 = performance.now();
-    await this.inner.commit(plan);
+    await this.inner.commit(plan, digest);
     this.ms += performance.now() - t0;
   }
 }

@@ -90,8 +90,9 @@ function setUserData(portSet?: PortSet): Uint8Array {
  * @param generation the ruleset generation the plan was made against: the kernel then refuses
  *   the batch (ERESTART, on BATCH_BEGIN) if anything was committed since, so a change made by
  *   someone else between reading and committing is never overwritten unseen.
+ * @param tableUserdata user data for each table the plan writes (see nft-table-stamp.ts).
  */
-export function buildNftBatch(plan: NftBatchPlan, generation?: number): NftBatch {
+export function buildNftBatch(plan: NftBatchPlan, generation?: number, tableUserdata?: Uint8Array): NftBatch {
   const w = new NetlinkWriter(initialSize(plan.tables));
   const descriptions: string[] = [];
   let seq = FIRST_SEQ;
@@ -111,10 +112,13 @@ export function buildNftBatch(plan: NftBatchPlan, generation?: number): NftBatch
     descriptions.push(what);
     last = { start: m, seq: seq++ };
   };
-  const table = (msg: number, flags: number, name: string, what: string) =>
+  const written = new Set(plan.tables.map((t) => t.name));
+  /** `final`: the NEWTABLE that creates a table the plan writes (it carries the user data). */
+  const table = (msg: number, flags: number, name: string, what: string, final = false) =>
     message(msg, flags, `${what} table inet ${name}`, () => {
       w.string(NFTA_TABLE.NAME, name);
       if (msg === NFT_MSG.NEWTABLE) w.u32be(NFTA_TABLE.FLAGS, 0);
+      if (final && tableUserdata) w.bytesAttr(NFTA_TABLE.USERDATA, tableUserdata);
     });
 
   framing(NFNL.MSG_BATCH_BEGIN);
@@ -123,11 +127,11 @@ export function buildNftBatch(plan: NftBatchPlan, generation?: number): NftBatch
     table(NFT_MSG.NEWTABLE, NETLINK.F_CREATE, name, 'add');
     table(NFT_MSG.DELTABLE, 0, name, 'delete');
   }
-  for (const name of plan.create) table(NFT_MSG.NEWTABLE, NETLINK.F_CREATE | NETLINK.F_EXCL, name, 'create');
+  for (const name of plan.create) table(NFT_MSG.NEWTABLE, NETLINK.F_CREATE | NETLINK.F_EXCL, name, 'create', written.has(name));
 
   let setId = 0;
   for (const t of plan.tables) {
-    if (!plan.create.includes(t.name)) table(NFT_MSG.NEWTABLE, NETLINK.F_CREATE, t.name, 'add');
+    if (!plan.create.includes(t.name)) table(NFT_MSG.NEWTABLE, NETLINK.F_CREATE, t.name, 'add', true);
     for (const c of t.chains) {
       message(NFT_MSG.NEWCHAIN, NETLINK.F_CREATE, `add chain inet ${t.name} ${c.name}`, () => {
         w.string(NFTA_CHAIN.TABLE, t.name);

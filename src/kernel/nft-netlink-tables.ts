@@ -15,29 +15,37 @@ export function inetTablesRequest(): Uint8Array {
   return Uint8Array.from(w.bytes());
 }
 
-/** Table names from the dump's NEWTABLE messages (each: nlmsghdr, nfgenmsg, attributes). */
-export function tableNamesOf(messages: Buffer): string[] {
-  const names: string[] = [];
+/** An inet table as the dump describes it: its name, and its user data when it has some. */
+export interface DumpedTable {
+  readonly name: string;
+  readonly userdata?: Buffer;
+}
+
+/** The inet tables in the dump's NEWTABLE messages (each: nlmsghdr, nfgenmsg, attributes). */
+export function tablesOf(messages: Buffer): DumpedTable[] {
+  const tables: DumpedTable[] = [];
   for (let at = 0; at + 20 <= messages.length; ) {
     const length = readHost32(messages, at);
     if (length < 20 || at + length > messages.length) break;
-    const family = messages[at + 16];
+    let name: string | undefined;
+    let userdata: Buffer | undefined;
     for (let a = at + 20; a + 4 <= at + length; ) {
       const alen = readHost16(messages, a);
       if (alen < 4) break;
-      if ((readHost16(messages, a + 2) & 0x7fff) === NFTA_TABLE.NAME && family === NFPROTO.INET) {
-        names.push(messages.toString('utf8', a + 4, a + alen).replace(/\0+$/, ''));
-      }
+      const type = readHost16(messages, a + 2) & 0x7fff;
+      if (type === NFTA_TABLE.NAME) name = messages.toString('utf8', a + 4, a + alen).replace(/\0+$/, '');
+      if (type === NFTA_TABLE.USERDATA) userdata = Buffer.from(messages.subarray(a + 4, a + alen));
       a += (alen + 3) & ~3;
     }
+    if (name !== undefined && messages[at + 16] === NFPROTO.INET) tables.push(userdata ? { name, userdata } : { name });
     at += (length + 3) & ~3;
   }
-  return names;
+  return tables;
 }
 
 /** The inet tables of the namespace at `netnsPath` ('' for this process's). */
-export function listInetTables(netnsPath = ''): string[] {
-  return tableNamesOf(dumpNetfilter(inetTablesRequest(), netnsPath));
+export function readInetTables(netnsPath = ''): DumpedTable[] {
+  return tablesOf(dumpNetfilter(inetTablesRequest(), netnsPath));
 }
 
 /** GETGEN, answered by one NEWGEN message (and the ack asked for, which ends the read). */

@@ -12,7 +12,8 @@ import { sendNetfilterBatch, type NetlinkReply } from '../native.js';
 import { renderNftScript } from '../rules/render/nftables.js';
 import { runChecked, type Executor } from './executor.js';
 import { buildNftBatch, type NftBatch, type NftBatchPlan } from './nft-netlink-batch.js';
-import { listInetTables, readGeneration } from './nft-netlink-tables.js';
+import { readGeneration, readInetTables, type DumpedTable } from './nft-netlink-tables.js';
+import { decodeStamp, encodeStamp, nextGeneration } from './nft-table-stamp.js';
 import { ERESTART } from './nf-tables-abi.js';
 
 export interface NftTransaction {
@@ -23,8 +24,15 @@ export interface NftTransaction {
   /**
    * Commits the plan in one transaction, or throws with the kernel's reason having changed
    * nothing; CommitOutcomeUnknownError when the answer was lost and nobody can say which.
+   * `digest` (of plan.tables) is stamped on the tables where the path can (nft-table-stamp.ts).
    */
-  commit(plan: NftBatchPlan): Promise<void>;
+  commit(plan: NftBatchPlan, digest?: Buffer): Promise<void>;
+  /**
+   * True when, as of the last tableNames(), the tables named are exactly ours as stamped by an
+   * earlier commit with this digest and nothing has been committed since. Paths that cannot
+   * tell leave it out (and every rerun reads the tables back).
+   */
+  holdsStamped?(tables: readonly string[], digest: Buffer): boolean;
 }
 
 /** The script `nft -f -` reads for a plan. */
@@ -78,6 +86,7 @@ export class CommitOutcomeUnknownError extends InterceptError {
 export class NetlinkTransaction implements NftTransaction {
   readonly name = 'netlink';
   private generation: number | undefined;
+  private tables: DumpedTable[] = [];
 
   /** @param netnsPath the namespace file to commit in (`/run/netns/NAME`), '' for this process's. */
   constructor(private readonly netnsPath = '') {}
@@ -85,11 +94,22 @@ export class NetlinkTransaction implements NftTransaction {
   async tableNames(): Promise<string[]> {
     // The generation first: a commit after it, even before the tables are read, fails ours.
     this.generation = readGeneration(this.netnsPath);
-    return listInetTables(this.netnsPath);
+    this.tables = readInetTables(this.netnsPath);
+    return this.tables.map((t) => t.name);
   }
 
-  async commit(plan: NftBatchPlan): Promise<void> {
-    const batch = buildNftBatch(plan, this.generation);
+  holdsStamped(names: readonly string[], digest: Buffer): boolean {
+    if (this.generation === undefined || names.length === 0) return false;
+    return names.every((name) => {
+      const stamp = decodeStamp(this.tables.find((t) => t.name === name)?.userdata);
+      return stamp !== undefined && stamp.generation === this.generation && stamp.digest.equals(digest);
+    });
+  }
+
+  async commit(plan: NftBatchPlan, digest?: Buffer): Promise<void> {
+    // Our commit turns the generation read into the next one: that is what the stamp records.
+    const stamp = digest && this.generation !== undefined ? encodeStamp(nextGeneration(this.generation), digest) : undefined;
+    const batch = buildNftBatch(plan, this.generation, stamp);
     let replies: readonly NetlinkReply[];
     try {
       ({ replies } = await sendNetfilterBatch(batch.bytes, this.netnsPath));

@@ -21,6 +21,7 @@ import { CommitOutcomeUnknownError, NetlinkTransaction, NftToolTransaction, type
 import { ApplyFailedError, type ApplyAction, type ApplyResult } from './iptables-backend.linux.js';
 import { MissingToolError } from './iptables-binaries.linux.js';
 import { parseNftListing, type ListedTable } from './nft-listing-parser.js';
+import { nftTablesDigest } from './nft-table-stamp.js';
 import { diffNftTables } from './nftables-plan.js';
 import { ensureTproxyRoutes, removeTproxyRoutes, undoTproxyRoutes, type AddedRoutes } from './tproxy-routes.linux.js';
 import { ensureIPv6PassthroughAddress } from './passthrough-address.linux.js';
@@ -125,12 +126,24 @@ export class NftablesBackend {
 
   /** Installs `ruleset`, or verifies it is already there. Throws DriftError without changing anything. */
   async apply(ruleset: Ruleset, options: { reconcile: boolean; forceApply: boolean }): Promise<ApplyResult> {
-    // The kernel's answer is a process away: render meanwhile. (Caught here so that a render
-    // error does not leave the snapshot's own failure unhandled; awaiting still rethrows it.)
-    const snapshot = this.snapshot();
-    snapshot.catch(() => undefined);
+    // Which tables exist may be a process away: render meanwhile. (Caught here so that a render
+    // error does not leave the read's own failure unhandled; awaiting still rethrows it.)
+    const present = this.transaction.tableNames();
+    present.catch(() => undefined);
     const desired = this.desired(ruleset);
-    const before = await snapshot;
+    const ours = (await present).filter((name) => OWNED_NFT_TABLES.includes(name));
+    const routes = ruleset.tproxyRoutes;
+
+    // Stamped by our own last commit, nothing committed since, and the same tables wanted:
+    // nothing to read back (see nft-table-stamp.ts).
+    const digest = this.transaction.holdsStamped ? nftTablesDigest(desired) : undefined;
+    const wanted = desired.map((t) => t.name);
+    const sameNames = ours.length === wanted.length && wanted.every((name) => ours.includes(name));
+    if (!options.forceApply && digest && sameNames && this.transaction.holdsStamped!(wanted, digest)) {
+      return this.unchanged(ruleset);
+    }
+
+    const before = await this.listOwned(ours);
     const differences = diffNftTables(before.tables, desired);
 
     let action: ApplyAction;
@@ -139,13 +152,7 @@ export class NftablesBackend {
     else if (options.reconcile) action = 'replaced';
     else throw new DriftError(differences, 'nftables tables');
 
-    const routes = ruleset.tproxyRoutes;
-    if (action === 'unchanged') {
-      // Tables match; make sure the routing half is there too (it carries no drift of its own).
-      if (routes) await ensureTproxyRoutes(this.executor, routes);
-      await ensureIPv6PassthroughAddress(this.executor, ruleset);
-      return { action, differences: [] };
-    }
+    if (action === 'unchanged') return this.unchanged(ruleset);
 
     // Tables that exist are deleted and recreated; tables that do not are created with `create`,
     // which fails the whole transaction should one have appeared since the snapshot. (Not
@@ -153,9 +160,16 @@ export class NftablesBackend {
     // for an RCU grace period in the kernel, 4–12 ms here, which a fresh install need not pay.)
     const existing = before.tables.map((t) => t.name);
     const created = desired.map((t) => t.name).filter((name) => !existing.includes(name));
-    await this.transact({ replace: existing, create: created, tables: desired }, before, [...existing, ...created], routes);
+    await this.transact({ replace: existing, create: created, tables: desired }, before, [...existing, ...created], routes, digest);
     await ensureIPv6PassthroughAddress(this.executor, ruleset);
     return { action, differences: action === 'replaced' ? differences : [] };
+  }
+
+  /** Tables match; makes sure the routing half is there too (it carries no drift of its own). */
+  private async unchanged(ruleset: Ruleset): Promise<ApplyResult> {
+    if (ruleset.tproxyRoutes) await ensureTproxyRoutes(this.executor, ruleset.tproxyRoutes);
+    await ensureIPv6PassthroughAddress(this.executor, ruleset);
+    return { action: 'unchanged', differences: [] };
   }
 
   /** Deletes interpose's inet tables (and nothing else) and the TPROXY routing for `routes`. */
@@ -170,8 +184,12 @@ export class NftablesBackend {
 
   /** Our tables as the kernel lists them now (empty when none exists). */
   async snapshot(): Promise<OwnedSnapshot> {
-    const present = new Set(await this.transaction.tableNames());
-    const ours = OWNED_NFT_TABLES.filter((name) => present.has(name));
+    const present = await this.transaction.tableNames();
+    return this.listOwned(OWNED_NFT_TABLES.filter((name) => present.includes(name)));
+  }
+
+  /** The listing of our tables named in `ours` (which exist), parsed and raw. */
+  private async listOwned(ours: readonly string[]): Promise<OwnedSnapshot> {
     if (ours.length === 0) return { tables: [], listing: '' };
     // -y keeps priorities numeric, as the renderer writes them. (nft 1.0.6 cannot run several
     // `list table` commands from one -f script, hence one process per table.)
@@ -188,9 +206,15 @@ export class NftablesBackend {
    * changed nothing; if the routes fail, the tables in `touched` are put back as `before`
    * listed them, in one more transaction (through nft, which reads the listing).
    */
-  private async transact(plan: NftBatchPlan, before: OwnedSnapshot, touched: readonly string[], routes?: TproxyRoutes): Promise<void> {
+  private async transact(
+    plan: NftBatchPlan,
+    before: OwnedSnapshot,
+    touched: readonly string[],
+    routes?: TproxyRoutes,
+    digest?: Buffer,
+  ): Promise<void> {
     try {
-      await this.transaction.commit(plan);
+      await this.transaction.commit(plan, digest);
     } catch (err) {
       if (err instanceof CommitOutcomeUnknownError) throw new ApplyFailedError(err.message, { cause: err });
       const detail = err instanceof Error ? err.message : String(err);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NamespacedExecutor, SystemExecutor, type CommandResult, type Executor } from '../../src/kernel/executor.js';
 import { ApplyFailedError } from '../../src/kernel/iptables-backend.linux.js';
+import { DriftError } from '../../src/errors/drift-error.js';
 import { NftablesBackend, findNft } from '../../src/kernel/nftables-backend.linux.js';
 import type { NftBatchPlan } from '../../src/kernel/nft-netlink-batch.js';
 import { NetlinkTransaction, NftToolTransaction, type NftTransaction } from '../../src/kernel/nft-transaction.linux.js';
@@ -117,7 +118,7 @@ class LoopInjectingTransaction implements NftTransaction {
   tableNames(): Promise<string[]> {
     return this.inner.tableNames();
   }
-  commit(plan: NftBatchPlan): Promise<void> {
+  commit(plan: NftBatchPlan, digest?: Buffer): Promise<void> {
     const tables = plan.tables.map((t) =>
       t.name !== 'istio-proxy-nat'
         ? t
@@ -134,7 +135,7 @@ class LoopInjectingTransaction implements NftTransaction {
             ),
           },
     );
-    return this.inner.commit({ ...plan, tables });
+    return this.inner.commit({ ...plan, tables }, digest);
   }
 }
 
@@ -280,8 +281,8 @@ class RacingTransaction implements NftTransaction {
     }
     return names;
   }
-  commit(plan: NftBatchPlan): Promise<void> {
-    return this.inner.commit(plan);
+  commit(plan: NftBatchPlan, digest?: Buffer): Promise<void> {
+    return this.inner.commit(plan, digest);
   }
 }
 
@@ -305,6 +306,54 @@ for (const via of TRANSPORTS) {
     t.regex(oursPart(after), /^table inet istio-proxy-nat \{\n\tchain theirs \{\n\t\tcounter packets 0 bytes 0 accept\n\t\}\n\}$/, 'their table as they wrote it, alone');
   });
 }
+
+/** Counts the `nft … list table` processes a backend runs (reading our tables back). */
+class CountingExecutor implements Executor {
+  listings = 0;
+  constructor(private readonly inner: Executor) {}
+  run(argv: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
+    if (argv.includes('list') && argv.includes('table')) this.listings++;
+    return this.inner.run(argv, options);
+  }
+}
+
+kernelTest('nftables (netlink): a rerun over our own stamped commit reads nothing back; any other commit makes it look', async (t) => {
+  const ns = await Netns.create(t, 'nft');
+  const exec = new CountingExecutor(new NamespacedExecutor(new SystemExecutor(), ns.name));
+  const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6', '--redirect-dns', '-m', 'TPROXY']);
+  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false })).action, 'installed');
+  const installed = await ruleset(ns);
+  t.notRegex(installed, /comment/, 'the stamp does not show in listings');
+
+  exec.listings = 0;
+  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false })).action, 'unchanged');
+  t.is(exec.listings, 0, 'nothing read back');
+
+  // A different configuration: its digest differs, so the tables are read and compared.
+  await t.throwsAsync(backendVia('netlink', exec, ns).apply(await rulesetFor(['-b', '*', '-i', '*']), { reconcile: false, forceApply: false }), {
+    instanceOf: DriftError,
+  });
+  t.true(exec.listings > 0);
+
+  // Someone else's commit (a foreign table) moves the generation: read back, still unchanged.
+  await ns.exec([NFT, 'add', 'table', 'inet', 'foreign']);
+  exec.listings = 0;
+  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false })).action, 'unchanged');
+  t.true(exec.listings > 0, 'read back after another commit');
+
+  // A change to our own chain: read back, reported as drift, nothing changed.
+  await ns.exec([NFT, 'add', 'rule', 'inet', 'istio-proxy-nat', 'istio-output', 'counter', 'accept']);
+  const before = await ruleset(ns);
+  const drift = await t.throwsAsync(backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false }), { instanceOf: DriftError });
+  t.regex(drift!.message, /extra    counter accept/);
+  t.is(await ruleset(ns), before);
+
+  // --force-apply never takes the shortcut.
+  await backendVia('netlink', exec, ns).apply(rs, { reconcile: true, forceApply: false });
+  exec.listings = 0;
+  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: true })).action, 'reapplied');
+  t.true(exec.listings > 0);
+});
 
 kernelTest('nftables (netlink): --reconcile does not overwrite a change made between reading and committing', async (t) => {
   const ns = await Netns.create(t, 'nft');

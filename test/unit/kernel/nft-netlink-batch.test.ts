@@ -9,7 +9,8 @@
 import test from 'ava';
 import { buildNftBatch, intervalElements, INTERVAL_END, OPEN_START, RANGE_START } from '../../../src/kernel/nft-netlink-batch.js';
 import { NetlinkRejectedError, checkReplies } from '../../../src/kernel/nft-transaction.linux.js';
-import { generationOf, generationRequest, inetTablesRequest, tableNamesOf } from '../../../src/kernel/nft-netlink-tables.js';
+import { generationOf, generationRequest, inetTablesRequest, tablesOf } from '../../../src/kernel/nft-netlink-tables.js';
+import { decodeStamp, encodeStamp, nextGeneration, nftTablesDigest } from '../../../src/kernel/nft-table-stamp.js';
 import { NetlinkWriter } from '../../../src/kernel/netlink-writer.js';
 import { parseCidr } from '../../../src/net/cidr.js';
 import { mergeCidrs, mergeCidrsPacked } from '../../../src/rules/nft-sets.js';
@@ -167,7 +168,7 @@ test('checkReplies: a refusal names the message and the errno; a missing answer 
   t.regex(unanswered!.message, /did not acknowledge "add rule inet istio-proxy-nat istio-output tcp dport \{ 80, 443 \} counter return"/);
 });
 
-test('the table dump: a GETTABLE dump request for inet; names read from the replies, other families skipped', (t) => {
+test('the table dump: a GETTABLE dump request for inet; names and user data read from the replies, other families skipped', (t) => {
   const [request] = parse(inetTablesRequest());
   t.is(request!.type, NFT(1));
   t.is(request!.flags, 0x1 | 0x300);
@@ -176,10 +177,42 @@ test('the table dump: a GETTABLE dump request for inet; names read from the repl
     const m = w.beginMessage(NFT(0), 0x2, 0, family);
     w.string(1, name);
     w.u32be(2, 0);
+    if (name === 'istio-proxy-nat') w.bytesAttr(6, Uint8Array.of(1, 2, 3));
     w.endMessage(m);
   }
-  t.deepEqual(tableNamesOf(Buffer.from(w.bytes())), ['istio-proxy-nat', 'filter']);
-  t.deepEqual(tableNamesOf(Buffer.alloc(0)), []);
+  t.deepEqual(tablesOf(Buffer.from(w.bytes())), [{ name: 'istio-proxy-nat', userdata: Buffer.from([1, 2, 3]) }, { name: 'filter' }]);
+  t.deepEqual(tablesOf(Buffer.alloc(0)), []);
+});
+
+test('the table stamp: round trip, found among other TLVs, and a digest that moves with any rule, chain or element', (t) => {
+  const digest = nftTablesDigest([TABLE]);
+  t.is(digest.length, 32);
+  const stamp = encodeStamp(7, digest);
+  t.deepEqual(decodeStamp(stamp), { generation: 7, digest });
+  const withComment = Buffer.concat([Uint8Array.of(0, 4), Buffer.from('hi!\0'), stamp]);
+  t.deepEqual(decodeStamp(withComment), { generation: 7, digest });
+  t.is(decodeStamp(Uint8Array.of(0x49, 3, 1, 2, 3)), undefined, 'not ours: wrong length');
+  t.is(decodeStamp(undefined), undefined);
+  t.is(nextGeneration(41), 42);
+  t.is(nextGeneration(0xffffffff), 1, 'the kernel skips generation 0');
+
+  const ruleChanged: NftTable = { ...TABLE, chains: [TABLE.chains[0]!, { ...TABLE.chains[1]!, rules: ['tcp dport { 80, 444 } counter return'] }] };
+  const chainChanged: NftTable = { ...TABLE, chains: [{ ...TABLE.chains[0]!, base: { type: 'nat', hook: 'output', priority: -99 } }, TABLE.chains[1]!] };
+  const withSet = (cidr: string): NftTable => ({ ...TABLE, sets: [nftSet('s', mergeCidrsPacked([parseCidr(cidr)!]))] });
+  const digests = [digest, nftTablesDigest([ruleChanged]), nftTablesDigest([chainChanged]), nftTablesDigest([withSet('192.0.2.0/24')]), nftTablesDigest([withSet('192.0.2.0/25')])];
+  t.is(new Set(digests.map((d) => d.toString('hex'))).size, digests.length);
+  t.true(nftTablesDigest([withSet('192.0.2.0/24')]).equals(nftTablesDigest([withSet('192.0.2.0/24')])), 'and is the same for the same tables');
+});
+
+test('the stamp goes on the NEWTABLE that creates each written table, not on the add before a delete', (t) => {
+  const stamp = encodeStamp(3, nftTablesDigest([TABLE]));
+  const msgs = parse(buildNftBatch({ replace: ['istio-proxy-nat'], create: [], tables: [TABLE] }, 2, stamp).bytes);
+  const newTables = msgs.filter((m) => m.type === NFT(0));
+  t.is(newTables.length, 2);
+  t.false(newTables[0]!.attrs.has(6), 'the add that makes the delete safe');
+  t.deepEqual(newTables[1]!.attrs.get(6)![0]!, Buffer.from(stamp));
+  const created = parse(buildNftBatch({ replace: [], create: ['istio-proxy-nat', 'istio-proxy-raw'], tables: [TABLE] }, 2, stamp).bytes).filter((m) => m.type === NFT(0));
+  t.deepEqual(created.map((m) => m.attrs.has(6)), [true, false], 'only tables the plan writes');
 });
 
 test('a clean-up batch deletes the tables it names, nothing else, and asks for the last ack', (t) => {
