@@ -87,19 +87,32 @@ export class NetlinkTransaction implements NftTransaction {
   readonly name = 'netlink';
   private generation: number | undefined;
   private tables: DumpedTable[] = [];
+  private settled = false;
 
-  /** @param netnsPath the namespace file to commit in (`/run/netns/NAME`), '' for this process's. */
-  constructor(private readonly netnsPath = '') {}
+  /**
+   * @param netnsPath the namespace file to commit in (`/run/netns/NAME`), '' for this process's.
+   * @param read how the generation and the tables are read (tests stand in for the kernel).
+   */
+  constructor(
+    private readonly netnsPath = '',
+    private readonly read: { generation(netnsPath: string): number; tables(netnsPath: string): DumpedTable[] } = {
+      generation: readGeneration,
+      tables: readInetTables,
+    },
+  ) {}
 
   async tableNames(): Promise<string[]> {
     // The generation first: a commit after it, even before the tables are read, fails ours.
-    this.generation = readGeneration(this.netnsPath);
-    this.tables = readInetTables(this.netnsPath);
+    this.generation = this.read.generation(this.netnsPath);
+    this.tables = this.read.tables(this.netnsPath);
+    // And again after: only a table list read within one generation can vouch for a stamp (a
+    // commit between the two reads could have changed a stamped table without restamping it).
+    this.settled = this.read.generation(this.netnsPath) === this.generation;
     return this.tables.map((t) => t.name);
   }
 
   holdsStamped(names: readonly string[], digest: Buffer): boolean {
-    if (this.generation === undefined || names.length === 0) return false;
+    if (this.generation === undefined || !this.settled || names.length === 0) return false;
     return names.every((name) => {
       const stamp = decodeStamp(this.tables.find((t) => t.name === name)?.userdata);
       return stamp !== undefined && stamp.generation === this.generation && stamp.digest.equals(digest);

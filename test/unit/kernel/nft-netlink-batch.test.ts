@@ -8,7 +8,7 @@
  */
 import test from 'ava';
 import { buildNftBatch, intervalElements, INTERVAL_END, OPEN_START, RANGE_START } from '../../../src/kernel/nft-netlink-batch.js';
-import { NetlinkRejectedError, checkReplies } from '../../../src/kernel/nft-transaction.linux.js';
+import { NetlinkRejectedError, NetlinkTransaction, checkReplies } from '../../../src/kernel/nft-transaction.linux.js';
 import { generationOf, generationRequest, inetTablesRequest, tablesOf } from '../../../src/kernel/nft-netlink-tables.js';
 import { decodeStamp, encodeStamp, nextGeneration, nftTablesDigest } from '../../../src/kernel/nft-table-stamp.js';
 import { NetlinkWriter } from '../../../src/kernel/netlink-writer.js';
@@ -265,4 +265,22 @@ test('the generation request and its answer', (t) => {
   w.endMessage(m);
   t.is(generationOf(Buffer.from(w.bytes())), 1234);
   t.throws(() => generationOf(Buffer.alloc(0)), { message: /without a generation id/ });
+});
+
+test('holdsStamped: only a table list read within one generation, with every table stamped at it with this digest', async (t) => {
+  const digest = nftTablesDigest([TABLE]);
+  const stamped = (generation: number, d = digest) => Buffer.from(encodeStamp(generation, d));
+  const check = async (generations: number[], tables: Array<{ name: string; userdata?: Buffer }>, names = ['istio-proxy-nat']) => {
+    const gens = [...generations];
+    const tx = new NetlinkTransaction('', { generation: () => gens.shift()!, tables: () => tables });
+    await tx.tableNames();
+    return tx.holdsStamped(names, digest);
+  };
+  t.true(await check([5, 5], [{ name: 'istio-proxy-nat', userdata: stamped(5) }]));
+  t.false(await check([5, 6], [{ name: 'istio-proxy-nat', userdata: stamped(5) }]), 'a commit between the two reads');
+  t.false(await check([6, 6], [{ name: 'istio-proxy-nat', userdata: stamped(5) }]), 'a commit since ours');
+  t.false(await check([5, 5], [{ name: 'istio-proxy-nat', userdata: stamped(5, Buffer.alloc(32)) }]), 'another configuration');
+  t.false(await check([5, 5], [{ name: 'istio-proxy-nat' }]), 'no stamp (committed through nft -f)');
+  t.false(await check([5, 5], [{ name: 'istio-proxy-nat', userdata: stamped(5) }], ['istio-proxy-nat', 'istio-proxy-raw']), 'a wanted table missing');
+  t.false(new NetlinkTransaction('').holdsStamped(['istio-proxy-nat'], digest), 'nothing read yet');
 });
