@@ -238,7 +238,10 @@ class TimingTransaction implements NftTransaction {
 /** Times the `*-restore` transactions an iptables apply runs (the kernel tool's share). */
 class TimingExecutor implements Executor {
   toolMs = 0;
-  constructor(private readonly inner: Executor) {}
+  readonly realNamespace: string | undefined;
+  constructor(private readonly inner: Executor) {
+    this.realNamespace = inner.realNamespace;
+  }
   async run(argv: readonly string[], options?: { input?: string }): Promise<CommandResult> {
     const t0 = performance.now();
     const r = await this.inner.run(argv, options);

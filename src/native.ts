@@ -47,8 +47,8 @@ export interface NativeAddon {
   originalDstLookup(fd: number, trie: NativeTrieHandle): (NativeDst & { match: number }) | NativeFailure;
   setTransparent(fd: number, family: 4 | 6): NativeFailure | undefined;
   setMark(fd: number, mark: number): NativeFailure | undefined;
-  sendNetfilterBatch(bytes: Uint8Array, netnsPath: string): Promise<NetfilterBatchOutcome & Partial<NativeFailure>>;
-  dumpNetfilter(request: Uint8Array, netnsPath: string): { messages: Buffer } | NativeFailure;
+  sendNetlink(protocol: number, bytes: Uint8Array, netnsPath: string): Promise<NetfilterBatchOutcome & Partial<NativeFailure>>;
+  dumpNetlink(protocol: number, request: Uint8Array, netnsPath: string): { messages: Buffer } | NativeFailure;
 }
 
 /** One answer of the kernel to a batch message: error 0 is an ack, else a positive errno. */
@@ -96,6 +96,16 @@ export function loadAddon(): NativeAddon {
     );
   }
   return addon;
+}
+
+/** True when the addon is built and loads (for code with a slower path that needs none). */
+export function addonLoads(): boolean {
+  try {
+    loadAddon();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const errnoNames = new Map<number, string>(
@@ -208,24 +218,41 @@ export function setMark(fd: number, mark: number): void {
   if (isFailure(r)) throw nativeError(r);
 }
 
-/**
- * Sends one nfnetlink batch (framed messages, BATCH_BEGIN … BATCH_END) on a NETLINK_NETFILTER
- * socket, in the network namespace bound at `netnsPath` ('' for this process's), and resolves
- * with every ack and error the kernel sent back. A failing system call (no such namespace, no
- * CAP_NET_ADMIN, lost replies) rejects with a NativeError. Runs off the event loop.
- */
-export async function sendNetfilterBatch(bytes: Uint8Array, netnsPath = ''): Promise<NetfilterBatchOutcome> {
+/** The netlink protocols the addon talks (linux/netlink.h). */
+export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
+
+function checkNetlinkArgs(fn: string, bytes: unknown, netnsPath: unknown): void {
   if (!(bytes instanceof Uint8Array) || bytes.length < 16) {
-    throw new TypeError('sendNetfilterBatch: bytes must be a Uint8Array holding at least one netlink message');
+    throw new TypeError(`${fn}: bytes must be a Uint8Array holding at least one netlink message`);
   }
   if (typeof netnsPath !== 'string' || netnsPath.includes('\0')) {
-    throw new TypeError('sendNetfilterBatch: netnsPath must be a path without NUL bytes, or empty');
+    throw new TypeError(`${fn}: netnsPath must be a path without NUL bytes, or empty`);
   }
-  const r = await loadAddon().sendNetfilterBatch(bytes, netnsPath);
-  if (r.errno !== undefined && r.syscall !== undefined) {
-    throw netlinkError(r.errno, r.syscall, netnsPath, 'reading the kernel\'s answers to a netfilter batch: some were lost, so whether it was committed is unknown');
-  }
+}
+
+/**
+ * Sends framed netlink messages in one sendmsg() on a socket of `protocol`, in the network
+ * namespace bound at `netnsPath` ('' for this process's), and resolves with every ack and
+ * error the kernel sent back. A failing system call (no such namespace, no CAP_NET_ADMIN, lost
+ * replies) rejects with a NativeError. Runs off the event loop.
+ */
+async function sendNetlink(protocol: number, bytes: Uint8Array, netnsPath: string, fn: string, lostReplies: string): Promise<NetfilterBatchOutcome> {
+  checkNetlinkArgs(fn, bytes, netnsPath);
+  const r = await loadAddon().sendNetlink(protocol, bytes, netnsPath);
+  if (r.errno !== undefined && r.syscall !== undefined) throw netlinkError(r.errno, r.syscall, netnsPath, lostReplies);
   return { replies: r.replies };
+}
+
+/** An nf_tables batch (BATCH_BEGIN … BATCH_END) on NETLINK_NETFILTER: see sendNetlink. */
+export function sendNetfilterBatch(bytes: Uint8Array, netnsPath = ''): Promise<NetfilterBatchOutcome> {
+  return sendNetlink(NETLINK_NETFILTER, bytes, netnsPath, 'sendNetfilterBatch',
+    'reading the kernel\'s answers to a netfilter batch: some were lost, so whether it was committed is unknown');
+}
+
+/** A request on NETLINK_ROUTE (an address, a route): see sendNetlink. */
+export function sendRouteRequest(bytes: Uint8Array, netnsPath = ''): Promise<NetfilterBatchOutcome> {
+  return sendNetlink(NETLINK_ROUTE, bytes, netnsPath, 'sendRouteRequest', 'reading the kernel\'s answer to a route request');
 }
 
 /**
@@ -234,13 +261,8 @@ export async function sendNetfilterBatch(bytes: Uint8Array, netnsPath = ''): Pro
  * framed as received. Synchronous: a table listing takes well under a millisecond.
  */
 export function dumpNetfilter(request: Uint8Array, netnsPath = ''): Buffer {
-  if (!(request instanceof Uint8Array) || request.length < 16) {
-    throw new TypeError('dumpNetfilter: request must be a Uint8Array holding one netlink message');
-  }
-  if (typeof netnsPath !== 'string' || netnsPath.includes('\0')) {
-    throw new TypeError('dumpNetfilter: netnsPath must be a path without NUL bytes, or empty');
-  }
-  const r = loadAddon().dumpNetfilter(request, netnsPath);
+  checkNetlinkArgs('dumpNetfilter', request, netnsPath);
+  const r = loadAddon().dumpNetlink(NETLINK_NETFILTER, request, netnsPath);
   if (isFailure(r)) throw netlinkError(r.errno, r.syscall, netnsPath, 'reading a netfilter dump');
   return r.messages;
 }
@@ -254,6 +276,6 @@ function netlinkError(errno: number, syscall: string, netnsPath: string, recvHin
         ? recvHint
         : code === 'EPERM'
           ? 'needs CAP_NET_ADMIN'
-          : `talking to nf_tables (${syscall})`;
+          : `talking netlink (${syscall})`;
   return new NativeError(syscall, errno, code, hint);
 }

@@ -1,9 +1,11 @@
 #include "netlink_binding.h"
 
+#include <linux/netlink.h>
+
 #include <string>
 #include <utility>
 
-#include "nfnetlink/netfilter_batch.h"
+#include "netlink/netlink_socket.h"
 
 namespace interpose {
 namespace {
@@ -13,9 +15,10 @@ namespace {
 // copied) until the work is done.
 class BatchWorker : public Napi::AsyncWorker {
  public:
-  BatchWorker(Napi::Env env, Napi::Uint8Array bytes, std::string netnsPath)
+  BatchWorker(Napi::Env env, int protocol, Napi::Uint8Array bytes, std::string netnsPath)
       : Napi::AsyncWorker(env),
         deferred_(Napi::Promise::Deferred::New(env)),
+        protocol_(protocol),
         bytesRef_(Napi::Persistent(bytes)),
         data_(bytes.Data()),
         length_(bytes.ByteLength()),
@@ -23,7 +26,7 @@ class BatchWorker : public Napi::AsyncWorker {
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
-  void Execute() override { outcome_ = SendNetfilterBatch(data_, length_, netnsPath_); }
+  void Execute() override { outcome_ = SendNetlink(protocol_, data_, length_, netnsPath_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -54,6 +57,7 @@ class BatchWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
+  int protocol_;
   Napi::Reference<Napi::Uint8Array> bytesRef_;
   const uint8_t* data_;
   size_t length_;
@@ -61,33 +65,39 @@ class BatchWorker : public Napi::AsyncWorker {
   BatchOutcome outcome_;
 };
 
-// sendNetfilterBatch(bytes: Uint8Array, netnsPath: string) -> Promise<{ replies, errno?, syscall? }>
+// The netlink protocols the addon talks: src/native.ts checks the same.
+bool KnownProtocol(const Napi::Value& v) {
+  if (!v.IsNumber()) return false;
+  int p = v.As<Napi::Number>().Int32Value();
+  return p == NETLINK_ROUTE || p == NETLINK_NETFILTER;
+}
+
+// sendNetlink(protocol, bytes: Uint8Array, netnsPath: string) -> Promise<{ replies, errno?, syscall? }>
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   // src/native.ts validates; these checks only keep a wrong call from reaching C++ as garbage.
-  if (info.Length() != 2 || !info[0].IsTypedArray() || !info[1].IsString()) {
-    throw Napi::TypeError::New(env, "sendNetfilterBatch(bytes: Uint8Array, netnsPath: string)");
+  if (info.Length() != 3 || !KnownProtocol(info[0]) || !info[1].IsTypedArray() || !info[2].IsString() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "sendNetlink(protocol: NETLINK_ROUTE | NETLINK_NETFILTER, bytes: Uint8Array, netnsPath: string)");
   }
-  Napi::TypedArray typed = info[0].As<Napi::TypedArray>();
-  if (typed.TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(env, "sendNetfilterBatch: bytes must be a Uint8Array");
-  }
-  auto* worker = new BatchWorker(env, info[0].As<Napi::Uint8Array>(), info[1].As<Napi::String>().Utf8Value());
+  auto* worker = new BatchWorker(env, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Uint8Array>(),
+                                 info[2].As<Napi::String>().Utf8Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
 }
 
-// dumpNetfilter(request: Uint8Array, netnsPath: string) -> { messages: Buffer } | { errno, syscall }
+// dumpNetlink(protocol, request: Uint8Array, netnsPath: string) -> { messages: Buffer } | { errno, syscall }
 // Synchronous: a dump of a namespace's tables takes well under a millisecond.
 Napi::Value Dump(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 2 || !info[0].IsTypedArray() || !info[1].IsString() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(env, "dumpNetfilter(request: Uint8Array, netnsPath: string)");
+  if (info.Length() != 3 || !KnownProtocol(info[0]) || !info[1].IsTypedArray() || !info[2].IsString() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "dumpNetlink(protocol: NETLINK_ROUTE | NETLINK_NETFILTER, request: Uint8Array, netnsPath: string)");
   }
-  Napi::Uint8Array request = info[0].As<Napi::Uint8Array>();
-  DumpOutcome outcome = DumpNetfilter(request.Data(), request.ByteLength(), info[1].As<Napi::String>().Utf8Value());
+  Napi::Uint8Array request = info[1].As<Napi::Uint8Array>();
+  DumpOutcome outcome =
+      DumpNetlink(info[0].As<Napi::Number>().Int32Value(), request.Data(), request.ByteLength(), info[2].As<Napi::String>().Utf8Value());
   Napi::Object result = Napi::Object::New(env);
   if (outcome.sysError != 0) {
     result.Set("errno", Napi::Number::New(env, outcome.sysError));
@@ -103,8 +113,8 @@ Napi::Value Dump(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitNetlinkBindings(Napi::Env env, Napi::Object exports) {
-  exports.Set("sendNetfilterBatch", Napi::Function::New(env, SendBatch, "sendNetfilterBatch"));
-  exports.Set("dumpNetfilter", Napi::Function::New(env, Dump, "dumpNetfilter"));
+  exports.Set("sendNetlink", Napi::Function::New(env, SendBatch, "sendNetlink"));
+  exports.Set("dumpNetlink", Napi::Function::New(env, Dump, "dumpNetlink"));
 }
 
 }  // namespace interpose

@@ -1,5 +1,5 @@
-// N-API glue for nfnetlink/netfilter_batch.*: sendNetfilterBatch (a transaction, off the event
-// loop) and dumpNetfilter (a GET dump request); src/native.ts wraps both.
+// N-API glue for netlink/netlink_socket.*: sendNetlink (a request or an nf_tables transaction,
+// off the event loop) and dumpNetlink (a GET dump request); src/native.ts wraps both.
 #pragma once
 
 #include <napi.h>

@@ -1,8 +1,9 @@
-// nfnetlink/netfilter_batch.* against the kernel, under ASan + UBSan (INTERPOSE_SANITIZE_TESTS):
+// netlink/netlink_socket.* against the kernel, under ASan + UBSan (INTERPOSE_SANITIZE_TESTS):
 // the test moves itself into a fresh network namespace first (unshare), so it touches no table
 // of the host. Covers a committed batch and its ack, a refused batch and its error, a dump of
 // one table and of two thousand (several datagrams), a batch larger than the default socket
-// buffer, entering a namespace by path, a missing namespace, and malformed input. Needs root;
+// buffer, entering a namespace by path, a NETLINK_ROUTE request, a missing namespace, and
+// malformed input. Needs root;
 // prints "netlink_test ok" on success.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,6 +11,8 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
 
@@ -19,7 +22,7 @@
 #include <vector>
 
 #include "check.h"
-#include "nfnetlink/netfilter_batch.h"
+#include "netlink/netlink_socket.h"
 
 namespace {
 
@@ -72,7 +75,7 @@ class Batch {
 std::vector<std::string> TableNames(const std::string& netns) {
   Batch req;
   req.End(req.Begin((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_REQUEST | NLM_F_DUMP, 1, NFPROTO_INET));
-  interpose::DumpOutcome dump = interpose::DumpNetfilter(req.data(), req.size(), netns);
+  interpose::DumpOutcome dump = interpose::DumpNetlink(NETLINK_NETFILTER, req.data(), req.size(), netns);
   CHECK(dump.sysError == 0);
   std::vector<std::string> names;
   size_t at = 0;
@@ -101,7 +104,7 @@ void CommittedBatchIsAcked() {
   b.Framing(NFNL_MSG_BATCH_BEGIN, 1);
   b.Table("t", NLM_F_CREATE | NLM_F_ACK, 2);
   b.Framing(NFNL_MSG_BATCH_END, 3);
-  interpose::BatchOutcome out = interpose::SendNetfilterBatch(b.data(), b.size(), "");
+  interpose::BatchOutcome out = interpose::SendNetlink(NETLINK_NETFILTER, b.data(), b.size(), "");
   CHECK(out.sysError == 0);
   CHECK(out.replies.size() == 1);
   CHECK(!out.replies.empty() && out.replies[0].seq == 2 && out.replies[0].error == 0);
@@ -115,7 +118,7 @@ void RefusedBatchNamesTheMessage() {
   b.Table("u", NLM_F_CREATE, 11);
   b.Table("t", NLM_F_CREATE | NLM_F_EXCL, 12);  // exists: EEXIST, and "u" is not created
   b.Framing(NFNL_MSG_BATCH_END, 13);
-  interpose::BatchOutcome out = interpose::SendNetfilterBatch(b.data(), b.size(), "");
+  interpose::BatchOutcome out = interpose::SendNetlink(NETLINK_NETFILTER, b.data(), b.size(), "");
   CHECK(out.sysError == 0);
   bool found = false;
   for (const auto& r : out.replies) found = found || (r.seq == 12 && r.error == EEXIST);
@@ -129,24 +132,49 @@ void LargeBatchAndLargeDump() {
   b.Framing(NFNL_MSG_BATCH_BEGIN, 100);
   for (int i = 0; i < 2000; i++) b.Table("many-" + std::to_string(i), NLM_F_CREATE | (i == 1999 ? NLM_F_ACK : 0), 101 + i);
   b.Framing(NFNL_MSG_BATCH_END, 3000);
-  interpose::BatchOutcome out = interpose::SendNetfilterBatch(b.data(), b.size(), "/proc/self/ns/net");
+  interpose::BatchOutcome out = interpose::SendNetlink(NETLINK_NETFILTER, b.data(), b.size(), "/proc/self/ns/net");
   CHECK(out.sysError == 0);
   CHECK(out.replies.size() == 1 && out.replies[0].error == 0);
   CHECK(TableNames("/proc/self/ns/net").size() == 2001);
+}
+
+// The same socket code on NETLINK_ROUTE: ::6/128 on lo is added (ack), then refused (EEXIST).
+void RouteRequestOnTheSameCode() {
+  struct {
+    nlmsghdr h;
+    ifaddrmsg ifa;
+    nlattr local_hdr;
+    in6_addr local;
+  } req{};
+  req.h.nlmsg_len = sizeof req;
+  req.h.nlmsg_type = RTM_NEWADDR;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  req.h.nlmsg_seq = 7;
+  req.ifa.ifa_family = AF_INET6;
+  req.ifa.ifa_prefixlen = 128;
+  req.ifa.ifa_index = 1;  // lo
+  req.local_hdr.nla_len = NLA_HDRLEN + sizeof(in6_addr);
+  req.local_hdr.nla_type = IFA_LOCAL;
+  req.local.s6_addr[15] = 6;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&req);
+  interpose::BatchOutcome first = interpose::SendNetlink(NETLINK_ROUTE, bytes, sizeof req, "");
+  CHECK(first.sysError == 0 && first.replies.size() == 1 && first.replies[0].seq == 7 && first.replies[0].error == 0);
+  interpose::BatchOutcome again = interpose::SendNetlink(NETLINK_ROUTE, bytes, sizeof req, "");
+  CHECK(again.sysError == 0 && again.replies.size() == 1 && again.replies[0].error == EEXIST);
 }
 
 void BadNamespaceAndMalformedInput() {
   Batch b;
   b.Framing(NFNL_MSG_BATCH_BEGIN, 1);
   b.Framing(NFNL_MSG_BATCH_END, 2);
-  interpose::BatchOutcome out = interpose::SendNetfilterBatch(b.data(), b.size(), "/run/netns/interpose-netlink-test-missing");
+  interpose::BatchOutcome out = interpose::SendNetlink(NETLINK_NETFILTER, b.data(), b.size(), "/run/netns/interpose-netlink-test-missing");
   CHECK(out.sysError == ENOENT && out.syscall == "open");
   // A message whose length runs past the end: the kernel ignores or refuses it; no crash here.
   uint8_t garbage[24] = {0xff, 0xff, 0, 0, 0x10, 0, 1, 0};
-  interpose::BatchOutcome bad = interpose::SendNetfilterBatch(garbage, sizeof garbage, "");
+  interpose::BatchOutcome bad = interpose::SendNetlink(NETLINK_NETFILTER, garbage, sizeof garbage, "");
   CHECK(bad.sysError == 0 || bad.syscall == "sendmsg");
   // A request too short to be one: the kernel never answers; the dump gives up, it does not hang.
-  interpose::DumpOutcome dump = interpose::DumpNetfilter(garbage, 8, "");
+  interpose::DumpOutcome dump = interpose::DumpNetlink(NETLINK_NETFILTER, garbage, 8, "");
   CHECK(dump.sysError == ETIMEDOUT && dump.syscall == "recv");
 }
 
@@ -160,6 +188,7 @@ int main() {
   CommittedBatchIsAcked();
   RefusedBatchNamesTheMessage();
   LargeBatchAndLargeDump();
+  RouteRequestOnTheSameCode();
   BadNamespaceAndMalformedInput();
   if (check_failures) {
     std::fprintf(stderr, "netlink_test: %d check(s) failed\n", check_failures);

@@ -16,6 +16,13 @@ export interface CommandResult {
 export interface Executor {
   /** Runs argv; never throws for a non-zero exit (callers decide), throws if it cannot start. */
   run(argv: readonly string[], options?: { input?: string }): Promise<CommandResult>;
+  /**
+   * The network namespace its commands really run in, when they run on this machine as given:
+   * '' for this process's, else the namespace file. Code that can skip a command and talk to
+   * the kernel itself (netlink) does so only then; stand-ins and wrappers that change or
+   * record commands leave it undefined, and get the commands.
+   */
+  readonly realNamespace?: string;
 }
 
 /**
@@ -24,6 +31,8 @@ export interface Executor {
  * nftables apply is three commands whose own run time is a few ms each.
  */
 export class SystemExecutor implements Executor {
+  readonly realNamespace = '';
+
   constructor(private readonly timeoutMs = 60_000) {}
 
   run(argv: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
@@ -83,12 +92,15 @@ export class SystemExecutor implements Executor {
  */
 export class NamespacedExecutor implements Executor {
   private readonly prefix: readonly string[];
+  readonly realNamespace: string | undefined;
 
   constructor(
     private readonly inner: Executor,
     readonly networkNamespace: string,
   ) {
-    this.prefix = ['nsenter', `--net=${namespacePath(networkNamespace)}`, '--'];
+    const path = namespacePath(networkNamespace);
+    this.prefix = ['nsenter', `--net=${path}`, '--'];
+    this.realNamespace = inner.realNamespace === '' ? path : undefined;
   }
 
   run(argv: readonly string[], options?: { input?: string }): Promise<CommandResult> {

@@ -69,17 +69,21 @@ export class NetlinkWriter {
    * returns its offset for `endMessage`.
    */
   beginMessage(type: number, flags: number, seq: number, family: number, resourceId = 0): number {
-    this.reserve(NLMSG_HDRLEN + 4);
+    const nfgenmsg = Uint8Array.of(family, 0 /* NFNETLINK_V0 */, resourceId >>> 8, resourceId & 0xff);
+    return this.beginMessageWithHeader(type, flags, seq, nfgenmsg);
+  }
+
+  /** Starts a message whose family header (ifaddrmsg, rtmsg …, a multiple of 4 bytes) is given. */
+  beginMessageWithHeader(type: number, flags: number, seq: number, header: Uint8Array): number {
+    this.reserve(NLMSG_HDRLEN + header.length);
     const start = this.at;
     this.host32(0, start); // length, filled in by endMessage
     this.host16(type, start + 4);
     this.host16(flags, start + 6);
     this.host32(seq, start + 8);
     this.host32(0, start + 12); // port id: the kernel's
-    this.buf[start + 16] = family;
-    this.buf[start + 17] = 0; // NFNETLINK_V0
-    this.buf.writeUInt16BE(resourceId, start + 18);
-    this.at = start + NLMSG_HDRLEN + 4;
+    this.buf.set(header, start + NLMSG_HDRLEN);
+    this.at = start + NLMSG_HDRLEN + header.length;
     return start;
   }
 

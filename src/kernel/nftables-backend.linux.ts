@@ -14,8 +14,8 @@ import { DriftError } from '../errors/drift-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
 import { OWNED_NFT_TABLES, renderNftTables, type NftRenderOptions, type NftTable } from '../rules/render/nftables.js';
-import { loadAddon } from '../native.js';
-import { NamespacedExecutor, namespacePath, runChecked, type Executor } from './executor.js';
+import { addonLoads, loadAddon } from '../native.js';
+import { runChecked, type Executor } from './executor.js';
 import type { NftBatchPlan } from './nft-netlink-batch.js';
 import { CommitOutcomeUnknownError, NetlinkTransaction, NftToolTransaction, type NftTransaction } from './nft-transaction.linux.js';
 import { ApplyFailedError, type ApplyAction, type ApplyResult } from './iptables-backend.linux.js';
@@ -87,18 +87,15 @@ export function chooseNftTransaction(executor: Executor, env: NodeJS.ProcessEnv 
   if (forced !== undefined && forced !== '' && forced !== 'netlink' && forced !== 'nft') {
     throw new InterceptError(`${NFT_COMMIT_ENV}=${JSON.stringify(forced)} is not supported: expected "netlink" or "nft"`);
   }
-  const netns = executor instanceof NamespacedExecutor ? namespacePath(executor.networkNamespace) : '';
+  const netns = executor.realNamespace;
   if (forced === 'nft') return new NftToolTransaction(executor, nft);
   if (forced === 'netlink') {
+    if (netns === undefined) throw new InterceptError(`${NFT_COMMIT_ENV}=netlink: this executor does not run on the real kernel`);
     loadAddon(); // throws saying how to build it
     return new NetlinkTransaction(netns);
   }
-  try {
-    loadAddon();
-    return new NetlinkTransaction(netns);
-  } catch {
-    return new NftToolTransaction(executor, nft);
-  }
+  if (netns === undefined || !addonLoads()) return new NftToolTransaction(executor, nft);
+  return new NetlinkTransaction(netns);
 }
 
 export class NftablesBackend {

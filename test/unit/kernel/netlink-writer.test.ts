@@ -1,10 +1,12 @@
 /**
  * The netlink writer's framing, checked byte by byte: message headers (host order) with the
  * nfgenmsg header, attributes padded to four bytes, nested attributes flagged and sized, the
- * 64 KiB attribute limit refused, and a buffer that grows without losing what it holds.
+ * 64 KiB attribute limit refused, a buffer that grows without losing what it holds, and one
+ * message built with it, the ::6 address request, against the bytes `ip` sends.
  */
 import test from 'ava';
 import { NetlinkWriter } from '../../../src/kernel/netlink-writer.js';
+import { passthroughAddressRequest } from '../../../src/kernel/passthrough-address.linux.js';
 
 const u16 = (b: Uint8Array, at: number) => Buffer.from(b).readUInt16LE(at);
 const u32 = (b: Uint8Array, at: number) => Buffer.from(b).readUInt32LE(at);
@@ -73,4 +75,12 @@ test('the buffer grows and keeps what was written', (t) => {
 test('host-order helpers write what the kernel reads as a native u32/u16', (t) => {
   t.is(Buffer.from(NetlinkWriter.hostU32(0x539)).readUInt32LE(0), 0x539);
   t.is(Buffer.from(NetlinkWriter.hostU16(7)).readUInt16LE(0), 7);
+});
+
+test('the ::6/128 request is byte for byte what `ip -6 addr add ::6/128 dev lo` sends (but its sequence number)', (t) => {
+  const six = '00000000000000000000000000000006';
+  // From strace: RTM_NEWADDR, REQUEST|ACK|EXCL|CREATE, ifaddrmsg { AF_INET6, /128, 0, universe, lo },
+  // IFA_LOCAL then IFA_ADDRESS.
+  const expected = `40000000` + `1400` + `0506` + `01000000` + `00000000` + `0a800000` + `01000000` + `14000200${six}` + `14000100${six}`;
+  t.is(Buffer.from(passthroughAddressRequest()).toString('hex'), expected);
 });

@@ -1,4 +1,4 @@
-#include "nfnetlink/netfilter_batch.h"
+#include "netlink/netlink_socket.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +40,7 @@ BatchOutcome Failed(const char* syscall, int error) {
   return out;
 }
 
-int OpenSocket() { return socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER); }
+int OpenSocket(int protocol) { return socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol); }
 
 // The extended ack's message, when the NLMSG_ERROR carries one (NETLINK_EXT_ACK is on).
 std::string ExtackMessage(const uint8_t* base, const nlmsghdr& h, const nlmsgerr& err) {
@@ -62,11 +62,11 @@ std::string ExtackMessage(const uint8_t* base, const nlmsghdr& h, const nlmsgerr
   return {};
 }
 
-// A NETLINK_NETFILTER socket in the namespace at `netnsPath` ('' for the caller's); on failure
-// returns -1 with `error` and `where` set.
-int OpenSocketIn(const std::string& netnsPath, int* error, const char** where) {
+// A netlink socket of `protocol` in the namespace at `netnsPath` ('' for the caller's); on
+// failure returns -1 with `error` and `where` set.
+int OpenSocketIn(int protocol, const std::string& netnsPath, int* error, const char** where) {
   if (netnsPath.empty()) {
-    int fd = OpenSocket();
+    int fd = OpenSocket(protocol);
     if (fd < 0) {
       *error = errno;
       *where = "socket";
@@ -87,7 +87,7 @@ int OpenSocketIn(const std::string& netnsPath, int* error, const char** where) {
       *where = "setns";
       return;
     }
-    fd = OpenSocket();
+    fd = OpenSocket(protocol);
     if (fd < 0) {
       *error = errno;
       *where = "socket";
@@ -123,11 +123,11 @@ bool SendAll(int fd, const uint8_t* data, size_t length, int* error) {
 
 }  // namespace
 
-DumpOutcome DumpNetfilter(const uint8_t* request, size_t length, const std::string& netnsPath) {
+DumpOutcome DumpNetlink(int protocol, const uint8_t* request, size_t length, const std::string& netnsPath) {
   DumpOutcome out;
   const char* where = "socket";
   int error = 0;
-  Fd sock(OpenSocketIn(netnsPath, &error, &where));
+  Fd sock(OpenSocketIn(protocol, netnsPath, &error, &where));
   if (sock.get() < 0) {
     out.sysError = error;
     out.syscall = where;
@@ -173,10 +173,10 @@ DumpOutcome DumpNetfilter(const uint8_t* request, size_t length, const std::stri
   }
 }
 
-BatchOutcome SendNetfilterBatch(const uint8_t* batch, size_t length, const std::string& netnsPath) {
+BatchOutcome SendNetlink(int protocol, const uint8_t* batch, size_t length, const std::string& netnsPath) {
   const char* where = "socket";
   int error = 0;
-  Fd sock(OpenSocketIn(netnsPath, &error, &where));
+  Fd sock(OpenSocketIn(protocol, netnsPath, &error, &where));
   if (sock.get() < 0) return Failed(where, error);
 
   const int on = 1;
