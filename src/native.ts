@@ -49,6 +49,7 @@ export interface NativeAddon {
   setMark(fd: number, mark: number): NativeFailure | undefined;
   sendNetlink(protocol: number, bytes: Uint8Array, netnsPath: string): Promise<NetfilterBatchOutcome & Partial<NativeFailure>>;
   dumpNetlink(protocol: number, request: Uint8Array, netnsPath: string): { messages: Buffer } | NativeFailure;
+  namespaceCookie(netnsPath: string): bigint | NativeFailure;
 }
 
 /** One answer of the kernel to a batch message: error 0 is an ack, else a positive errno. */
@@ -265,6 +266,21 @@ export function dumpNetfilter(request: Uint8Array, netnsPath = ''): Buffer {
   const r = loadAddon().dumpNetlink(NETLINK_NETFILTER, request, netnsPath);
   if (isFailure(r)) throw netlinkError(r.errno, r.syscall, netnsPath, 'reading a netfilter dump');
   return r.messages;
+}
+
+/**
+ * The cookie of the network namespace at `netnsPath` ('' for this process's): unique per
+ * namespace for the whole boot, where inodes are handed out again. Undefined when the kernel
+ * has no SO_NETNS_COOKIE (before 5.14); other failures throw a NativeError.
+ */
+export function namespaceCookie(netnsPath = ''): bigint | undefined {
+  if (typeof netnsPath !== 'string' || netnsPath.includes('\0')) {
+    throw new TypeError('namespaceCookie: netnsPath must be a path without NUL bytes, or empty');
+  }
+  const r = loadAddon().namespaceCookie(netnsPath);
+  if (typeof r === 'bigint') return r;
+  if (errnoNames.get(r.errno) === 'ENOPROTOOPT') return undefined;
+  throw netlinkError(r.errno, r.syscall, netnsPath, 'reading the namespace cookie');
 }
 
 function netlinkError(errno: number, syscall: string, netnsPath: string, recvHint: string): NativeError {

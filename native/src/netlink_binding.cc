@@ -110,9 +110,26 @@ Napi::Value Dump(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// namespaceCookie(netnsPath: string) -> bigint | { errno, syscall }
+Napi::Value Cookie(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "namespaceCookie(netnsPath: string)");
+  uint64_t cookie = 0;
+  const char* syscall = "";
+  int error = NamespaceCookie(info[0].As<Napi::String>().Utf8Value(), &cookie, &syscall);
+  if (error != 0) {
+    Napi::Object failure = Napi::Object::New(env);
+    failure.Set("errno", Napi::Number::New(env, error));
+    failure.Set("syscall", Napi::String::New(env, syscall));
+    return failure;
+  }
+  return Napi::BigInt::New(env, cookie);
+}
+
 }  // namespace
 
 void InitNetlinkBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("namespaceCookie", Napi::Function::New(env, Cookie, "namespaceCookie"));
   exports.Set("sendNetlink", Napi::Function::New(env, SendBatch, "sendNetlink"));
   exports.Set("dumpNetlink", Napi::Function::New(env, Dump, "dumpNetlink"));
 }

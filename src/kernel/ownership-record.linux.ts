@@ -6,11 +6,15 @@
  * with different flags could neither replace it (--reconcile) nor remove it (--cleanup-only).
  * The record lives in /run/interpose ($INTERPOSE_STATE_DIR overrides), keyed by the
  * namespace's inode: /run and network namespaces both end with the boot, and records of
- * namespaces deleted since are pruned on every write. Where no record exists (another
- * container ran the install), the flags given decide, as in istio-init.
+ * namespaces deleted since are pruned on every write. The kernel hands a deleted namespace's
+ * inode to the next one, so a record also holds the namespace's cookie (unique for the boot),
+ * and a record whose cookie is not the namespace's is a dead namespace's: it is ignored. Where
+ * no record exists (another container ran the install), the flags given decide, as in
+ * istio-init.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { addonLoads, namespaceCookie } from '../native.js';
 import type { IpFamily } from '../net/cidr.js';
 import type { TableName } from '../rules/ir.js';
 import type { OwnedState } from './iptables-plan.js';
@@ -23,6 +27,8 @@ interface RecordFile {
   /** The namespace path and inode the record was written for (for a person reading it). */
   netns?: string;
   inode?: number;
+  /** The namespace's cookie (decimal), where the kernel and the addon can tell it. */
+  cookie?: string;
   families: Record<string, Record<string, Record<string, string[]>>>;
 }
 
@@ -42,8 +48,14 @@ export class FileOwnershipStore implements OwnershipStore {
   private readonly file: string;
   private readonly nsPath: string;
   private readonly inode: number;
+  private readonly cookie: string | undefined;
 
-  constructor(networkNamespace: string | undefined, private readonly dir = defaultStateDir()) {
+  /** @param cookieOf the namespace's cookie (tests stand in for the kernel). */
+  constructor(
+    networkNamespace: string | undefined,
+    private readonly dir = defaultStateDir(),
+    cookieOf: (nsPath: string) => string | undefined = readCookie,
+  ) {
     this.nsPath =
       networkNamespace === undefined
         ? '/proc/self/ns/net'
@@ -52,6 +64,7 @@ export class FileOwnershipStore implements OwnershipStore {
           : `/run/netns/${networkNamespace}`;
     this.inode = statSync(this.nsPath).ino;
     this.file = join(dir, `iptables-netns-${this.inode}.json`);
+    this.cookie = cookieOf(this.nsPath);
   }
 
   load(): BuiltinRecord {
@@ -63,6 +76,8 @@ export class FileOwnershipStore implements OwnershipStore {
     }
     const out: BuiltinRecord = new Map();
     if (parsed.version !== 1) return out;
+    // Written for an earlier namespace that had this inode: none of it is ours here.
+    if (parsed.cookie !== undefined && this.cookie !== undefined && parsed.cookie !== this.cookie) return out;
     for (const [family, tables] of Object.entries(parsed.families)) {
       const t = new Map<TableName, Map<string, string[]>>();
       for (const [table, chains] of Object.entries(tables)) t.set(table as TableName, new Map(Object.entries(chains)));
@@ -77,7 +92,7 @@ export class FileOwnershipStore implements OwnershipStore {
       families[String(family)] = Object.fromEntries([...tables].map(([table, chains]) => [table, Object.fromEntries(chains)]));
     }
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const file: RecordFile = { version: 1, netns: this.nsPath, inode: this.inode, families };
+    const file: RecordFile = { version: 1, netns: this.nsPath, inode: this.inode, ...(this.cookie ? { cookie: this.cookie } : {}), families };
     writeFileSync(this.file, JSON.stringify(file, null, 1));
     this.pruneGone();
   }
@@ -99,6 +114,12 @@ export class FileOwnershipStore implements OwnershipStore {
   clear(): void {
     rmSync(this.file, { force: true });
   }
+}
+
+/** The cookie of the namespace at `nsPath`, or undefined where the addon or the kernel cannot tell. */
+function readCookie(nsPath: string): string | undefined {
+  if (!addonLoads()) return undefined;
+  return namespaceCookie(nsPath === '/proc/self/ns/net' ? '' : nsPath)?.toString();
 }
 
 /** A store that remembers nothing (dry runs, tests of the flag-only behaviour). */

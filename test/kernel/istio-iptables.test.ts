@@ -9,6 +9,7 @@ import { NamespacedExecutor, SystemExecutor, type Executor } from '../../src/ker
 import { chooseIptables } from '../../src/kernel/iptables-binaries.linux.js';
 import { ApplyFailedError, IptablesBackend } from '../../src/kernel/iptables-backend.linux.js';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { namespaceCookie } from '../../src/native.js';
 import { join } from 'node:path';
 import { STATE_DIR, runCli } from '../helpers/cli.js';
 import { ISTIO_BASE, optionsFrom } from '../helpers/istio-config.js';
@@ -238,4 +239,28 @@ kernelTest('ownership records of deleted namespaces are pruned on the next write
   });
   if (reused) t.log(`inode ${goneInode} was reused by a live namespace: its record stays (or was replaced)`);
   else t.false(existsSync(goneRecord), 'the deleted namespace’s record was pruned');
+});
+
+kernelTest('a record left by a dead namespace whose inode the kernel handed on is ignored (its cookie is not this namespace’s)', async (t) => {
+  const ns = await Netns.create(t);
+  const path = `/run/netns/${ns.name}`;
+  const record = join(STATE_DIR, `iptables-netns-${statSync(path).ino}.json`);
+  const claim = (cookie: string) =>
+    writeFileSync(record, JSON.stringify({ version: 1, cookie, families: { 4: { nat: { PREROUTING: ['-i vmstale -j RETURN'] } } } }));
+  // Records count only where our ISTIO_* chains are: install, then add the foreign rule.
+  t.is((await runCli(['istio-iptables', ...nsArgs(ns, '-i', '*')])).exitCode, 0);
+  await ns.exec(['iptables', '-t', 'nat', '-A', 'PREROUTING', '-i', 'vmstale', '-j', 'RETURN']);
+
+  claim('1'); // another namespace's cookie: the rule is not ours here
+  const clean = await runCli(['istio-iptables', ...nsArgs(ns, '--cleanup-only')]);
+  t.is(clean.exitCode, 0, clean.stderr);
+  t.regex(String((await ns.exec(['iptables', '-t', 'nat', '-S', 'PREROUTING'])).stdout), /-A PREROUTING -i vmstale -j RETURN/, 'the foreign rule stays');
+
+  // The same record with this namespace's own cookie is ours, and clean-up removes the rule.
+  t.is((await runCli(['istio-iptables', ...nsArgs(ns, '-i', '*')])).exitCode, 0);
+  t.true(JSON.parse(readFileSync(record, 'utf8')).cookie === namespaceCookie(path)!.toString(), 'installs record the cookie');
+  claim(namespaceCookie(path)!.toString());
+  const ours = await runCli(['istio-iptables', ...nsArgs(ns, '--cleanup-only')]);
+  t.is(ours.exitCode, 0, ours.stderr);
+  t.notRegex(String((await ns.exec(['iptables', '-t', 'nat', '-S', 'PREROUTING'])).stdout), /vmstale/);
 });

@@ -173,6 +173,23 @@ DumpOutcome DumpNetlink(int protocol, const uint8_t* request, size_t length, con
   }
 }
 
+int NamespaceCookie(const std::string& netnsPath, uint64_t* cookie, const char** syscall) {
+  int error = 0;
+  *syscall = "socket";
+  Fd sock(OpenSocketIn(NETLINK_ROUTE, netnsPath, &error, syscall));
+  if (sock.get() < 0) return error;
+  uint64_t value = 0;
+  socklen_t len = sizeof value;
+  // SO_NETNS_COOKIE is 71 on every architecture; older libc headers lack the name.
+  constexpr int kSoNetnsCookie = 71;
+  if (getsockopt(sock.get(), SOL_SOCKET, kSoNetnsCookie, &value, &len) != 0) {
+    *syscall = "getsockopt";
+    return errno;
+  }
+  *cookie = value;
+  return 0;
+}
+
 BatchOutcome SendNetlink(int protocol, const uint8_t* batch, size_t length, const std::string& netnsPath) {
   const char* where = "socket";
   int error = 0;

@@ -49,4 +49,10 @@ struct DumpOutcome {
 // where an `nft list` process takes several.
 DumpOutcome DumpNetlink(int protocol, const uint8_t* request, size_t length, const std::string& netnsPath);
 
+// The cookie of the network namespace at `netnsPath` ('' for the caller's): a 64-bit number
+// the kernel gives each namespace once per boot and never reuses, unlike its inode
+// (SO_NETNS_COOKIE, Linux >= 5.14). Returns 0 and sets *cookie, or the errno of the failing
+// call (ENOPROTOOPT on older kernels) with *syscall naming it.
+int NamespaceCookie(const std::string& netnsPath, uint64_t* cookie, const char** syscall);
+
 }  // namespace interpose
