@@ -2,8 +2,8 @@
 // the test moves itself into a fresh network namespace first (unshare), so it touches no table
 // of the host. Covers a committed batch and its ack, a refused batch and its error, a dump of
 // one table and of two thousand (several datagrams), a batch larger than the default socket
-// buffer, entering a namespace by path, a NETLINK_ROUTE request, a missing namespace, and
-// malformed input. Needs root;
+// buffer, entering a namespace by path, a NETLINK_ROUTE request, the namespace cookie, a
+// missing namespace, and malformed input. Needs root;
 // prints "netlink_test ok" on success.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,6 +163,18 @@ void RouteRequestOnTheSameCode() {
   CHECK(again.sysError == 0 && again.replies.size() == 1 && again.replies[0].error == EEXIST);
 }
 
+// The namespace cookie: the same for the same namespace by either path, absent for a missing one.
+void NamespaceCookies() {
+  uint64_t here = 0;
+  uint64_t byPath = 0;
+  const char* syscall = "";
+  CHECK(interpose::NamespaceCookie("", &here, &syscall) == 0 && here != 0);
+  CHECK(interpose::NamespaceCookie("/proc/self/ns/net", &byPath, &syscall) == 0 && byPath == here);
+  uint64_t none = 0;
+  CHECK(interpose::NamespaceCookie("/run/netns/interpose-netlink-test-missing", &none, &syscall) == ENOENT);
+  CHECK(std::string(syscall) == "open");
+}
+
 void BadNamespaceAndMalformedInput() {
   Batch b;
   b.Framing(NFNL_MSG_BATCH_BEGIN, 1);
@@ -189,6 +201,7 @@ int main() {
   RefusedBatchNamesTheMessage();
   LargeBatchAndLargeDump();
   RouteRequestOnTheSameCode();
+  NamespaceCookies();
   BadNamespaceAndMalformedInput();
   if (check_failures) {
     std::fprintf(stderr, "netlink_test: %d check(s) failed\n", check_failures);
