@@ -133,6 +133,10 @@ export class NetlinkTransaction implements NftTransaction {
       throw err;
     }
     checkReplies(batch, replies);
+    // Committed: the generation is ours now (a further commit is guarded against it), and the
+    // table list read before no longer describes the kernel.
+    if (this.generation !== undefined) this.generation = nextGeneration(this.generation);
+    this.settled = false;
   }
 }
 

@@ -190,3 +190,20 @@ kernelTest('netlink commit: a refused batch names the message and changes nothin
     message: /open failed: ENOENT .*entering the network namespace at \/run\/netns\/interpose-no-such-namespace/,
   });
 });
+
+kernelTest('netlink commit: the generation guard follows its own commits, and refuses after anyone else’s', async (t) => {
+  const ns = await Netns.create(t, 'nlc');
+  const { config } = await optionsFrom([...ISTIO_BASE, '-i', '*']);
+  const tables = renderNftTables(buildIstioRuleset(config));
+  const tx = new NetlinkTransaction(namespacePath(ns.name));
+  t.deepEqual(await tx.tableNames(), []);
+  await tx.commit({ replace: [], create: tables.map((x) => x.name), tables });
+  // Our own commit moved the generation: the next one is guarded against the new value.
+  await tx.commit({ replace: tables.map((x) => x.name), create: [], tables });
+  await ns.exec([nft, 'add', 'table', 'inet', 'someone-else']);
+  await t.throwsAsync(tx.commit({ remove: tables.map((x) => x.name), replace: [], create: [], tables: [] }), {
+    instanceOf: NetlinkRejectedError,
+    message: /ruleset changed after interpose read it/,
+  });
+  t.regex(String((await ns.exec([nft, 'list', 'tables'])).stdout), /istio-proxy-nat/, 'nothing was removed');
+});
