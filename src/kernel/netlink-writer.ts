@@ -13,19 +13,17 @@ const NLMSG_HDRLEN = 16;
 const NLA_HDRLEN = 4;
 export const NLA_F_NESTED = 0x8000;
 /** An attribute's length field is 16 bits. */
-export const NLA_MAX_LENGTH = 0xffff;
+const NLA_MAX_LENGTH = 0xffff;
 
 const littleEndian = endianness() === 'LE';
 
 const align4 = (n: number) => (n + 3) & ~3;
 
-/** Host-order writes and reads of netlink header fields (for code that lays out bytes itself). */
+/** A host-order header field, for code that lays out bytes itself. */
 export function writeHost16(b: Uint8Array, value: number, at: number): void {
   b[littleEndian ? at : at + 1] = value & 0xff;
   b[littleEndian ? at + 1 : at] = value >>> 8;
 }
-export const readHost16 = (b: Buffer, at: number): number => (littleEndian ? b.readUInt16LE(at) : b.readUInt16BE(at));
-export const readHost32 = (b: Buffer, at: number): number => (littleEndian ? b.readUInt32LE(at) : b.readUInt32BE(at));
 
 export class NetlinkWriter {
   private buf: Buffer;
@@ -33,11 +31,6 @@ export class NetlinkWriter {
 
   constructor(initialBytes = 1 << 16) {
     this.buf = Buffer.alloc(initialBytes);
-  }
-
-  /** Bytes written so far. */
-  get length(): number {
-    return this.at;
   }
 
   /** The batch as written (a view of the internal buffer: copy it before writing more). */
@@ -179,11 +172,6 @@ export class NetlinkWriter {
     const length = this.at - start;
     if (length > NLA_MAX_LENGTH) throw new RangeError(`nested netlink attribute of ${length} bytes exceeds 64 KiB`);
     this.host16(length, start);
-  }
-
-  /** An empty nested attribute (nf_tables' `counter` carries one). */
-  emptyNest(type: number): void {
-    this.endNest(this.beginNest(type));
   }
 
   /** Bytes written since `start` (to decide when a nested list is full). */

@@ -5,7 +5,8 @@
  */
 import { dumpNetfilter } from '../native.js';
 import { NETLINK, NFNL, NFPROTO, NFT_MSG, NFTA_GEN_ID, NFTA_TABLE } from './nf-tables-abi.js';
-import { NetlinkWriter, readHost16, readHost32 } from './netlink-writer.js';
+import { NetlinkWriter } from './netlink-writer.js';
+import { attrString, readNetlinkMessages } from './netlink-reader.js';
 
 /** The dump request: GETTABLE for the inet family. */
 export function inetTablesRequest(): Uint8Array {
@@ -21,24 +22,14 @@ export interface DumpedTable {
   readonly userdata?: Buffer;
 }
 
-/** The inet tables in the dump's NEWTABLE messages (each: nlmsghdr, nfgenmsg, attributes). */
+/** The inet tables in the dump's NEWTABLE messages. */
 export function tablesOf(messages: Buffer): DumpedTable[] {
   const tables: DumpedTable[] = [];
-  for (let at = 0; at + 20 <= messages.length; ) {
-    const length = readHost32(messages, at);
-    if (length < 20 || at + length > messages.length) break;
-    let name: string | undefined;
-    let userdata: Buffer | undefined;
-    for (let a = at + 20; a + 4 <= at + length; ) {
-      const alen = readHost16(messages, a);
-      if (alen < 4) break;
-      const type = readHost16(messages, a + 2) & 0x7fff;
-      if (type === NFTA_TABLE.NAME) name = messages.toString('utf8', a + 4, a + alen).replace(/\0+$/, '');
-      if (type === NFTA_TABLE.USERDATA) userdata = Buffer.from(messages.subarray(a + 4, a + alen));
-      a += (alen + 3) & ~3;
-    }
-    if (name !== undefined && messages[at + 16] === NFPROTO.INET) tables.push(userdata ? { name, userdata } : { name });
-    at += (length + 3) & ~3;
+  for (const m of readNetlinkMessages(messages)) {
+    const name = m.attrs.get(NFTA_TABLE.NAME);
+    if (name === undefined || m.family !== NFPROTO.INET) continue;
+    const userdata = m.attrs.get(NFTA_TABLE.USERDATA);
+    tables.push(userdata ? { name: attrString(name), userdata: Buffer.from(userdata) } : { name: attrString(name) });
   }
   return tables;
 }
@@ -58,18 +49,9 @@ export function generationRequest(): Uint8Array {
 
 /** NFTA_GEN_ID of the NEWGEN reply. */
 export function generationOf(messages: Buffer): number {
-  for (let at = 0; at + 20 <= messages.length; ) {
-    const length = readHost32(messages, at);
-    if (length < 20 || at + length > messages.length) break;
-    if ((readHost16(messages, at + 4) & 0xff) === NFT_MSG.NEWGEN) {
-      for (let a = at + 20; a + 4 <= at + length; ) {
-        const alen = readHost16(messages, a);
-        if (alen < 4) break;
-        if ((readHost16(messages, a + 2) & 0x7fff) === NFTA_GEN_ID && alen >= 8) return messages.readUInt32BE(a + 4);
-        a += (alen + 3) & ~3;
-      }
-    }
-    at += (length + 3) & ~3;
+  for (const m of readNetlinkMessages(messages)) {
+    const id = m.attrs.get(NFTA_GEN_ID);
+    if ((m.type & 0xff) === NFT_MSG.NEWGEN && id !== undefined && id.length >= 4) return id.readUInt32BE(0);
   }
   throw new Error('nf_tables answered GETGEN without a generation id');
 }

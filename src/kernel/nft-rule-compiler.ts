@@ -11,7 +11,7 @@
  */
 import type { IpFamily } from '../net/cidr.js';
 import type { L4Protocol, Match, Rule, Target } from '../rules/ir.js';
-import { nftChainName, nftInterfaceName, nftMatchOrder, ruleFamily, type NftRuleSource } from '../rules/render/nftables.js';
+import { isPortMatch, nftChainName, nftInterfaceName, nftMatchOrder, ruleFamily, type NftRuleSource } from '../rules/render/nftables.js';
 import {
   CT_STATE_BITS,
   IPPROTO,
@@ -250,7 +250,7 @@ class RuleCompiler {
       case 'protocol':
         // With a port match the protocol is the port's dependency (written there); alone it is
         // `meta l4proto`.
-        if (rule.matches.some((x) => x.kind === 'destinationPort' || x.kind === 'sourcePort' || x.kind === 'destinationPorts')) return;
+        if (rule.matches.some(isPortMatch)) return;
         return this.requireProtocol(m.protocol);
       case 'destinationPort':
       case 'sourcePort':

@@ -5,7 +5,7 @@
  * comparison). Both are one nf_tables transaction: the kernel commits all of it or nothing, so
  * a refused transaction leaves the previous tables untouched.
  */
-import { getSystemErrorMap } from 'node:util';
+import { errnoText } from '../errors/errno-text.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import { NativeError } from '../errors/native-error.js';
 import { sendNetfilterBatch, type NetlinkReply } from '../native.js';
@@ -64,11 +64,6 @@ export class NetlinkRejectedError extends InterceptError {
   override name = 'NetlinkRejectedError';
 }
 
-/** `EEXIST (file already exists)` for 17: the code and libuv's description. */
-function errnoText(errno: number): string {
-  const known = getSystemErrorMap().get(-errno);
-  return known ? `${known[0]} (${known[1]})` : `errno ${errno}`;
-}
 
 /**
  * The batch was sent but the kernel's answers could not be read in full: it may or may not

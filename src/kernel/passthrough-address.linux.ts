@@ -1,4 +1,5 @@
 /** The `::6/128` address on lo that Envoy's (and the proxy's) inbound passthrough binds to. */
+import { errnoText } from '../errors/errno-text.js';
 import { addonLoads, sendRouteRequest } from '../native.js';
 import type { Ruleset } from '../rules/ir.js';
 import type { Executor } from './executor.js';
@@ -46,7 +47,7 @@ export async function ensureIPv6PassthroughAddress(executor: Executor, ruleset: 
     try {
       const { replies } = await sendRouteRequest(passthroughAddressRequest(), netns);
       const refused = replies.find((r) => r.error !== 0 && r.error !== EEXIST);
-      if (refused) problem = `errno ${refused.error}${refused.message ? ` (${refused.message})` : ''}`;
+      if (refused) problem = `${errnoText(refused.error)}${refused.message ? `: ${refused.message}` : ''}`;
       else if (!replies.some((r) => r.error === 0 || r.error === EEXIST)) problem = 'no answer from the kernel';
     } catch (err) {
       problem = (err as Error).message;

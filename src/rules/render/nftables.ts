@@ -122,7 +122,7 @@ function addressText(m: Extract<Match, { kind: 'source' | 'destination' }>): str
   return full ? formatAddress(m.cidr.address) : m.cidr.text;
 }
 
-const isPortMatch = (m: Match) => m.kind === 'destinationPort' || m.kind === 'sourcePort' || m.kind === 'destinationPorts';
+export const isPortMatch = (m: Match): boolean => m.kind === 'destinationPort' || m.kind === 'sourcePort' || m.kind === 'destinationPorts';
 const isAddressMatch = (m: Match): m is Extract<Match, { kind: 'source' | 'destination' }> =>
   m.kind === 'source' || m.kind === 'destination';
 
