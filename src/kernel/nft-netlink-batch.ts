@@ -292,8 +292,7 @@ export function buildNftBatch(plan: NftBatchPlan, generation?: number, tableUser
   }
 }
 
-/** An element's kind in intervalElements' `flags`. */
-export const RANGE_START = 0;
+/** An element's kind in intervalElements' `flags` (0, the array's fill, is a range's start). */
 export const INTERVAL_END = 1;
 /** The start of a range that runs to the family's last address (it has no end element). */
 export const OPEN_START = 2;
