@@ -35,7 +35,7 @@ import { chooseIptables } from '../src/kernel/iptables-binaries.linux.js';
 import { IptablesBackend } from '../src/kernel/iptables-backend.linux.js';
 import { NftablesBackend, findNft } from '../src/kernel/nftables-backend.linux.js';
 import { NetlinkTransaction, NftToolTransaction, type NftTransaction } from '../src/kernel/nft-transaction.linux.js';
-import type { NftBatchPlan } from '../src/kernel/nft-netlink-batch.js';
+import type { NftBatchPlan } from '../src/rules/render/netlink/nft-netlink-batch.js';
 import { namespacePath } from '../src/kernel/executor.js';
 import { LinuxSystemLookups } from '../src/kernel/system-lookups.linux.js';
 import { buildIstioRuleset } from '../src/rules/istio-ruleset.js';

@@ -1,6 +1,6 @@
 // N-API glue for the splice relay (relay/splice_relay.h): a type-tagged external owns one
 // relay thread; completions come back to JS through a thread-safe function. TypeScript
-// (src/target/splice-relay.linux.ts) validates every argument before it gets here.
+// (src/proxy/splice-relay.linux.ts) validates every argument before it gets here.
 #pragma once
 
 #include <napi.h>

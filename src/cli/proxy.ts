@@ -2,8 +2,8 @@ import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { destination, pino } from 'pino';
 import { ValidationError } from '../errors/index.js';
-import { parseDurationMs } from '../target/duration.js';
-import { ProxyServer } from '../target/proxy-server.js';
+import { parseDurationMs } from '../proxy/duration.js';
+import { ProxyServer } from '../proxy/proxy-server.js';
 
 function portFlag(flag: string, allowZero = false) {
   return (value: string): number => {

@@ -4,8 +4,8 @@
  * can be made to fail if it moved) and the names of the inet tables.
  */
 import { dumpNetfilter } from '../native.js';
-import { NETLINK, NFNL, NFPROTO, NFT_MSG, NFTA_GEN_ID, NFTA_TABLE } from './nf-tables-abi.js';
-import { NetlinkWriter } from './netlink-writer.js';
+import { NETLINK, NFNL, NFPROTO, NFT_MSG, NFTA_GEN_ID, NFTA_TABLE } from '../rules/render/netlink/nf-tables-abi.js';
+import { NetlinkWriter } from '../rules/render/netlink/netlink-writer.js';
 import { attrString, readNetlinkMessages } from './netlink-reader.js';
 
 /** The dump request: GETTABLE for the inet family. */

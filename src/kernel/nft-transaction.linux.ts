@@ -11,10 +11,10 @@ import { NativeError } from '../errors/native-error.js';
 import { sendNetfilterBatch, type NetlinkReply } from '../native.js';
 import { renderNftScript } from '../rules/render/nftables.js';
 import { runChecked, type Executor } from './executor.js';
-import { buildNftBatch, type NftBatch, type NftBatchPlan } from './nft-netlink-batch.js';
+import { buildNftBatch, type NftBatch, type NftBatchPlan } from '../rules/render/netlink/nft-netlink-batch.js';
 import { readGeneration, readInetTables, type DumpedTable } from './nft-netlink-tables.js';
 import { decodeStamp, encodeStamp, nextGeneration } from './nft-table-stamp.js';
-import { ERESTART } from './nf-tables-abi.js';
+import { ERESTART } from '../rules/render/netlink/nf-tables-abi.js';
 
 export interface NftTransaction {
   /** For the log line that starts a run: `netlink` or `nft -f`. */

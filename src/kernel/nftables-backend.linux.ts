@@ -16,7 +16,7 @@ import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
 import { OWNED_NFT_TABLES, renderNftTables, type NftRenderOptions, type NftTable } from '../rules/render/nftables.js';
 import { addonLoads, loadAddon } from '../native.js';
 import { runChecked, type Executor } from './executor.js';
-import type { NftBatchPlan } from './nft-netlink-batch.js';
+import type { NftBatchPlan } from '../rules/render/netlink/nft-netlink-batch.js';
 import { CommitOutcomeUnknownError, NetlinkTransaction, NftToolTransaction, type NftTransaction } from './nft-transaction.linux.js';
 import { ApplyFailedError, type ApplyAction, type ApplyResult } from './iptables-backend.linux.js';
 import { MissingToolError } from './iptables-binaries.linux.js';

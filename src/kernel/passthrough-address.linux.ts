@@ -3,8 +3,8 @@ import { errnoText } from '../errors/errno-text.js';
 import { addonLoads, sendRouteRequest } from '../native.js';
 import type { Ruleset } from '../rules/ir.js';
 import type { Executor } from './executor.js';
-import { NETLINK } from './nf-tables-abi.js';
-import { NetlinkWriter } from './netlink-writer.js';
+import { NETLINK } from '../rules/render/netlink/nf-tables-abi.js';
+import { NetlinkWriter } from '../rules/render/netlink/netlink-writer.js';
 
 const RTM_NEWADDR = 20;
 const AF_INET6 = 10;

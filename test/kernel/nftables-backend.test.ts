@@ -13,7 +13,7 @@ import { NamespacedExecutor, SystemExecutor, type CommandResult, type Executor }
 import { ApplyFailedError } from '../../src/kernel/iptables-backend.linux.js';
 import { DriftError } from '../../src/errors/drift-error.js';
 import { NftablesBackend, findNft } from '../../src/kernel/nftables-backend.linux.js';
-import type { NftBatchPlan } from '../../src/kernel/nft-netlink-batch.js';
+import type { NftBatchPlan } from '../../src/rules/render/netlink/nft-netlink-batch.js';
 import { NetlinkTransaction, NftToolTransaction, type NftTransaction } from '../../src/kernel/nft-transaction.linux.js';
 import { namespacePath } from '../../src/kernel/executor.js';
 import { buildIstioRuleset } from '../../src/rules/istio-ruleset.js';

@@ -9,7 +9,7 @@
 //
 // The relay takes over two connected, non-blocking TCP sockets (it dup()s them, so the caller
 // may close its own descriptors at once) and keeps Envoy's TCP proxy semantics, as the JS relay
-// (src/target/relay.ts) does:
+// (src/proxy/relay.ts) does:
 //   - half-close in both directions: a FIN from one side is forwarded as shutdown(SHUT_WR)
 //     once the bytes before it are delivered; the other direction keeps flowing;
 //   - a reset (ECONNRESET/EPIPE) on one side becomes a reset on the other (SO_LINGER 0);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { ValidationError } from '../../src/errors/index.js';
-import { parseProxyConfig } from '../../src/target/istio-yaml.js';
-import { parseDurationMs } from '../../src/target/duration.js';
+import { parseProxyConfig } from '../../src/proxy/istio-yaml.js';
+import { parseDurationMs } from '../../src/proxy/duration.js';
 import * as seed from '../../src/lab/seed-resources.js';
 
 test('reads the seeds unchanged: mesh mode, ServiceEntries, VirtualService timeout, gateway resources', (t) => {

@@ -7,15 +7,15 @@
  * the kernel tests' business (test/kernel/nft-netlink-commit.test.ts).
  */
 import test from 'ava';
-import { buildNftBatch, intervalElements, INTERVAL_END, OPEN_START } from '../../../src/kernel/nft-netlink-batch.js';
-import { NetlinkRejectedError, NetlinkTransaction, checkReplies } from '../../../src/kernel/nft-transaction.linux.js';
-import { generationOf, generationRequest, inetTablesRequest, tablesOf } from '../../../src/kernel/nft-netlink-tables.js';
-import { decodeStamp, encodeStamp, nextGeneration, nftTablesDigest } from '../../../src/kernel/nft-table-stamp.js';
-import { NetlinkWriter } from '../../../src/kernel/netlink-writer.js';
-import { parseCidr } from '../../../src/net/cidr.js';
-import { mergeCidrs, mergeCidrsPacked } from '../../../src/rules/nft-sets.js';
-import { nftSet, type NftTable } from '../../../src/rules/render/nftables.js';
-import { SeededRandom } from '../../helpers/seeded-random.js';
+import { buildNftBatch, intervalElements, INTERVAL_END, OPEN_START } from '../../../../src/rules/render/netlink/nft-netlink-batch.js';
+import { NetlinkRejectedError, NetlinkTransaction, checkReplies } from '../../../../src/kernel/nft-transaction.linux.js';
+import { generationOf, generationRequest, inetTablesRequest, tablesOf } from '../../../../src/kernel/nft-netlink-tables.js';
+import { decodeStamp, encodeStamp, nextGeneration, nftTablesDigest } from '../../../../src/kernel/nft-table-stamp.js';
+import { NetlinkWriter } from '../../../../src/rules/render/netlink/netlink-writer.js';
+import { parseCidr } from '../../../../src/net/cidr.js';
+import { mergeCidrs, mergeCidrsPacked } from '../../../../src/rules/nft-sets.js';
+import { nftSet, type NftTable } from '../../../../src/rules/render/nftables.js';
+import { SeededRandom } from '../../../helpers/seeded-random.js';
 
 interface Msg {
   type: number;

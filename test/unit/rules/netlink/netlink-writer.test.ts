@@ -5,8 +5,8 @@
  * message built with it, the ::6 address request, against the bytes `ip` sends.
  */
 import test from 'ava';
-import { NetlinkWriter } from '../../../src/kernel/netlink-writer.js';
-import { passthroughAddressRequest } from '../../../src/kernel/passthrough-address.linux.js';
+import { NetlinkWriter } from '../../../../src/rules/render/netlink/netlink-writer.js';
+import { passthroughAddressRequest } from '../../../../src/kernel/passthrough-address.linux.js';
 
 const u16 = (b: Uint8Array, at: number) => Buffer.from(b).readUInt16LE(at);
 const u32 = (b: Uint8Array, at: number) => Buffer.from(b).readUInt32LE(at);

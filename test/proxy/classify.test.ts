@@ -1,9 +1,9 @@
 import test from 'ava';
 import { CidrTrie } from '../../src/native.js';
-import { classifyOutbound, needsSniffing, passesThroughUnseen } from '../../src/target/classify.js';
-import { parseProxyConfig } from '../../src/target/istio-yaml.js';
-import { Registry } from '../../src/target/registry.js';
-import { pickDestination, selectHttpRoute } from '../../src/target/routes.js';
+import { classifyOutbound, needsSniffing, passesThroughUnseen } from '../../src/proxy/classify.js';
+import { parseProxyConfig } from '../../src/proxy/istio-yaml.js';
+import { Registry } from '../../src/proxy/registry.js';
+import { pickDestination, selectHttpRoute } from '../../src/proxy/routes.js';
 import * as seed from '../../src/lab/seed-resources.js';
 
 const registry = (...docs: string[]) => new Registry(parseProxyConfig(seed.docs(...docs)), () => new CidrTrie());

@@ -2,9 +2,9 @@ import test from 'ava';
 import { connect as tlsConnect } from 'node:tls';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { parseClientHello } from '../../src/target/tls-client-hello.js';
-import { parseRequestHead, stripPort } from '../../src/target/http-request-head.js';
-import { sniff } from '../../src/target/sniff.js';
+import { parseClientHello } from '../../src/proxy/tls-client-hello.js';
+import { parseRequestHead, stripPort } from '../../src/proxy/http-request-head.js';
+import { sniff } from '../../src/proxy/sniff.js';
 
 /** The first bytes a real TLS client (Node's OpenSSL) sends, captured on a local socket. */
 async function captureClientHello(servername?: string): Promise<Buffer> {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatJson, formatText, type AccessLogEntry } from '../../src/target/access-log.js';
+import { formatJson, formatText, type AccessLogEntry } from '../../src/proxy/access-log.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
 const http: AccessLogEntry = {

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { CidrTrie } from '../../../src/native.js';
-import type { Endpoint } from '../../../src/target/original-destination.linux.js';
-import { ProxyServer, type ProxyServerOptions } from '../../../src/target/proxy-server.js';
+import type { Endpoint } from '../../../src/proxy/original-destination.linux.js';
+import { ProxyServer, type ProxyServerOptions } from '../../../src/proxy/proxy-server.js';
 
 export interface TestProxy {
   server: ProxyServer;

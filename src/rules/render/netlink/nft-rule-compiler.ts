@@ -9,9 +9,9 @@
  * Only the statement forms the renderer writes are known here; anything else is a bug caught
  * by the exhaustive switches.
  */
-import type { IpFamily } from '../net/cidr.js';
-import type { L4Protocol, Match, Rule, Target } from '../rules/ir.js';
-import { isPortMatch, nftChainName, nftInterfaceName, nftMatchOrder, ruleFamily, type NftRuleSource } from '../rules/render/nftables.js';
+import type { IpFamily } from '../../../net/cidr.js';
+import type { L4Protocol, Match, Rule, Target } from '../../ir.js';
+import { isPortMatch, nftChainName, nftInterfaceName, nftMatchOrder, ruleFamily, type NftRuleSource } from '../nftables.js';
 import {
   CT_STATE_BITS,
   IPPROTO,

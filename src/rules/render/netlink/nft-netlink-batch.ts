@@ -11,8 +11,8 @@
  * that the kernel went through the whole batch. (An ack for each of 100k rule messages would
  * overflow the socket's receive queue.)
  */
-import type { NftSet, NftTable } from '../rules/render/nftables.js';
-import type { PackedIntervals } from '../rules/nft-sets.js';
+import type { NftSet, NftTable } from '../nftables.js';
+import type { PackedIntervals } from '../../nft-sets.js';
 import {
   NETLINK,
   NF_ACCEPT,
@@ -44,7 +44,7 @@ import {
 } from './nf-tables-abi.js';
 import { NLA_F_NESTED, NetlinkWriter, writeHost16 } from './netlink-writer.js';
 import { ANONYMOUS_SET_NAME, portSetsOf, writeRuleExpressions, type PortSet } from './nft-rule-compiler.js';
-import type { Match } from '../rules/ir.js';
+import type { Match } from '../../ir.js';
 
 export interface NftBatch {
   /** The whole batch, BATCH_BEGIN to BATCH_END. */

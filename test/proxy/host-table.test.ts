@@ -1,5 +1,5 @@
 import test from 'ava';
-import { HostTable, hostMatches } from '../../src/target/host-table.js';
+import { HostTable, hostMatches } from '../../src/proxy/host-table.js';
 
 test('exact names win over wildcards, the most specific wildcard over broader ones', (t) => {
   const table = new HostTable<string>();
