@@ -1,5 +1,5 @@
-import { execa } from 'execa';
-import { CommandFailedError } from '../errors/index.js';
+import { CommandFailedError, CommandTimedOutError } from '../errors/index.js';
+import { SystemExecutor, type CommandResult } from '../kernel/executor.js';
 import { DiscoveryError } from './discovery-error.js';
 
 /** The platform CLIs discovery runs. */
@@ -122,25 +122,28 @@ export interface RunCliOptions {
 export async function runCli(tool: Tool, args: readonly string[], options: RunCliOptions): Promise<string> {
   const facts = TOOLS[tool];
   const argv = [tool, ...args];
-  const result = await execa(tool, args, {
-    reject: false,
-    timeout: options.timeoutMs,
-    // No stdin and no prompts or pagers: a CLI waiting for an answer would only hit the timeout.
-    stdin: 'ignore',
-    env: { CLOUDSDK_CORE_DISABLE_PROMPTS: '1', AWS_PAGER: '', ...options.env },
-  });
-  if (result.timedOut) {
-    throw new DiscoveryError(
-      `${argv.join(' ')} did not answer within ${options.timeoutMs / 1000} s and was stopped`,
-      `check the network and that ${tool} works on its own; pass --timeout SECONDS to wait longer`,
-    );
+  // No stdin (the Executor gives none) and no prompts or pagers: a CLI waiting for an answer
+  // would only hit the timeout.
+  const executor = new SystemExecutor(options.timeoutMs, { CLOUDSDK_CORE_DISABLE_PROMPTS: '1', AWS_PAGER: '', ...options.env });
+  let result: CommandResult;
+  try {
+    result = await executor.run(argv);
+  } catch (err) {
+    if (err instanceof CommandTimedOutError) {
+      throw new DiscoveryError(
+        `${argv.join(' ')} did not answer within ${options.timeoutMs / 1000} s and was stopped`,
+        `check the network and that ${tool} works on its own; pass --timeout SECONDS to wait longer`,
+      );
+    }
+    if (err instanceof CommandFailedError && (err.cause as { code?: string } | undefined)?.code === 'ENOENT') {
+      throw new DiscoveryError(`the ${tool} CLI is not installed (not found on PATH)`, `install it from ${facts.install}`);
+    }
+    throw err;
   }
-  if ((result as { code?: string }).code === 'ENOENT') {
-    throw new DiscoveryError(`the ${tool} CLI is not installed (not found on PATH)`, `install it from ${facts.install}`);
-  }
-  if (result.exitCode === 0 && !result.failed) return String(result.stdout);
+  // Without the final newline, as callers have always had it.
+  if (result.exitCode === 0) return result.stdout.replace(/\r?\n$/, '');
 
-  const stderr = String(result.stderr ?? '');
+  const stderr = result.stderr;
   const firstLine = stderr.trim().split('\n').find((l) => l.trim() !== '') ?? '';
   if (facts.login.patterns.some((p) => p.test(stderr))) {
     throw new DiscoveryError(`${tool}: not logged in or the login expired (${firstLine.trim()})`, facts.login.fix);

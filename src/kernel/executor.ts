@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { CommandFailedError } from '../errors/command-failed-error.js';
+import { CommandTimedOutError } from '../errors/command-timed-out-error.js';
 
 export interface CommandResult {
   readonly exitCode: number;
@@ -33,7 +34,16 @@ export interface Executor {
 export class SystemExecutor implements Executor {
   readonly realNamespace = '';
 
-  constructor(private readonly timeoutMs = 60_000) {}
+  /**
+   * @param timeoutMs a command still running after this is stopped (SIGTERM) and the run
+   *   rejects with a CommandTimedOutError
+   * @param env variables added to this process's environment for every command (PATH in it
+   *   also decides where commands are found)
+   */
+  constructor(
+    private readonly timeoutMs = 60_000,
+    private readonly env?: NodeJS.ProcessEnv,
+  ) {}
 
   run(argv: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
     const [file, ...args] = argv;
@@ -41,7 +51,10 @@ export class SystemExecutor implements Executor {
     return new Promise<CommandResult>((resolve, reject) => {
       let child: ChildProcess;
       try {
-        child = spawn(file, args, { stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+        child = spawn(file, args, {
+          stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+          ...(this.env ? { env: { ...process.env, ...this.env } } : {}),
+        });
       } catch (err) {
         reject(new CommandFailedError(argv, undefined, String(err), { cause: err }));
         return;
@@ -66,9 +79,11 @@ export class SystemExecutor implements Executor {
         const stderr = Buffer.concat(err).toString('utf8');
         if (failedToStart) {
           reject(new CommandFailedError(argv, undefined, String(failedToStart), { cause: failedToStart }));
+        } else if (timedOut) {
+          // Even if it then exited with a status of its own: that is not its answer.
+          reject(new CommandTimedOutError(argv, this.timeoutMs, stderr));
         } else if (code === null) {
-          const why = timedOut ? `timed out after ${this.timeoutMs} ms` : `killed by ${signal}`;
-          reject(new CommandFailedError(argv, undefined, stderr || why));
+          reject(new CommandFailedError(argv, undefined, stderr || `killed by ${signal}`));
         } else {
           resolve({ exitCode: code, stdout, stderr });
         }

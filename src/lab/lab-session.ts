@@ -4,11 +4,11 @@
  * which records the command it ran so the lab can print it. `close()` removes everything.
  */
 import { writeFileSync } from 'node:fs';
-import { execa } from 'execa';
 import { InterceptError } from '../errors/intercept-error.js';
+import { SystemExecutor } from '../kernel/executor.js';
 import { World } from './world/world.js';
 import { ProxyProcess } from './world/proxy-process.js';
-import { nodeScriptArgv, PACKAGE_ROOT } from './world/node-script.js';
+import { nodeScriptArgv } from './world/node-script.js';
 import { meshMode } from './seed-resources.js';
 
 export const PROXY_UID = 1337;
@@ -65,8 +65,8 @@ export class LabSession {
     const r = await this.world.inPod(argv, { reject: false });
     return {
       display: `ip netns exec ${this.world.pod.name} ${argv.map(quote).join(' ')}`,
-      exitCode: r.exitCode ?? -1,
-      output: `${String(r.stdout)}${r.stderr ? `\n${String(r.stderr)}` : ''}`.trim(),
+      exitCode: r.exitCode,
+      output: `${r.stdout}${r.stderr ? `\n${r.stderr}` : ''}`.trim(),
       seconds: (performance.now() - started) / 1000,
     };
   }
@@ -104,13 +104,12 @@ export class LabSession {
 /** `interpose istio-iptables --network-namespace NS -p 15001 -z 15006 -u 1337 -g 1337 …` via our own CLI. */
 async function runInterpose(ns: string, extra: string[]): Promise<CommandRecord> {
   const args = ['istio-iptables', '--network-namespace', ns, '-p', '15001', '-z', '15006', '-u', String(PROXY_UID), '-g', String(PROXY_UID), ...extra];
-  const [node, ...script] = nodeScriptArgv('cli/main');
   const started = performance.now();
-  const r = await execa(node!, [...script, ...args], { cwd: PACKAGE_ROOT, reject: false });
+  const r = await new SystemExecutor().run([...nodeScriptArgv('cli/main'), ...args]);
   const record = {
     display: `interpose ${args.map(quote).join(' ')}`,
-    exitCode: r.exitCode ?? -1,
-    output: String(r.stderr).trim(),
+    exitCode: r.exitCode,
+    output: r.stderr.trim(),
     seconds: (performance.now() - started) / 1000,
   };
   if (record.exitCode !== 0) throw new InterceptError(`${record.display} failed: ${record.output}`);

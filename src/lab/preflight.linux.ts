@@ -1,6 +1,6 @@
 /** What the lab needs before it creates anything, with the package that provides each tool. */
-import { execa } from 'execa';
 import { InterceptError } from '../errors/intercept-error.js';
+import { SystemExecutor } from '../kernel/executor.js';
 
 const TOOLS: ReadonlyArray<[command: string, debianPackage: string]> = [
   ['ip', 'iproute2'],
@@ -15,8 +15,9 @@ export async function labPreflight(): Promise<void> {
     throw new InterceptError('interpose lab needs root: it creates network namespaces and netfilter rules (run it with sudo)');
   }
   const missing: string[] = [];
+  const system = new SystemExecutor();
   for (const [command, pkg] of TOOLS) {
-    const r = await execa('sh', ['-c', `command -v ${command}`], { reject: false });
+    const r = await system.run(['sh', '-c', `command -v ${command}`]);
     if (r.exitCode !== 0) missing.push(`${command} (Debian package "${pkg}")`);
   }
   if (missing.length > 0) {

@@ -1,26 +1,44 @@
 /**
  * Just enough network-namespace handling for the world: create, run a command inside, write
  * its /etc overrides, delete. Every operation is by name; nothing outside the namespaces and
- * their /etc/netns/NAME directories is touched.
+ * their /etc/netns/NAME directories is touched. Commands run through the kernel's Executor.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { execa, type Options } from 'execa';
+import { SystemExecutor, runChecked, type CommandResult, type Executor } from '../../kernel/executor.js';
+
+/** How `NamedNetns.exec` treats a command. */
+export interface NetnsExecOptions {
+  /** false: a non-zero exit is returned, not thrown (default true: it throws CommandFailedError). */
+  readonly reject?: boolean;
+  /** false: keep the final newline of stdout and stderr (default: removed, as a shell's $(…) does). */
+  readonly stripFinalNewline?: boolean;
+  /** Written to the command's stdin. */
+  readonly input?: string;
+}
+
+const system: Executor = new SystemExecutor();
+
+const stripNewline = (s: string) => s.replace(/\r?\n$/, '');
 
 export class NamedNetns {
   constructor(readonly name: string) {}
 
   /** `ip netns add NAME` and brings lo up. */
   static async create(name: string): Promise<NamedNetns> {
-    await execa('ip', ['netns', 'add', name]);
+    await runChecked(system, ['ip', 'netns', 'add', name]);
     const ns = new NamedNetns(name);
     await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
     return ns;
   }
 
   /** Runs argv inside the namespace (with its /etc/netns overrides bind-mounted). */
-  exec(argv: string[], options: Options = {}) {
-    return execa('ip', ['netns', 'exec', this.name, ...argv], options);
+  async exec(argv: readonly string[], options: NetnsExecOptions = {}): Promise<CommandResult> {
+    const full = ['ip', 'netns', 'exec', this.name, ...argv];
+    const input = options.input !== undefined ? { input: options.input } : {};
+    const r = options.reject === false ? await system.run(full, input) : await runChecked(system, full, input);
+    if (options.stripFinalNewline === false) return r;
+    return { exitCode: r.exitCode, stdout: stripNewline(r.stdout), stderr: stripNewline(r.stderr) };
   }
 
   /** Writes /etc/netns/NAME/PATH, which `ip netns exec` mounts over /etc/<first component>. */
@@ -32,7 +50,7 @@ export class NamedNetns {
 
   /** Deletes the namespace and its /etc/netns directory; safe to call twice. */
   async destroy(): Promise<void> {
-    await execa('ip', ['netns', 'del', this.name], { reject: false });
+    await system.run(['ip', 'netns', 'del', this.name]);
     rmSync(`/etc/netns/${this.name}`, { recursive: true, force: true });
   }
 }

@@ -15,7 +15,9 @@ export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export function nodeScriptArgv(relative: string): string[] {
   const fromSources = import.meta.url.endsWith('.ts');
   if (fromSources) {
-    return [process.execPath, '--import', 'tsx', `${PACKAGE_ROOT}src/${relative}.ts`];
+    // The loader by its resolved URL: a bare `--import tsx` resolves from the child's working
+    // directory, so it would work only when that is the package root.
+    return [process.execPath, '--import', import.meta.resolve('tsx'), `${PACKAGE_ROOT}src/${relative}.ts`];
   }
   const js = `${PACKAGE_ROOT}dist/${relative}.js`;
   if (!existsSync(js)) throw new Error(`missing ${js}: run \`npm run build\``);

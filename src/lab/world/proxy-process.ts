@@ -2,8 +2,8 @@
  * `interpose proxy` as a child process inside a namespace, with its access log (stdout) and
  * operational log (stderr) collected line by line so callers can wait for and show them.
  */
-import { execa, type ResultPromise } from 'execa';
 import { InterceptError } from '../../errors/index.js';
+import { BackgroundProcess } from '../../kernel/background-process.js';
 import { nodeScriptArgv, PACKAGE_ROOT } from './node-script.js';
 
 export class ProxyProcess {
@@ -13,10 +13,10 @@ export class ProxyProcess {
   readonly logs: string[] = [];
   private waiters: (() => void)[] = [];
 
-  private constructor(private readonly child: ResultPromise) {
-    const collect = (stream: NodeJS.ReadableStream | null, into: string[]) => {
+  private constructor(private readonly child: BackgroundProcess) {
+    const collect = (stream: NodeJS.ReadableStream, into: string[]) => {
       let partial = '';
-      stream?.on('data', (d: Buffer) => {
+      stream.on('data', (d: Buffer) => {
         const parts = (partial + d.toString()).split('\n');
         partial = parts.pop()!;
         into.push(...parts.filter((l) => l.length > 0));
@@ -25,7 +25,7 @@ export class ProxyProcess {
     };
     collect(child.stdout, this.accessLog);
     collect(child.stderr, this.logs);
-    void child.then(() => {
+    void child.exited.then(() => {
       for (const w of this.waiters.splice(0)) w();
     });
   }
@@ -41,12 +41,7 @@ export class ProxyProcess {
     command: string[] = nodeScriptArgv('cli/main'),
   ): Promise<ProxyProcess> {
     const [node, ...script] = command;
-    const child = execa('ip', ['netns', 'exec', ns, node!, ...script, 'proxy', ...args], {
-      cwd: PACKAGE_ROOT,
-      reject: false,
-      buffer: false,
-      stdin: 'ignore',
-    });
+    const child = BackgroundProcess.start(['ip', 'netns', 'exec', ns, node!, ...script, 'proxy', ...args], { cwd: PACKAGE_ROOT });
     const proxy = new ProxyProcess(child);
     try {
       await proxy.waitFor(() => proxy.logs.some((l) => l.includes('interpose proxy listening')), readyTimeoutMs);
@@ -62,7 +57,7 @@ export class ProxyProcess {
   }
 
   get exited(): boolean {
-    return this.child.exitCode !== null || this.child.signalCode !== null;
+    return this.child.hasExited;
   }
 
   /** Resolves once `predicate` holds (checked on every new line), rejects after the timeout. */
@@ -75,7 +70,7 @@ export class ProxyProcess {
           resolve();
         } else if (this.exited) {
           clearTimeout(timer);
-          reject(new Error(`interpose proxy exited (${this.child.exitCode ?? this.child.signalCode})`));
+          void this.child.exited.then((r) => reject(new Error(`interpose proxy exited (${r.exitCode ?? r.signal ?? r.error?.message})`)));
         } else {
           this.waiters.push(check);
         }
@@ -109,10 +104,9 @@ export class ProxyProcess {
     if (!this.exited) {
       this.child.kill('SIGTERM');
       const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-      await this.child;
+      await this.child.exited;
       clearTimeout(timer);
     }
-    const r = await this.child;
-    return r.exitCode;
+    return (await this.child.exited).exitCode;
   }
 }

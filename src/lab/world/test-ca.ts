@@ -4,8 +4,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { InterceptError } from '../../errors/index.js';
+import { CommandFailedError, InterceptError } from '../../errors/index.js';
+import { SystemExecutor, runChecked } from '../../kernel/executor.js';
 
 export interface TestCa {
   caCert: string;
@@ -13,13 +13,14 @@ export interface TestCa {
   servers: Record<string, { cert: string; key: string }>;
 }
 
-async function openssl(args: string[], cwd: string): Promise<void> {
+async function openssl(args: string[]): Promise<void> {
   try {
-    await execa('openssl', args, { cwd });
+    await runChecked(new SystemExecutor(), ['openssl', ...args]);
   } catch (err) {
-    const e = err as { code?: string; stderr?: string };
-    if (e.code === 'ENOENT') throw new InterceptError('openssl not found: install the "openssl" package (apt-get install openssl)');
-    throw new InterceptError(`openssl ${args[0]} failed: ${e.stderr ?? String(err)}`, { cause: err });
+    if (err instanceof CommandFailedError && (err.cause as { code?: string } | undefined)?.code === 'ENOENT') {
+      throw new InterceptError('openssl not found: install the "openssl" package (apt-get install openssl)');
+    }
+    throw new InterceptError(`openssl ${args[0]} failed: ${err instanceof CommandFailedError ? err.stderr : String(err)}`, { cause: err });
   }
 }
 
@@ -27,22 +28,22 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
 
 /** Creates the CA and certificates for `hosts` in `dir`. */
 export async function createTestCa(dir: string, hosts: readonly string[]): Promise<TestCa> {
+  const at = (name: string) => join(dir, name);
   await openssl(
-    ['req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=interpose lab test CA',
+    ['req', '-x509', ...EC, '-keyout', at('ca.key'), '-out', at('ca.crt'), '-days', '2', '-subj', '/CN=interpose lab test CA',
       '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-    dir,
   );
   const servers: TestCa['servers'] = {};
   for (const host of hosts) {
-    const ext = join(dir, `${host}.ext`);
+    const ext = at(`${host}.ext`);
     writeFileSync(ext, `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-    await openssl(['req', ...EC, '-keyout', `${host}.key`, '-out', `${host}.csr`, '-subj', `/CN=${host}`], dir);
+    await openssl(['req', ...EC, '-keyout', at(`${host}.key`), '-out', at(`${host}.csr`), '-subj', `/CN=${host}`]);
+    // The serial file named, so it lands in `dir` whatever the working directory.
     await openssl(
-      ['x509', '-req', '-in', `${host}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${host}.crt`,
-        '-days', '2', '-extfile', ext],
-      dir,
+      ['x509', '-req', '-in', at(`${host}.csr`), '-CA', at('ca.crt'), '-CAkey', at('ca.key'), '-CAserial', at('ca.srl'), '-CAcreateserial',
+        '-out', at(`${host}.crt`), '-days', '2', '-extfile', ext],
     );
-    servers[host] = { cert: join(dir, `${host}.crt`), key: join(dir, `${host}.key`) };
+    servers[host] = { cert: at(`${host}.crt`), key: at(`${host}.key`) };
   }
-  return { caCert: join(dir, 'ca.crt'), servers };
+  return { caCert: at('ca.crt'), servers };
 }

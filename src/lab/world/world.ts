@@ -10,10 +10,11 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execa, type Options, type ResultPromise } from 'execa';
 import { InterceptError } from '../../errors/index.js';
+import { BackgroundProcess } from '../../kernel/background-process.js';
+import { SystemExecutor, runChecked } from '../../kernel/executor.js';
 import { GOOGLE, HTTPBIN, LINK, STAND_INS } from './addresses.js';
-import { NamedNetns } from './netns.js';
+import { NamedNetns, type NetnsExecOptions } from './netns.js';
 import { nodeScriptArgv, PACKAGE_ROOT } from './node-script.js';
 import type { StandInConfig } from './stand-in-servers.js';
 import { createTestCa } from './test-ca.js';
@@ -26,7 +27,7 @@ export interface WorldOptions {
 }
 
 export class World {
-  private server: ResultPromise | undefined;
+  private server: BackgroundProcess | undefined;
   private destroyed = false;
 
   private constructor(
@@ -70,7 +71,7 @@ export class World {
   private async link(suffix: string): Promise<void> {
     const podIf = `ipp${suffix}`;
     const worldIf = `ipw${suffix}`;
-    await execa('ip', ['link', 'add', podIf, 'netns', this.pod.name, 'type', 'veth', 'peer', 'name', worldIf, 'netns', this.world.name]);
+    await runChecked(new SystemExecutor(), ['ip', 'link', 'add', podIf, 'netns', this.pod.name, 'type', 'veth', 'peer', 'name', worldIf, 'netns', this.world.name]);
     await this.pod.exec(['ip', 'addr', 'add', `${LINK.pod.v4}/${LINK.prefix.v4}`, 'dev', podIf]);
     await this.world.exec(['ip', 'addr', 'add', `${LINK.world.v4}/${LINK.prefix.v4}`, 'dev', worldIf]);
     if (this.ipv6) {
@@ -122,37 +123,32 @@ export class World {
       },
     };
     const [node, ...args] = nodeScriptArgv('lab/world/stand-in-servers');
-    const server = execa('ip', ['netns', 'exec', this.world.name, node!, ...args, JSON.stringify(config)], {
-      cwd: PACKAGE_ROOT,
-      reject: false,
-      buffer: false,
-      stdin: 'ignore',
-    });
+    const server = BackgroundProcess.start(['ip', 'netns', 'exec', this.world.name, node!, ...args, JSON.stringify(config)], { cwd: PACKAGE_ROOT });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       let err = '';
       const timer = setTimeout(() => reject(new InterceptError(`stand-in servers did not start within 20 s: ${err}`)), 20_000);
-      server.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-      server.stdout?.on('data', (d: Buffer) => {
+      server.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      server.stdout.on('data', (d: Buffer) => {
         if (d.toString().includes('ready')) {
           clearTimeout(timer);
           resolve();
         }
       });
-      void server.then((r) => {
+      void server.exited.then((r) => {
         clearTimeout(timer);
-        reject(new InterceptError(`stand-in servers exited (${r.exitCode ?? r.signal}): ${err}`));
+        reject(new InterceptError(`stand-in servers exited (${r.exitCode ?? r.signal ?? r.error?.message}): ${err}`));
       });
     });
   }
 
   /** Runs argv in the pod namespace. */
-  inPod(argv: string[], options: Options = {}) {
+  inPod(argv: string[], options: NetnsExecOptions = {}) {
     return this.pod.exec(argv, options);
   }
 
   /** Runs argv in the world namespace. */
-  inWorld(argv: string[], options: Options = {}) {
+  inWorld(argv: string[], options: NetnsExecOptions = {}) {
     return this.world.exec(argv, options);
   }
 
@@ -160,9 +156,9 @@ export class World {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    if (this.server && this.server.exitCode === null) {
+    if (this.server && !this.server.hasExited) {
       this.server.kill('SIGTERM');
-      const exited = await Promise.race([this.server.then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]);
+      const exited = await Promise.race([this.server.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]);
       if (!exited) this.server.kill('SIGKILL');
     }
     await this.pod.destroy();

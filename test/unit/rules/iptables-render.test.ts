@@ -1,54 +1,24 @@
 /**
- * Table-driven golden tests: a base configuration plus one change per case, rendered to the
- * dry-run text and compared with test/golden/iptables/NAME.rules. Regenerate after an
- * intended change with UPDATE_GOLDEN=1 and review the diff.
+ * Table-driven golden tests: a base configuration plus one change per case (the table shared
+ * with the nftables goldens, test/helpers/istio-golden-cases.ts), rendered to the dry-run text
+ * and compared with test/golden/iptables/NAME.rules. Regenerate after an intended change with
+ * UPDATE_GOLDEN=1 and review the diff.
  */
 import test from 'ava';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderDryRun } from '../../../src/cli/istio-iptables.js';
 import { buildIstioRuleset } from '../../../src/rules/istio-ruleset.js';
 import { renderRuleSpec } from '../../../src/rules/render/iptables.js';
 import { fakeSystem } from '../../helpers/fake-system.js';
-import { ISTIO_BASE, optionsFrom } from '../../helpers/istio-config.js';
+import { optionsFrom } from '../../helpers/istio-config.js';
+import { ISTIO_GOLDEN_CASES, assertGolden, caseOptions } from '../../helpers/istio-golden-cases.js';
 
 const GOLDEN_DIR = join(import.meta.dirname, '..', '..', 'golden', 'iptables');
-const update = process.env.UPDATE_GOLDEN === '1';
 
-const dns = fakeSystem({ resolvConf: 'nameserver 192.0.2.53\nnameserver 2001:db8::53\n' });
-
-const cases: Array<{ name: string; args: string[]; env?: Record<string, string>; dns?: boolean }> = [
-  { name: 'defaults', args: [] },
-  { name: 'capture-all-outbound-except-ranges', args: ['-i', '*', '-x', '198.51.100.0/24,203.0.113.0/25'] },
-  { name: 'include-ranges-dual-stack', args: ['-i', '192.0.2.0/24,2001:db8:1::/48', '--enable-ipv6'] },
-  { name: 'inbound-all-with-excludes', args: ['-b', '*', '-d', '15090,15021,15020'] },
-  { name: 'inbound-list', args: ['-b', '8080,9090'] },
-  { name: 'tproxy-dual-stack', args: ['-m', 'TPROXY', '-b', '*', '-d', '22', '--enable-ipv6'] },
-  { name: 'dns-servers-dual-stack', args: ['--redirect-dns', '--enable-ipv6'], dns: true },
-  { name: 'dns-capture-all', args: ['--redirect-dns', '--capture-all-dns'] },
-  { name: 'outbound-ports', args: ['-q', '3306,5432', '-o', '25,465'] },
-  { name: 'kubevirt-wildcard', args: ['-k', 'vm0,vm1', '-i', '*'] },
-  { name: 'exclude-interfaces', args: ['-c', 'eth9,wg0'] },
-  { name: 'drop-invalid', args: ['--drop-invalid'] },
-  { name: 'owner-groups-include', args: [], env: { ISTIO_OUTBOUND_OWNER_GROUPS: 'java,202' } },
-  { name: 'loopback-include-range', args: ['-i', '127.0.0.0/8'] },
-  { name: 'several-proxy-owners', args: ['-u', '1337,1338', '-g', '1337,2000', '--redirect-dns'], dns: true },
-];
-
-for (const c of cases) {
+for (const c of ISTIO_GOLDEN_CASES) {
   test(`renders ${c.name}`, async (t) => {
-    const { config } = await optionsFrom([...ISTIO_BASE, ...c.args], c.env ?? {}, c.dns ? dns : fakeSystem());
-    const text = renderDryRun(buildIstioRuleset(config));
-    const file = join(GOLDEN_DIR, `${c.name}.rules`);
-    if (update) {
-      mkdirSync(GOLDEN_DIR, { recursive: true });
-      writeFileSync(file, text);
-    }
-    if (!existsSync(file)) {
-      t.fail(`missing golden file ${file}: run UPDATE_GOLDEN=1 npx ava ${import.meta.filename} and review it`);
-      return;
-    }
-    t.is(text, readFileSync(file, 'utf8'));
+    const { config } = await caseOptions(c);
+    assertGolden(t, join(GOLDEN_DIR, `${c.name}.rules`), renderDryRun(buildIstioRuleset(config)), import.meta.filename);
   });
 }
 
