@@ -17,6 +17,7 @@ import { handleInbound } from './inbound-handler.js';
 import { loadProxyConfig } from './istio-yaml.js';
 import { ProxyMetrics } from './metrics.js';
 import type { Endpoint } from './original-destination.linux.js';
+import { unseenPassthroughPorts } from './classify.js';
 import { handleAcceptedOutbound, handleOutbound } from './outbound-handler.js';
 import type { DetachedAdmission } from './connection-tracker.js';
 import type { AcceptedConnection, RelayListener, SpliceRelay } from './splice-relay.linux.js';
@@ -271,13 +272,13 @@ export class ProxyServer {
     this.relayListeners.set(name, listener);
   }
 
-  /** Hands the registry's unseen-passthrough rule to the relay's outbound listener. */
+  /** Hands the ports the registry lets through unseen to the relay's outbound listener. */
   private syncRelayPolicy(): void {
     const listener = this.relayListeners.get('outbound');
     if (!listener) return;
     const o = this.options;
     listener.setPassthrough({
-      ...this.registry.unseenPassthrough(),
+      ports: unseenPassthroughPorts(this.registry),
       connectTimeoutMs: o.connectTimeoutMs,
       idleTimeoutMs: o.idleTimeoutMs,
       capture: MAX_CLIENT_HELLO,

@@ -64,8 +64,7 @@ interface SpliceRelayAddon {
   relaySetPassthrough(
     h: RelayHandle,
     listenerId: number,
-    enabled: boolean,
-    claimedPorts: Uint16Array,
+    ports: Uint8Array,
     connectTimeoutMs: number,
     idleMs: number,
     capture: number,
@@ -114,10 +113,12 @@ export interface AcceptedConnection {
 
 /** See setPassthrough(). */
 export interface PassthroughPolicy {
-  /** False: every connection waits for the owner's decision. */
-  enabled: boolean;
-  /** Ports whose connections always wait for the owner's decision. */
-  claimedPorts: Iterable<number>;
+  /**
+   * One flag per port number (65536 of them): connections redirected to a port whose flag is
+   * not 0 are passed through; the rest wait for the owner's decision. The relay applies no
+   * rule of its own beyond this (and never passes through a connection that was not redirected).
+   */
+  ports: Uint8Array;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   /** As SpliceRelayOptions.capture. */
@@ -223,12 +224,13 @@ export class SpliceRelay {
     return {
       port: bound,
       setPassthrough: (policy) => {
-        const claimed = Uint16Array.from(policy.claimedPorts);
+        if (!(policy.ports instanceof Uint8Array) || policy.ports.length !== 65536) {
+          throw new TypeError('setPassthrough: ports must be a Uint8Array with one flag per port number (65536)');
+        }
         this.addon.relaySetPassthrough(
           this.handle,
           listenerId,
-          policy.enabled,
-          claimed,
+          policy.ports,
           clampMs(policy.connectTimeoutMs),
           clampMs(policy.idleTimeoutMs),
           policy.capture,
