@@ -7,6 +7,7 @@ import { MESH_GATEWAY, type Destination } from './istio-types.js';
 import { isHttp, type Registry } from './registry.js';
 import { selectTcpRoute, selectTlsRoute, pickDestination } from './routes.js';
 import type { Sniffed } from './sniff.js';
+import { MAX_PORT } from '../net/port.js';
 
 export type OutboundDecision =
   /** Proxy at HTTP level; each request is routed on its own (Host, VirtualService). */
@@ -33,7 +34,7 @@ export type OutboundDecision =
 export function unseenPassthroughPorts(registry: Registry): Uint8Array {
   let ports = unseenPortsByRegistry.get(registry);
   if (ports) return ports;
-  ports = new Uint8Array(65536);
+  ports = new Uint8Array(MAX_PORT + 1);
   if (registry.mode === 'ALLOW_ANY' && registry.config.virtualServices.length === 0) {
     ports.fill(1);
     for (const port of registry.servicePorts()) ports[port] = 0;

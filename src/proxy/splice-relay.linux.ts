@@ -17,6 +17,7 @@
  */
 import { isIP, Socket } from 'node:net';
 import { loadAddon, nativeError, socketFd, type NativeAddon } from '../native.js';
+import { isPort, MAX_PORT } from '../net/port.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { RelayOptions, RelayResult } from './relay.js';
 
@@ -213,7 +214,7 @@ export class SpliceRelay {
    */
   listen(address: string, port: number, onAccept: (c: AcceptedConnection) => void, backlog = 4096): RelayListener {
     if (isIP(address) === 0) throw new TypeError(`listen: address must be an IP literal, got ${JSON.stringify(address)}`);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: port ${port} is out of range: expected 0-65535`);
+    if (!isPort(port, 0)) throw new RangeError(`listen: port ${port} is out of range: expected 0-65535`);
     const listenerId = this.nextListenerId++;
     const [errno, bound] = this.addon.relayListen(this.handle, listenerId, address, port, backlog);
     if (errno !== 0) {
@@ -224,7 +225,7 @@ export class SpliceRelay {
     return {
       port: bound,
       setPassthrough: (policy) => {
-        if (!(policy.ports instanceof Uint8Array) || policy.ports.length !== 65536) {
+        if (!(policy.ports instanceof Uint8Array) || policy.ports.length !== MAX_PORT + 1) {
           throw new TypeError('setPassthrough: ports must be a Uint8Array with one flag per port number (65536)');
         }
         this.addon.relaySetPassthrough(
