@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <memory>
 #include <system_error>
 #include <utility>
@@ -176,21 +177,21 @@ Napi::Value Unlisten(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// relaySetPassthrough(handle, listenerId, enabled, claimedPorts: Uint16Array, connectTimeoutMs, idleMs, capture,
-//                     maxConnections)
+// relaySetPassthrough(handle, listenerId, ports: Uint8Array, connectTimeoutMs, idleMs, capture, maxConnections):
+// ports[p] != 0 lets connections to port p through (relay::PassthroughPolicy).
 Napi::Value SetPassthrough(const Napi::CallbackInfo& info) {
   RelayBox* box = Box(info);
   relay::PassthroughPolicy policy;
-  policy.enabled = info[2].ToBoolean().Value();
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
-    throw Napi::TypeError::New(info.Env(), "claimedPorts must be a Uint16Array");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(info.Env(), "ports must be a Uint8Array");
   }
-  auto ports = info[3].As<Napi::Uint16Array>();
-  policy.claimed_ports.assign(ports.Data(), ports.Data() + ports.ElementLength());
-  policy.connect_timeout_ms = info[4].As<Napi::Number>().Uint32Value();
-  policy.idle_ms = info[5].As<Napi::Number>().Uint32Value();
-  policy.capture = info[6].As<Napi::Number>().Uint32Value();
-  policy.max_connections = info[7].As<Napi::Number>().Uint32Value();
+  auto ports = info[2].As<Napi::Uint8Array>();
+  policy.ports.resize(std::min<size_t>(ports.ElementLength(), 65536));
+  for (size_t p = 0; p < policy.ports.size(); p++) policy.ports[p] = ports.Data()[p] != 0;
+  policy.connect_timeout_ms = info[3].As<Napi::Number>().Uint32Value();
+  policy.idle_ms = info[4].As<Napi::Number>().Uint32Value();
+  policy.capture = info[5].As<Napi::Number>().Uint32Value();
+  policy.max_connections = info[6].As<Napi::Number>().Uint32Value();
   box->relay->setPassthrough(info[1].As<Napi::Number>().Uint32Value(), policy);
   return info.Env().Undefined();
 }

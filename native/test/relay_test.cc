@@ -274,7 +274,7 @@ void acceptAndDecide(SpliceRelay& relay, Completions& done) {
 
   // A passthrough policy only takes redirected connections; these are not (no NAT here).
   interpose::relay::PassthroughPolicy policy;
-  policy.enabled = true;
+  policy.ports.assign(65536, true);  // every port: only the redirect check holds them back
   relay.setPassthrough(7, policy);
 
   // 1. connect upstream and relay.

@@ -2,16 +2,15 @@ import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { destination, pino } from 'pino';
 import { ValidationError } from '../errors/index.js';
-import { parseDurationMs } from '../proxy/duration.js';
+import { goDurationMs } from '../config/value-parsers.js';
+import { portFromText } from '../net/port.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
 
 function portFlag(flag: string, allowZero = false) {
   return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n > 65535 || (n === 0 && !allowZero)) {
-      throw new ValidationError(flag, value, allowZero ? 'a port number 0-65535 (0 = off)' : 'a port number 1-65535');
-    }
-    return n;
+    const port = portFromText(value, allowZero ? 0 : 1);
+    if (port === undefined) throw new ValidationError(flag, value, allowZero ? 'a port number 0-65535 (0 = off)' : 'a port number 1-65535');
+    return port;
   };
 }
 
@@ -24,7 +23,7 @@ function idFlag(flag: string) {
 
 function durationFlag(flag: string) {
   return (value: string): number => {
-    const ms = parseDurationMs(value);
+    const ms = goDurationMs(value);
     if (ms === undefined) throw new ValidationError(flag, value, 'a duration such as 10s, 500ms, 1m or 1h');
     return ms;
   };

@@ -4,6 +4,7 @@
  */
 import { ValidationError } from '../errors/validation-error.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
+import { portFromText } from '../net/port.js';
 
 /** Splits a comma list the way istio does: empty items are dropped (`6000,7000,` is fine). */
 export function splitList(value: string): string[] {
@@ -14,12 +15,9 @@ export function splitList(value: string): string[] {
 }
 
 export function parsePort(value: string, source: string): number {
-  const text = value.trim();
-  if (/^\d{1,5}$/.test(text)) {
-    const n = Number(text);
-    if (n >= 1 && n <= 65535) return n;
-  }
-  throw new ValidationError(source, value, 'a port number from 1 to 65535');
+  const port = portFromText(value.trim());
+  if (port === undefined) throw new ValidationError(source, value, 'a port number from 1 to 65535');
+  return port;
 }
 
 export function parsePortList(value: string, source: string): number[] {
@@ -85,22 +83,34 @@ export function parseUint32(value: string, source: string, what: string, min = 0
   throw new ValidationError(source, value, `${what}: an integer from ${min} to 4294967295 (decimal or 0x-hex)`);
 }
 
-/** A Go duration (`500ms`, `5s`, `1m30s`) → milliseconds. */
-export function parseDurationMs(value: string, source: string): number {
-  const text = value.trim();
+/**
+ * A Go duration (`500ms`, `5s`, `1m30s`, `0.5s`; units h, m, s, ms, us/µs, ns) in
+ * milliseconds, or undefined when `text` is not one, so each caller can name its flag or field
+ * in the error. Istio's YAML durations (`3s`) are the same syntax.
+ */
+export function goDurationMs(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '') return undefined;
   const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
   let total = 0;
   let pos = 0;
-  if (text !== '' && text !== '0') {
-    while (pos < text.length) {
-      re.lastIndex = pos;
-      const m = re.exec(text);
-      if (!m) throw new ValidationError(source, value, 'a duration such as 500ms, 5s or 1m30s');
-      total += Number(m[1]) * units[m[2]!]!;
-      pos = re.lastIndex;
-    }
+  while (pos < trimmed.length) {
+    part.lastIndex = pos;
+    const m = part.exec(trimmed);
+    if (!m) return undefined;
+    total += Number(m[1]) * units[m[2]!]!;
+    pos = part.lastIndex;
   }
-  if (total <= 0) throw new ValidationError(source, value, 'a positive duration such as 500ms, 5s or 1m30s');
-  return Math.round(total);
+  return total;
+}
+
+/** A positive Go duration → whole milliseconds. */
+export function parseDurationMs(value: string, source: string): number {
+  const text = value.trim();
+  // '' and Go's bare '0' are durations, just not positive ones.
+  const ms = text === '' || text === '0' ? 0 : goDurationMs(text);
+  if (ms === undefined) throw new ValidationError(source, value, 'a duration such as 500ms, 5s or 1m30s');
+  if (ms <= 0) throw new ValidationError(source, value, 'a positive duration such as 500ms, 5s or 1m30s');
+  return Math.round(ms);
 }

@@ -7,7 +7,7 @@
  * strict parsers of dotted-decimal IPv4 and RFC 4291 IPv6 text: the one-at-a-time lookup is
  * on the redirect target's hot path, where ipaddr.js would cost more than the lookup itself.
  */
-import { loadAddon, type NativeAddon, type NativeTrieHandle } from '../native.js';
+import { loadAddon, type NativeAddon, type NativeTrieHandle } from '../native-loader.js';
 
 const MAX_VALUE = 2 ** 31 - 1;
 

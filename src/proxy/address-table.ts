@@ -8,5 +8,5 @@ export interface AddressTable {
   readonly size: number;
 }
 
-/** Creates an empty table; see nativeAddressTable for the production one. */
+/** Creates an empty table (production: the native CidrTrie, see ProxyServer). */
 export type AddressTableFactory = () => AddressTable;

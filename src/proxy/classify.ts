@@ -7,6 +7,7 @@ import { MESH_GATEWAY, type Destination } from './istio-types.js';
 import { isHttp, type Registry } from './registry.js';
 import { selectTcpRoute, selectTlsRoute, pickDestination } from './routes.js';
 import type { Sniffed } from './sniff.js';
+import { MAX_PORT } from '../net/port.js';
 
 export type OutboundDecision =
   /** Proxy at HTTP level; each request is routed on its own (Host, VirtualService). */
@@ -19,12 +20,35 @@ export type OutboundDecision =
   | { action: 'refuse' };
 
 /**
- * True when the connection passes through whatever its bytes say: ALLOW_ANY, and nothing in
- * the registry can claim this address or port. The upstream connect then need not wait for
- * the client to speak (server-first protocols and connection setup latency both gain).
+ * The ports on which a connection passes through whatever its bytes say, as one flag per port
+ * number (1: it does): ALLOW_ANY, no VirtualService (its routes may match any host), and no
+ * ServiceEntry declares the port (nothing else could claim the connection: hosts, HTTP
+ * services and addresses all come with their entry's ports). The upstream connect then need
+ * not wait for the client to speak (server-first protocols and connection setup latency both
+ * gain).
+ *
+ * This is the one statement of that rule: the outbound handler asks passesThroughUnseen(); the
+ * splice relay, which decides on its own thread without calling into JavaScript, gets this
+ * array as plain data. Shared per registry: read it, never write to it.
  */
-export function passesThroughUnseen(registry: Registry, address: string, port: number): boolean {
-  return registry.mode === 'ALLOW_ANY' && !registry.portMayMatchByName(port) && !registry.byAddress(address, port);
+export function unseenPassthroughPorts(registry: Registry): Uint8Array {
+  let ports = unseenPortsByRegistry.get(registry);
+  if (ports) return ports;
+  ports = new Uint8Array(MAX_PORT + 1);
+  if (registry.mode === 'ALLOW_ANY' && registry.config.virtualServices.length === 0) {
+    ports.fill(1);
+    for (const port of registry.servicePorts()) ports[port] = 0;
+  }
+  unseenPortsByRegistry.set(registry, ports);
+  return ports;
+}
+
+// A registry never changes (a reload builds a new one), so its ports are worked out once.
+const unseenPortsByRegistry = new WeakMap<Registry, Uint8Array>();
+
+/** True when a connection to `port` passes through whatever its bytes say (see unseenPassthroughPorts). */
+export function passesThroughUnseen(registry: Registry, port: number): boolean {
+  return unseenPassthroughPorts(registry)[port] === 1;
 }
 
 /** True when the decision can be made from the address alone (no need to wait for bytes). */

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { ValidationError } from '../errors/index.js';
 import { parseCidr, isAddress } from '../net/cidr.js';
-import { parseDurationMs } from './duration.js';
+import { goDurationMs } from '../config/value-parsers.js';
+import { isPort, portFromText } from '../net/port.js';
 import {
   MESH_GATEWAY,
   PORT_PROTOCOLS,
@@ -83,8 +84,8 @@ function strList(v: unknown, p: Path): string[] {
 }
 
 function port(v: unknown, p: Path): number {
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) p.fail(v, 'a port number 1-65535');
+  const n = typeof v === 'string' ? portFromText(v) : v;
+  if (!isPort(n)) p.fail(v, 'a port number 1-65535');
   return n;
 }
 
@@ -351,7 +352,7 @@ function readVirtualService(spec: Obj, p: Path, name: string, namespace: string)
     });
     let timeoutMs: number | undefined;
     if (o['timeout'] !== undefined) {
-      const t = typeof o['timeout'] === 'string' ? parseDurationMs(o['timeout']) : undefined;
+      const t = typeof o['timeout'] === 'string' ? goDurationMs(o['timeout']) : undefined;
       if (t === undefined) hp.at('timeout').fail(o['timeout'], 'a duration such as "3s" or "500ms"');
       timeoutMs = t;
     }

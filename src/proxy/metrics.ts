@@ -7,65 +7,16 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly upstreamConnections = new Counter({
-    name: 'envoy_cluster_upstream_cx_total',
-    help: 'Upstream connections opened, per cluster',
-    labelNames: ['cluster_name'],
-    registers: [this.registry],
-  });
-  readonly upstreamConnectFailures = new Counter({
-    name: 'envoy_cluster_upstream_cx_connect_fail_total',
-    help: 'Upstream connection attempts that failed, per cluster',
-    labelNames: ['cluster_name'],
-    registers: [this.registry],
-  });
-  readonly upstreamActive = new Gauge({
-    name: 'envoy_cluster_upstream_cx_active',
-    help: 'Upstream connections open now, per cluster',
-    labelNames: ['cluster_name'],
-    registers: [this.registry],
-  });
-  readonly bytesSent = new Counter({
-    name: 'envoy_cluster_upstream_cx_tx_bytes_total',
-    help: 'Bytes sent to the upstream, per cluster',
-    labelNames: ['cluster_name'],
-    registers: [this.registry],
-  });
-  readonly bytesReceived = new Counter({
-    name: 'envoy_cluster_upstream_cx_rx_bytes_total',
-    help: 'Bytes received from the upstream, per cluster',
-    labelNames: ['cluster_name'],
-    registers: [this.registry],
-  });
-  readonly requests = new Counter({
-    name: 'envoy_cluster_upstream_rq_total',
-    help: 'HTTP responses sent downstream, per cluster and response code',
-    labelNames: ['cluster_name', 'response_code', 'response_code_class'],
-    registers: [this.registry],
-  });
-  readonly downstreamActive = new Gauge({
-    name: 'interpose_downstream_cx_active',
-    help: 'Accepted connections open now, per listener',
-    labelNames: ['listener'],
-    registers: [this.registry],
-  });
-  readonly downstreamTotal = new Counter({
-    name: 'interpose_downstream_cx_total',
-    help: 'Connections accepted, per listener',
-    labelNames: ['listener'],
-    registers: [this.registry],
-  });
-  readonly overflow = new Counter({
-    name: 'interpose_downstream_cx_overflow_total',
-    help: 'Connections refused because --max-connections was reached',
-    registers: [this.registry],
-  });
-  readonly configReloads = new Counter({
-    name: 'interpose_config_reloads_total',
-    help: 'Configuration reloads, by result',
-    labelNames: ['result'],
-    registers: [this.registry],
-  });
+  readonly upstreamConnections = counter(this.registry, 'envoy_cluster_upstream_cx_total', 'Upstream connections opened, per cluster', ['cluster_name']);
+  readonly upstreamConnectFailures = counter(this.registry, 'envoy_cluster_upstream_cx_connect_fail_total', 'Upstream connection attempts that failed, per cluster', ['cluster_name']);
+  readonly upstreamActive = gauge(this.registry, 'envoy_cluster_upstream_cx_active', 'Upstream connections open now, per cluster', ['cluster_name']);
+  readonly bytesSent = counter(this.registry, 'envoy_cluster_upstream_cx_tx_bytes_total', 'Bytes sent to the upstream, per cluster', ['cluster_name']);
+  readonly bytesReceived = counter(this.registry, 'envoy_cluster_upstream_cx_rx_bytes_total', 'Bytes received from the upstream, per cluster', ['cluster_name']);
+  readonly requests = counter(this.registry, 'envoy_cluster_upstream_rq_total', 'HTTP responses sent downstream, per cluster and response code', ['cluster_name', 'response_code', 'response_code_class']);
+  readonly downstreamActive = gauge(this.registry, 'interpose_downstream_cx_active', 'Accepted connections open now, per listener', ['listener']);
+  readonly downstreamTotal = counter(this.registry, 'interpose_downstream_cx_total', 'Connections accepted, per listener', ['listener']);
+  readonly overflow = counter(this.registry, 'interpose_downstream_cx_overflow_total', 'Connections refused because --max-connections was reached');
+  readonly configReloads = counter(this.registry, 'interpose_config_reloads_total', 'Configuration reloads, by result', ['result']);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'interpose_' });
@@ -93,4 +44,14 @@ export class ProxyMetrics {
       server.listen(port, address, () => resolve(server));
     });
   }
+}
+
+// Every metric lives in the proxy's own registry (never prom-client's global one), with the
+// label names given: their values are then type-checked at each inc()/dec().
+function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+function gauge<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
+  return new Gauge({ name, help, labelNames, registers: [registry] });
 }

@@ -40,14 +40,14 @@ export function handleAcceptedOutbound(
 ): Promise<void> {
   const relay = deps.splice!.relay;
   const dst = conn.originalDst && { address: unmapIPv4(conn.originalDst.address), port: conn.originalDst.port };
-  if (!dst || (dst.address === conn.local.address && dst.port === conn.local.port)) {
+  if (!wasRedirected(dst, conn.local)) {
     deps.log.debug({ remote: conn.peer.address }, 'connection was not redirected; closing');
     relay.closeAccepted(conn.id, false);
     admission.done();
     return Promise.resolve();
   }
-  // The relay passed it through on its own (its policy mirrors passesThroughUnseen), or we do.
-  if (conn.passthrough || passesThroughUnseen(deps.registry(), dst.address, dst.port)) {
+  // The relay passed it through on its own (it has unseenPassthroughPorts), or we do.
+  if (conn.passthrough || passesThroughUnseen(deps.registry(), dst.port)) {
     // Times come from the relay: its events reach us batched, a few milliseconds late.
     const info: TcpSessionInfo = {
       startTime: new Date(conn.acceptedAtMs),
@@ -88,8 +88,7 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
     return;
   }
   const local = { address: unmapIPv4(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
-  if (!dst || (dst.address === local.address && dst.port === local.port)) {
-    // Not redirected: a direct connection to the listener would loop back to us.
+  if (!wasRedirected(dst, local)) {
     deps.log.debug({ remote: socket.remoteAddress }, 'connection was not redirected; closing');
     socket.destroy();
     return;
@@ -101,7 +100,7 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
     downstreamLocal: dst,
     downstreamRemote: { address: unmapIPv4(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 },
   };
-  if (passesThroughUnseen(registry, dst.address, dst.port)) {
+  if (passesThroughUnseen(registry, dst.port)) {
     // Connect upstream at once; the SNI for the log line is read from the first bytes as they
     // flow by.
     info.sniFromFirstBytes = true;
@@ -144,4 +143,12 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
       }
     }
   }
+}
+
+/**
+ * False for a connection made straight to the listener: it has no original destination, or the
+ * listener's own address as one. Serving it would connect back to ourselves.
+ */
+function wasRedirected(dst: Endpoint | undefined, local: Endpoint): dst is Endpoint {
+  return dst !== undefined && !(dst.address === local.address && dst.port === local.port);
 }

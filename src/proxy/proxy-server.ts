@@ -17,6 +17,7 @@ import { handleInbound } from './inbound-handler.js';
 import { loadProxyConfig } from './istio-yaml.js';
 import { ProxyMetrics } from './metrics.js';
 import type { Endpoint } from './original-destination.linux.js';
+import { unseenPassthroughPorts } from './classify.js';
 import { handleAcceptedOutbound, handleOutbound } from './outbound-handler.js';
 import type { DetachedAdmission } from './connection-tracker.js';
 import type { AcceptedConnection, RelayListener, SpliceRelay } from './splice-relay.linux.js';
@@ -136,7 +137,7 @@ export class ProxyServer {
       // Production with the splice relay: it accepts the outbound listener's connections on its
       // own thread, and passthrough ones never become Node sockets (tests that supply the
       // original destination themselves keep Node's listener).
-      this.listenOnRelay('outbound', o.bindAddress, o.outboundPort, (c, admission) =>
+      await this.listenOnRelay('outbound', o.bindAddress, o.outboundPort, (c, admission) =>
         handleAcceptedOutbound(deps, c, admission),
       );
       this.syncRelayPolicy();
@@ -209,32 +210,26 @@ export class ProxyServer {
         this.connectionFailed(socket, err);
       }
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const onListening = () => {
-        server.off('error', reject);
-        resolve();
-      };
-      // "::" also takes IPv4 (dual stack); fall back to 0.0.0.0 where IPv6 is off.
-      server.listen({ host: address, port, ipv6Only: false }, onListening);
-    }).catch(async (err: NodeJS.ErrnoException) => {
-      if (address !== '::' || (err.code !== 'EAFNOSUPPORT' && err.code !== 'EADDRNOTAVAIL')) throw err;
-      await new Promise<void>((resolve, reject) => {
+    await listenDualStack(address, (host) =>
+      new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: '0.0.0.0', port }, () => resolve());
-      });
-    });
+        server.listen({ host, port, ipv6Only: false }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }),
+    );
     server.on('error', (err) => this.options.log.error({ err, listener: name }, 'listener error'));
     this.listeners.set(name, server);
     return server;
   }
 
-  private listenOnRelay(
+  private async listenOnRelay(
     name: string,
     address: string,
     port: number,
     handler: (c: AcceptedConnection, admission: DetachedAdmission) => Promise<void>,
-  ): void {
+  ): Promise<void> {
     const relay = this.splice!;
     // Refusing one the relay already passes through means aborting it.
     const refuse = (c: AcceptedConnection, reset: boolean) =>
@@ -259,25 +254,16 @@ export class ProxyServer {
         admission.done();
       });
     };
-    let listener: RelayListener;
-    try {
-      listener = relay.listen(address, port, onAccept);
-    } catch (err) {
-      // "::" also takes IPv4 (dual stack); fall back to 0.0.0.0 where IPv6 is off.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (address !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw err;
-      listener = relay.listen('0.0.0.0', port, onAccept);
-    }
-    this.relayListeners.set(name, listener);
+    this.relayListeners.set(name, await listenDualStack(address, (host) => relay.listen(host, port, onAccept)));
   }
 
-  /** Hands the registry's unseen-passthrough rule to the relay's outbound listener. */
+  /** Hands the ports the registry lets through unseen to the relay's outbound listener. */
   private syncRelayPolicy(): void {
     const listener = this.relayListeners.get('outbound');
     if (!listener) return;
     const o = this.options;
     listener.setPassthrough({
-      ...this.registry.unseenPassthrough(),
+      ports: unseenPassthroughPorts(this.registry),
       connectTimeoutMs: o.connectTimeoutMs,
       idleTimeoutMs: o.idleTimeoutMs,
       capture: MAX_CLIENT_HELLO,
@@ -353,5 +339,19 @@ export class ProxyServer {
     const result = await this.tracker.drain(this.options.drainTimeoutMs);
     await this.accessLog.close();
     return result;
+  }
+}
+
+/**
+ * Listens through `bind(address)`. "::" takes IPv4 too (dual stack); where IPv6 is off it
+ * cannot be bound, and 0.0.0.0 is used instead.
+ */
+async function listenDualStack<T>(address: string, bind: (host: string) => T | Promise<T>): Promise<T> {
+  try {
+    return await bind(address);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (address !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw err;
+    return bind('0.0.0.0');
   }
 }

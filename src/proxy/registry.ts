@@ -8,7 +8,6 @@ import type { AddressTable, AddressTableFactory } from './address-table.js';
 import { HostTable } from './host-table.js';
 import {
   MESH_GATEWAY,
-  type DestinationRule,
   type Gateway,
   type OutboundMode,
   type ProxyConfig,
@@ -41,7 +40,6 @@ export class Registry {
   private readonly httpPorts = new Set<number>();
   private readonly tcpCatchAll = new Map<number, ServiceBinding>();
   private readonly virtualServices = new Map<string, HostTable<VirtualService>>();
-  private readonly destinationRules = new HostTable<DestinationRule>();
 
   constructor(config: ProxyConfig, newTable: AddressTableFactory) {
     this.config = config;
@@ -81,7 +79,6 @@ export class Registry {
         for (const host of vs.hosts) table.add(host, vs);
       }
     }
-    for (const dr of config.destinationRules) this.destinationRules.add(dr.host, dr);
   }
 
   /** The ServiceEntry port whose `addresses` cover this destination, if any. */
@@ -106,33 +103,12 @@ export class Registry {
   }
 
   /**
-   * False when nothing in the registry could claim a connection to this port by what its
-   * bytes say (no hosts, HTTP services, TCP catch-all on the port, no VirtualService routes):
-   * the decision then does not need to wait for the client's first bytes.
+   * Every port number some ServiceEntry declares. Only there can the registry claim a
+   * connection: by a host name (SNI, Host header), an HTTP service, an address-less TCP entry
+   * or `addresses` — each comes with the entry's ports.
    */
-  portMayMatchByName(port: number): boolean {
-    return (
-      this.hostsByPort.has(port) ||
-      this.httpPorts.has(port) ||
-      this.tcpCatchAll.has(port) ||
-      this.config.virtualServices.length > 0
-    );
-  }
-
-  /**
-   * The same rule as classify.ts's passesThroughUnseen, in a form the splice relay can apply
-   * on its own thread: with `enabled`, a connection passes through unseen exactly when its
-   * port is not in `claimedPorts` (ports with ServiceEntry addresses are claimed whole, which
-   * only sends more connections the slower way, never fewer).
-   */
-  unseenPassthrough(): { enabled: boolean; claimedPorts: number[] } {
-    const claimed = new Set<number>([
-      ...this.hostsByPort.keys(),
-      ...this.httpPorts,
-      ...this.tcpCatchAll.keys(),
-      ...this.addressTables.keys(),
-    ]);
-    return { enabled: this.mode === 'ALLOW_ANY' && this.config.virtualServices.length === 0, claimedPorts: [...claimed] };
+  servicePorts(): Set<number> {
+    return new Set(this.config.serviceEntries.flatMap((entry) => entry.ports.map((port) => port.number)));
   }
 
   /** The ServiceEntry for a host, whatever its ports. */
@@ -143,10 +119,6 @@ export class Registry {
   /** The VirtualService bound to `gateway` (default the mesh) for this host. */
   virtualService(host: string, gateway = MESH_GATEWAY): VirtualService | undefined {
     return this.virtualServices.get(gateway)?.lookup(host);
-  }
-
-  destinationRule(host: string): DestinationRule | undefined {
-    return this.destinationRules.lookup(host);
   }
 
   get gateways(): Gateway[] {

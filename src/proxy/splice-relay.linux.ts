@@ -17,6 +17,7 @@
  */
 import { isIP, Socket } from 'node:net';
 import { loadAddon, nativeError, socketFd, type NativeAddon } from '../native.js';
+import { isPort, MAX_PORT } from '../net/port.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { RelayOptions, RelayResult } from './relay.js';
 
@@ -64,8 +65,7 @@ interface SpliceRelayAddon {
   relaySetPassthrough(
     h: RelayHandle,
     listenerId: number,
-    enabled: boolean,
-    claimedPorts: Uint16Array,
+    ports: Uint8Array,
     connectTimeoutMs: number,
     idleMs: number,
     capture: number,
@@ -114,10 +114,12 @@ export interface AcceptedConnection {
 
 /** See setPassthrough(). */
 export interface PassthroughPolicy {
-  /** False: every connection waits for the owner's decision. */
-  enabled: boolean;
-  /** Ports whose connections always wait for the owner's decision. */
-  claimedPorts: Iterable<number>;
+  /**
+   * One flag per port number (65536 of them): connections redirected to a port whose flag is
+   * not 0 are passed through; the rest wait for the owner's decision. The relay applies no
+   * rule of its own beyond this (and never passes through a connection that was not redirected).
+   */
+  ports: Uint8Array;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   /** As SpliceRelayOptions.capture. */
@@ -212,7 +214,7 @@ export class SpliceRelay {
    */
   listen(address: string, port: number, onAccept: (c: AcceptedConnection) => void, backlog = 4096): RelayListener {
     if (isIP(address) === 0) throw new TypeError(`listen: address must be an IP literal, got ${JSON.stringify(address)}`);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: port ${port} is out of range: expected 0-65535`);
+    if (!isPort(port, 0)) throw new RangeError(`listen: port ${port} is out of range: expected 0-65535`);
     const listenerId = this.nextListenerId++;
     const [errno, bound] = this.addon.relayListen(this.handle, listenerId, address, port, backlog);
     if (errno !== 0) {
@@ -223,12 +225,13 @@ export class SpliceRelay {
     return {
       port: bound,
       setPassthrough: (policy) => {
-        const claimed = Uint16Array.from(policy.claimedPorts);
+        if (!(policy.ports instanceof Uint8Array) || policy.ports.length !== MAX_PORT + 1) {
+          throw new TypeError('setPassthrough: ports must be a Uint8Array with one flag per port number (65536)');
+        }
         this.addon.relaySetPassthrough(
           this.handle,
           listenerId,
-          policy.enabled,
-          claimed,
+          policy.ports,
           clampMs(policy.connectTimeoutMs),
           clampMs(policy.idleTimeoutMs),
           policy.capture,

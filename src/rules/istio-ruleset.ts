@@ -126,7 +126,7 @@ export function buildIstioRuleset(cfg: InterceptConfig): Ruleset {
   }
 
   addOwnerGroupFilter(b, cfg);
-  if (dns.enabled) addDnsRedirect(b, cfg, dns);
+  if (dns.enabled) addDnsRedirect(b, cfg);
 
   versioned('nat', CHAIN.OUTPUT, (f) => rule(RETURN, dst(loopback(f))));
   // IPv4 exclusions before IPv6 ones (each family's order is unchanged; the inet view interleaves).
@@ -217,7 +217,7 @@ function addOwnerGroupFilter(b: RulesetBuilder, cfg: InterceptConfig): void {
   }
 }
 
-function addDnsRedirect(b: RulesetBuilder, cfg: InterceptConfig, _dns: DnsCapture): void {
+function addDnsRedirect(b: RulesetBuilder, cfg: InterceptConfig): void {
   const all = cfg.captureAllDns;
   const toAgent = { kind: 'redirect', toPort: AGENT_DNS_PORT } as const;
   b.append('both', 'raw', 'OUTPUT', rule(jump(CHAIN.OUTPUT_DNS)));

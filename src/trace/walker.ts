@@ -19,7 +19,7 @@ import type { BaseChain, Hook, TraceProgram, TraceRule } from './program.js';
 import type { Verdict } from './verdict.js';
 
 /** istio-agent's DNS proxy port: a redirect of port 53 there is a DNS redirect. */
-const DNS_AGENT_PORT = 15053;
+import { AGENT_DNS_PORT as DNS_AGENT_PORT } from '../rules/istio-ruleset.js';
 
 /** One line of the path: a base chain entered, a rule looked at, a chain left. */
 export type TraceStep =

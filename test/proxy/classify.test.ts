@@ -1,6 +1,6 @@
 import test from 'ava';
 import { CidrTrie } from '../../src/native.js';
-import { classifyOutbound, needsSniffing, passesThroughUnseen } from '../../src/proxy/classify.js';
+import { classifyOutbound, needsSniffing, passesThroughUnseen, unseenPassthroughPorts } from '../../src/proxy/classify.js';
 import { parseProxyConfig } from '../../src/proxy/istio-yaml.js';
 import { Registry } from '../../src/proxy/registry.js';
 import { pickDestination, selectHttpRoute } from '../../src/proxy/routes.js';
@@ -120,16 +120,16 @@ spec:
 });
 
 test('ALLOW_ANY connections nothing could claim pass through without waiting for bytes', (t) => {
-  t.true(passesThroughUnseen(registry(seed.meshMode('ALLOW_ANY')), '203.0.113.20', 443));
+  t.true(passesThroughUnseen(registry(seed.meshMode('ALLOW_ANY')), 443));
   const withEntries = registry(seed.meshMode('ALLOW_ANY'), seed.googleServiceEntry, tcpByAddress);
-  t.false(passesThroughUnseen(withEntries, '203.0.113.20', 443), 'a host on the port may match by SNI');
-  t.true(passesThroughUnseen(withEntries, '203.0.113.20', 8443));
-  t.false(passesThroughUnseen(withEntries, '192.0.2.1', 5432), 'an address entry claims it');
-  t.false(passesThroughUnseen(registry(seed.meshMode('REGISTRY_ONLY')), '203.0.113.20', 443));
-  t.false(passesThroughUnseen(registry(seed.httpbinTimeout), '203.0.113.20', 8443), 'VirtualService routes may match');
+  t.false(passesThroughUnseen(withEntries, 443), 'a host on the port may match by SNI');
+  t.true(passesThroughUnseen(withEntries, 8443));
+  t.false(passesThroughUnseen(withEntries, 5432), 'an address entry may claim it');
+  t.false(passesThroughUnseen(registry(seed.meshMode('REGISTRY_ONLY')), 443));
+  t.false(passesThroughUnseen(registry(seed.httpbinTimeout), 8443), 'VirtualService routes may match');
 });
 
-test('the splice relay\'s port rule never passes through what passesThroughUnseen would look at', (t) => {
+test('the ports the splice relay gets are those where no registry step could claim a connection', (t) => {
   const configs = [
     [seed.meshMode('ALLOW_ANY')],
     [seed.meshMode('ALLOW_ANY'), seed.googleServiceEntry, tcpByAddress],
@@ -138,21 +138,30 @@ test('the splice relay\'s port rule never passes through what passesThroughUnsee
     [seed.httpbinTimeout],
   ];
   const addresses = ['203.0.113.20', '192.0.2.1', '2001:db8:5::1', '198.51.100.7'];
-  let relayed = 0;
+  const bytes = [
+    { kind: 'none' as const },
+    { kind: 'tls' as const, sni: 'www.google.com' },
+    { kind: 'tls' as const, sni: 'en.wikipedia.org' },
+    { kind: 'http' as const, host: 'httpbin.org' },
+  ];
+  let passed = 0;
   for (const docs of configs) {
     const r = registry(...docs);
-    const rule = r.unseenPassthrough();
-    const claimed = new Set(rule.claimedPorts);
+    const ports = unseenPassthroughPorts(r);
     for (const port of [80, 443, 5432, 8080, 8443, 15001]) {
+      if (ports[port] !== 1) continue;
+      passed++;
+      // Whatever the address and the bytes, the classifier would have passed it through too.
       for (const address of addresses) {
-        if (!rule.enabled || claimed.has(port)) continue;
-        relayed++;
-        t.true(passesThroughUnseen(r, address, port), `${docs.length} docs: ${address}:${port}`);
+        for (const sniffed of bytes) {
+          t.deepEqual(classifyOutbound(r, { address, port }, sniffed), { action: 'passthrough' }, `${docs.length} docs: ${address}:${port}`);
+        }
       }
     }
   }
   // Some connections do take the relay's own path (ALLOW_ANY without entries on the port).
-  t.true(relayed > 0);
-  t.false(registry(seed.meshMode('REGISTRY_ONLY')).unseenPassthrough().enabled);
-  t.deepEqual(registry(seed.meshMode('ALLOW_ANY'), tcpByAddress).unseenPassthrough().claimedPorts, [5432]);
+  t.true(passed > 0);
+  t.is(unseenPassthroughPorts(registry(seed.meshMode('REGISTRY_ONLY'))).indexOf(1), -1);
+  const byAddress = unseenPassthroughPorts(registry(seed.meshMode('ALLOW_ANY'), tcpByAddress));
+  t.deepEqual([byAddress[5431], byAddress[5432], byAddress[5433]], [1, 0, 1]);
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { ValidationError } from '../../src/errors/index.js';
 import { parseProxyConfig } from '../../src/proxy/istio-yaml.js';
-import { parseDurationMs } from '../../src/proxy/duration.js';
+import { goDurationMs } from '../../src/config/value-parsers.js';
 import * as seed from '../../src/lab/seed-resources.js';
 
 test('reads the seeds unchanged: mesh mode, ServiceEntries, VirtualService timeout, gateway resources', (t) => {
@@ -107,12 +107,12 @@ test('YAML syntax errors name the file and document', (t) => {
 });
 
 test('durations: protobuf style, rejects anything else', (t) => {
-  t.is(parseDurationMs('3s'), 3000);
-  t.is(parseDurationMs('0.5s'), 500);
-  t.is(parseDurationMs('100ms'), 100);
-  t.is(parseDurationMs('1m30s'), 90_000);
-  t.is(parseDurationMs('1h'), 3_600_000);
-  t.is(parseDurationMs('3'), undefined);
-  t.is(parseDurationMs('3 s'), undefined);
-  t.is(parseDurationMs(''), undefined);
+  t.is(goDurationMs('3s'), 3000);
+  t.is(goDurationMs('0.5s'), 500);
+  t.is(goDurationMs('100ms'), 100);
+  t.is(goDurationMs('1m30s'), 90_000);
+  t.is(goDurationMs('1h'), 3_600_000);
+  t.is(goDurationMs('3'), undefined);
+  t.is(goDurationMs('3 s'), undefined);
+  t.is(goDurationMs(''), undefined);
 });

@@ -108,17 +108,11 @@ struct Tag {
   TagKind kind;
 };
 
-// A passthrough policy ready for lookups: one bit per port.
-struct CompiledPolicy {
-  PassthroughPolicy settings;
-  std::vector<bool> claimed = std::vector<bool>(65536, false);
-};
-
 struct Listener : Tag {
   Listener() : Tag{TagKind::kListener} {}
   uint32_t id = 0;
   int fd = -1;
-  std::shared_ptr<const CompiledPolicy> policy;  // guarded by Impl::mutex
+  std::shared_ptr<const PassthroughPolicy> policy;  // guarded by Impl::mutex
 };
 
 // The original destination as a connect() target.
@@ -576,7 +570,7 @@ struct SpliceRelay::Impl {
   }
 
   void acceptAll(Listener* l) {
-    std::shared_ptr<const CompiledPolicy> policy;
+    std::shared_ptr<const PassthroughPolicy> policy;
     {
       std::lock_guard<std::mutex> lock(mutex);
       policy = l->policy;
@@ -610,9 +604,9 @@ struct SpliceRelay::Impl {
       }
       len = sizeof ss;
       if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) formatSockaddr(ss, &a.peer_address, &a.peer_port);
-      // A redirected connection to the listener's own address would loop back to us.
-      a.passthrough = policy && policy->settings.enabled && a.dst_error == 0 && !policy->claimed[a.dst_port] &&
-                      !(a.dst_address == a.local_address && a.dst_port == a.local_port);
+      // Not redirected (no original destination, or the listener's own): connecting would loop.
+      const bool redirected = a.dst_error == 0 && !(a.dst_address == a.local_address && a.dst_port == a.local_port);
+      a.passthrough = policy && redirected && policy->covers(a.dst_port);
       {
         std::lock_guard<std::mutex> lock(mutex);
         do {
@@ -625,7 +619,7 @@ struct SpliceRelay::Impl {
         emitAccepted(std::move(a), true);
         continue;
       }
-      const uint32_t limit = policy->settings.max_connections;
+      const uint32_t limit = policy->max_connections;
       if (limit != 0 && policy_live + owner_connections.load(std::memory_order_relaxed) >= limit) {
         const linger lg{1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -641,9 +635,9 @@ struct SpliceRelay::Impl {
       r.down_fd = fd;
       r.connect = true;
       toTarget(dst, &r.target);
-      r.target.timeout_ms = policy->settings.connect_timeout_ms;
-      r.idle_ms = policy->settings.idle_ms;
-      r.capture = policy->settings.capture;
+      r.target.timeout_ms = policy->connect_timeout_ms;
+      r.idle_ms = policy->idle_ms;
+      r.capture = policy->capture;
       r.accepted_us = accepted_us;
       emitAccepted(std::move(a), false);
       policy_live++;
@@ -875,12 +869,10 @@ void SpliceRelay::unlisten(uint32_t listener_id) {
 }
 
 void SpliceRelay::setPassthrough(uint32_t listener_id, const PassthroughPolicy& policy) {
-  auto compiled = std::make_shared<CompiledPolicy>();
-  compiled->settings = policy;
-  for (uint16_t port : policy.claimed_ports) compiled->claimed[port] = true;
+  auto shared = std::make_shared<const PassthroughPolicy>(policy);
   std::lock_guard<std::mutex> lock(impl_->mutex);
   for (auto& l : impl_->listeners) {
-    if (l->id == listener_id) l->policy = compiled;
+    if (l->id == listener_id) l->policy = shared;
   }
 }
 

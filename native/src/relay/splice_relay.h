@@ -24,9 +24,9 @@
 // connection's original destination (SO_ORIGINAL_DST) and addresses, and reports it; the
 // owner then decides per connection — connect() upstream and relay (the upstream connect runs
 // on the relay thread too, bounded by a timeout), release() the socket to handle it itself, or
-// closeAccepted(). A listener's passthrough policy (setPassthrough()) lets the relay connect
-// the connections it covers at once, without asking: the owner only hears of them, in
-// batches, and keeps no sockets for them.
+// closeAccepted(). A listener's passthrough policy (setPassthrough(): the destination ports the
+// owner lets through, as data) lets the relay connect the connections it covers at once,
+// without asking: the owner only hears of them, in batches, and keeps no sockets for them.
 //
 // Threading: every public method may be called from any thread (state shared with the relay
 // thread is queued under a mutex and the loop woken through an eventfd); the events callback
@@ -96,19 +96,24 @@ struct RelayEvents {
 };
 
 /**
- * Which accepted connections the relay may pass through on its own, connecting to the original
- * destination at once instead of waiting for the owner's decision (Istio's ALLOW_ANY for
- * destinations nothing in the registry claims). A port the owner must look at is "claimed".
+ * Which accepted connections the relay passes through on its own, connecting them to their
+ * original destination at once instead of waiting for the owner's decision. The owner says which
+ * destination ports qualify (why a port does is its business, not the relay's); a connection
+ * qualifies when its original destination port is one of them and it was redirected to us (a
+ * connection made straight to the listener has no original destination, or has the listener's
+ * own address as one, and connecting there would loop back).
  */
 struct PassthroughPolicy {
-  bool enabled = false;
-  std::vector<uint16_t> claimed_ports;
+  // ports[p]: connections to port p pass through. Ports past the end do not; empty: none do.
+  std::vector<bool> ports;
   uint32_t connect_timeout_ms = 0;
   uint32_t idle_ms = 0;
   uint32_t capture = 0;
   // Connections the policy may hold open together, counting the owner's other open ones
   // (setOwnerConnections); beyond it, new ones are reset and reported refused. 0: no limit.
   uint32_t max_connections = 0;
+
+  bool covers(uint16_t port) const { return port < ports.size() && ports[port]; }
 };
 
 /** Where connect() goes: an address, optionally a local address to bind first. */

@@ -6,6 +6,7 @@
  */
 import type { IpFamily } from '../../net/cidr.js';
 import type { FamilyRuleset, Match, Rule, TableRuleset, Target } from '../ir.js';
+import { assertNever } from '../assert-never.js';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const neg = (negate: boolean | undefined) => (negate ? '! ' : '');
@@ -100,10 +101,6 @@ function requireProtocol(rule: Rule): string {
   const p = rule.matches.find((m) => m.kind === 'protocol');
   if (!p || p.kind !== 'protocol') throw new Error('a port match needs a protocol match in the same rule');
   return p.protocol;
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled IR node ${JSON.stringify(x)}`);
 }
 
 /** Lines of one table for a fresh install: chain declarations, then every rule. */

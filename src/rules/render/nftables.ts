@@ -27,6 +27,7 @@ import {
   type Target,
 } from '../ir.js';
 import { SET_THRESHOLD, mergeCidrsPacked, packedElements, type PackedIntervals } from '../nft-sets.js';
+import { assertNever } from '../assert-never.js';
 
 /** Our tables, by the iptables table whose role each plays (istio-nftables' names). */
 export const NFT_TABLE_NAMES: Readonly<Record<TableName, string>> = {
@@ -493,10 +494,6 @@ export function renderNftScript(tables: readonly NftTable[], replace: readonly s
   for (const name of create) out += `create table inet ${name}\n`;
   for (const t of tables) out += renderNftTableBlock(t);
   return out;
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled IR node ${JSON.stringify(x)}`);
 }
 
 /**

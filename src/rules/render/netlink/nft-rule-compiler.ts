@@ -40,6 +40,7 @@ import {
   VERDICT,
 } from './nf-tables-abi.js';
 import { NetlinkWriter } from './netlink-writer.js';
+import { assertNever } from '../../assert-never.js';
 
 /** A port list that becomes an anonymous set (`tcp dport { 80, 443 }`). */
 export interface PortSet {
@@ -369,8 +370,4 @@ class RuleCompiler {
         return assertNever(t);
     }
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled IR node ${JSON.stringify(x)}`);
 }
