@@ -1,89 +1,118 @@
 /**
- * bench/startup: how long a full `interpose istio-iptables` apply takes in a network namespace,
- * against `iptables-restore --noflush` of the very same text, measured in this run.
+ * bench/startup: what every pod waits for. The whole CLI (`node dist/interpose.js istio-iptables …`,
+ * Node start-up included) applying Istio's default injector case in a fresh network namespace,
+ * against `node -e 0` (the floor of any Node program) and against `iptables-restore --noflush`
+ * of the very same rules (the floor of any iptables installer), measured in one run.
  *
- *   npm run bench:startup [-- --runs 20]
+ *   npm run bench:startup [-- --runs 20] [--cli dist/cli/main.js]
  *
- * Rows: the baseline (iptables-restore fed the rendered text), interpose's apply in-process
- * (binary detection, iptables-save of both families, diff, the restore transaction; no Node
- * start-up), and the CLI end to end (`node dist/cli/main.js …`, Node start-up included).
- * Needs root. Each sample uses a fresh namespace, created outside the timed region.
+ * Rounds alternate the three commands, so a change in machine load hits all of them alike; each
+ * command runs in its own fresh namespace (created outside the timed region), entered with
+ * `nsenter --net` by all three. Target: the CLI within 2× of `node -e 0`. Needs root.
  */
-import { execa } from 'execa';
-import { performance } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildIstioOptions } from '../src/config/istio-options.js';
-import { resolveSettings } from '../src/config/istio-flags.js';
-import { NamespacedExecutor, SystemExecutor } from '../src/kernel/executor.js';
-import { chooseIptables } from '../src/kernel/iptables-binaries.linux.js';
-import { IptablesBackend } from '../src/kernel/iptables-backend.linux.js';
-import { LinuxSystemLookups } from '../src/kernel/system-lookups.linux.js';
-import { buildIstioRuleset } from '../src/rules/istio-ruleset.js';
-import { renderRestore } from '../src/rules/render/iptables.js';
+import { performance } from 'node:perf_hooks';
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 20;
-const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
-const FLAGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-i', '*', '-x', '198.51.100.0/24,203.0.113.0/24', '-b', '*', '-d', '15090,15021,15020'];
+const ROOT = join(import.meta.dirname, '..');
+/** The package's bin (the bundled CLI), as an image or `npx interpose` runs it; `--cli FILE` measures another build (e.g. dist/cli/main.js, unbundled). */
+const cliArg = process.argv.indexOf('--cli');
+const CLI = cliArg > 0 ? process.argv[cliArg + 1]! : join(ROOT, 'dist', 'interpose.js');
+/** Istio's injector args for its default settings (../shared/reference/istio/injector-args.json, case "default"). */
+const DEFAULT_CASE = ['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020', '--log_output_level=default:info'];
 
 if (process.getuid?.() !== 0) {
   console.error('bench:startup needs root (it creates network namespaces)');
+  process.exit(1);
+}
+if (!existsSync(CLI)) {
+  console.error(`${CLI} is missing: run \`npm run build\` first`);
   process.exit(1);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)]!;
 
-async function withNamespace<T>(fn: (name: string) => Promise<T>): Promise<T> {
+/** Runs argv to completion; rejects on a non-zero exit. Resolves with the elapsed milliseconds. */
+function timed(argv: readonly string[], input?: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'], env });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = performance.now() - t0;
+      if (code === 0) resolve(ms);
+      else reject(new Error(`${argv.join(' ')} exited ${code}: ${stderr}`));
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+function run(argv: readonly string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} exited ${code}`))));
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+async function withNamespace<T>(fn: (enter: string[]) => Promise<T>): Promise<T> {
   const name = `bench-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
-  await execa('ip', ['netns', 'add', name]);
+  await run(['ip', 'netns', 'add', name]);
   try {
-    return await fn(name);
+    return await fn(['nsenter', `--net=/run/netns/${name}`, '--']);
   } finally {
-    await execa('ip', ['netns', 'del', name], { reject: false });
+    await run(['ip', 'netns', 'del', name]).catch(() => undefined);
   }
 }
 
-const settings = resolveSettings(
-  Object.fromEntries(
-    [['envoyPort', '15001'], ['inboundCapturePort', '15006'], ['proxyUid', '1337'], ['proxyGid', '1337'], ['istioServiceCidr', '*'],
-      ['istioServiceExcludeCidr', '198.51.100.0/24,203.0.113.0/24'], ['istioInboundPorts', '*'], ['istioLocalExcludePorts', '15090,15021,15020']],
-  ),
-  {},
-);
-const system = new SystemExecutor();
-const { config } = await buildIstioOptions(settings, new LinuxSystemLookups(system));
-const ruleset = buildIstioRuleset(config);
-/** The same text interpose applies: one restore input per family it generates. */
-const texts = ruleset.families.map((f) => ({ tool: f.family === 4 ? 'iptables-restore' : 'ip6tables-restore', text: renderRestore(f) }));
+// The restore baseline feeds exactly what the CLI applies: its --dry-run text, per family.
+const dryRun = await withNamespace((enter) => run([...enter, process.execPath, CLI, ...DEFAULT_CASE, '--dry-run']));
+const restores = dryRun
+  .split(/^(?=# ip6?tables-restore --noflush$)/m)
+  .filter((s) => s.startsWith('# '))
+  .map((s) => ({ tool: s.slice(2, s.indexOf(' ', 2)), text: s.slice(s.indexOf('\n') + 1) }));
+const ruleCount = restores.reduce((n, r) => n + r.text.split('\n').filter((l) => l.startsWith('-A')).length, 0);
 
-const samples = { restore: [] as number[], apply: [] as number[], cli: [] as number[] };
-for (let i = 0; i < RUNS; i++) {
-  await withNamespace(async (ns) => {
-    const t0 = performance.now();
-    for (const { tool, text } of texts) await execa('ip', ['netns', 'exec', ns, tool, '--noflush'], { input: text });
-    samples.restore.push(performance.now() - t0);
-  });
-  await withNamespace(async (ns) => {
-    const exec = new NamespacedExecutor(system, ns);
-    const t0 = performance.now();
-    const backend = new IptablesBackend(exec, await chooseIptables(exec));
-    await backend.apply(ruleset, { reconcile: false, forceApply: false });
-    samples.apply.push(performance.now() - t0);
-  });
-  await withNamespace(async (ns) => {
-    const t0 = performance.now();
-    await execa('node', [CLI, 'istio-iptables', '--network-namespace', ns, ...FLAGS]);
-    samples.cli.push(performance.now() - t0);
-  });
+// The CLI's ownership records go to a directory of this run, not /run/interpose.
+const stateDir = mkdtempSync(join(tmpdir(), 'bench-startup-'));
+const cliEnv = { ...process.env, INTERPOSE_STATE_DIR: stateDir };
+
+const samples = { node: [] as number[], restore: [] as number[], cli: [] as number[] };
+const loadBefore = loadavg()[0]!;
+try {
+  for (let i = 0; i < RUNS; i++) {
+    await withNamespace(async (enter) => samples.node.push(await timed([...enter, process.execPath, '-e', '0'])));
+    await withNamespace(async (enter) => {
+      let ms = 0;
+      for (const { tool, text } of restores) ms += await timed([...enter, tool, '--noflush'], text);
+      samples.restore.push(ms);
+    });
+    await withNamespace(async (enter) => samples.cli.push(await timed([...enter, process.execPath, CLI, ...DEFAULT_CASE], undefined, cliEnv)));
+  }
+} finally {
+  rmSync(stateDir, { recursive: true, force: true });
 }
 
-const base = median(samples.restore);
+const nodeMs = median(samples.node);
+const restoreMs = median(samples.restore);
 const row = (name: string, xs: number[]) =>
-  `${name.padEnd(44)} ${median(xs).toFixed(1).padStart(8)} ms ${p90(xs).toFixed(1).padStart(8)} ms ${(median(xs) / base).toFixed(2).padStart(7)}×`;
-const ruleCount = texts.reduce((n, { text }) => n + text.split('\n').filter((l) => l.startsWith('-')).length, 0);
-console.log(`bench:startup — ${RUNS} runs each; ${ruleset.families.length === 2 ? 'IPv4+IPv6' : 'IPv4'} rules (${ruleCount}), baseline restores the same text per family`);
-console.log(`${'what'.padEnd(44)} ${'median'.padStart(11)} ${'p90'.padStart(11)} ${'ratio'.padStart(8)}`);
-console.log(row('ip(6)tables-restore --noflush (baseline)', samples.restore));
-console.log(row('interpose apply, in-process (target ≤ 3×)', samples.apply));
-console.log(row('interpose CLI, Node start-up included', samples.cli));
+  `${name.padEnd(46)} ${median(xs).toFixed(1).padStart(8)} ms ${p90(xs).toFixed(1).padStart(8)} ms ` +
+  `${(median(xs) / nodeMs).toFixed(2).padStart(9)}× ${(median(xs) / restoreMs).toFixed(2).padStart(9)}×`;
+console.log(
+  `bench:startup — ${RUNS} alternating rounds; Istio's default injector case (${ruleCount} rules, ${restores.map((r) => r.tool).join(' + ')}); ` +
+    `load average ${loadBefore.toFixed(2)} → ${loadavg()[0]!.toFixed(2)}`,
+);
+console.log(`${'what'.padEnd(46)} ${'median'.padStart(11)} ${'p90'.padStart(11)} ${'/ node -e 0'.padStart(10)} ${'/ restore'.padStart(10)}`);
+console.log(row('node -e 0', samples.node));
+console.log(row('iptables-restore --noflush of the same rules', samples.restore));
+console.log(row('interpose CLI, whole (target ≤ 2× node -e 0)', samples.cli));
+console.log(`(CLI: ${CLI})`);

@@ -19,7 +19,9 @@ import { renderRestore } from '../rules/render/iptables.js';
 import { renderNftScript, renderNftTables } from '../rules/render/nftables.js';
 import type { Ruleset } from '../rules/ir.js';
 import { istioFlagOption } from './istio-flag-option.js';
-import { info, warn } from './log.js';
+import { configureLogging, debug, info, warn } from './log.js';
+import { logFlagsFor, logOptions, logSettingsFromOptions } from './log-flags.js';
+import { applyCniMode } from './cni-mode.js';
 
 export function istioIptablesCommand(): Command {
   const cmd = new Command('istio-iptables')
@@ -31,6 +33,8 @@ export function istioIptablesCommand(): Command {
     )
     .allowExcessArguments(false);
   for (const spec of ISTIO_FLAGS) cmd.addOption(istioFlagOption(spec));
+  // pilot-agent's logging flags, which Istio's injector passes (see log-flags.ts).
+  for (const option of logOptions()) cmd.addOption(option);
   cmd.addHelpText(
     'after',
     '\nEnvironment-only settings (as in istio-iptables):\n' +
@@ -52,10 +56,14 @@ export function istioIptablesCommand(): Command {
 }
 
 async function runIstioIptables(opts: Record<string, string | boolean | undefined>): Promise<void> {
+  const logging = logSettingsFromOptions(opts);
+  configureLogging(logging);
   const settings = settingsFromCommandLine(opts);
   const system = new SystemExecutor();
   const { config, run, warnings } = await buildIstioOptions(settings, new LinuxSystemLookups(system));
   for (const w of warnings) warn(w);
+  const cni = applyCniMode(run);
+  if (cni) (cni.level === 'warn' ? warn : debug)(cni.message);
 
   const ruleset = buildIstioRuleset(config);
   if (run.dryRun) {
@@ -75,6 +83,9 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
       probePort: run.probePort,
       timeoutMs: run.probeTimeoutMs,
       ipv6: ruleset.families.some((f) => f.family === 6),
+      executor: system,
+      childFlags: logFlagsFor(logging),
+      log: { info, warn },
     });
     info('redirect validated: a probe connection arrived redirected with its original destination');
   };

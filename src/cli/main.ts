@@ -4,8 +4,12 @@ import { createRequire } from 'node:module';
 import { commands } from './commands.js';
 import { reportAndExit } from './run-action.js';
 
-const require = createRequire(import.meta.url);
-const { version } = require('../../package.json') as { version: string };
+/** Set by the bundler (scripts/bundle-cli.mjs); the compiled tree reads package.json instead. */
+declare const INTERPOSE_VERSION: string | undefined;
+const version =
+  typeof INTERPOSE_VERSION === 'string'
+    ? INTERPOSE_VERSION
+    : (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 const program = new Command('interpose')
   .description(

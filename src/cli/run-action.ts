@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { InterceptError } from '../errors/index.js';
+import { error as logError } from './log.js';
 
 /**
  * Turns any error into a message on stderr and an exit code, the one place that does so.
@@ -11,7 +12,8 @@ export function reportAndExit(err: unknown): never {
     process.exit(err.exitCode === 0 ? 0 : 1);
   }
   if (err instanceof InterceptError) {
-    process.stderr.write(`interpose: ${err.message}\n`);
+    // Through the logger, so --log_as_json and --log_output_level apply to the last line too.
+    logError(err.message);
     process.exit(err.exitCode);
   }
   const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);

@@ -66,6 +66,8 @@ export interface RunOptions {
   readonly skipRuleApply: boolean;
   readonly probePort: number;
   readonly probeTimeoutMs: number;
+  /** --cni-mode: running from the node into the pod's namespace, as istio-cni does. */
+  readonly cniMode: boolean;
   readonly forceIptablesBinary?: IptablesBinaryChoice;
   /** A named namespace (`ip netns`) or a path such as /proc/PID/ns/net. */
   readonly networkNamespace?: string;

@@ -74,6 +74,7 @@ export const ISTIO_FLAGS: readonly FlagSpec[] = [
   flag('iptables-probe-port', undefined, 'string', '15002', 'port the validation probe listens on', { valueName: 'port' }),
   flag('probe-timeout', undefined, 'string', '5s', 'validation timeout (Go duration: 500ms, 5s, 1m)', { valueName: 'duration' }),
   flag('skip-rule-apply', undefined, 'bool', 'false', 'do not apply rules (with --run-validation: only validate)'),
+  flag('cni-mode', undefined, 'bool', 'false', "istio-cni's mode: run from the node into the pod's --network-namespace; legacy iptables then lock that namespace's file instead of the node-wide /run/xtables.lock"),
   flag('force-iptables-binary', undefined, 'string', '', 'use this iptables: iptables-legacy or iptables-nft (default: legacy if it already holds rules, else nft)', { valueName: 'binary' }),
 ];
 

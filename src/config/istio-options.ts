@@ -139,6 +139,7 @@ export async function buildIstioOptions(settings: RawSettings, system: SystemLoo
     skipRuleApply: bool('skip-rule-apply'),
     probePort,
     probeTimeoutMs,
+    cniMode: bool('cni-mode'),
     ...(forceIptablesBinary ? { forceIptablesBinary } : {}),
     ...(networkNamespace ? { networkNamespace } : {}),
   };

@@ -14,10 +14,35 @@ import { ValidationError } from '../errors/validation-error.js';
 import { NativeError } from '../errors/native-error.js';
 import { originalDst } from '../native.js';
 
-/** The redirect was not observed in time; istio-iptables exits 126 in this case too. */
+/**
+ * What istio-iptables prints when its validation fails (tools/istio-iptables/pkg/cmd/root.go),
+ * kept so that people and tools that know istio's failure recognise this one.
+ */
+export const ISTIO_VALIDATION_FAILED =
+  'iptables validation failed; workload is not ready for Istio.\n' +
+  'When using Istio CNI, this can occur if a pod is scheduled before the node is ready.\n\n' +
+  "If installed with 'cni.repair.deletePods=true', this pod should automatically be deleted and retry.\n" +
+  'Otherwise, this pod will need to be manually removed so that it is scheduled on a node with istio-cni running, ' +
+  'allowing iptables rules to be established.';
+
+/**
+ * The redirect was not observed in time. Exit code 126, as istio-iptables: istio-cni's repair
+ * controller acts on an istio-validation container that ended with it.
+ */
 export class RedirectValidationError extends InterceptError {
   override name = 'RedirectValidationError';
   override readonly exitCode = 126;
+
+  /**
+   * @param detail what was (not) seen; istio's explanation follows it unless `explained` (a
+   *   child process has printed it already).
+   */
+  constructor(
+    readonly detail: string,
+    explained = false,
+  ) {
+    super(explained ? detail : `${detail}\n${ISTIO_VALIDATION_FAILED}`);
+  }
 }
 
 export interface RedirectValidationOptions {

@@ -1,10 +1,11 @@
-/** Runs the built CLI (dist/cli/main.js), as users and the conformance tool do. */
+/** Runs the built CLI (dist/interpose.js, the package's bin), as users and the conformance tool do. */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 
-export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+/** The package's bin: the bundled CLI (scripts/bundle-cli.mjs), as users run it. */
+export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'interpose.js');
 
 /** Ownership records of this test process's runs go here, not /run/interpose, and go away with it. */
 export const STATE_DIR = mkdtempSync(join(tmpdir(), 'interpose-test-state-'));

@@ -1,0 +1,48 @@
+/**
+ * Bundles the CLI into dist/interpose.js (the package's bin) plus one chunk per command, so an
+ * init container's `interpose istio-iptables` reads a handful of files instead of ~60 modules:
+ * start-up is what every pod waits for (bench/startup.ts measures it).
+ *
+ * The files sit directly in dist/ because modules that find the package from their own location
+ * (src/native.ts: `new URL('..', import.meta.url)`) must keep their depth. `interpose lab` is not
+ * bundled: its modules find the package three levels up and start dist/ scripts, so the bundle
+ * imports the compiled dist/cli/lab.js, and commander (which both use) stays a package import.
+ * Run after `tsc` (npm run build:ts does both).
+ */
+import { build } from 'esbuild';
+import { chmodSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const dist = join(root, 'dist');
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+
+for (const f of readdirSync(dist)) if (/^interpose(-.*)?\.js$/.test(f)) rmSync(join(dist, f));
+
+await build({
+  entryPoints: { interpose: join(root, 'src', 'cli', 'main.ts') },
+  outdir: dist,
+  chunkNames: 'interpose-[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  // Dependencies written as CommonJS (pino, prom-client …) call require(); give the bundle one.
+  banner: { js: "import { createRequire as __interposeRequire } from 'node:module'; const require = __interposeRequire(import.meta.url);" },
+  define: { INTERPOSE_VERSION: JSON.stringify(version) },
+  // One commander for the bundle and the compiled lab command: CommanderError must be one class.
+  external: ['commander'],
+  logLevel: 'warning',
+  plugins: [
+    {
+      name: 'lab-stays-compiled',
+      setup(b) {
+        b.onResolve({ filter: /^\.\/lab\.js$/ }, (args) =>
+          args.importer.endsWith(join('src', 'cli', 'commands.ts')) ? { path: './cli/lab.js', external: true } : undefined,
+        );
+      },
+    },
+  ],
+});
+chmodSync(join(dist, 'interpose.js'), 0o755);
