@@ -134,7 +134,7 @@ export function loadProxyConfig(file: string): ProxyConfig {
     text = readBoundedFile(file, PROXY_CONFIG_MAX_BYTES);
   } catch (err) {
     const reason = err instanceof FileRefusedError ? err.reason : ((err as NodeJS.ErrnoException).code ?? String(err));
-    throw new ValidationError('--config', file, `a readable regular file of at most ${formatBytes(PROXY_CONFIG_MAX_BYTES)} (${reason})`);
+    throw new ValidationError('--config', file, `a readable file (${reason}): a regular file of at most ${formatBytes(PROXY_CONFIG_MAX_BYTES)}`);
   }
   return parseProxyConfig(text, file);
 }

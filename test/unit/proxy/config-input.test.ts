@@ -53,7 +53,7 @@ test('a config file over the size limit, a FIFO and a directory are refused, nam
   const big = join(dir, 'big.yaml');
   writeFileSync(big, `# ${'x'.repeat(PROXY_CONFIG_MAX_BYTES)}\n`);
   const tooBig = t.throws(() => loadProxyConfig(big), { instanceOf: ValidationError });
-  t.is(tooBig!.message, `invalid value for --config: ${JSON.stringify(big)}: expected a readable regular file of at most 8 MiB (larger than 8 MiB, the limit for this file)`);
+  t.is(tooBig!.message, `invalid value for --config: ${JSON.stringify(big)}: expected a readable file (larger than 8 MiB, the limit for this file): a regular file of at most 8 MiB`);
   const fifo = join(dir, 'fifo.yaml');
   execFileSync('mkfifo', [fifo]);
   t.regex(t.throws(() => loadProxyConfig(fifo), { instanceOf: ValidationError })!.message, /--config: .*fifo\.yaml.*not a regular file \(a FIFO\)/);
