@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { annotationsToFlags } from '../config/annotations.js';
 import { podAnnotationsFromManifest } from '../config/pod-manifest.js';
 import { InterceptError, ValidationError } from '../errors/index.js';
+import { helpText } from './help-layout.js';
 
 const FORMATS = ['args', 'json', 'shell'] as const;
 type Format = (typeof FORMATS)[number];
@@ -21,7 +22,7 @@ export function annotationsToFlagsCommand(): Command {
   return new Command('annotations-to-flags')
     .summary("a pod's traffic.sidecar.istio.io/* annotations as istio-iptables flags")
     .description(
-      "turn a pod's traffic.sidecar.istio.io/* annotations into the istio-iptables flags the\n" +
+      "turn a pod's traffic.sidecar.istio.io/* annotations into the istio-iptables flags the " +
         'sidecar injector gives istio-init (read from a manifest file, "-" for stdin, or --annotation)',
     )
     .argument('[manifest]', 'Pod or workload manifest, YAML or JSON ("-" reads stdin)')
@@ -30,10 +31,13 @@ export function annotationsToFlagsCommand(): Command {
     .option('--format <format>', `${FORMATS.join(' | ')}: one argument per line, a JSON array, or one shell-quoted line`, 'args')
     .addHelpText(
       'after',
-      '\nExamples:\n' +
-        '  interpose annotations-to-flags deploy/kubernetes/pod-annotations.yaml\n' +
-        '  kubectl get pod web -o yaml | interpose annotations-to-flags - --format shell\n' +
-        '  interpose annotations-to-flags -a traffic.sidecar.istio.io/includeOutboundIPRanges=10.96.0.0/12\n',
+      helpText(
+        '\nExamples:\n' +
+          '  interpose annotations-to-flags deploy/kubernetes/pod-annotations.yaml\n' +
+          '  kubectl get pod web -o yaml | interpose annotations-to-flags - --format shell\n' +
+          '  interpose annotations-to-flags \\\n' +
+          '      -a traffic.sidecar.istio.io/includeOutboundIPRanges=10.96.0.0/12\n',
+      ),
     )
     .action(async (manifest: string | undefined, flags: Flags) => {
       if (!FORMATS.includes(flags.format as Format)) {

@@ -23,7 +23,7 @@ export function discoverCommand(): Command {
   return new Command('discover')
     .summary("find a cluster's pod and service CIDRs (Istio includeIPRanges)")
     .description(
-      "find a cluster's pod and service CIDRs and print them as Istio's includeIPRanges\n" +
+      "find a cluster's pod and service CIDRs and print them as Istio's includeIPRanges " +
         '(Helm value, pod annotation) and as interpose -i',
     )
     .option('--platform <name>', `auto | ${PLATFORMS.join(' | ')}`, 'auto')

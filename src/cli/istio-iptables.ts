@@ -18,6 +18,7 @@ import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { renderRestore } from '../rules/render/iptables.js';
 import { renderNftScript, renderNftTables } from '../rules/render/nftables.js';
 import type { Ruleset } from '../rules/ir.js';
+import { helpText } from './help-layout.js';
 import { istioFlagOption } from './istio-flag-option.js';
 import { configureLogging, debug, info, warn } from './log.js';
 import { logFlagsFor, logOptions, logSettingsFromOptions } from './log-flags.js';
@@ -27,8 +28,8 @@ export function istioIptablesCommand(): Command {
   const cmd = new Command('istio-iptables')
     .summary('install istio-init compatible redirect rules (iptables, or nftables with --native-nftables)')
     .description(
-      'Install istio-init compatible traffic redirection rules (iptables, or nftables with --native-nftables),\n' +
-        'in this or a named network namespace.\n' +
+      'Install istio-init compatible traffic redirection rules (iptables, or nftables with --native-nftables), ' +
+        'in this or a named network namespace. ' +
         'Every flag can also come from its environment variable; a flag wins over its variable.',
     )
     .allowExcessArguments(false);
@@ -37,17 +38,20 @@ export function istioIptablesCommand(): Command {
   for (const option of logOptions()) cmd.addOption(option);
   cmd.addHelpText(
     'after',
-    '\nEnvironment-only settings (as in istio-iptables):\n' +
-      ISTIO_ENV_ONLY.map((s) => `  ${s.env[0]!.padEnd(38)} ${s.help}${s.defaultValue ? ` (default ${s.defaultValue})` : ''}`).join('\n') +
-      '\n\ninterpose only:\n' +
-      `  ${NFT_COMMIT_ENV.padEnd(38)} how --native-nftables commits: netlink (a batch sent from this process; the default\n` +
-      `  ${''.padEnd(38)} when the native addon is built) or nft (through \`nft -f -\`)\n` +
-      '\nExit codes: 0 applied or already in place; 1 bad input, drift (see --reconcile) or a failed apply\n' +
-      '(rolled back); 126 --run-validation failed.\n' +
-      '\nExamples:\n' +
-      '  interpose istio-iptables -p 15001 -z 15006 -u 1337 -g 1337 -i "*" -x 10.96.0.0/12 -b "*" -d 15090,15021\n' +
-      '  interpose istio-iptables -i 203.0.113.0/24 --dry-run\n' +
-      '  interpose istio-iptables --network-namespace pod1 --cleanup-only\n',
+    helpText(
+      '\nEnvironment-only settings (as in istio-iptables):\n' +
+        ISTIO_ENV_ONLY.map((s) => `  ${s.env[0]!.padEnd(38)} ${s.help}${s.defaultValue ? ` (default ${s.defaultValue})` : ''}`).join('\n') +
+        '\n\ninterpose only:\n' +
+        `  ${NFT_COMMIT_ENV.padEnd(38)} how --native-nftables commits: netlink (a batch sent from this process; the default ` +
+        'when the native addon is built) or nft (through `nft -f -`)\n' +
+        '\nExit codes: 0 applied or already in place; 1 bad input, drift (see --reconcile) or a failed apply ' +
+        '(rolled back); 126 --run-validation failed.\n' +
+        '\nExamples:\n' +
+        '  interpose istio-iptables -p 15001 -z 15006 -u 1337 -g 1337 \\\n' +
+        '      -i "*" -x 10.96.0.0/12 -b "*" -d 15090,15021\n' +
+        '  interpose istio-iptables -i 203.0.113.0/24 --dry-run\n' +
+        '  interpose istio-iptables --network-namespace pod1 --cleanup-only\n',
+    ),
   );
   cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
     await runIstioIptables(opts);

@@ -6,10 +6,10 @@ export function labCommand(): Command {
   return new Command('lab')
     .summary('walk through Istio\'s egress seeds with interpose in network namespaces (needs root)')
     .description(
-      'Builds a pod and a world network namespace (stand-ins for httpbin.org and www.google.com on\n' +
-        'documentation addresses, a test CA the pod trusts), installs interpose\'s rules in the pod, runs\n' +
-        '`interpose proxy` there as uid 1337, and walks through a seed step by step: each command, what came\n' +
-        'back, the access-log lines, and a final table of expected vs observed. Exit 1 if any step differs.\n' +
+      'Builds a pod and a world network namespace (stand-ins for httpbin.org and www.google.com on ' +
+        'documentation addresses, a test CA the pod trusts), installs interpose\'s rules in the pod, runs ' +
+        '`interpose proxy` there as uid 1337, and walks through a seed step by step: each command, what came ' +
+        'back, the access-log lines, and a final table of expected vs observed. Exit 1 if any step differs. ' +
         'Everything it creates is removed when it ends, Ctrl-C included.',
     )
     .argument('[seed]', 'egress (Accessing External Services, the default) or gateway (egress gateway)', 'egress')

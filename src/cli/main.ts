@@ -2,7 +2,9 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { commands } from './commands.js';
+import { applyHelpLayout } from './help-layout.js';
 import { reportAndExit } from './run-action.js';
+import { refuseStrayArguments } from './stray-arguments.js';
 
 /** Set by the bundler (scripts/bundle-cli.mjs); the compiled tree reads package.json instead. */
 declare const INTERPOSE_VERSION: string | undefined;
@@ -13,7 +15,7 @@ const version =
 
 const program = new Command('interpose')
   .description(
-    'Kernel-level traffic interception: istio-init compatible redirect rules, an in-process\n' +
+    'Kernel-level traffic interception: istio-init compatible redirect rules, an in-process ' +
       'redirect target, and tools that explain what the kernel will do.',
   )
   .version(version)
@@ -25,6 +27,8 @@ try {
   // can list them or suggest the right one.
   const requested = commands.find((c) => c.name === process.argv[2]);
   for (const entry of requested ? [requested] : commands) program.addCommand((await entry.load()).exitOverride());
+  applyHelpLayout(program);
+  refuseStrayArguments(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   reportAndExit(err);

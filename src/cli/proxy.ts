@@ -5,6 +5,7 @@ import { ValidationError } from '../errors/index.js';
 import { goDurationMs } from '../config/value-parsers.js';
 import { portFromText } from '../net/port.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
+import { helpText } from './help-layout.js';
 
 function portFlag(flag: string, allowZero = false) {
   return (value: string): number => {
@@ -63,6 +64,7 @@ interface ProxyFlags {
 /** `interpose proxy`: the in-process redirect target (Istio's egress model without Envoy). */
 export function proxyCommand(): Command {
   return new Command('proxy')
+    .summary('the redirect target: passes, refuses or proxies each redirected connection per Istio YAML')
     .description(
       'Redirect target for the rules istio-iptables installs: reads each redirected connection\'s ' +
         'original destination and passes it through, refuses it, or proxies it per Istio ' +
@@ -100,10 +102,12 @@ export function proxyCommand(): Command {
     .addOption(new Option('--log-level <level>', 'operational log level (stderr, JSON)').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText(
       'after',
-      '\nSignals: SIGHUP reloads the config (an invalid file is logged and the old config stays);\n' +
-        'SIGTERM/SIGINT stop accepting, let open connections finish (--drain-timeout) and exit 0.\n' +
-        '\nExample (with rules from `interpose istio-iptables -p 15001 -z 15006 -u 1337 -g 1337`):\n' +
-        '  interpose proxy --config egress.yaml --uid 1337 --gid 1337\n',
+      helpText(
+        '\nSignals: SIGHUP reloads the config (an invalid file is logged and the old config stays); ' +
+          'SIGTERM/SIGINT stop accepting, let open connections finish (--drain-timeout) and exit 0.\n' +
+          '\nExample (with rules from `interpose istio-iptables -p 15001 -z 15006 -u 1337 -g 1337`):\n' +
+          '  interpose proxy --config egress.yaml --uid 1337 --gid 1337\n',
+      ),
     )
     .action(async (flags: ProxyFlags) => {
       const log = pino({ name: 'interpose-proxy', level: flags.logLevel }, destination({ dest: 2, sync: true }));

@@ -19,7 +19,8 @@ import { buildPacket, type PacketOptions } from '../trace/packet.js';
 import type { TraceProgram } from '../trace/program.js';
 import { tracePacket } from '../trace/walker.js';
 import { checkNetworkNamespace } from '../config/network-namespace.js';
-import { istioFlagOption } from './istio-flag-option.js';
+import { helpText } from './help-layout.js';
+import { addIstioFlagOptions } from './istio-flag-option.js';
 import { warn } from './log.js';
 
 /** An istio-iptables flag as a commander option (same names and letters as that command). */
@@ -27,8 +28,9 @@ const PACKET_OPTIONS = ['src', 'dst', 'dport', 'sport', 'proto', 'uid', 'gid', '
 
 export function traceCommand(): Command {
   const cmd = new Command('trace')
+    .summary('say what the kernel does with a packet, and which rule decides')
     .description(
-      'Say what the kernel does with a packet — redirect to the proxy, TPROXY, DNS redirect, untouched or drop —\n' +
+      'Say what the kernel does with a packet (redirect to the proxy, TPROXY, DNS redirect, untouched or drop) ' +
         'and which rule decides, for a configuration (istio-iptables flags) or for the rules the kernel holds now.',
     )
     .allowExcessArguments(false)
@@ -46,17 +48,22 @@ export function traceCommand(): Command {
     .option('--mark <n>', 'packet mark when the trace starts (default 0)')
     .option('--from-kernel', 'trace the rules the kernel holds now (iptables-save / nft -j list) instead of a configuration')
     .option('--json', 'print the result as JSON');
-  for (const spec of ISTIO_FLAGS) cmd.addOption(istioFlagOption(spec));
+  addIstioFlagOptions(cmd, 'read');
   cmd.addHelpText(
     'after',
-    '\nConfiguration: every istio-iptables flag (and its environment variable) is accepted and builds the rules\n' +
-      'exactly as `interpose istio-iptables` would; --native-nftables traces the nftables backend\'s tables.\n' +
-      'With --from-kernel only --network-namespace applies.\n' +
-      '\nVerdicts that involve nat assume a NEW connection: nat rules decide on a connection\'s first packet only.\n' +
-      '\nExamples:\n' +
-      '  interpose trace -i 10.96.0.0/12 --dst 203.0.113.5 --dport 443 --uid 1000\n' +
-      '  interpose trace --from-kernel --network-namespace pod1 --dst 10.96.0.10 --dport 80 --uid 1000\n' +
-      '  interpose trace -b "*" --in eth0 --dst 192.0.2.10 --dport 8080 --json\n',
+    helpText(
+      '\nConfiguration: every istio-iptables flag that describes rules (and its environment variable) is accepted ' +
+        'and builds the rules exactly as `interpose istio-iptables` would; --native-nftables traces the nftables ' +
+        "backend's tables. Flags that only matter when applying (--dry-run, --cleanup-only, --reconcile, " +
+        '--force-apply, --run-validation, --skip-rule-apply, --iptables-probe-port, --probe-timeout) are refused. ' +
+        'With --from-kernel only --network-namespace applies.\n' +
+        "\nVerdicts that involve nat assume a NEW connection: nat rules decide on a connection's first packet only.\n" +
+        '\nExamples:\n' +
+        '  interpose trace -i 10.96.0.0/12 --dst 203.0.113.5 --dport 443 --uid 1000\n' +
+        '  interpose trace --from-kernel --network-namespace pod1 \\\n' +
+        '      --dst 10.96.0.10 --dport 80 --uid 1000\n' +
+        '  interpose trace -b "*" --in eth0 --dst 192.0.2.10 --dport 8080 --json\n',
+    ),
   );
   cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
     await runTrace(opts);

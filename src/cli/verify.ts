@@ -9,7 +9,6 @@
 import { settingsFromCommandLine } from './cli-settings.js';
 import { Command } from 'commander';
 import { buildIstioOptions } from '../config/istio-options.js';
-import { ISTIO_FLAGS } from '../config/istio-flags.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
@@ -25,7 +24,8 @@ import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import type { Ruleset } from '../rules/ir.js';
 import { OWNED_NFT_TABLES, renderNftTables } from '../rules/render/nftables.js';
 import { info, warn } from './log.js';
-import { istioFlagOption } from './istio-flag-option.js';
+import { helpText } from './help-layout.js';
+import { addIstioFlagOptions } from './istio-flag-option.js';
 
 /** The kernel differs from the configuration (exit 3, so scripts can tell it from bad input). */
 export class VerifyMismatchError extends InterceptError {
@@ -36,16 +36,19 @@ export class VerifyMismatchError extends InterceptError {
 export function verifyCommand(): Command {
   const cmd = new Command('verify')
     .description(
-      'Compare the rules the kernel holds with what these istio-iptables flags would install; print missing,\n' +
+      'Compare the rules the kernel holds with what these istio-iptables flags would install; print missing, ' +
         'extra and changed rules. Exit 0 when identical, 3 when they differ, 1 on bad input. Changes nothing.',
     )
+    .summary('compare the rules the kernel holds with what istio-iptables flags would install')
     .allowExcessArguments(false);
-  for (const spec of ISTIO_FLAGS) cmd.addOption(istioFlagOption(spec));
+  addIstioFlagOptions(cmd, 'read');
   cmd.addHelpText(
     'after',
-    '\nExamples (e.g. from a readiness probe):\n' +
-      '  interpose verify -p 15001 -z 15006 -u 1337 -g 1337 -i "*" -x 10.96.0.0/12 -b "*"\n' +
-      '  interpose verify --native-nftables --network-namespace pod1 -i 10.96.0.0/12\n',
+    helpText(
+      '\nExamples (e.g. from a readiness probe):\n' +
+        '  interpose verify -p 15001 -z 15006 -u 1337 -g 1337 -i "*" -x 10.96.0.0/12 -b "*"\n' +
+        '  interpose verify --native-nftables --network-namespace pod1 -i 10.96.0.0/12\n',
+    ),
   );
   cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
     await runVerify(opts);

@@ -19,6 +19,11 @@ export interface FlagSpec {
   readonly envOnly?: boolean;
   /** Placeholder shown in help. */
   readonly valueName?: string;
+  /**
+   * Means something only to a command that changes the kernel (istio-iptables): trace and
+   * verify, which only read, refuse it rather than accept and ignore it.
+   */
+  readonly applyOnly?: boolean;
 }
 
 const envOf = (long: string) => long.toUpperCase().replace(/-/g, '_');
@@ -29,7 +34,7 @@ function flag(
   kind: FlagKind,
   defaultValue: string,
   help: string,
-  extra: { aliases?: string[]; valueName?: string } = {},
+  extra: { aliases?: string[]; valueName?: string; applyOnly?: boolean } = {},
 ): FlagSpec {
   return {
     long,
@@ -39,6 +44,7 @@ function flag(
     defaultValue,
     help,
     ...(extra.valueName ? { valueName: extra.valueName } : {}),
+    ...(extra.applyOnly ? { applyOnly: true } : {}),
   };
 }
 
@@ -59,22 +65,22 @@ export const ISTIO_FLAGS: readonly FlagSpec[] = [
   flag('kube-virt-interfaces', 'k', 'string', '', 'virtual interfaces whose inbound traffic (from a VM) is treated as outbound', { valueName: 'ifaces' }),
   flag('istio-inbound-tproxy-mark', 't', 'string', '1337', 'packet mark TPROXY mode uses', { valueName: 'mark' }),
   flag('istio-inbound-tproxy-route-table', 'r', 'string', '133', 'policy routing table TPROXY mode uses', { valueName: 'table' }),
-  flag('dry-run', 'n', 'bool', 'false', 'print the rules (iptables-restore text or nft script) and change nothing'),
+  flag('dry-run', 'n', 'bool', 'false', 'print the rules (iptables-restore text or nft script) and change nothing', { applyOnly: true }),
   flag('redirect-dns', undefined, 'bool', 'false', "capture DNS to the resolv.conf nameservers and send it to istio-agent's port 15053", { aliases: ['ISTIO_META_DNS_CAPTURE'] }),
   flag('capture-all-dns', undefined, 'bool', 'false', 'with --redirect-dns, capture all port-53 traffic, not only to the resolv.conf nameservers'),
   flag('drop-invalid', undefined, 'bool', 'false', 'drop packets conntrack marks INVALID instead of resetting connections', { aliases: ['INVALID_DROP'] }),
   flag('dual-stack', undefined, 'bool', 'false', 'dual-stack pod: generate IPv4 and IPv6 rules', { aliases: ['ISTIO_DUAL_STACK', 'ISTIO_AGENT_DUAL_STACK'] }),
   flag('enable-ipv6', undefined, 'bool', 'false', '(interpose) generate IPv6 rules too; default: when the namespace has a global IPv6 address'),
   flag('network-namespace', undefined, 'string', '', 'apply inside this network namespace: a name from `ip netns` or a path such as /proc/PID/ns/net', { valueName: 'ns' }),
-  flag('cleanup-only', undefined, 'bool', 'false', 'remove every chain, jump and route istio-init/interpose installed, and nothing else'),
-  flag('reconcile', undefined, 'bool', 'false', 'replace existing rules that differ from this configuration (default: fail with a drift report)'),
-  flag('force-apply', undefined, 'bool', 'false', 'apply even when the kernel already holds the same rules'),
+  flag('cleanup-only', undefined, 'bool', 'false', 'remove every chain, jump and route istio-init/interpose installed, and nothing else', { applyOnly: true }),
+  flag('reconcile', undefined, 'bool', 'false', 'replace existing rules that differ from this configuration (default: fail with a drift report)', { applyOnly: true }),
+  flag('force-apply', undefined, 'bool', 'false', 'apply even when the kernel already holds the same rules', { applyOnly: true }),
   flag('native-nftables', undefined, 'bool', 'false', 'use the native nftables backend instead of iptables'),
-  flag('run-validation', undefined, 'bool', 'false', 'after applying, prove with a probe connection that redirection works (exit 126 if not)'),
-  flag('iptables-probe-port', undefined, 'string', '15002', 'port the validation probe listens on', { valueName: 'port' }),
-  flag('probe-timeout', undefined, 'string', '5s', 'validation timeout (Go duration: 500ms, 5s, 1m)', { valueName: 'duration' }),
-  flag('skip-rule-apply', undefined, 'bool', 'false', 'do not apply rules (with --run-validation: only validate)'),
-  flag('cni-mode', undefined, 'bool', 'false', "istio-cni's mode: run from the node into the pod's --network-namespace; legacy iptables then lock that namespace's file instead of the node-wide /run/xtables.lock"),
+  flag('run-validation', undefined, 'bool', 'false', 'after applying, prove with a probe connection that redirection works (exit 126 if not)', { applyOnly: true }),
+  flag('iptables-probe-port', undefined, 'string', '15002', 'port the validation probe listens on', { valueName: 'port', applyOnly: true }),
+  flag('probe-timeout', undefined, 'string', '5s', 'validation timeout (Go duration: 500ms, 5s, 1m)', { valueName: 'duration', applyOnly: true }),
+  flag('skip-rule-apply', undefined, 'bool', 'false', 'do not apply rules (with --run-validation: only validate)', { applyOnly: true }),
+  flag('cni-mode', undefined, 'bool', 'false', "istio-cni's mode: run from the node into the pod's --network-namespace; legacy iptables then lock that namespace's file instead of the node-wide /run/xtables.lock", { applyOnly: true }),
   flag('force-iptables-binary', undefined, 'string', '', 'use this iptables: iptables-legacy or iptables-nft (default: legacy if it already holds rules, else nft)', { valueName: 'binary' }),
 ];
 

@@ -144,6 +144,15 @@ export async function buildIstioOptions(settings: RawSettings, system: SystemLoo
     ...(networkNamespace ? { networkNamespace } : {}),
   };
 
+  if (run.nativeNftables && forceIptablesBinary) {
+    // The nftables backend runs no iptables binary: accepting both would ignore one of them.
+    throw new ValidationError(
+      binarySetting.source,
+      binarySetting.value,
+      `no iptables binary together with ${get('native-nftables').source} (the nftables backend runs no iptables binary: give one or the other)`,
+    );
+  }
+
   // Owners: numbers pass through, names must resolve (iptables would refuse them later).
   const uidSetting = get('proxy-uid');
   let proxyUids: number[];

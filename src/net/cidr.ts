@@ -37,7 +37,10 @@ export function parseCidrGeneral(input: string): Cidr | undefined {
   let prefixLength: number;
   try {
     if (text.includes('/')) {
-      const [addrText, lenText] = text.split('/') as [string, string];
+      // Exactly one '/': `203.0.113.0/24/24` is a typo, not a /24 with a comment after it.
+      const parts = text.split('/');
+      if (parts.length !== 2) return undefined;
+      const [addrText, lenText] = parts as [string, string];
       if (!/^\d{1,3}$/.test(lenText)) return undefined;
       address = parseStrictAddress(addrText);
       prefixLength = Number(lenText);

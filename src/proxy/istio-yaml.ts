@@ -5,8 +5,8 @@
  * and the `istio` ConfigMap whose `data.mesh` is itself YAML. Errors name the resource and
  * field; unknown kinds are reported in `ignored`, not rejected.
  */
-import { readFileSync } from 'node:fs';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
 import { ValidationError } from '../errors/index.js';
 import { parseCidr, isAddress } from '../net/cidr.js';
 import { goDurationMs } from '../config/value-parsers.js';
@@ -115,13 +115,27 @@ function withoutNamespace(name: string): string {
   return slash === -1 ? name : name.slice(slash + 1);
 }
 
-/** Reads FILE; see parseProxyConfig. `source` names the file in errors. */
+/**
+ * The largest --config file read. A mesh's egress configuration is kilobytes; a 50 MB file
+ * took 40 s and 1 GB to parse, during which the proxy served nothing (or, on reload, stalled).
+ */
+export const PROXY_CONFIG_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * How many alias expansions one YAML document may make (the `yaml` package's maxAliasCount,
+ * whose default this is, set here so it is a decision): a "billion laughs" alias bomb grows
+ * exponentially with each level and would exhaust memory. Real Istio YAML uses few or none.
+ */
+export const PROXY_CONFIG_MAX_ALIASES = 100;
+
+/** Reads FILE (a regular file, at most PROXY_CONFIG_MAX_BYTES); see parseProxyConfig. */
 export function loadProxyConfig(file: string): ProxyConfig {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedFile(file, PROXY_CONFIG_MAX_BYTES);
   } catch (err) {
-    throw new ValidationError('--config', file, `a readable file (${(err as NodeJS.ErrnoException).code ?? err})`);
+    const reason = err instanceof FileRefusedError ? err.reason : ((err as NodeJS.ErrnoException).code ?? String(err));
+    throw new ValidationError('--config', file, `a readable file (${reason}): a regular file of at most ${formatBytes(PROXY_CONFIG_MAX_BYTES)}`);
   }
   return parseProxyConfig(text, file);
 }
@@ -139,12 +153,19 @@ export function parseProxyConfig(text: string, source = 'config'): ProxyConfig {
   const docs = parseAllDocuments(text, { prettyErrors: true });
   const documents = Array.isArray(docs) ? docs : [docs];
   documents.forEach((doc, index) => {
-    if (doc.errors.length > 0) {
-      throw new ValidationError(`${source} document ${index + 1}`, doc.errors[0]!.message.split('\n')[0], 'valid YAML');
-    }
-    const value: unknown = doc.toJS();
-    if (value === null || value === undefined) return;
     const where = `${source} document ${index + 1}`;
+    if (doc.errors.length > 0) {
+      throw new ValidationError(where, doc.errors[0]!.message.split('\n')[0], 'valid YAML');
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: PROXY_CONFIG_MAX_ALIASES });
+    } catch (err) {
+      // The yaml package throws a ReferenceError for an alias bomb (and for an alias to an
+      // anchor it cannot resolve): bad input, not a bug.
+      throw new ValidationError(where, (err as Error).message, `YAML whose aliases expand at most ${PROXY_CONFIG_MAX_ALIASES} times (an alias bomb is refused)`);
+    }
+    if (value === null || value === undefined) return;
     if (!isObj(value)) new Path(where, '').fail(value, 'a mapping (an Istio resource or mesh config)');
     readDocument(value as Obj, where, config);
   });
@@ -170,7 +191,11 @@ function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
     return;
   }
   const maybeName = metaName(doc);
-  const p: Path = new Path(`${where.replace(/ document \d+$/, '')}: ${kind} ${JSON.stringify(maybeName ?? '')}`, '');
+  // Named as kind "namespace/name" when the namespace is given, so two resources of one name in
+  // different namespaces can be told apart in an error.
+  const givenNamespace = isObj(doc['metadata']) && typeof doc['metadata']['namespace'] === 'string' ? doc['metadata']['namespace'] : undefined;
+  const label = givenNamespace ? `${givenNamespace}/${maybeName ?? ''}` : (maybeName ?? '');
+  const p: Path = new Path(`${where.replace(/ document \d+$/, '')}: ${kind} ${JSON.stringify(label)}`, '');
   const name: string = maybeName || p.at('metadata.name').fail(maybeName, 'a non-empty string');
   const apiVersion = doc['apiVersion'];
   if (
@@ -219,7 +244,7 @@ function meshMode(doc: Obj, p: Path): OutboundMode | undefined {
   if (isObj(data) && typeof data['mesh'] === 'string') {
     let mesh: unknown;
     try {
-      mesh = parseYaml(data['mesh']);
+      mesh = parseYaml(data['mesh'], { maxAliasCount: PROXY_CONFIG_MAX_ALIASES });
     } catch (err) {
       p.at('data.mesh').fail(String((err as Error).message).split('\n')[0], 'valid YAML');
     }
@@ -355,6 +380,11 @@ function readVirtualService(spec: Obj, p: Path, name: string, namespace: string)
       const t = typeof o['timeout'] === 'string' ? goDurationMs(o['timeout']) : undefined;
       if (t === undefined) hp.at('timeout').fail(o['timeout'], 'a duration such as "3s" or "500ms"');
       timeoutMs = t;
+    }
+    for (const field of ['redirect', 'directResponse']) {
+      // Istio answers these itself instead of routing; interpose only routes, and must not
+      // silently route what was meant to be redirected or answered.
+      if (o[field] !== undefined) hp.at(field).fail(o[field], `a route: HTTP ${field} is not supported by interpose proxy`);
     }
     const routeName = optStr(o['name'], hp.at('name'));
     return {

@@ -3,6 +3,10 @@
  * variable), and leave the kernel exactly as it was. Runs against a namespace that already
  * holds interpose's rules plus foreign ones, so "unchanged" is a real check.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { ISTIO_BASE } from '../helpers/istio-config.js';
 import { Netns, kernelTest } from '../helpers/kernel.js';
@@ -13,7 +17,21 @@ interface BadCase {
   env?: Record<string, string>;
   /** What the message must name (flag or variable), and part of what it says is accepted. */
   names: RegExp;
+  /** What the message must not say (a list file's other lines). */
+  absent?: RegExp;
+  /** The command, when not istio-iptables (it then gets no base flags). */
+  command?: string[];
 }
+
+/** Files the @FILE cases read: a FIFO, a file over the 16 MiB limit, and one that is not a CIDR list. */
+const files = mkdtempSync(join(tmpdir(), 'interpose-bad-input-'));
+process.on('exit', () => rmSync(files, { recursive: true, force: true }));
+const FIFO = join(files, 'fifo');
+execFileSync('mkfifo', [FIFO]);
+const BIG = join(files, 'big');
+writeFileSync(BIG, '192.0.2.0/24\n'.repeat(1_400_000));
+const SECRET = join(files, 'shadow');
+writeFileSync(SECRET, '192.0.2.0/24\nroot:$6$saltsalt$hashhashhashhashhashhashhashhashhashhashhashhash:19000:0:99999:7:::\nsecond-line-secret\n');
 
 const cases: BadCase[] = [
   { args: ['-p', '0'], names: /-p\/--envoy-port.*"0".*1 to 65535/ },
@@ -55,7 +73,19 @@ const cases: BadCase[] = [
   { args: ['--network-namespace', '../etc'], names: /--network-namespace.*namespace name/ },
   { args: ['--no-such-flag'], names: /unknown option '--no-such-flag'/ },
   { args: ['-Z', '1'], names: /unknown option '-Z'/ },
-  { args: ['stray-positional'], names: /too many arguments/ },
+  { args: ['stray-positional'], names: /unexpected argument "stray-positional" for 'istio-iptables'/ },
+  { args: ['-x', '203.0.113.0/24/24'], names: /-x\/--istio-service-exclude-cidr.*bad item "203\.0\.113\.0\/24\/24"/ },
+  { args: ['-i', '192.0.2.0/24/'], names: /-i\/--istio-service-cidr.*bad item "192\.0\.2\.0\/24\/"/ },
+  { args: ['-i', '@/dev/zero'], names: /-i\/--istio-service-cidr.*at most 16 MiB \(\/dev\/zero: not a regular file \(a character device\)\)/ },
+  { args: ['-x', `@${FIFO}`], names: /-x\/--istio-service-exclude-cidr.*not a regular file \(a FIFO\)/ },
+  { args: ['-x', `@${files}`], names: /-x\/--istio-service-exclude-cidr.*not a regular file \(a directory\)/ },
+  { args: ['-i', `@${BIG}`], names: /-i\/--istio-service-cidr.*larger than 16 MiB/ },
+  { args: ['-i', `@${SECRET}`], names: /-i\/--istio-service-cidr \(.*shadow line 2\): "root:\$6\$saltsalt… \(\d+ characters\)"/, absent: /second-line-secret|hashhash|192\.0\.2\.0/ },
+  { args: ['--native-nftables', '--force-iptables-binary', 'iptables-nft'], names: /--force-iptables-binary: "iptables-nft".*--native-nftables/ },
+  { command: ['verify'], args: ['--cleanup-only'], names: /--cleanup-only.*`interpose verify`, which changes nothing/ },
+  { command: ['verify'], args: ['--reconcile'], names: /--reconcile.*`interpose verify`/ },
+  { command: ['trace', '--dst', '192.0.2.1', '--dport', '80'], args: ['--run-validation'], names: /--run-validation.*`interpose trace`/ },
+  { command: ['trace', '--dst', '192.0.2.1', '--dport', '80'], args: ['--dry-run'], names: /-n\/--dry-run.*`interpose trace`/ },
   { args: [], env: { ISTIO_SERVICE_CIDR: '10.0.0.0/99' }, names: /\$ISTIO_SERVICE_CIDR.*10\.0\.0\.0\/99/ },
   { args: [], env: { ENVOY_PORT: 'x' }, names: /\$ENVOY_PORT.*"x"/ },
   { args: [], env: { INVALID_DROP: 'yes' }, names: /\$INVALID_DROP.*"yes".*boolean/ },
@@ -75,12 +105,14 @@ kernelTest(`bad input (${cases.length} cases): non-zero exit, a message naming t
     // The namespace flag goes first so a bad value later cannot be mistaken for "no namespace".
     const args = c.args[0] === '--network-namespace' ? c.args : ['--network-namespace', ns.name, ...c.args];
     // Env cases run without the base flags, which would otherwise win over the variables.
-    const base = c.env ? [] : ISTIO_BASE;
-    const r = await runCli(['istio-iptables', ...base, ...args], { env: c.env ?? {} });
-    const label = `${c.args.join(' ')} ${JSON.stringify(c.env ?? {})}`;
+    const base = c.env || c.command ? [] : ISTIO_BASE;
+    const r = await runCli([...(c.command ?? ['istio-iptables']), ...base, ...args], { env: c.env ?? {} });
+    const label = `${[...(c.command ?? []), ...c.args].join(' ')} ${JSON.stringify(c.env ?? {})}`;
     t.not(r.exitCode, 0, `${label}: must fail`);
     t.is(r.exitCode, 1, `${label}: bad input exits 1`);
     t.regex(r.stderr, c.names, `${label}: message`);
+    if (c.absent) t.notRegex(r.stderr, c.absent, `${label}: says nothing else from the file`);
+    t.notRegex(r.stderr, /internal error|\n\s+at /, `${label}: no stack trace`);
     t.is(r.stdout, '', `${label}: nothing on stdout`);
   }
   t.is(await netfilterState(ns), before, 'no case changed the rules');

@@ -37,14 +37,13 @@ test('-x @FILE and $ISTIO_SERVICE_CIDR=@FILE read the file; the source names it'
   t.deepEqual(config.outboundExclude.map((c) => c.text), ['10.96.0.0/12', '10.244.0.0/16', '192.0.2.0/24', '198.51.100.7/32', '2001:db8::/32']);
 });
 
-test('a missing file, a bare @ and a bad item in a file are errors naming the flag, the file and the reason', async (t) => {
+test('a missing file, a bare @ and a bad item in a file are errors naming the flag, the file and the reason', (t) => {
   const missing = t.throws(() => expandListFiles(resolveSettings({ istioServiceExcludeCidr: '@/cidrs/none' }, {}), read), { instanceOf: ValidationError });
-  t.is(missing!.message, 'invalid value for -x/--istio-service-exclude-cidr: "@/cidrs/none": expected @FILE naming a readable file of CIDRs (/cidrs/none: ENOENT)');
+  t.is(missing!.message, 'invalid value for -x/--istio-service-exclude-cidr: "@/cidrs/none": expected @FILE naming a readable regular file of CIDRs, at most 16 MiB (/cidrs/none: ENOENT)');
   const bare = t.throws(() => expandListFiles(resolveSettings({ istioServiceCidr: '@' }, {}), read), { instanceOf: ValidationError });
   t.regex(bare!.message, /^invalid value for -i\/--istio-service-cidr: "@": expected a file path after "@"/);
-  const settings = expandListFiles(resolveSettings({ istioServiceExcludeCidr: '@/cidrs/bad' }, {}), read);
-  const bad = await t.throwsAsync(buildIstioOptions(settings, fakeSystem()), { instanceOf: ValidationError });
-  t.regex(bad!.message, /^invalid value for -x\/--istio-service-exclude-cidr \(from \/cidrs\/bad\): .*\(bad item "10\.0\.0\.0\/33"\)$/);
+  const bad = t.throws(() => expandListFiles(resolveSettings({ istioServiceExcludeCidr: '@/cidrs/bad' }, {}), read), { instanceOf: ValidationError });
+  t.regex(bad!.message, /^invalid value for -x\/--istio-service-exclude-cidr \(\/cidrs\/bad line 2\): "10\.0\.0\.0\/33": expected one IPv4 or IPv6 CIDR/);
 });
 
 test('a long value is quoted by its start and length in errors', (t) => {

@@ -48,3 +48,10 @@ test('the shortcut and the general path agree on random CIDRs of both families',
     same(t, rnd.int(0, 3) === 0 ? v6 : `${v6}/${rnd.int(0, 130)}`);
   }
 });
+
+test('a second "/" is rejected, not ignored (203.0.113.0/24/24 is a typo)', (t) => {
+  for (const text of ['203.0.113.0/24/24', '203.0.113.0/24/', '203.0.113.0/24/abc', '2001:db8::/32/32', '::1/128/']) {
+    t.is(parseCidr(text), undefined, text);
+    t.is(parseCidrGeneral(text), undefined, text);
+  }
+});
