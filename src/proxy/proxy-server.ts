@@ -168,11 +168,6 @@ export class ProxyServer {
       native!.setTransparent(fd, 4);
     }
     await this.syncGatewayListeners();
-    if (o.dns) {
-      this.dns = await DnsProxy.start({ ...o.dns, log: o.log, metrics: this.metrics.registry }, config.serviceEntries, allocated);
-      // Forwarded queries must not be captured again: the rules exempt the proxy's uid only.
-      if (o.uid === undefined) o.log.warn('DNS proxy without --uid: unless the rules exempt this process\'s uid, its forwarded queries are redirected back to it');
-    }
     if (o.metricsPort !== undefined) this.metricsServer = await this.metrics.listen(o.metricsPort, o.metricsAddress);
     // Watch before dropping privileges: the directory may not be readable by the proxy uid
     // (the file itself must be, or reloads fail and say so).
@@ -183,6 +178,13 @@ export class ProxyServer {
       o.log.warn({ err, file: o.configFile }, `cannot watch ${o.configFile} (${(err as Error).message}); reload with SIGHUP`);
     }
     dropPrivileges(o.uid, o.gid);
+    if (o.dns) {
+      // After the drop: the capture rules tell the proxy's DNS packets by their socket's owner
+      // (conntrack zones for its replies, the exemption for its forwarded queries), and a
+      // socket keeps the uid of whoever created it.
+      this.dns = await DnsProxy.start({ ...o.dns, log: o.log, metrics: this.metrics.registry }, config.serviceEntries, allocated);
+      if (o.uid === undefined) o.log.warn('DNS proxy without --uid: unless the rules exempt this process\'s uid, its forwarded queries are redirected back to it');
+    }
     o.log.info(
       { ports: this.ports, mode: this.registry.mode, uid: process.getuid?.(), gid: process.getgid?.(), services: config.serviceEntries.length },
       `interpose proxy listening (outbound ${this.ports['outbound']}, inbound ${this.ports['inbound']}, ${this.registry.mode})`,

@@ -24,6 +24,7 @@ import {
 } from 'dns-packet';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { Logger } from 'pino';
+import { InterceptError } from '../../errors/index.js';
 import { resolverSettings, type ResolverSettings } from '../../config/resolv-conf.js';
 import type { ServiceEntry } from '../istio-types.js';
 import { AnswerCache } from './answer-cache.js';
@@ -133,13 +134,17 @@ export class DnsProxy {
           o.log.info({ address }, `DNS proxy: no ${address} in this namespace (IPv6 off); listening on IPv4 only`);
           continue;
         }
-        throw err;
+        throw new InterceptError(
+          `DNS proxy cannot listen on ${address.includes(':') ? `[${address}]` : address}:${port} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another --dns-port or stop what holds it`,
+          { cause: err },
+        );
       }
     }
   }
 
   private listenUdp(address: string, port: number): Promise<number> {
-    const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', ipv6Only: true });
+    const v6 = address.includes(':');
+    const socket = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ address, port, exclusive: true }, () => {
