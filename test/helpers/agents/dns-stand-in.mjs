@@ -1,6 +1,6 @@
 // A stand-in upstream nameserver for the DNS proxy tests, on ADDRESS port 53, UDP and TCP:
 //   www.example.org  A 192.0.2.80 (TTL 60)
-//   big.example.org  40 A records over TCP; over UDP only a truncated (TC) reply
+//   big.example.org  30 A records over TCP (about 1 KB: over 512 bytes, under 1232); over UDP only a truncated (TC) reply
 //   anything else    NXDOMAIN with an SOA (TTL 5)
 // Prints "ready" once bound and "query PROTO NAME TYPE" for every query it gets, so a test
 // can tell what reached the upstream and what the proxy answered or cached itself.
@@ -24,7 +24,7 @@ function reply(query, protocol) {
   }
   if (name === 'big.example.org' && q.type === 'A') {
     if (protocol === 'udp') return { ...base, flags: base.flags | dnsPacket.TRUNCATED_RESPONSE };
-    return { ...base, answers: Array.from({ length: 40 }, (_, i) => ({ type: 'A', name: q.name, ttl: 60, data: `192.0.2.${100 + i}` })) };
+    return { ...base, answers: Array.from({ length: 30 }, (_, i) => ({ type: 'A', name: q.name, ttl: 60, data: `192.0.2.${100 + i}` })) };
   }
   return { ...base, flags: base.flags | 3, authorities: [SOA] };
 }
