@@ -11,6 +11,7 @@ packages=(
   cmake g++ make  # the native addon (cmake-js)
   python3         # shared conformance tool
   curl            # the lab's and tests' HTTP client
+  bind9-dnsutils  # dig, the DNS proxy tests' and the lab's DNS client
   openssl         # test CA and certificates for TLS stand-ins
   ca-certificates
   procps          # ps/pkill in cleanup paths

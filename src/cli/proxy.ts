@@ -37,6 +37,19 @@ function positiveInt(flag: string) {
   };
 }
 
+/**
+ * A boolean proxy setting from its flags, else from istio-agent's environment variable (read
+ * as Go's strconv.ParseBool, the way istio-agent reads it), else false.
+ */
+function flagOrEnv(flag: boolean | undefined, env: string): boolean {
+  if (flag !== undefined) return flag;
+  const value = process.env[env];
+  if (value === undefined || value === '') return false;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
+  throw new ValidationError(env, value, 'true or false');
+}
+
 interface ProxyFlags {
   config: string;
   outboundPort: number;
@@ -57,6 +70,9 @@ interface ProxyFlags {
   drainTimeout: number;
   relay: 'splice' | 'streams';
   dnsRefreshRate: number;
+  dnsCapture?: boolean;
+  dnsPort: number;
+  dnsAutoAllocate?: boolean;
   watch: boolean;
   logLevel: string;
 }
@@ -98,6 +114,11 @@ export function proxyCommand(): Command {
         .choices(['splice', 'streams'])
         .default('splice'),
     )
+    .option('--dns-capture', 'run the DNS proxy, as istio-agent does when ISTIO_META_DNS_CAPTURE=true (the default then); use with istio-iptables --redirect-dns')
+    .option('--no-dns-capture', 'no DNS proxy, whatever ISTIO_META_DNS_CAPTURE says')
+    .option('--dns-port <port>', 'DNS proxy port on 127.0.0.1 and ::1, UDP and TCP (the target of --redirect-dns)', portFlag('--dns-port'), 15053)
+    .option('--dns-auto-allocate', 'answer address-less ServiceEntry hosts with addresses from 240.240.0.0/16 and 2001:2::/48 (default: ISTIO_META_DNS_AUTO_ALLOCATE)')
+    .option('--no-dns-auto-allocate', 'no auto-allocated addresses, whatever ISTIO_META_DNS_AUTO_ALLOCATE says')
     .option('--no-watch', 'reload only on SIGHUP, not when the file changes')
     .addOption(new Option('--log-level <level>', 'operational log level (stderr, JSON)').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText(
@@ -110,7 +131,13 @@ export function proxyCommand(): Command {
       ),
     )
     .action(async (flags: ProxyFlags) => {
+      const dnsCapture = flagOrEnv(flags.dnsCapture, 'ISTIO_META_DNS_CAPTURE');
+      const dnsAutoAllocate = flagOrEnv(flags.dnsAutoAllocate, 'ISTIO_META_DNS_AUTO_ALLOCATE');
+      if (dnsAutoAllocate && !dnsCapture && flags.dnsAutoAllocate) {
+        throw new ValidationError('--dns-auto-allocate', true, 'only with the DNS proxy on (--dns-capture or ISTIO_META_DNS_CAPTURE=true): allocated addresses mean nothing unless DNS answers with them');
+      }
       const log = pino({ name: 'interpose-proxy', level: flags.logLevel }, destination({ dest: 2, sync: true }));
+      if (dnsAutoAllocate && !dnsCapture) log.warn('ISTIO_META_DNS_AUTO_ALLOCATE has no effect without DNS capture (as in Istio): no DNS proxy runs');
       const server = await ProxyServer.start({
         configFile: resolve(flags.config),
         outboundPort: flags.outboundPort,
@@ -131,6 +158,7 @@ export function proxyCommand(): Command {
         drainTimeoutMs: flags.drainTimeout,
         relay: flags.relay,
         dnsRefreshMs: flags.dnsRefreshRate,
+        ...(dnsCapture ? { dns: { port: flags.dnsPort, resolvConf: '/etc/resolv.conf', autoAllocate: dnsAutoAllocate } } : {}),
         watch: flags.watch,
         log,
       });

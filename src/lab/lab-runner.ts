@@ -2,6 +2,7 @@
  * Runs a seed's steps in a fresh lab world and reports them. Every namespace, process and
  * /etc/netns file is removed when it ends — normally, on an error, or on Ctrl-C / SIGTERM.
  */
+import { dnsSteps } from './dns-steps.js';
 import { egressSteps } from './egress-steps.js';
 import { gatewaySteps } from './gateway-steps.js';
 import { LabReporter, type ReportedStep } from './lab-report.js';
@@ -12,7 +13,7 @@ import { labPreflight } from './preflight.linux.js';
 export type Seed = 'egress' | 'gateway';
 
 export const SEEDS: Record<Seed, { title: string; steps: readonly LabStep[] }> = {
-  egress: { title: 'Accessing External Services (egress)', steps: egressSteps },
+  egress: { title: 'Accessing External Services (egress)', steps: [...egressSteps, ...dnsSteps] },
   gateway: { title: 'Egress gateway for external services', steps: gatewaySteps },
 };
 

@@ -32,15 +32,16 @@ export class LabSession {
     readonly configFile: string,
   ) {}
 
-  /** Builds the world, installs `-i '*'` rules and starts the proxy in ALLOW_ANY mode. */
+  /** Builds the world, installs `-i '*' --redirect-dns` rules and starts the proxy (with its DNS proxy) in ALLOW_ANY mode. */
   static async open(onCommand: (c: CommandRecord) => void): Promise<LabSession> {
     const world = await World.create({ prefix: 'lab' });
     try {
       const configFile = `${world.dir}/mesh.yaml`;
       writeFileSync(configFile, meshMode('ALLOW_ANY'));
-      onCommand(await runInterpose(world.pod.name, ['-i', '*']));
+      // DNS capture on, as with ISTIO_META_DNS_CAPTURE: the seed must pass with it (dns-steps.ts shows it working).
+      onCommand(await runInterpose(world.pod.name, ['-i', '*', '--redirect-dns']));
       const proxy = await ProxyProcess.start(world.pod.name, [
-        '--config', configFile, '--uid', String(PROXY_UID), '--gid', String(PROXY_UID), '--access-log', '-',
+        '--config', configFile, '--uid', String(PROXY_UID), '--gid', String(PROXY_UID), '--access-log', '-', '--dns-capture', '--dns-auto-allocate',
       ]);
       return new LabSession(world, proxy, configFile);
     } catch (err) {

@@ -7,6 +7,7 @@ const TOOLS: ReadonlyArray<[command: string, debianPackage: string]> = [
   ['iptables-restore', 'iptables'],
   ['curl', 'curl'],
   ['openssl', 'openssl'],
+  ['dig', 'bind9-dnsutils'],
   ['setpriv', 'util-linux'],
 ];
 

@@ -11,10 +11,13 @@ import type { AddressTableFactory } from './address-table.js';
 import { AccessLog, type AccessLogEncoding } from './access-log.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { ConnectionTracker } from './connection-tracker.js';
+import { autoAllocate, type AllocatedAddress } from './dns/auto-allocate.js';
+import { DnsProxy, type DnsProxyOptions } from './dns/dns-proxy.js';
 import { gatewayPorts, handleGateway } from './gateway-handler.js';
 import { HttpProxy } from './http-proxy.js';
 import { handleInbound } from './inbound-handler.js';
 import { loadProxyConfig } from './istio-yaml.js';
+import type { ProxyConfig } from './istio-types.js';
 import { ProxyMetrics } from './metrics.js';
 import type { Endpoint } from './original-destination.linux.js';
 import { unseenPassthroughPorts } from './classify.js';
@@ -53,6 +56,11 @@ export interface ProxyServerOptions {
    */
   relay?: 'splice' | 'streams';
   dnsRefreshMs: number;
+  /**
+   * The DNS proxy (istio-agent's, for `istio-iptables --redirect-dns`); undefined = none.
+   * `autoAllocate` gives address-less ServiceEntry hosts addresses in 240.240.0.0/16 and 2001:2::/48.
+   */
+  dns?: Pick<DnsProxyOptions, 'port' | 'resolvConf' | 'addresses' | 'upstreamPort'> & { autoAllocate: boolean };
   watch: boolean;
   log: Logger;
   /** Test seams; production uses the native addon for both. */
@@ -76,6 +84,7 @@ export class ProxyServer {
   private tableFactory!: AddressTableFactory;
   private origDst!: (socket: Socket) => Endpoint | undefined;
   private splice: SpliceRelay | undefined;
+  private dns: DnsProxy | undefined;
   private stopping = false;
 
   private constructor(private readonly options: ProxyServerOptions) {
@@ -107,6 +116,7 @@ export class ProxyServer {
       if (a && typeof a === 'object') out[name] = a.port;
     }
     for (const [name, l] of this.relayListeners) out[name] = l.port;
+    if (this.dns) out['dns'] = this.dns.port;
     const m = this.metricsServer?.address();
     if (m && typeof m === 'object') out['metrics'] = m.port;
     return out;
@@ -124,7 +134,8 @@ export class ProxyServer {
     this.tableFactory = o.addressTableFactory ?? (() => new native!.CidrTrie());
     if (o.originalDestination) this.origDst = o.originalDestination;
     else this.origDst = (await import('./original-destination.linux.js')).originalDestination;
-    this.registry = new Registry(config, this.tableFactory);
+    const allocated = this.allocate(config);
+    this.registry = new Registry(config, this.tableFactory, allocated);
     if ((o.relay ?? 'splice') === 'splice') {
       const relay = new (await import('./splice-relay.linux.js')).SpliceRelay();
       this.splice = relay;
@@ -168,10 +179,22 @@ export class ProxyServer {
       o.log.warn({ err, file: o.configFile }, `cannot watch ${o.configFile} (${(err as Error).message}); reload with SIGHUP`);
     }
     dropPrivileges(o.uid, o.gid);
+    if (o.dns) {
+      // After the drop: the capture rules tell the proxy's DNS packets by their socket's owner
+      // (conntrack zones for its replies, the exemption for its forwarded queries), and a
+      // socket keeps the uid of whoever created it.
+      this.dns = await DnsProxy.start({ ...o.dns, log: o.log, metrics: this.metrics.registry }, config.serviceEntries, allocated);
+      if (o.uid === undefined) o.log.warn('DNS proxy without --uid: unless the rules exempt this process\'s uid, its forwarded queries are redirected back to it');
+    }
     o.log.info(
       { ports: this.ports, mode: this.registry.mode, uid: process.getuid?.(), gid: process.getgid?.(), services: config.serviceEntries.length },
       `interpose proxy listening (outbound ${this.ports['outbound']}, inbound ${this.ports['inbound']}, ${this.registry.mode})`,
     );
+  }
+
+  /** DNS auto-allocation, when the DNS proxy runs with it (Istio: no capture, no effect). */
+  private allocate(config: ProxyConfig): AllocatedAddress[] {
+    return this.options.dns?.autoAllocate ? autoAllocate(config.serviceEntries) : [];
   }
 
   /** What every connection handler needs; the registry is read per connection, so reloads apply. */
@@ -307,9 +330,11 @@ export class ProxyServer {
   async reload(reason = 'request'): Promise<boolean> {
     const log = this.options.log;
     let registry: Registry;
+    let allocated: AllocatedAddress[];
     try {
       const config = loadProxyConfig(this.options.configFile);
-      registry = new Registry(config, this.tableFactory);
+      allocated = this.allocate(config);
+      registry = new Registry(config, this.tableFactory, allocated);
       this.logIgnored(config.ignored);
     } catch (err) {
       this.metrics.configReloads.inc({ result: 'rejected' });
@@ -317,6 +342,7 @@ export class ProxyServer {
       return false;
     }
     this.registry = registry;
+    this.dns?.update(registry.config.serviceEntries, allocated);
     this.syncRelayPolicy();
     await this.syncGatewayListeners();
     this.metrics.configReloads.inc({ result: 'applied' });
@@ -333,6 +359,7 @@ export class ProxyServer {
     this.watcher?.stop();
     for (const s of [...this.listeners.values(), ...this.gatewayListeners.values()]) s.close();
     for (const l of this.relayListeners.values()) l.close();
+    this.dns?.close();
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
     this.http.closeIdle();

@@ -5,6 +5,7 @@
  * new Registry and swaps it in, so connections in flight keep the one they started with.
  */
 import type { AddressTable, AddressTableFactory } from './address-table.js';
+import type { AllocatedAddress } from './dns/auto-allocate.js';
 import { HostTable } from './host-table.js';
 import {
   MESH_GATEWAY,
@@ -41,9 +42,16 @@ export class Registry {
   private readonly tcpCatchAll = new Map<number, ServiceBinding>();
   private readonly virtualServices = new Map<string, HostTable<VirtualService>>();
 
-  constructor(config: ProxyConfig, newTable: AddressTableFactory) {
+  /**
+   * `allocated`: addresses the DNS proxy hands out for address-less hosts (DNS auto-allocation).
+   * Like Istio's listeners on them, they claim connections for their host, and an entry with
+   * allocations no longer claims its whole port.
+   */
+  constructor(config: ProxyConfig, newTable: AddressTableFactory, allocated: readonly AllocatedAddress[] = []) {
     this.config = config;
     this.mode = config.mode;
+    const allocations = new Map<ServiceEntry, AllocatedAddress[]>();
+    for (const a of allocated) allocations.set(a.entry, [...(allocations.get(a.entry) ?? []), a]);
     for (const entry of config.serviceEntries) {
       for (const host of entry.hosts) this.entriesByHost.add(host, entry);
       for (const port of entry.ports) {
@@ -64,6 +72,14 @@ export class Registry {
             if (this.claimedCidrs.has(key)) continue;
             this.claimedCidrs.add(key);
             table.insert(cidr.includes('/') ? cidr : cidr.includes(':') ? `${cidr}/128` : `${cidr}/32`, index);
+          }
+        } else if (allocations.has(entry)) {
+          let table = this.addressTables.get(port.number);
+          if (!table) this.addressTables.set(port.number, (table = newTable()));
+          for (const a of allocations.get(entry)!) {
+            const index = this.addressBindings.push({ entry, port, host: a.host }) - 1;
+            table.insert(`${a.v4}/32`, index);
+            table.insert(`${a.v6}/128`, index);
           }
         } else if (port.protocol === 'TCP' && !this.tcpCatchAll.has(port.number)) {
           // Istio builds a 0.0.0.0:PORT listener for address-less TCP entries: it takes

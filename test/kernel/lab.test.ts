@@ -19,7 +19,7 @@ kernelTest('interpose lab --json: every egress step as expected, and nothing lef
   t.is(r.exitCode, 0, String(r.stderr));
   const report = JSON.parse(String(r.stdout)) as { ok: boolean; steps: Array<{ id: string; ok: boolean; observed: string; accessLog: string[] }> };
   t.true(report.ok);
-  t.deepEqual(report.steps.map((s) => s.id), ['allow-any', 'registry-only', 'service-entry-http', 'service-entry-https', 'timeout', 'bypass']);
+  t.deepEqual(report.steps.map((s) => s.id), ['allow-any', 'registry-only', 'service-entry-http', 'service-entry-https', 'timeout', 'bypass', 'dns-capture']);
   for (const s of report.steps) t.true(s.ok, `${s.id}: ${s.observed}`);
   t.true(report.steps.find((s) => s.id === 'service-entry-http')!.accessLog.some((l) => l.includes('outbound|80||httpbin.org')));
   t.deepEqual(report.steps.find((s) => s.id === 'bypass')!.accessLog, []);
@@ -33,7 +33,7 @@ kernelTest('Ctrl-C during interpose lab removes every namespace, /etc/netns file
   await new Promise<void>((resolve) => {
     child.stdout!.on('data', (d: Buffer) => {
       output += d.toString();
-      if (output.includes('[2/6]')) resolve();
+      if (output.includes('[2/7]')) resolve();
     });
     void child.then(() => resolve());
   });
