@@ -129,7 +129,7 @@ export class ProxyServer {
       this.splice = relay;
       this.tracker.onOwnCountChange = (count) => relay.setOwnerConnections(count);
     }
-    this.logIgnored(config.ignored);
+    this.logIgnored(config.ignored, config.warnings);
 
     const deps = { ...this.handlerDeps(), originalDestination: (s: Socket) => this.origDst(s) };
     if (this.splice && !o.originalDestination) {
@@ -192,8 +192,9 @@ export class ProxyServer {
     };
   }
 
-  private logIgnored(ignored: string[]): void {
+  private logIgnored(ignored: string[], warnings: string[] = []): void {
     for (const what of ignored) this.options.log.info({ ignored: what }, `ignoring ${what}: not a kind interpose acts on`);
+    for (const line of warnings) this.options.log.warn(line);
   }
 
   private async listen(name: string, address: string, port: number, handler: (s: Socket) => unknown): Promise<Server> {
@@ -324,7 +325,7 @@ export class ProxyServer {
     try {
       const config = loadProxyConfig(this.options.configFile);
       registry = new Registry(config, this.tableFactory);
-      this.logIgnored(config.ignored);
+      this.logIgnored(config.ignored, config.warnings);
     } catch (err) {
       this.metrics.configReloads.inc({ result: 'rejected' });
       log.error({ reason, file: this.options.configFile }, `config rejected, keeping the previous one: ${(err as Error).message}`);
