@@ -220,3 +220,11 @@ export function applyFieldPolicy(kind: IstioKind, fields: PresentField[], resour
   if (warned.length === 0) return undefined;
   return `${resource}: accepted without effect: ${warned.map((w) => `${w.path} (${w.reason})`).join('; ')}`;
 }
+
+/** FIELD_POLICY as the Markdown table docs/proxy.md shows (kept in step by istio-schema.test.ts). */
+export function fieldPolicyMarkdown(): string {
+  const rows = FIELD_POLICY.map(
+    (r) => `| ${r.kind} | \`${r.path}\`${r.value ? ` = \`${r.value}\`` : ''} | ${r.verdict} | ${r.reason.replace(/\|/g, '\\|')} |`,
+  );
+  return ['| kind | field | verdict | why |', '|---|---|---|---|', ...rows].join('\n');
+}

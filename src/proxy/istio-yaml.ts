@@ -14,6 +14,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { ValidationError } from '../errors/index.js';
 import { parseCidr, isAddress } from '../net/cidr.js';
 import { parseDurationMs } from './duration.js';
+import { printable } from './istio-field-error.js';
 import { applyFieldPolicy } from './istio-field-policy.js';
 import { checkIstioSchema, ISTIO_KINDS } from './istio-schema.js';
 import { fullMatchRegex } from './re2-match.js';
@@ -53,7 +54,7 @@ class Path {
     return new Path(this.resource, field);
   }
   fail(value: unknown, accepted: string): never {
-    throw new ValidationError(`${this.resource} ${this.field}`, value, accepted);
+    throw new ValidationError(`${this.resource} ${this.field}`, printable(value), accepted);
   }
 }
 
