@@ -166,11 +166,17 @@ export const FIELD_POLICY: readonly FieldRule[] = [
 
 const DEFAULT_REJECT = 'interpose proxy does not implement it';
 
-/** Rows by kind and path, the value-specific row first. */
+/** Rows by kind and path, the value-specific row first (indexed once: the walk asks per field and ancestor). */
+const ROWS = new Map<string, FieldRule[]>();
+for (const r of FIELD_POLICY) {
+  const key = `${r.kind}\0${r.path}`;
+  ROWS.set(key, [...(ROWS.get(key) ?? []), r].sort((a, b) => Number(b.value !== undefined) - Number(a.value !== undefined)));
+}
+
 function rulesAt(kind: IstioKind, path: string): FieldRule[] {
-  return FIELD_POLICY.filter((r) => (r.kind === kind || r.kind === 'any') && r.path === path).sort(
-    (a, b) => Number(b.value !== undefined) - Number(a.value !== undefined),
-  );
+  const own = ROWS.get(`${kind}\0${path}`);
+  const any = ROWS.get(`any\0${path}`);
+  return own && any ? [...own, ...any] : (own ?? any ?? []);
 }
 
 function sameValue(value: unknown, expected: string): boolean {

@@ -128,8 +128,16 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+const resolved = new WeakMap<Schema, Schema>();
+
 /** `$ref` targets and oneOf/anyOf/allOf branches folded into one schema for field lookup. */
 function resolve(schema: Schema): Schema {
+  let r = resolved.get(schema);
+  if (!r) resolved.set(schema, (r = fold(schema)));
+  return r;
+}
+
+function fold(schema: Schema): Schema {
   const parts: Schema[] = [schema];
   if (schema.$ref) parts.push(resolve(registeredSchema(schema.$ref.replace(/#$/, ''))));
   for (const group of [schema.oneOf, schema.anyOf, schema.allOf]) {
