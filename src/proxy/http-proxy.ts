@@ -1,7 +1,8 @@
 /**
  * HTTP-level proxying for ServiceEntry HTTP ports and HTTP gateway servers, using Node's own
  * HTTP machinery on the accepted socket: each request is routed by its Host header and the
- * VirtualService routes (uri, port, gateway match; weights), gets the timeout of its route
+ * VirtualService routes (uri, authority, method, scheme, headers, query parameters, port,
+ * gateway match; weights), gets the timeout of its route
  * (504 "upstream request timeout", flag UT), and is logged in Envoy's format. Unknown hosts are
  * passed through (ALLOW_ANY) or answered 502 (REGISTRY_ONLY), as Envoy's allow_any/block_all
  * virtual hosts do.
@@ -111,7 +112,15 @@ export class HttpProxy {
     let external = true;
     const vs = registry.virtualService(host, gateway);
     if (vs) {
-      const route = selectHttpRoute(vs, { path: req.url ?? '/', authority, method: req.method ?? 'GET', port, gateway });
+      const route = selectHttpRoute(vs, {
+        path: req.url ?? '/',
+        authority,
+        method: req.method ?? 'GET',
+        scheme: 'http',
+        port,
+        gateway,
+        rawHeaders: req.rawHeaders,
+      });
       if (!route) return this.local(res, log, 404, 'NR', undefined);
       destination = pickDestination(route.route);
       timeoutMs = route.timeoutMs;

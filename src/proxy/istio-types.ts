@@ -53,16 +53,33 @@ export interface RouteDestination {
   weight: number;
 }
 
+/** Istio's StringMatch: exactly one of these is set (the schema enforces it). */
 export interface StringMatch {
   exact?: string;
   prefix?: string;
+  /** RE2 syntax, matched against the whole value (Envoy safe_regex). */
   regex?: string;
 }
 
+/** A header or query parameter condition; no `match` means "present" (Istio's `{}`). */
+export interface NamedMatch {
+  /** Header names are lower case; query parameter names are as written. */
+  name: string;
+  match?: StringMatch;
+}
+
+/** One `match` block: every field set must hold (AND); the blocks of a route are OR-ed. */
 export interface HttpMatch {
   uri?: StringMatch;
+  /** uri exact/prefix compared without case (Envoy `case_sensitive: false`; not regex). */
+  ignoreUriCase?: boolean;
   authority?: StringMatch;
   method?: StringMatch;
+  scheme?: StringMatch;
+  headers?: NamedMatch[];
+  /** Envoy invert_match: holds when the header is present and does not match. */
+  withoutHeaders?: NamedMatch[];
+  queryParams?: NamedMatch[];
   port?: number;
   gateways?: string[];
 }
@@ -136,6 +153,8 @@ export interface ProxyConfig {
   gateways: Gateway[];
   /** `kind` (or "document N") of documents ignored because we do not act on them. */
   ignored: string[];
+  /** One line per resource naming the fields accepted without effect (see istio-field-policy.ts). */
+  warnings: string[];
 }
 
 /** The reserved gateway name for sidecar (in-mesh) traffic. */

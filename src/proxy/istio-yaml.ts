@@ -2,8 +2,12 @@
  * Reads a multi-document Istio YAML file (as the seeds write it, unchanged) into a validated
  * ProxyConfig. Accepts the mesh setting in three shapes people already have at hand: a bare
  * `outboundTrafficPolicy:` document, an IstioOperator-style `meshConfig:`/`spec.meshConfig`,
- * and the `istio` ConfigMap whose `data.mesh` is itself YAML. Errors name the resource and
- * field; unknown kinds are reported in `ignored`, not rejected.
+ * and the `istio` ConfigMap whose `data.mesh` is itself YAML (those are not CRDs: read as
+ * before). Each Istio resource is first checked against Istio's CRD schema (istio-schema.ts:
+ * unknown fields are errors) and the field policy (istio-field-policy.ts: a field the proxy
+ * does not implement is refused or, if it cannot change traffic, warned about), and only then
+ * read. Errors name the resource (kind namespace/name) and field; unknown kinds are reported
+ * in `ignored`, not rejected.
  */
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
@@ -11,6 +15,10 @@ import { ValidationError } from '../errors/index.js';
 import { parseCidr, isAddress } from '../net/cidr.js';
 import { goDurationMs } from '../config/value-parsers.js';
 import { isPort, portFromText } from '../net/port.js';
+import { printable } from './istio-field-error.js';
+import { applyFieldPolicy } from './istio-field-policy.js';
+import { checkIstioSchema, ISTIO_KINDS } from './istio-schema.js';
+import { fullMatchRegex } from './re2-match.js';
 import {
   MESH_GATEWAY,
   PORT_PROTOCOLS,
@@ -19,6 +27,7 @@ import {
   type Gateway,
   type HttpMatch,
   type HttpRoute,
+  type NamedMatch,
   type OutboundMode,
   type PortProtocol,
   type ProxyConfig,
@@ -32,7 +41,6 @@ import {
 
 const API_GROUP = 'networking.istio.io/';
 const API_VERSIONS = ['v1alpha3', 'v1beta1', 'v1'];
-const KINDS = ['ServiceEntry', 'VirtualService', 'DestinationRule', 'Gateway'] as const;
 
 type Obj = Record<string, unknown>;
 
@@ -47,7 +55,7 @@ class Path {
     return new Path(this.resource, field);
   }
   fail(value: unknown, accepted: string): never {
-    throw new ValidationError(`${this.resource} ${this.field}`, value, accepted);
+    throw new ValidationError(`${this.resource} ${this.field}`, printable(value), accepted);
   }
 }
 
@@ -149,6 +157,7 @@ export function parseProxyConfig(text: string, source = 'config'): ProxyConfig {
     destinationRules: [],
     gateways: [],
     ignored: [],
+    warnings: [],
   };
   const docs = parseAllDocuments(text, { prettyErrors: true });
   const documents = Array.isArray(docs) ? docs : [docs];
@@ -186,16 +195,15 @@ function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
     else config.ignored.push(`${kind} ${JSON.stringify(metaName(doc))} (no outboundTrafficPolicy)`);
     return;
   }
-  if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) {
+  const istioKind = ISTIO_KINDS.find((k) => k === kind);
+  if (!istioKind) {
     config.ignored.push(`${String(kind)} ${JSON.stringify(metaName(doc))}`);
     return;
   }
   const maybeName = metaName(doc);
-  // Named as kind "namespace/name" when the namespace is given, so two resources of one name in
-  // different namespaces can be told apart in an error.
-  const givenNamespace = isObj(doc['metadata']) && typeof doc['metadata']['namespace'] === 'string' ? doc['metadata']['namespace'] : undefined;
-  const label = givenNamespace ? `${givenNamespace}/${maybeName ?? ''}` : (maybeName ?? '');
-  const p: Path = new Path(`${where.replace(/ document \d+$/, '')}: ${kind} ${JSON.stringify(label)}`, '');
+  const meta0 = doc['metadata'];
+  const ns0 = isObj(meta0) && typeof meta0['namespace'] === 'string' && meta0['namespace'] ? meta0['namespace'] : 'default';
+  const p: Path = new Path(`${where.replace(/ document \d+$/, '')}: ${kind} ${ns0}/${maybeName ?? ''}`, '');
   const name: string = maybeName || p.at('metadata.name').fail(maybeName, 'a non-empty string');
   const apiVersion = doc['apiVersion'];
   if (
@@ -205,6 +213,9 @@ function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
   ) {
     p.at('apiVersion').fail(apiVersion, API_VERSIONS.map((v) => API_GROUP + v).join(', '));
   }
+  const fields = checkIstioSchema(doc, istioKind, (apiVersion as string).slice(API_GROUP.length), p.resource);
+  const warning = applyFieldPolicy(istioKind, fields, p.resource);
+  if (warning) config.warnings.push(warning);
   const meta = obj(doc['metadata'], p.at('metadata'));
   const namespace = optStr(meta['namespace'], p.at('metadata.namespace')) ?? 'default';
   const spec = obj(doc['spec'], p.at('spec'));
@@ -308,13 +319,32 @@ function readStringMatch(v: unknown, p: Path): StringMatch | undefined {
   if (o['regex'] !== undefined) {
     m.regex = str(o['regex'], p.at('regex'));
     try {
-      new RegExp(`^(?:${m.regex})$`);
-    } catch {
-      p.at('regex').fail(m.regex, 'a valid regular expression');
+      fullMatchRegex(m.regex);
+    } catch (err) {
+      p.at('regex').fail(m.regex, `an RE2 regular expression, as Envoy compiles it (${(err as Error).message.replace(/^.*: /, '')})`);
     }
   }
   if (Object.keys(m).length === 0) p.fail(v, 'one of exact, prefix, regex');
   return m;
+}
+
+/**
+ * `headers`/`withoutHeaders`/`queryParams`: name → StringMatch. Istio turns `{}` and the
+ * catch-all regexes "*" and ".*" into a presence check (no `match`).
+ */
+function readNamedMatches(v: unknown, p: Path, lowerCase: boolean): NamedMatch[] | undefined {
+  const o = optObj(v, p);
+  if (!o) return undefined;
+  return Object.entries(o).map(([rawName, raw]) => {
+    const np = p.at(rawName);
+    if (rawName === '' || rawName.startsWith(':')) {
+      np.fail(rawName, 'a header or parameter name (pseudo-headers such as ":path" are matched through uri, authority, method, scheme)');
+    }
+    const name = lowerCase ? rawName.toLowerCase() : rawName;
+    const mo = optObj(raw, np);
+    if (!mo || Object.keys(mo).length === 0 || mo['regex'] === '*' || mo['regex'] === '.*') return { name };
+    return { name, match: readStringMatch(mo, np)! };
+  });
 }
 
 function readDestinations(v: unknown, p: Path): RouteDestination[] {
@@ -369,6 +399,15 @@ function readVirtualService(spec: Obj, p: Path, name: string, namespace: string)
       if (authority) out.authority = authority;
       const method = readStringMatch(mo['method'], mp.at('method'));
       if (method) out.method = method;
+      const scheme = readStringMatch(mo['scheme'], mp.at('scheme'));
+      if (scheme) out.scheme = scheme;
+      if (mo['ignoreUriCase'] === true) out.ignoreUriCase = true;
+      const headers = readNamedMatches(mo['headers'], mp.at('headers'), true);
+      if (headers) out.headers = headers;
+      const withoutHeaders = readNamedMatches(mo['withoutHeaders'], mp.at('withoutHeaders'), true);
+      if (withoutHeaders) out.withoutHeaders = withoutHeaders;
+      const queryParams = readNamedMatches(mo['queryParams'], mp.at('queryParams'), false);
+      if (queryParams) out.queryParams = queryParams;
       const mport = optPort(mo['port'], mp.at('port'));
       if (mport !== undefined) out.port = mport;
       const gws = gatewayRefs(mo['gateways'], mp.at('gateways'));

@@ -141,7 +141,7 @@ export class ProxyServer {
       this.splice = relay;
       this.tracker.onOwnCountChange = (count) => relay.setOwnerConnections(count);
     }
-    this.logIgnored(config.ignored);
+    this.logIgnored(config.ignored, config.warnings);
 
     const deps = { ...this.handlerDeps(), originalDestination: (s: Socket) => this.origDst(s) };
     if (this.splice && !o.originalDestination) {
@@ -216,8 +216,9 @@ export class ProxyServer {
     };
   }
 
-  private logIgnored(ignored: string[]): void {
+  private logIgnored(ignored: string[], warnings: string[] = []): void {
     for (const what of ignored) this.options.log.info({ ignored: what }, `ignoring ${what}: not a kind interpose acts on`);
+    for (const line of warnings) this.options.log.warn(line);
   }
 
   private async listen(name: string, address: string, port: number, handler: (s: Socket) => unknown): Promise<Server> {
@@ -335,7 +336,7 @@ export class ProxyServer {
       const config = loadProxyConfig(this.options.configFile);
       allocated = this.allocate(config);
       registry = new Registry(config, this.tableFactory, allocated);
-      this.logIgnored(config.ignored);
+      this.logIgnored(config.ignored, config.warnings);
     } catch (err) {
       this.metrics.configReloads.inc({ result: 'rejected' });
       log.error({ reason, file: this.options.configFile }, `config rejected, keeping the previous one: ${(err as Error).message}`);

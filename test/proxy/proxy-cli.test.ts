@@ -36,7 +36,7 @@ test('a missing or invalid config file is refused at start, naming the file, res
   writeFileSync(file, seed.httpbinServiceEntry.replace('resolution: DNS', 'resolution: SOMETIMES'));
   const invalid = await run(['--config', file, '--metrics-port', '0', '--outbound-port', '1', '--inbound-port', '2']);
   t.is(invalid.exitCode, 1);
-  t.regex(invalid.stderr, /mesh\.yaml: ServiceEntry "httpbin-ext" spec\.resolution: "SOMETIMES": expected one of NONE, STATIC, DNS/);
+  t.regex(invalid.stderr, /mesh\.yaml: ServiceEntry default\/httpbin-ext spec\.resolution: "SOMETIMES": expected one of NONE, STATIC, DNS/);
 });
 
 test('--help documents every option and the signals', async (t) => {
