@@ -3,8 +3,12 @@
 // head and an early FIN, reset propagation, idle timeout, abort, first-bytes capture, its own
 // listener (accept, connect upstream, refused upstream, release, close with reset), and
 // shutting the relay down with connections still open. Prints "relay_test ok" on success.
+// Needs root: it runs in a network namespace of its own (see enterFreshNetns).
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -344,9 +348,30 @@ void acceptAndDecide(SpliceRelay& relay, Completions& done) {
   relay.unlisten(7);
 }
 
+// Moves the process into a new network namespace with only lo, up. The checks must not depend on
+// the host's namespace: where podman or Docker has run, conntrack tracks every connection there,
+// and SO_ORIGINAL_DST then answers for connections that were never NATed. A fresh namespace has
+// no netfilter rules, so conntrack stays off in it. Runs before any thread exists: threads
+// created later inherit the namespace.
+bool enterFreshNetns() {
+  if (unshare(CLONE_NEWNET) != 0) {
+    std::fprintf(stderr, "relay_test: unshare(CLONE_NEWNET) failed (%s): needs root\n", std::strerror(errno));
+    return false;
+  }
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  const bool up = fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
+                  (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+  if (!up) std::fprintf(stderr, "relay_test: bringing lo up failed (%s)\n", std::strerror(errno));
+  if (fd >= 0) close(fd);
+  return up;
+}
+
 }  // namespace
 
 int main() {
+  if (!enterFreshNetns()) return 2;
   listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   listen_addr.sin_family = AF_INET;
   listen_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -32,9 +32,9 @@ export function discoverCommand(): Command {
     .option('--region <region>', 'GKE region of a regional cluster, or the AWS region (eks)')
     .option('--project <id>', 'GCP project (gke)')
     .option('--resource-group <group>', 'Azure resource group (aks)')
-    .option('--context <name>', 'kube context (auto, kubeadm, kind, k3s, minikube, docker-desktop, openshift)')
+    .option('--context <name>', 'kube context (auto, kubeadm, kind, k3s, minikube, docker-desktop, openshift; eks: where to look for the aws-node DaemonSet)')
     .option('--config <file>', 'ICP cluster/config.yaml, or the k3s config.yaml (default /etc/rancher/k3s/config.yaml)')
-    .option('--vpc-cni', 'eks: the self-managed Amazon VPC CNI is in use: list the VPC CIDRs as pod ranges')
+    .option('--vpc-cni', 'eks: the Amazon VPC CNI is in use: list the VPC CIDRs as pod ranges without asking (the add-on list or the aws-node DaemonSet)')
     .option('--format <format>', FORMATS.join(' | '), 'text')
     .option('--timeout <seconds>', 'how long each platform CLI may take', '30')
     .action(async (flags: DiscoverFlags) => {

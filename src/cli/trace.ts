@@ -15,6 +15,7 @@ import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { formatTrace, traceJson } from '../trace/format.js';
 import { programFromRulesetIptables, programFromRulesetNft } from '../trace/from-ruleset.js';
 import { programFromDumps, readKernelDumps, routeFor } from '../trace/kernel-rules.linux.js';
+import { unmapped } from '../trace/kernel-destination.js';
 import { buildPacket, type PacketOptions } from '../trace/packet.js';
 import type { TraceProgram } from '../trace/program.js';
 import { tracePacket } from '../trace/walker.js';
@@ -110,14 +111,18 @@ async function runTrace(opts: Record<string, string | boolean | undefined>): Pro
   const routeNotes: string[] = [];
   const outbound = packetOptions.direction !== 'inbound' && packetOptions.in === undefined;
   if (executor && outbound && (packetOptions.out === undefined || packetOptions.src === undefined)) {
-    // Ask the namespace's routing table, as the kernel does before OUTPUT.
+    // Ask the namespace's routing table, as the kernel does before OUTPUT, for the address the
+    // kernel really sends to (an IPv4-mapped one is routed as IPv4).
     let family: 4 | 6 = 4;
+    let routed = packetOptions.dst;
     try {
-      family = parseStrictAddress(packetOptions.dst).kind() === 'ipv4' ? 4 : 6;
+      const dst = unmapped(parseStrictAddress(packetOptions.dst));
+      family = dst.kind() === 'ipv4' ? 4 : 6;
+      routed = dst.toString();
     } catch {
       // buildPacket reports the bad address below.
     }
-    const route = await routeFor(executor, packetOptions.dst, family);
+    const route = await routeFor(executor, routed, family);
     if (packetOptions.out === undefined && route.dev) {
       packetOptions.out = route.dev;
       routeNotes.push(`leaves by ${route.dev}, as the namespace's route to ${packetOptions.dst} says (ip route get)`);

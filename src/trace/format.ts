@@ -32,6 +32,7 @@ function meaning(result: TraceResult, p: TracePacket): string {
 export function formatTrace(result: TraceResult, packet: TracePacket, source: string, assumptions: readonly string[]): string {
   const lines: string[] = [];
   lines.push(`packet:  ${describePacket(packet)}`);
+  if (packet.dstRewrite) lines.push(`         (given --dst ${packet.dstRewrite.given}: ${packet.dstRewrite.reason})`);
   lines.push(`rules:   ${source}`);
   lines.push(`verdict: ${describeVerdict(result.verdict)} — ${meaning(result, packet)}`);
   for (const d of result.decidedBy) {
@@ -87,6 +88,7 @@ export function traceJson(result: TraceResult, packet: TracePacket, source: stri
       ...(packet.direction === 'outbound' ? { uid: packet.uid, gid: packet.gid, out: packet.outInterface } : { in: packet.inInterface }),
       state: packet.ctState,
       mark: packet.mark,
+      ...(packet.dstRewrite ? { dstGiven: packet.dstRewrite.given, dstRewrite: packet.dstRewrite.reason } : {}),
     },
     rules: source,
     verdict: result.verdict,

@@ -7,6 +7,8 @@ import { ValidationError } from '../errors/validation-error.js';
 import type { IpFamily } from '../net/cidr.js';
 import { parseStrictAddress } from '../net/cidr.js';
 import type { ConntrackState, L4Protocol } from '../rules/ir.js';
+import { formatAddress } from '../net/ip-format.js';
+import { kernelDestination, unmapped } from './kernel-destination.js';
 
 /** Locally generated (OUTPUT) or arriving from the network for this host (PREROUTING). */
 export type Direction = 'outbound' | 'inbound';
@@ -30,6 +32,11 @@ export interface TracePacket {
   /** Packet mark (skb->mark) and connection mark when the trace starts. */
   readonly mark: number;
   readonly ctMark: number;
+  /**
+   * Set when the kernel rewrote the destination given before OUTPUT (an IPv4-mapped or
+   * unspecified address, see kernel-destination.ts): the address as given, and why `dst` differs.
+   */
+  readonly dstRewrite?: { readonly given: string; readonly reason: string };
 }
 
 /** Options as a user gives them (strings from the command line, or numbers). */
@@ -85,11 +92,14 @@ function iface(flag: string, name: string): string {
  * `--in` is given (else outbound), uid 0, gid = uid, state NEW, marks 0, out interface `lo`
  * for a loopback destination and `eth0` otherwise, source 127.0.0.1/::1 or a documentation
  * address. Every default that can change a verdict is listed in `assumptions`.
+ *
+ * An outbound packet's destination is the one the kernel gives it before OUTPUT: an
+ * IPv4-mapped address becomes IPv4, the unspecified address loopback by lo (the packet's
+ * `dstRewrite` says so). Inbound, both are refused: only sockets rewrite them.
  */
 export function buildPacket(o: PacketOptions): PacketBuild {
   const assumptions: string[] = [];
-  const dst = address('--dst', o.dst);
-  const family: IpFamily = dst.kind() === 'ipv4' ? 4 : 6;
+  const given = address('--dst', o.dst);
   const proto = (o.proto ?? 'tcp').toLowerCase();
   if (proto !== 'tcp' && proto !== 'udp') throw new ValidationError('--proto', o.proto, 'tcp or udp');
   const dport = integer('--dport', o.dport, 1, 65535, 'a port');
@@ -108,14 +118,36 @@ export function buildPacket(o: PacketOptions): PacketBuild {
   if (direction === 'outbound' && o.in !== undefined) throw new ValidationError('--in', o.in, '--out IFACE for an outbound packet (--in is for inbound)');
   if (direction === 'inbound' && o.out !== undefined) throw new ValidationError('--out', o.out, '--in IFACE for an inbound packet (--out is for outbound)');
 
+  // A source given as an IPv4-mapped address is the IPv4 address an IPv6 socket sends from.
+  const givenSrc = o.src !== undefined ? unmapped(address('--src', o.src)) : undefined;
+  let dst = given;
+  let dstRewrite: TracePacket['dstRewrite'];
+  let viaLoopback = false;
+  if (direction === 'outbound') {
+    // What the kernel makes of the address before OUTPUT: that is the packet the rules see.
+    const k = kernelDestination(given, givenSrc);
+    dst = k.address;
+    viaLoopback = k.loopback;
+    if (k.reason !== undefined) dstRewrite = { given: formatAddress(given), reason: k.reason };
+  } else if (given.range() === 'unspecified' || unmapped(given) !== given) {
+    // Only sockets rewrite these; a packet from the network to them is not for this host.
+    throw new ValidationError('--dst', o.dst, given.range() === 'unspecified'
+      ? 'an address an inbound packet can be for (the kernel drops packets to the unspecified address as martians)'
+      : `an address an inbound packet can be for: an IPv4-mapped address is a socket-API form, never on the wire (for an IPv4 packet use --dst ${formatAddress(unmapped(given))})`);
+  }
+  const family: IpFamily = dst.kind() === 'ipv4' ? 4 : 6;
+
   const loopbackDst = dst.range() === 'loopback';
   let src: ipaddr.IPv4 | ipaddr.IPv6;
-  if (o.src !== undefined) {
-    src = address('--src', o.src);
-    if (src.kind() !== dst.kind()) throw new ValidationError('--src', o.src, `an IPv${family} address, like --dst ${o.dst}`);
+  if (givenSrc !== undefined) {
+    src = givenSrc;
+    if (src.kind() !== dst.kind()) {
+      const like = dstRewrite ? `, as the kernel sends --dst ${o.dst} (to ${formatAddress(dst)})` : `, like --dst ${o.dst}`;
+      throw new ValidationError('--src', o.src, `an IPv${family} address${like}`);
+    }
   } else {
     src = loopbackDst ? dst : parseStrictAddress(family === 4 ? '192.0.2.1' : '2001:db8::1');
-    assumptions.push(`source address ${src.toString()} (use --src)`);
+    assumptions.push(`source address ${formatAddress(src)} (use --src)`);
   }
 
   let uid = 0;
@@ -132,8 +164,16 @@ export function buildPacket(o: PacketOptions): PacketBuild {
   let outInterface: string | undefined;
   let inInterface: string | undefined;
   if (direction === 'outbound') {
-    outInterface = o.out !== undefined ? iface('--out', o.out) : loopbackDst ? 'lo' : 'eth0';
-    if (o.out === undefined) assumptions.push(`leaves by interface ${outInterface} (use --out)`);
+    if (viaLoopback) {
+      // The kernel picks lo itself here; no route or --out changes that.
+      if (o.out !== undefined && iface('--out', o.out) !== 'lo') {
+        throw new ValidationError('--out', o.out, `lo, or no --out: ${dstRewrite!.reason}`);
+      }
+      outInterface = 'lo';
+    } else {
+      outInterface = o.out !== undefined ? iface('--out', o.out) : loopbackDst ? 'lo' : 'eth0';
+      if (o.out === undefined) assumptions.push(`leaves by interface ${outInterface} (use --out)`);
+    }
   } else {
     inInterface = o.in !== undefined ? iface('--in', o.in) : 'eth0';
     if (o.in === undefined) assumptions.push(`arrives on interface ${inInterface} (use --in)`);
@@ -158,6 +198,7 @@ export function buildPacket(o: PacketOptions): PacketBuild {
     ctState: stateText as ConntrackState,
     mark,
     ctMark: 0,
+    ...(dstRewrite !== undefined ? { dstRewrite } : {}),
   };
   return { packet, assumptions };
 }

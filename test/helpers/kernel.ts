@@ -25,17 +25,34 @@ export function kernelTest(title: string, fn: Implementation<[]>): void {
   test.skip(`${title} (skipped: ${skipReason})`, fn);
 }
 
+/**
+ * Set in every namespace a test creates. A new namespace copies its IPv4 settings from the
+ * host's (net.core.devconf_inherit_init_net=0): where podman or Docker has run, ip_forward=1,
+ * and a namespace meant to refuse a connection to an address it does not hold forwards the SYN
+ * instead. Tests state what they rely on; a test that needs forwarding turns it on itself.
+ */
+export const NETNS_SYSCTLS = [
+  'net.ipv4.ip_forward=0',
+  'net.ipv6.conf.all.forwarding=0',
+  'net.ipv4.conf.all.rp_filter=0',
+  'net.ipv4.conf.default.rp_filter=0',
+];
+
 /** A network namespace owned by one test. */
 export class Netns {
   private constructor(readonly name: string) {}
 
-  /** Creates `ip netns add NAME` with lo up, and registers its deletion on the test. */
+  /**
+   * Creates `ip netns add NAME` with lo up and NETNS_SYSCTLS set, and registers its deletion on
+   * the test.
+   */
   static async create(t: ExecutionContext, prefix = 'ipt'): Promise<Netns> {
     const name = `${prefix}-${randomBytes(4).toString('hex')}`;
     await execa('ip', ['netns', 'add', name]);
     const ns = new Netns(name);
     t.teardown(() => ns.destroy());
     await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
+    await ns.exec(['sysctl', '-qw', ...NETNS_SYSCTLS]);
     return ns;
   }
 

@@ -72,6 +72,23 @@ kernelTest('trace --from-kernel explains a bypass and a capture in the namespace
   const inbound = await runCli(['trace', '--from-kernel', '--network-namespace', ns.name, '--dst', '192.0.2.10', '--dport', '15090', '--in', 'eth0'], SYSTEM_PATH);
   t.regex(inbound.stdout, /decided by[^\n]*\n(.*\n)*  > -A ISTIO_INBOUND -p tcp -m tcp --dport 15090 -j RETURN/);
 
+  // The namespace's route decides interface and source for the address the kernel really
+  // sends to: IPv4 for a mapped one (an IPv6 route lookup would fail), lo for the unspecified one.
+  await ns.exec(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+  await ns.exec(['ip', 'link', 'set', 'eth0p', 'up']);
+  await ns.exec(['ip', 'addr', 'add', '100.64.7.1/24', 'dev', 'eth0']);
+  await ns.exec(['ip', 'link', 'set', 'eth0', 'up']);
+  await ns.exec(['ip', 'route', 'add', 'default', 'via', '100.64.7.2']);
+  const mapped = await runCli(['trace', '--from-kernel', '--network-namespace', ns.name, '--dst', '::ffff:10.96.0.10', '--dport', '80', '--uid', '1000'], SYSTEM_PATH);
+  t.is(mapped.exitCode, 0, mapped.stderr);
+  t.regex(mapped.stdout, /^packet: +outbound tcp 100\.64\.7\.1:40000 -> 10\.96\.0\.10:80 uid 1000 gid 1000 out eth0 /);
+  t.regex(mapped.stdout, /IPv4-mapped address: an IPv6 socket sends IPv4 to 10\.96\.0\.10/);
+  t.regex(mapped.stdout, /verdict: redirect to port 15001/);
+  const self = await runCli(['trace', '--from-kernel', '--network-namespace', ns.name, '--dst', '0.0.0.0', '--dport', '80', '--uid', '1000'], SYSTEM_PATH);
+  t.is(self.exitCode, 0, self.stderr);
+  t.regex(self.stdout, /^packet: +outbound tcp 127\.0\.0\.1:40000 -> 127\.0\.0\.1:80 uid 1000 gid 1000 out lo /);
+  t.regex(self.stdout, /verdict: untouched/);
+
   const empty = await Netns.create(t, 'tte');
   const none = await runCli(['trace', '--from-kernel', '--network-namespace', empty.name, '--dst', '192.0.2.1', '--dport', '80'], SYSTEM_PATH);
   t.is(none.exitCode, 1);

@@ -3,7 +3,9 @@
  * several users and ports. For each packet, the verdict trace gives — for the configuration
  * (flags → IR) and for the rules read back from the kernel (iptables-save / nft -j) — must
  * name where a real connection lands: the outbound proxy (15001), the inbound/TPROXY listener
- * (15006), the DNS proxy (15053), the pod's own server, or the world.
+ * (15006), the DNS proxy (15053), the pod's own server, or the world. Among the packets are
+ * connections to the unspecified address (0.0.0.0, [::]) and to IPv4-mapped IPv6 addresses,
+ * which the kernel rewrites before the rules see them.
  *
  * TRACE_SEED=N reproduces a run; TRACE_CONFIGS=N changes the number of configurations per
  * backend (12 by default: about 1100 connections in all, well under a minute).
@@ -179,6 +181,24 @@ function probesFor(rnd: SeededRandom, cfg: Config, veth: string): Probe[] {
         packet: { dst, dport, uid: owner.uid, gid: owner.gid, out: own ? 'lo' : veth, src: own ? dst : v6 ? POD_V6 : POD_V4 },
       });
     }
+    // Addresses the kernel rewrites before OUTPUT: the unspecified address (a connection to
+    // self, by lo, wherever the rules say it goes) and an IPv4-mapped one from an IPv6 socket
+    // (IPv4 on the wire, the IPv4 rules decide; the socket's own address reads ::ffff:100.64.0.1).
+    const v4 = dsts.map(([d]) => d).filter((d) => !d.includes(':') && d !== POD_V4 && d !== DNS_V4);
+    const edges: Array<[string, number, PacketOptions]> = [
+      ['0.0.0.0', rnd.pick(APP_PORTS.slice(0, 4)), {} as PacketOptions],
+      ['::', rnd.pick(APP_PORTS.slice(0, 4)), {} as PacketOptions],
+      [`::ffff:${rnd.pick(v4.length > 0 ? v4 : [randomWorldAddress(rnd, 4)])}`, rnd.pick(WORLD_PORTS.slice(0, 4)), { out: veth, src: `::ffff:${POD_V4}` } as PacketOptions],
+    ];
+    for (const [dst, dport, extra] of edges) {
+      probes.push({
+        label: `uid ${owner.uid} gid ${owner.gid} -> ${dst.includes(':') ? `[${dst}]` : dst}:${dport}`,
+        from: 'pod',
+        owner,
+        target: [dst, dport],
+        packet: { dst, dport, uid: owner.uid, gid: owner.gid, ...extra },
+      });
+    }
   }
   for (let i = 0; i < 8; i++) {
     const v6 = i % 2 === 1;
@@ -204,7 +224,8 @@ function expectedLanding(program: TraceProgram, probe: Probe): string {
     case 'tproxy':
       return TAG_BY_PORT.get(v.port) ?? `port ${v.port}`;
     case 'untouched':
-      return probe.packet.dst === POD_V4 || probe.packet.dst === POD_V6 ? 'local' : 'world';
+      // By lo: one of the pod's own addresses, or the unspecified address turned loopback.
+      return packet.outInterface === 'lo' || packet.direction === 'inbound' ? 'local' : 'world';
     case 'drop':
       return 'dropped';
   }

@@ -63,7 +63,8 @@ kernelTest('nft interval sets read back from the kernel trace like the configura
   const fromFlags = programFromRulesetNft(buildIstioRuleset(config));
   let checked = 0;
   for (let a = 0; a < 256; a += 3) {
-    for (const dst of [`198.51.100.${a}`, `203.0.113.${a}`]) {
+    // IPv4-mapped forms too: sent as IPv4, so the IPv4 sets decide them.
+    for (const dst of [`198.51.100.${a}`, `203.0.113.${a}`, `::ffff:198.51.100.${a}`]) {
       const p = buildPacket({ dst, dport: 80, uid: 1000, out: 'eth0' }).packet;
       t.deepEqual(tracePacket(fromKernel, p).verdict, tracePacket(fromFlags, p).verdict, dst);
       checked++;
@@ -72,5 +73,14 @@ kernelTest('nft interval sets read back from the kernel trace like the configura
   const setRule = tracePacket(fromKernel, buildPacket({ dst: '198.51.100.9', dport: 80, uid: 1000, out: 'eth0' }).packet);
   t.deepEqual(setRule.verdict, { kind: 'untouched' });
   t.regex(setRule.decidedBy[0]?.rule ?? '', /ip daddr @istio-output-return-v4 counter return/, 'the deciding rule is shown as nft lists it');
+  const mapped = tracePacket(fromKernel, buildPacket({ dst: '::ffff:198.51.100.9', dport: 80, uid: 1000, out: 'eth0' }).packet);
+  t.deepEqual(mapped.verdict, { kind: 'untouched' }, 'an IPv4-mapped destination meets the IPv4 set');
+  t.regex(mapped.decidedBy[0]?.rule ?? '', /ip daddr @istio-output-return-v4 counter return/);
+  // A connection to the unspecified address goes to the local application, whatever the sets say.
+  for (const dst of ['0.0.0.0', '::']) {
+    const self = buildPacket({ dst, dport: 80, uid: 1000 }).packet;
+    t.deepEqual(tracePacket(fromKernel, self).verdict, { kind: 'untouched' }, dst);
+    t.deepEqual(tracePacket(fromKernel, self).verdict, tracePacket(fromFlags, self).verdict, dst);
+  }
   t.log(`${checked} packets traced both ways`);
 });

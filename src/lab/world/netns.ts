@@ -24,11 +24,17 @@ const stripNewline = (s: string) => s.replace(/\r?\n$/, '');
 export class NamedNetns {
   constructor(readonly name: string) {}
 
-  /** `ip netns add NAME` and brings lo up. */
+  /**
+   * `ip netns add NAME`, brings lo up, and turns forwarding and reverse-path filtering off. A
+   * new namespace copies the host's IPv4 settings: where podman or Docker has run,
+   * ip_forward=1, and the world would forward a SYN for an address it does not hold instead of
+   * refusing it. Neither the pod nor the world routes for anyone.
+   */
   static async create(name: string): Promise<NamedNetns> {
     await runChecked(system, ['ip', 'netns', 'add', name]);
     const ns = new NamedNetns(name);
     await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
+    await ns.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=0', 'net.ipv6.conf.all.forwarding=0', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
     return ns;
   }
 

@@ -41,7 +41,7 @@ test('eks with the vpc-cni add-on: service CIDR plus associated VPC blocks as po
   const r = await discover('eks', opts(fake.env, { cluster: 'demo', region: 'us-west-2' }));
   // The disassociated 172.31.0.0/16 block must not appear.
   t.deepEqual(includeRanges(r.findings), ['192.168.0.0/16', '100.64.0.0/16', '10.100.0.0/16']);
-  t.true(r.notes.some((n) => /VPC CNI add-on/.test(n)));
+  t.true(r.notes.some((n) => /Amazon VPC CNI: the vpc-cni add-on/.test(n)));
 });
 
 test('eks IPv6: serviceIpv6Cidr and the VPC IPv6 block', async (t) => {
