@@ -6,7 +6,8 @@
 import test from 'ava';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderDryRun } from '../../../src/cli/istio-iptables.js';
+import { emptyIptablesState, planIptablesInstall } from '../../../src/kernel/iptables-backend.linux.js';
+import type { Ruleset } from '../../../src/rules/ir.js';
 import { buildIstioRuleset } from '../../../src/rules/istio-ruleset.js';
 import { renderRuleSpec } from '../../../src/rules/render/iptables.js';
 import { fakeSystem } from '../../helpers/fake-system.js';
@@ -14,6 +15,9 @@ import { ISTIO_BASE, optionsFrom } from '../../helpers/istio-config.js';
 
 const GOLDEN_DIR = join(import.meta.dirname, '..', '..', 'golden', 'iptables');
 const update = process.env.UPDATE_GOLDEN === '1';
+
+/** The --dry-run text for a kernel that holds none of our rules. */
+const renderDryRun = (ruleset: Ruleset) => planIptablesInstall(emptyIptablesState(), ruleset, { reconcile: false, forceApply: false }).text();
 
 const dns = fakeSystem({ resolvConf: 'nameserver 192.0.2.53\nnameserver 2001:db8::53\n' });
 
