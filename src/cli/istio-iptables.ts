@@ -106,11 +106,12 @@ const routesOf = (config: InterceptConfig) => ({ mark: config.tproxyMark, table:
  * transaction for a kernel holding none of our rules, saying so on stderr.
  */
 async function dryRunText(executor: Executor, ruleset: Ruleset, config: InterceptConfig, run: RunOptions): Promise<string> {
+  const options = { reconcile: run.reconcile, forceApply: run.forceApply };
   let backend: Backend;
   let state: KernelState;
   try {
     backend = await openBackend(executor, run);
-    state = await backend.read(run.cleanupOnly ? undefined : ruleset);
+    state = run.cleanupOnly ? await backend.read() : await backend.read(ruleset, options);
   } catch (err) {
     if (!(err instanceof KernelUnreadableError || err instanceof CommandFailedError || err instanceof NativeError)) throw err;
     warn(`--dry-run: cannot read the rules the kernel holds (${err.message}); showing the transaction for a kernel that holds none of interpose's`);
@@ -119,7 +120,7 @@ async function dryRunText(executor: Executor, ruleset: Ruleset, config: Intercep
   }
   const tx = run.cleanupOnly
     ? backend.planCleanup(state, ruleset, routesOf(config))
-    : backend.plan(state, ruleset, { reconcile: run.reconcile, forceApply: run.forceApply });
+    : backend.plan(state, ruleset, options);
   return tx.text();
 }
 

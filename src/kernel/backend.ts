@@ -90,11 +90,13 @@ export interface Backend<State extends KernelState = KernelState, Tx extends Tra
   /** Names the backend in the run's first log line, e.g. `iptables-nft`. */
   readonly name: string;
   /**
-   * Reads what the kernel holds of ours. `wanted` is the ruleset about to be planned, if any:
-   * a backend may skip reading back what it can prove is there already (nftables stamps) and
-   * needs to know which families are required. Throws when the kernel cannot be read.
+   * Reads what the kernel holds of ours. `wanted` is the ruleset about to be planned, if any,
+   * with the options it will be planned with: a backend may skip reading back what it can
+   * prove is there already (nftables stamps; never with forceApply) and needs to know which
+   * families are required. Throws KernelUnreadableError (or the command's or netlink's error)
+   * when the kernel cannot be read.
    */
-  read(wanted?: Ruleset): Promise<State>;
+  read(wanted?: Ruleset, options?: ApplyOptions): Promise<State>;
   /** What a kernel holding nothing of ours reads as (a dry run where the kernel cannot be read). */
   emptyState(): State;
   /** Plans installing `ruleset` over `state`. Throws DriftError (no reconcile) changing nothing. */
@@ -109,7 +111,7 @@ export interface Backend<State extends KernelState = KernelState, Tx extends Tra
 
 /** Reads, plans and commits `ruleset`: the one apply path for both backends. */
 export async function applyRuleset(backend: Backend, ruleset: Ruleset, options: ApplyOptions): Promise<ApplyResult> {
-  const tx = backend.plan(await backend.read(ruleset), ruleset, options);
+  const tx = backend.plan(await backend.read(ruleset, options), ruleset, options);
   await backend.commit(tx);
   return tx.result!;
 }

@@ -12,7 +12,7 @@
 import { DriftError } from '../errors/drift-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
-import { OWNED_NFT_TABLES, renderNftTableBlock, renderNftTables, type NftRenderOptions, type NftTable } from '../rules/render/nftables.js';
+import { OWNED_NFT_TABLES, renderNftTables, type NftRenderOptions, type NftTable } from '../rules/render/nftables.js';
 import { addonLoads, loadAddon } from '../native.js';
 import {
   ApplyFailedError,
@@ -137,9 +137,9 @@ export class NftablesBackend implements Backend<NftState, NftablesTransaction> {
   /**
    * Our tables and their listing. With `wanted`, a transaction path that stamps (netlink) may
    * vouch that the tables hold exactly it, committed by us with nothing committed since: then
-   * there is nothing to read back (see nft-table-stamp.ts).
+   * there is nothing to read back (see nft-table-stamp.ts), unless options.forceApply.
    */
-  async read(wanted?: Ruleset): Promise<NftState> {
+  async read(wanted?: Ruleset, options?: ApplyOptions): Promise<NftState> {
     // Which tables exist may be a process away: render meanwhile. (Caught here so that a render
     // error does not leave the read's own failure unhandled; awaiting still rethrows it.)
     const names = this.transaction.tableNames();
@@ -150,7 +150,8 @@ export class NftablesBackend implements Backend<NftState, NftablesTransaction> {
       const digest = this.transaction.holdsStamped ? nftTablesDigest(desired) : undefined;
       const want = desired.map((t) => t.name);
       const sameNames = present.length === want.length && want.every((name) => present.includes(name));
-      const stamped = digest !== undefined && sameNames && this.transaction.holdsStamped!(want, digest);
+      // --force-apply trusts no shortcut: it reads the tables back whatever their stamp says.
+      const stamped = !options?.forceApply && digest !== undefined && sameNames && this.transaction.holdsStamped!(want, digest);
       const w = { ruleset: wanted, desired, stamped, ...(digest ? { digest } : {}) };
       if (stamped) return { holdsOurs: true, present, tables: [], listing: '', wanted: w };
       return { ...(await this.listOwned(present)), present, wanted: w };
@@ -189,15 +190,14 @@ export class NftablesBackend implements Backend<NftState, NftablesTransaction> {
     // for an RCU grace period in the kernel, 4–12 ms here, which a fresh install need not pay.)
     const existing = [...state.present];
     const created = desired.map((t) => t.name).filter((name) => !existing.includes(name));
-    // Stamped tables were not listed: they hold exactly `desired`, so that is what a rollback writes.
-    const before = stamped ? desired.map(renderNftTableBlock).join('') : state.listing;
     return transaction(
       {
         result,
         batch: { replace: existing, create: created, tables: desired },
         ...(digest ? { digest } : {}),
         touched: [...existing, ...created],
-        before,
+        // (Stamped tables, not listed, only ever plan as unchanged: read() never stamps under forceApply.)
+        before: state.listing,
         install: ruleset,
       },
       trailer,
