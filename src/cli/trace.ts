@@ -14,7 +14,7 @@ import { parseStrictAddress } from '../net/cidr.js';
 import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { formatTrace, traceJson } from '../trace/format.js';
 import { programFromRulesetIptables, programFromRulesetNft } from '../trace/from-ruleset.js';
-import { programFromDumps, readKernelDumps, routeFor } from '../trace/kernel-rules.linux.js';
+import { programFromDumps, readKernelDumps, routeFor } from '../kernel/trace-program.linux.js';
 import { unmapped } from '../trace/kernel-destination.js';
 import { buildPacket, type PacketOptions } from '../trace/packet.js';
 import type { TraceProgram } from '../trace/program.js';

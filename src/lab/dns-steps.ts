@@ -4,9 +4,7 @@
  * from `addresses`, or from an address auto-allocated in 240.240.0.0/16 that the proxy then
  * claims for the ServiceEntry, so a TCP service without a stable IP works under REGISTRY_ONLY.
  */
-import { execa } from 'execa';
 import { HTTPBIN } from './world/addresses.js';
-import type { CommandRecord, LabSession } from './lab-session.js';
 import { httpOutcome, type LabStep } from './lab-step.js';
 import { docs, meshMode } from './seed-resources.js';
 
@@ -36,18 +34,6 @@ spec:
   endpoints: [{address: ${HTTPBIN.address}}]
 `;
 
-/** Runs argv in the pod and records it the way the session records curl. */
-async function inPod(s: LabSession, argv: string[]): Promise<CommandRecord> {
-  const started = performance.now();
-  const r = await execa('ip', ['netns', 'exec', s.world.pod.name, ...argv], { reject: false });
-  return {
-    display: `ip netns exec ${s.world.pod.name} ${argv.join(' ')}`,
-    exitCode: r.exitCode ?? -1,
-    output: `${String(r.stdout)}${r.stderr ? `\n${String(r.stderr)}` : ''}`.trim(),
-    seconds: (performance.now() - started) / 1000,
-  };
-}
-
 export const dnsSteps: readonly LabStep[] = [
   {
     id: 'dns-capture',
@@ -58,9 +44,9 @@ export const dnsSteps: readonly LabStep[] = [
     async run(s) {
       const rules = await s.reinstallRules(['-i', '*', '--redirect-dns']);
       const applied = await s.apply(docs(meshMode('REGISTRY_ONLY'), dbInternal, tcpInternal));
-      const dig = await inPod(s, ['dig', '+short', '+time=2', '+tries=1', 'db.internal']);
-      const getent = await inPod(s, ['getent', 'hosts', 'db.internal']);
-      const allocated = await inPod(s, ['dig', '+short', '+time=2', '+tries=1', 'tcp.internal']);
+      const dig = await s.inPod(['dig', '+short', '+time=2', '+tries=1', 'db.internal']);
+      const getent = await s.inPod(['getent', 'hosts', 'db.internal']);
+      const allocated = await s.inPod(['dig', '+short', '+time=2', '+tries=1', 'tcp.internal']);
       const curl = await s.curl(['-o', '/dev/null', '-w', '%{http_code}', 'http://tcp.internal/headers']);
       const routed = await s.waitForLog(/outbound\|80\|\|tcp\.internal/);
       const getentAddress = getent.exitCode === 0 ? getent.output.split(/\s+/)[0] : `getent exit ${getent.exitCode}`;

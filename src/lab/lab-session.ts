@@ -60,8 +60,12 @@ export class LabSession {
   }
 
   /** curl inside the pod, which resolves the seed's names and trusts only the test CA. */
-  async curl(args: string[]): Promise<CommandRecord> {
-    const argv = ['curl', '-sS', '-m', '10', ...args];
+  curl(args: string[]): Promise<CommandRecord> {
+    return this.inPod(['curl', '-sS', '-m', '10', ...args]);
+  }
+
+  /** Runs argv in the pod and records it as the report shows it. */
+  async inPod(argv: string[]): Promise<CommandRecord> {
     const started = performance.now();
     const r = await this.world.inPod(argv, { reject: false });
     return {

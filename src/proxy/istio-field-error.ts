@@ -25,7 +25,7 @@ export class IstioFieldError extends ValidationError {
 
 /** The value itself when JSON can print it (YAML aliases can make cycles), else its text. */
 export function printable(value: unknown): unknown {
-  if (value === undefined) return null;
+  if (value === undefined) return undefined; // ValidationError prints it as "(not set)"
   try {
     JSON.stringify(value);
     return value;

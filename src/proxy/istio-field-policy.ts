@@ -28,7 +28,7 @@ export interface FieldRule {
   reason: string;
 }
 
-const LATER = 'not implemented by interpose proxy yet (issue 16)';
+const LATER = 'not implemented yet';
 const BOOKKEEPING = 'object bookkeeping; carries no traffic semantics';
 const NO_LABELS =
   'needs the labels of workloads, which a single-pod proxy does not have; ignoring it would apply the rule where Istio would not';
@@ -218,7 +218,7 @@ export function applyFieldPolicy(kind: IstioKind, fields: PresentField[], resour
   for (const f of fields) {
     const rule = ruleFor(kind, f.pattern, f.value);
     if (!rule || rule.verdict === 'reject') {
-      throw new IstioFieldError(resource, f.path, f.value, `valid Istio, not implemented by interpose proxy: ${rule?.reason ?? DEFAULT_REJECT}`);
+      throw new IstioFieldError(resource, f.path, f.value, `valid Istio, but interpose proxy does not implement it: ${rule?.reason ?? DEFAULT_REJECT}`);
     }
     const under = (w: { path: string }) => f.path === w.path || f.path.startsWith(`${w.path}.`) || f.path.startsWith(`${w.path}[`);
     if (rule.verdict === 'warn' && !warned.some(under)) warned.push({ path: f.path, reason: rule.reason });

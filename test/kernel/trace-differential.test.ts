@@ -20,7 +20,7 @@ import { parseCidr } from '../../src/net/cidr.js';
 import { buildIstioRuleset } from '../../src/rules/istio-ruleset.js';
 import { programFromRulesetIptables, programFromRulesetNft } from '../../src/trace/from-ruleset.js';
 import { findNft } from '../../src/kernel/nftables-backend.linux.js';
-import { programFromDumps, readKernelDumps } from '../../src/trace/kernel-rules.linux.js';
+import { programFromDumps, readKernelDumps } from '../../src/kernel/trace-program.linux.js';
 import { buildPacket, type PacketOptions } from '../../src/trace/packet.js';
 import type { TraceProgram } from '../../src/trace/program.js';
 import { tracePacket } from '../../src/trace/walker.js';

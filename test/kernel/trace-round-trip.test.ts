@@ -10,7 +10,7 @@ import { LinuxSystemLookups } from '../../src/kernel/system-lookups.linux.js';
 import { buildIstioRuleset } from '../../src/rules/istio-ruleset.js';
 import { familyRulesetFromSave } from '../../src/trace/iptables-dump.js';
 import { findNft } from '../../src/kernel/nftables-backend.linux.js';
-import { programFromDumps, readKernelDumps } from '../../src/trace/kernel-rules.linux.js';
+import { programFromDumps, readKernelDumps } from '../../src/kernel/trace-program.linux.js';
 import { inetTablesFromNftJson } from '../../src/trace/nft-json.js';
 import { programFromRulesetNft } from '../../src/trace/from-ruleset.js';
 import { buildPacket } from '../../src/trace/packet.js';

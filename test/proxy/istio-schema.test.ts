@@ -45,10 +45,10 @@ test('valid Istio the proxy does not implement is refused with the field and the
   ]) {
     const err = rejected(t, vs(yaml!));
     t.is(err.flag, `mesh.yaml: VirtualService shop/x ${field}`);
-    t.regex(err.message, /valid Istio, not implemented by interpose proxy: /);
+    t.regex(err.message, /valid Istio, but interpose proxy does not implement it: /);
   }
   const dr = (spec: string) => `apiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: httpbin.org\n${spec}`;
-  t.regex(rejected(t, dr('  trafficPolicy: {tls: {mode: SIMPLE}}\n')).message, /spec\.trafficPolicy\.tls\.mode: valid Istio, not implemented.*TLS origination/);
+  t.regex(rejected(t, dr('  trafficPolicy: {tls: {mode: SIMPLE}}\n')).message, /spec\.trafficPolicy\.tls\.mode: valid Istio, but interpose proxy does not implement it: TLS origination/);
   t.regex(rejected(t, dr('  trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}}}\n')).message, /spec\.trafficPolicy\.connectionPool: valid Istio/);
   t.regex(rejected(t, dr('  workloadSelector: {matchLabels: {app: a}}\n')).message, /spec\.workloadSelector: valid Istio.*labels/);
   t.regex(rejected(t, dr('  subsets: [{name: v1, labels: {version: v1}}]\n')).message, /spec\.subsets\[0\]\.labels: valid Istio/);

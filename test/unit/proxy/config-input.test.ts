@@ -39,14 +39,14 @@ test('an alias bomb is a configuration error naming the file and the alias limit
 });
 
 test('a VirtualService with redirect or directResponse is an error naming the resource and the field', (t) => {
-  rejects(t, resource('VirtualService', '  hosts: [a.example]\n  http:\n  - redirect: {uri: /x}\n', 'ns1'), /^invalid value for mesh\.yaml: VirtualService "ns1\/r1" spec\.http\[0\]\.redirect: \{"uri":"\/x"\}: expected a route: HTTP redirect is not supported/);
-  rejects(t, resource('VirtualService', '  hosts: [a.example]\n  http:\n  - directResponse: {status: 503}\n'), /^invalid value for mesh\.yaml: VirtualService "r1" spec\.http\[0\]\.directResponse: .*not supported/);
-  rejects(t, resource('VirtualService', '  hosts: [a.example]\n  http:\n  - name: nothing\n'), /^invalid value for mesh\.yaml: VirtualService "r1" spec\.http\[0\]\.route: \(not set\): expected at least one route destination$/);
+  rejects(t, resource('VirtualService', '  hosts: [a.example]\n  http:\n  - redirect: {uri: /x}\n', 'ns1'), /^mesh\.yaml: VirtualService ns1\/r1 spec\.http\[0\]\.redirect: valid Istio, but interpose proxy does not implement it/);
+  rejects(t, resource('VirtualService', '  hosts: [a.example]\n  http:\n  - directResponse: {status: 503}\n'), /^mesh\.yaml: VirtualService default\/r1 spec\.http\[0\]\.directResponse: valid Istio, but interpose proxy does not implement it/);
+  rejects(t, resource('VirtualService', '  hosts: [a.example]\n  http:\n  - name: nothing\n'), /^invalid value for mesh\.yaml: VirtualService default\/r1 spec\.http\[0\]\.route: \(not set\): expected at least one route destination$/);
 });
 
 test('a ServiceEntry without ports (or hosts) is an error naming the resource and the field', (t) => {
-  rejects(t, resource('ServiceEntry', '  hosts: [a.example]\n  resolution: DNS\n', 'egress'), /^invalid value for mesh\.yaml: ServiceEntry "egress\/r1" spec\.ports: \(not set\): expected at least one port$/);
-  rejects(t, resource('ServiceEntry', '  ports: [{number: 80}]\n'), /^invalid value for mesh\.yaml: ServiceEntry "r1" spec\.hosts: \(not set\): expected at least one host$/);
+  rejects(t, resource('ServiceEntry', '  hosts: [a.example]\n  resolution: DNS\n', 'egress'), /^invalid value for mesh\.yaml: ServiceEntry egress\/r1 spec\.ports: \(not set\): expected at least one port$/);
+  rejects(t, resource('ServiceEntry', '  ports: [{number: 80}]\n'), /^invalid value for mesh\.yaml: ServiceEntry default\/r1 spec\.hosts: \(not set\): expected at least one host$/);
 });
 
 test('a config file over the size limit, a FIFO and a directory are refused, naming --config, the file and the limit', (t) => {

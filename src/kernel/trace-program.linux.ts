@@ -5,14 +5,14 @@
  * run in the kernel when both exist, so both go into one program.
  */
 import { InterceptError } from '../errors/intercept-error.js';
-import type { Executor } from '../kernel/executor.js';
-import { IptablesBackend } from '../kernel/iptables-backend.linux.js';
-import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
-import { NftablesBackend } from '../kernel/nftables-backend.linux.js';
+import type { Executor } from './executor.js';
+import { IptablesBackend } from './iptables-backend.linux.js';
+import { chooseIptables } from './iptables-binaries.linux.js';
+import { NftablesBackend } from './nftables-backend.linux.js';
 import type { IpFamily } from '../net/cidr.js';
-import { programFromIptablesSave } from './iptables-dump.js';
-import { programFromNftJson } from './nft-json.js';
-import type { TraceProgram } from './program.js';
+import { programFromIptablesSave } from '../trace/iptables-dump.js';
+import { programFromNftJson } from '../trace/nft-json.js';
+import type { TraceProgram } from '../trace/program.js';
 
 const hasRules = (save: string) => /^(\[\d+:\d+\] )?-A /m.test(save);
 
