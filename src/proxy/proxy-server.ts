@@ -89,6 +89,7 @@ export class ProxyServer {
       metrics: this.metrics,
       connectTimeoutMs: options.connectTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
+      splice: () => this.handlerDeps().splice,
     });
   }
 
