@@ -118,7 +118,7 @@ export class Http2Proxy {
     stream.once('close', () => {
       log.durationMs = performance.now() - t0;
       // The client reset the stream before its answer was complete (Envoy: DC).
-      if (!state.ended && log.responseFlags === '-') log.responseFlags = 'DC';
+      if (!state.ended && !stream.writableEnded && log.responseFlags === '-') log.responseFlags = 'DC';
       this.options.accessLog.write(log);
       if (log.upstreamCluster) this.options.metrics.response(log.upstreamCluster, log.responseCode);
     });
