@@ -106,7 +106,7 @@ export function proxyCommand(): Command {
     .option('--max-connections <n>', 'refuse (RST) connections beyond this many open ones, with a log line', positiveInt('--max-connections'), 65536)
     .addOption(new Option('--connect-timeout <duration>', 'upstream connect timeout').argParser(durationFlag('--connect-timeout')).default(10_000, '10s'))
     .addOption(new Option('--idle-timeout <duration>', 'close TCP connections idle this long in both directions').argParser(durationFlag('--idle-timeout')).default(3_600_000, '1h'))
-    .addOption(new Option('--sniff-timeout <duration>', 'how long to wait for a client\'s first bytes (SNI/Host) before deciding without them').argParser(durationFlag('--sniff-timeout')).default(100, '100ms'))
+    .addOption(new Option('--sniff-timeout <duration>', 'how long to wait for a client\'s first bytes (SNI/Host) before deciding without them').argParser(durationFlag('--sniff-timeout')).default(0, '0s: wait for the client, bounded by --idle-timeout'))
     .addOption(new Option('--drain-timeout <duration>', 'on SIGTERM, how long open connections may finish before being closed').argParser(durationFlag('--drain-timeout')).default(5_000, '5s'))
     .addOption(new Option('--dns-refresh-rate <duration>', 'how long resolution: DNS answers are reused (getaddrinfo reports no TTL)').argParser(durationFlag('--dns-refresh-rate')).default(5_000, '5s'))
     .addOption(

@@ -11,7 +11,7 @@ import type { HttpProxy } from './http-proxy.js';
 import type { GatewayServer } from './istio-types.js';
 import { isHttp, type Registry } from './registry.js';
 import { pickDestination, selectTlsRoute } from './routes.js';
-import { sniff } from './sniff.js';
+import { sniff, sniffWait } from './sniff.js';
 import { refuseTcp, relayTcp, type TcpSessionDeps } from './tcp-session.js';
 import { NoUpstreamError, type UpstreamResolver } from './upstream-resolver.js';
 
@@ -45,14 +45,14 @@ export async function handleGateway(deps: GatewayDeps, socket: Socket, port: num
   const local = { address: unmapIPv4(socket.localAddress ?? ''), port: socket.localPort ?? port };
   const remote = { address: unmapIPv4(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
   const info = { startTime, t0, downstreamLocal: local, downstreamRemote: remote } as Parameters<typeof relayTcp>[3];
-  const sniffed = await sniff(socket, deps.sniffTimeoutMs);
+  const sniffed = await sniff(socket, sniffWait(deps));
   if (sniffed.error) {
     socket.destroy();
     return;
   }
   const s = sniffed.sniffed;
   if (s.kind === 'http' && !sniffed.ended && servers.some((x) => isHttp(x.server.port.protocol))) {
-    deps.http.handle(socket, { originalDst: local, downstreamRemote: remote, gateway: { servers } });
+    deps.http.handle(socket, { originalDst: local, downstreamRemote: remote, gateway: { servers } }, s.http2 === true);
     return;
   }
   if (s.kind === 'tls' && s.sni) {

@@ -1,28 +1,30 @@
 /**
  * HTTP-level proxying for ServiceEntry HTTP ports and HTTP gateway servers, using Node's own
- * HTTP machinery on the accepted socket: each request is routed by its Host header and the
- * VirtualService routes (uri, authority, method, scheme, headers, query parameters, port,
- * gateway match; weights), gets the timeout of its route
- * (504 "upstream request timeout", flag UT), and is logged in Envoy's format. Unknown hosts are
- * passed through (ALLOW_ANY) or answered 502 (REGISTRY_ONLY), as Envoy's allow_any/block_all
- * virtual hosts do.
+ * HTTP machinery on the accepted socket: each request is routed (http-routing.ts) by its
+ * authority — an absolute-form target's, else Host — and the VirtualService routes, gets the
+ * timeout of its route (504 "upstream request timeout", flag UT), and is logged in Envoy's
+ * format. Upgrades (WebSocket and any other) are routed the same way and then relayed both ways
+ * (http-upgrade.ts); prior-knowledge h2c connections go to the HTTP/2 side (http2-proxy.ts).
  */
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { AccessLog, AccessLogEntry } from './access-log.js';
 import { formatHostPort } from './address-format.js';
 import type { ConnectionContext } from './connection-context.js';
-import { hostMatches } from './host-table.js';
-import { stripPort } from './http-request-head.js';
-import { MESH_GATEWAY, type Destination } from './istio-types.js';
+import { absoluteFormAuthority, MAX_REQUEST_HEAD, originForm } from './http-request-head.js';
+import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision } from './http-routing.js';
+import { Http2Proxy } from './http2-proxy.js';
+import { Http2Upstreams } from './http2-upstream.js';
+import { forwardUpgrade, type UpgradeDeps, isH2cUpgrade, replayWithoutH2cUpgrade, writeRawResponse } from './http-upgrade.js';
 import type { ProxyMetrics } from './metrics.js';
-import { isHttp, type Registry } from './registry.js';
-import { pickDestination, selectHttpRoute } from './routes.js';
-import { NoUpstreamError, type Upstream, type UpstreamResolver } from './upstream-resolver.js';
+import type { Registry } from './registry.js';
+import type { TcpSessionDeps } from './tcp-session.js';
+import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's business, not the request's.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings']);
 
 export interface HttpProxyOptions {
   registry: () => Registry;
@@ -31,29 +33,57 @@ export interface HttpProxyOptions {
   metrics: ProxyMetrics;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  /** The splice relay for upgraded connections, when the proxy runs one (read per upgrade). */
+  splice?: () => TcpSessionDeps['splice'];
 }
 
 /** One HTTP server instance, fed accepted sockets via `handle()`. */
 export class HttpProxy {
   private readonly server: Server;
-  private readonly contexts = new WeakMap<Socket, ConnectionContext>();
+  private readonly contexts = new WeakMap<Duplex, ConnectionContext>();
   private readonly agent = new Agent({ keepAlive: true, scheduling: 'lifo', timeout: 60_000 });
+  private readonly http2: Http2Proxy;
+  readonly upstreams2: Http2Upstreams;
 
   constructor(private readonly options: HttpProxyOptions) {
-    this.server = createServer({ keepAliveTimeout: options.idleTimeoutMs, requestTimeout: 0 }, (req, res) => {
-      const ctx = this.contexts.get(req.socket);
+    // Envoy's default max_request_headers_kb is 60; beyond it the answer is 431.
+    this.server = createServer(
+      { keepAliveTimeout: options.idleTimeoutMs, requestTimeout: 0, maxHeaderSize: MAX_REQUEST_HEAD },
+      (req, res) => {
+        const ctx = this.contexts.get(req.socket);
+        if (!ctx) {
+          res.destroy();
+          return;
+        }
+        // A bug in routing must cost this request only, never the process.
+        this.route(req, res, ctx).catch(() => res.destroy());
+      },
+    );
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
+    // Upgrades (WebSocket, h2c …) and CONNECT leave Node's request/response flow.
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const ctx = this.contexts.get(socket);
       if (!ctx) {
-        res.destroy();
+        socket.destroy();
         return;
       }
-      // A bug in routing must cost this request only, never the process.
-      this.route(req, res, ctx).catch(() => res.destroy());
-    });
-    this.server.on('clientError', (_err, socket) => socket.destroy());
+      this.upgrade(req, socket as Socket, head, ctx).catch(() => socket.destroy());
+    };
+    this.server.on('upgrade', onUpgrade);
+    this.server.on('connect', onUpgrade);
+    this.upstreams2 = new Http2Upstreams(options.connectTimeoutMs, options.metrics);
+    this.http2 = new Http2Proxy({ ...options, upstreams: this.upstreams2, agent: this.agent });
   }
 
-  /** Takes over an accepted socket whose first bytes are an HTTP/1.x request (left unread). */
-  handle(socket: Socket, ctx: ConnectionContext): void {
+  /**
+   * Takes over an accepted socket whose first bytes (left unread) are an HTTP/1.x request, or
+   * the HTTP/2 preface when `http2`.
+   */
+  handle(socket: Socket, ctx: ConnectionContext, http2 = false): void {
+    if (http2) {
+      this.http2.handle(socket, ctx);
+      return;
+    }
     this.contexts.set(socket, ctx);
     this.server.emit('connection', socket);
     socket.resume();
@@ -63,126 +93,72 @@ export class HttpProxy {
   closeIdle(): void {
     this.server.closeIdleConnections();
     this.agent.destroy();
+    this.http2.closeIdle();
+    this.upstreams2.closeAll();
+  }
+
+  private requestInfo(req: IncomingMessage, ctx: ConnectionContext): HttpRequestInfo {
+    const target = req.url ?? '/';
+    // RFC 9112 §3.2.2: an absolute-form target's authority is the one that counts, Host is ignored.
+    const fromUri = absoluteFormAuthority(target);
+    const authority = fromUri ?? req.headers.host ?? formatHostPort(ctx.originalDst.address, ctx.originalDst.port);
+    return { method: req.method ?? 'GET', path: fromUri !== undefined ? originForm(target) : target, authority, headers: req.headers, rawHeaders: req.rawHeaders };
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, ctx: ConnectionContext): Promise<void> {
-    const startTime = new Date();
     const t0 = performance.now();
-    const registry = this.options.registry();
-    const authority = req.headers.host ?? formatHostPort(ctx.originalDst.address, ctx.originalDst.port);
-    const host = stripPort(authority);
-    const port = ctx.originalDst.port;
-    const log: AccessLogEntry = {
-      startTime,
-      method: req.method ?? '-',
-      path: req.url ?? '/',
-      protocol: `HTTP/${req.httpVersion}`,
-      responseCode: 0,
-      responseFlags: '-',
-      bytesReceived: 0,
-      bytesSent: 0,
-      durationMs: 0,
-      userAgent: req.headers['user-agent'],
-      xForwardedFor: headerText(req.headers['x-forwarded-for']),
-      authority,
-      downstreamLocalAddress: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
-      downstreamRemoteAddress: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
-    };
+    const info = this.requestInfo(req, ctx);
+    const log = requestEntry(ctx, info, `HTTP/${req.httpVersion}`);
     // Body bytes are counted in forward(): a 'data' listener here would start the flow before
     // the upstream request exists and lose the body.
     res.once('close', () => {
       log.durationMs = performance.now() - t0;
       log.responseCode = res.headersSent ? res.statusCode : log.responseCode;
+      // The client went away before its answer was complete (Envoy: DC, downstream connection termination).
+      if (!res.writableFinished && log.responseFlags === '-') log.responseFlags = 'DC';
       this.options.accessLog.write(log);
       if (log.upstreamCluster) this.options.metrics.response(log.upstreamCluster, log.responseCode);
     });
-
-    // Which gateway is this request on? For gateway listeners, the server whose hosts match.
-    let gateway = MESH_GATEWAY;
-    if (ctx.gateway !== 'mesh') {
-      const match = ctx.gateway.servers.find(
-        (s) => isHttp(s.server.port.protocol) && s.server.hosts.some((h) => hostMatches(h, host)),
-      );
-      if (!match) return this.local(res, log, 404, 'NR', undefined);
-      gateway = match.gateway;
+    const decision = await routeRequest(this.options, ctx, info, false);
+    if (decision.kind === 'local') {
+      log.upstreamCluster = decision.cluster;
+      return this.local(res, log, decision.code, decision.flag, decision.body);
     }
+    log.upstreamCluster = decision.upstream.cluster;
+    log.upstreamHost = formatHostPort(decision.upstream.address, decision.upstream.port);
+    this.forward(req, res, log, info, decision, t0);
+  }
 
-    let destination: Destination | undefined;
-    let timeoutMs: number | undefined;
-    let external = true;
-    const vs = registry.virtualService(host, gateway);
-    if (vs) {
-      const route = selectHttpRoute(vs, {
-        path: req.url ?? '/',
-        authority,
-        method: req.method ?? 'GET',
-        scheme: 'http',
-        port,
-        gateway,
-        rawHeaders: req.rawHeaders,
-      });
-      if (!route) return this.local(res, log, 404, 'NR', undefined);
-      destination = pickDestination(route.route);
-      timeoutMs = route.timeoutMs;
-    } else if (gateway !== MESH_GATEWAY) {
-      return this.local(res, log, 404, 'NR', undefined);
-    } else {
-      const binding = registry.byHost(host, port) ?? registry.byAddress(ctx.originalDst.address, port);
-      if (binding && isHttp(binding.port.protocol)) destination = { host: binding.host, port };
-    }
-
-    let upstream: Upstream;
-    if (destination) {
-      try {
-        upstream = await this.options.resolver.resolve(registry, destination, ctx.originalDst, host);
-      } catch (err) {
-        if (!(err instanceof NoUpstreamError)) throw err;
-        log.upstreamCluster = err.cluster;
-        return this.local(res, log, 503, err.flag, 'no healthy upstream');
+  /** The request's headers for upstream: hop-by-hop ones dropped, Host set to the authority, Envoy's added. */
+  private upstreamHeaders(req: IncomingMessage, info: HttpRequestInfo, decision: { external: boolean; decorator?: string }, keep: Set<string> = new Set()) {
+    const headers: [string, string][] = [];
+    let hostSeen = false;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!;
+      const lower = name.toLowerCase();
+      if (lower === 'host') {
+        // An absolute-form target's authority replaces Host (as Envoy forwards it).
+        if (!hostSeen) headers.push([name, info.authority]);
+        hostSeen = true;
+      } else if (!HOP_BY_HOP.has(lower) || keep.has(lower)) {
+        headers.push([name, req.rawHeaders[i + 1]!]);
       }
-    } else if (registry.mode === 'ALLOW_ANY') {
-      external = false;
-      upstream = { ...ctx.originalDst, cluster: 'PassthroughCluster' };
-    } else {
-      log.upstreamCluster = 'BlackHoleCluster';
-      return this.local(res, log, 502, '-', undefined);
     }
-    log.upstreamCluster = upstream.cluster;
-    log.upstreamHost = formatHostPort(upstream.address, upstream.port);
-    this.forward(req, res, log, upstream, {
-      external,
-      decorator: destination ? `${destination.host}:${destination.port ?? port}/*` : undefined,
-      timeoutMs,
-      t0,
-    });
+    if (!hostSeen) headers.push(['host', info.authority]);
+    const added = envoyRequestHeaders(req.headers, decision, (n) => randomBytes(n).toString('hex'), randomUUID);
+    return { headers: [...headers, ...added.add], requestId: added.requestId };
   }
 
   private forward(
     req: IncomingMessage,
     res: ServerResponse,
     log: AccessLogEntry,
-    upstream: Upstream,
-    opts: { external: boolean; decorator: string | undefined; timeoutMs: number | undefined; t0: number },
+    info: HttpRequestInfo,
+    decision: Extract<RoutingDecision, { kind: 'forward' }>,
+    t0: number,
   ): void {
-    const headers: [string, string][] = [];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const name = req.rawHeaders[i]!;
-      if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push([name, req.rawHeaders[i + 1]!]);
-    }
-    let requestId = headerText(req.headers['x-request-id']);
-    if (opts.external) {
-      // What Envoy adds on an outbound route to a ServiceEntry (seen in httpbin's /headers).
-      if (!requestId) headers.push(['x-request-id', (requestId = randomUUID())]);
-      headers.push(['x-forwarded-proto', 'http'], ['x-envoy-attempt-count', '1']);
-      if (opts.decorator) headers.push(['x-envoy-decorator-operation', opts.decorator]);
-      if (!req.headers['x-b3-traceid']) {
-        headers.push(
-          ['x-b3-traceid', randomBytes(16).toString('hex')],
-          ['x-b3-spanid', randomBytes(8).toString('hex')],
-          ['x-b3-sampled', '0'],
-        );
-      }
-    }
+    const upstream = decision.upstream;
+    const { headers, requestId } = this.upstreamHeaders(req, info, decision);
     log.requestId = requestId;
     const metrics = this.options.metrics;
     let timer: NodeJS.Timeout | undefined;
@@ -190,43 +166,27 @@ export class HttpProxy {
       host: upstream.address,
       port: upstream.port,
       method: req.method,
-      path: req.url,
+      path: info.path,
       headers: headers as unknown as Record<string, string>,
       agent: this.agent,
       setHost: false,
     });
-    upReq.on('socket', (socket: Socket) => {
-      if (!(upReq as { reusedSocket?: boolean }).reusedSocket) {
-        metrics.upstreamConnections.inc({ cluster_name: upstream.cluster });
-      }
-      // Bound only the connect: how long the answer may take is the route's timeout.
-      if (socket.connecting) {
-        const connectTimer = setTimeout(
-          () => upReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
-          this.options.connectTimeoutMs,
-        );
-        socket.once('connect', () => clearTimeout(connectTimer));
-        socket.once('close', () => clearTimeout(connectTimer));
-      }
-      const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(socket.localAddress, socket.localPort));
-      if (socket.localAddress) noteLocal();
-      else socket.once('connect', noteLocal);
-    });
-    if (opts.timeoutMs !== undefined) {
+    this.watchConnect(upReq, upstream, log);
+    if (decision.timeoutMs !== undefined) {
       timer = setTimeout(() => {
         upReq.destroy();
         if (!res.headersSent) this.local(res, log, 504, 'UT', 'upstream request timeout');
         else res.destroy();
-      }, opts.timeoutMs);
+      }, decision.timeoutMs);
     }
     upReq.on('response', (upRes) => {
-      log.upstreamServiceTimeMs = Math.round(performance.now() - opts.t0);
+      log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
       const out: [string, string][] = [];
       for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
         const name = upRes.rawHeaders[i]!;
         if (!HOP_BY_HOP.has(name.toLowerCase())) out.push([name, upRes.rawHeaders[i + 1]!]);
       }
-      if (opts.external) out.push(['x-envoy-upstream-service-time', String(log.upstreamServiceTimeMs)]);
+      if (decision.external) out.push(['x-envoy-upstream-service-time', String(log.upstreamServiceTimeMs)]);
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out as unknown as Record<string, string>);
       upRes.on('data', (chunk: Buffer) => {
         log.bytesSent += chunk.length;
@@ -235,13 +195,19 @@ export class HttpProxy {
       upRes.pipe(res);
       upRes.on('end', () => clearTimeout(timer));
       upRes.on('error', () => res.destroy());
+      // The upstream went away mid-body (Envoy: UC, upstream connection termination).
+      upRes.on('aborted', () => {
+        if (log.responseFlags === '-') log.responseFlags = 'UC';
+      });
     });
     upReq.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (res.headersSent || res.writableEnded) {
+        if (log.responseFlags === '-' && !res.destroyed) log.responseFlags = 'UC';
         res.destroy();
         return;
       }
+      if (res.destroyed) return;
       metrics.upstreamConnectFailures.inc({ cluster_name: upstream.cluster });
       const flag = err.code === 'ECONNRESET' ? 'UC' : 'UF';
       this.local(res, log, 503, flag, `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
@@ -258,6 +224,86 @@ export class HttpProxy {
     });
   }
 
+  /** Counts the upstream connection, bounds the connect and notes the local address for the log. */
+  private watchConnect(upReq: import('node:http').ClientRequest, upstream: Upstream, log: AccessLogEntry): void {
+    upReq.on('socket', (socket: Socket) => {
+      if (!(upReq as { reusedSocket?: boolean }).reusedSocket) {
+        this.options.metrics.upstreamConnections.inc({ cluster_name: upstream.cluster });
+      }
+      // Bound only the connect: how long the answer may take is the route's timeout.
+      if (socket.connecting) {
+        const connectTimer = setTimeout(
+          () => upReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+          this.options.connectTimeoutMs,
+        );
+        socket.once('connect', () => clearTimeout(connectTimer));
+        socket.once('close', () => clearTimeout(connectTimer));
+      }
+      const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(socket.localAddress, socket.localPort));
+      if (socket.localAddress) noteLocal();
+      else socket.once('connect', noteLocal);
+    });
+  }
+
+  /** An Upgrade request (WebSocket or any other), or CONNECT: routed like any request, then relayed. */
+  private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer, ctx: ConnectionContext): Promise<void> {
+    if (isH2cUpgrade(req)) {
+      // Envoy's HTTP/1 codec drops an h2c upgrade and answers in HTTP/1.1 (RFC 9113 §3.1
+      // deprecates it; clients then carry on in HTTP/1.1): parse the request again without it.
+      replayWithoutH2cUpgrade(req, socket, head);
+      this.server.emit('connection', socket);
+      socket.resume();
+      return;
+    }
+    const t0 = performance.now();
+    const info = this.requestInfo(req, ctx);
+    const log = requestEntry(ctx, info, `HTTP/${req.httpVersion}`);
+    const finish = () => {
+      log.durationMs = performance.now() - t0;
+      this.options.accessLog.write(log);
+      if (log.upstreamCluster) this.options.metrics.response(log.upstreamCluster, log.responseCode);
+    };
+    const decision = await routeRequest(this.options, ctx, info, false);
+    if (decision.kind === 'local') {
+      log.upstreamCluster = decision.cluster;
+      log.responseCode = decision.code;
+      log.responseFlags = decision.flag;
+      log.bytesSent = writeRawResponse(socket, decision.code, decision.body ?? '');
+      finish();
+      return;
+    }
+    log.upstreamCluster = decision.upstream.cluster;
+    log.upstreamHost = formatHostPort(decision.upstream.address, decision.upstream.port);
+    const { headers, requestId } = this.upstreamHeaders(req, info, decision, new Set(['connection', 'upgrade']));
+    log.requestId = requestId;
+    await forwardUpgrade(
+      { ...this.options, splice: this.options.splice?.() } as UpgradeDeps,
+      { socket, head, method: info.method, path: info.path, headers, log, t0, timeoutMs: decision.timeoutMs, upstream: decision.upstream, external: decision.external },
+    );
+    finish();
+  }
+
+  /** A request Node's parser refused: 431 for headers over the limit (logged, as Envoy does), else close. */
+  private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const ctx = this.contexts.get(socket);
+    if (err.code !== 'HPE_HEADER_OVERFLOW' || !ctx || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const log: AccessLogEntry = {
+      ...requestEntry(ctx, { method: '', path: '', authority: '', headers: {}, rawHeaders: [] }, ''),
+      method: undefined,
+      path: undefined,
+      protocol: undefined,
+      authority: undefined,
+      responseCode: 431,
+      // Envoy: DPE, a downstream protocol error (http1.headers_too_large).
+      responseFlags: 'DPE',
+    };
+    log.bytesSent = writeRawResponse(socket, 431, 'Request Header Fields Too Large');
+    this.options.accessLog.write(log);
+  }
+
   /** A response Envoy itself would generate (404 NR, 502 block_all, 503 UF/UH, 504 UT). */
   private local(res: ServerResponse, log: AccessLogEntry, code: number, flag: string, body: string | undefined): void {
     log.responseCode = code;
@@ -271,8 +317,4 @@ export class HttpProxy {
     res.writeHead(code, { 'content-length': String(log.bytesSent), 'content-type': 'text/plain', server: 'envoy' });
     res.end(text);
   }
-}
-
-function headerText(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v.join(', ') : v;
 }

@@ -10,7 +10,7 @@ import { classifyOutbound, needsSniffing, passesThroughUnseen } from './classify
 import type { HttpProxy } from './http-proxy.js';
 import type { Endpoint } from './original-destination.linux.js';
 import type { Registry } from './registry.js';
-import { sniff, type SniffResult } from './sniff.js';
+import { sniff, sniffWait, type SniffResult } from './sniff.js';
 import { MAX_CLIENT_HELLO } from './tls-client-hello.js';
 import type { DetachedAdmission } from './connection-tracker.js';
 import type { AcceptedConnection } from './splice-relay.linux.js';
@@ -22,6 +22,11 @@ export interface OutboundDeps extends TcpSessionDeps {
   resolver: UpstreamResolver;
   http: HttpProxy;
   log: Logger;
+  /**
+   * How long to wait for a client's first bytes where only they can decide; 0 waits as
+   * Istio's protocol detection does by default (protocolDetectionTimeout 0s), bounded here by
+   * the idle timeout, so a slow client is never refused for being slow.
+   */
   sniffTimeoutMs: number;
   /** Finds the original destination (the native SO_ORIGINAL_DST in production). */
   originalDestination: (socket: Socket) => Endpoint | undefined;
@@ -108,7 +113,7 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
   }
   let sniffed: SniffResult = { sniffed: { kind: 'none' }, head: Buffer.alloc(0), ended: false };
   if (needsSniffing(registry, dst.address, dst.port)) {
-    sniffed = await sniff(socket, deps.sniffTimeoutMs);
+    sniffed = await sniff(socket, sniffWait(deps));
     if (sniffed.error) {
       socket.destroy();
       return;
@@ -124,7 +129,11 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
   const head = { head: sniffed.head, ended: sniffed.ended };
   switch (decision.action) {
     case 'http':
-      deps.http.handle(socket, { originalDst: dst, downstreamRemote: info.downstreamRemote, gateway: 'mesh' });
+      deps.http.handle(
+        socket,
+        { originalDst: dst, downstreamRemote: info.downstreamRemote, gateway: 'mesh' },
+        sniffed.sniffed.kind === 'http' && sniffed.sniffed.http2 === true,
+      );
       return;
     case 'passthrough':
       return relayTcp(deps, socket, { ...dst, cluster: 'PassthroughCluster' }, info, head);
@@ -152,3 +161,4 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
 function wasRedirected(dst: Endpoint | undefined, local: Endpoint): dst is Endpoint {
   return dst !== undefined && !(dst.address === local.address && dst.port === local.port);
 }
+

@@ -98,6 +98,7 @@ export class ProxyServer {
       metrics: this.metrics,
       connectTimeoutMs: options.connectTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
+      splice: () => this.handlerDeps().splice,
     });
   }
 

@@ -1,6 +1,6 @@
 /**
- * Looks at the first bytes a client sends — TLS ClientHello (SNI) or HTTP/1.x request head
- * (Host) — without consuming them: the bytes are handed back to the socket with unshift(), so
+ * Looks at the first bytes a client sends — TLS ClientHello (SNI), HTTP/1.x request head
+ * (Host) or the HTTP/2 preface — without consuming them: the bytes are handed back to the socket with unshift(), so
  * whatever reads the socket next (a relay or Node's HTTP parser) sees the stream untouched.
  * Bounded in time and size, so server-first protocols are only delayed by the timeout.
  */
@@ -10,7 +10,11 @@ import { parseRequestHead, MAX_REQUEST_HEAD } from './http-request-head.js';
 
 export type Sniffed =
   | { kind: 'tls'; sni: string | undefined }
-  | { kind: 'http'; host: string | undefined }
+  /**
+   * HTTP/1.x (host: the authority that counts, from an absolute-form target or Host), or
+   * prior-knowledge h2c (`http2`; its streams each carry their own authority).
+   */
+  | { kind: 'http'; host: string | undefined; http2?: true }
   /** Bytes arrived but are neither TLS nor HTTP/1.x. */
   | { kind: 'other' }
   /** Nothing arrived before the timeout (a server-first protocol, or a slow client). */
@@ -52,6 +56,7 @@ export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
       if (tls.kind === 'tls') return tls;
       const http = parseRequestHead(buf);
       if (http.kind === 'http') return { kind: 'http', host: http.host };
+      if (http.kind === 'http2') return { kind: 'http', host: undefined, http2: true };
       if (tls.kind === 'not-tls' && http.kind === 'not-http') return { kind: 'other' };
       if (final || length >= Math.max(MAX_CLIENT_HELLO, MAX_REQUEST_HEAD)) {
         if (tls.kind === 'need-more' && buf[0] === 0x16) return { kind: 'tls', sni: undefined };
@@ -80,4 +85,10 @@ export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
     socket.on('error', onError);
     socket.resume();
   });
+}
+
+/** The sniff bound: --sniff-timeout when set, else the idle timeout (0: wait as Istio's protocol detection does by default, protocolDetectionTimeout 0s, bounded by the idle timeout). */
+export function sniffWait(deps: { sniffTimeoutMs: number; idleTimeoutMs: number }): number {
+  if (deps.sniffTimeoutMs > 0) return deps.sniffTimeoutMs;
+  return deps.idleTimeoutMs > 0 ? deps.idleTimeoutMs : 2 ** 31 - 1;
 }

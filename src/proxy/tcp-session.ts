@@ -163,12 +163,21 @@ export function relayTcp(
   });
 }
 
+/**
+ * Relays a connection the HTTP layer upgraded (WebSocket …) to its connected upstream; `head`
+ * is what the client sent after its request head, put back on `down` (counted as received).
+ * The caller logs; the result has the byte counts and how it ended.
+ */
+export function relayConnected(deps: TcpSessionDeps, down: Socket, up: Socket, head: Buffer): Promise<RelayResult> {
+  return startRelay(deps, down, up, {}, { head, ended: false });
+}
+
 /** Relays a connected pair with the splice relay when there is one, else with Node streams. */
 function startRelay(
   deps: TcpSessionDeps,
   down: Socket,
   up: Socket,
-  info: TcpSessionInfo,
+  info: Pick<TcpSessionInfo, 'sni' | 'sniFromFirstBytes'>,
   sniffed: { head: Buffer; ended: boolean },
 ): Promise<RelayResult> {
   const options = { idleTimeoutMs: deps.idleTimeoutMs, head: sniffed.head, downstreamEnded: sniffed.ended };
@@ -217,7 +226,7 @@ export function connectTcp(
 }
 
 /** The TLS SNI in a connection's first bytes, for its log line. */
-function readSni(info: TcpSessionInfo, firstBytes: Buffer): void {
+function readSni(info: Pick<TcpSessionInfo, 'sni'>, firstBytes: Buffer): void {
   const hello = parseClientHello(firstBytes);
   if (hello.kind === 'tls' && hello.sni) info.sni = hello.sni;
 }

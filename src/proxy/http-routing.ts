@@ -1,0 +1,153 @@
+/**
+ * The per-request decision of the HTTP layer, shared by HTTP/1.x, upgrades and HTTP/2 streams:
+ * which gateway server and VirtualService route a request takes, and so which upstream (or
+ * which local reply Envoy would give: 404 NR, 502 block_all, 503 UH/NC). The one place that
+ * calls routes.ts's route selection for HTTP.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { AccessLogEntry } from './access-log.js';
+import { formatHostPort } from './address-format.js';
+import type { ConnectionContext } from './connection-context.js';
+import { hostMatches } from './host-table.js';
+import { stripPort } from './http-request-head.js';
+import { MESH_GATEWAY, type Destination } from './istio-types.js';
+import { isHttp, type Registry } from './registry.js';
+import { pickDestination, selectHttpRoute } from './routes.js';
+import { NoUpstreamError, type Upstream, type UpstreamResolver } from './upstream-resolver.js';
+
+/** One request as routing sees it, whatever the HTTP version. */
+export interface HttpRequestInfo {
+  method: string;
+  /** Origin form ("/x?q"): an absolute-form target has been split into authority and path. */
+  path: string;
+  /** The authority that counts: an absolute-form target's, else Host / :authority. */
+  authority: string;
+  headers: IncomingHttpHeaders;
+  /** name, value, name, value… as received (repeated names kept apart): what header matches read. */
+  rawHeaders: readonly string[];
+}
+
+export type RoutingDecision =
+  /** A reply Envoy itself would generate. */
+  | { kind: 'local'; code: number; flag: string; body?: string; cluster?: string }
+  | {
+      kind: 'forward';
+      upstream: Upstream;
+      /** A registry service (Envoy adds its request headers); false for PassthroughCluster. */
+      external: boolean;
+      decorator?: string;
+      timeoutMs?: number;
+      /** Speak HTTP/2 upstream: the ServiceEntry port says HTTP2 or GRPC (or passthrough of h2c). */
+      http2: boolean;
+    };
+
+export interface RoutingDeps {
+  registry: () => Registry;
+  resolver: UpstreamResolver;
+}
+
+/** Routes one request arriving on `ctx`; `downstreamHttp2` picks the passthrough protocol. */
+export async function routeRequest(
+  deps: RoutingDeps,
+  ctx: ConnectionContext,
+  req: HttpRequestInfo,
+  downstreamHttp2: boolean,
+): Promise<RoutingDecision> {
+  const registry = deps.registry();
+  const host = stripPort(req.authority);
+  const port = ctx.originalDst.port;
+  // Which gateway is this request on? For gateway listeners, the server whose hosts match.
+  let gateway = MESH_GATEWAY;
+  if (ctx.gateway !== 'mesh') {
+    const match = ctx.gateway.servers.find(
+      (s) => isHttp(s.server.port.protocol) && s.server.hosts.some((h) => hostMatches(h, host)),
+    );
+    if (!match) return { kind: 'local', code: 404, flag: 'NR' };
+    gateway = match.gateway;
+  }
+  // CONNECT has no path; Envoy's default route matchers never match it (404 NR).
+  if (req.method === 'CONNECT') return { kind: 'local', code: 404, flag: 'NR' };
+
+  let destination: Destination | undefined;
+  let timeoutMs: number | undefined;
+  const vs = registry.virtualService(host, gateway);
+  if (vs) {
+    const route = selectHttpRoute(vs, { path: req.path, authority: req.authority, method: req.method, scheme: 'http', port, gateway, rawHeaders: req.rawHeaders });
+    if (!route) return { kind: 'local', code: 404, flag: 'NR' };
+    destination = pickDestination(route.route);
+    timeoutMs = route.timeoutMs;
+  } else if (gateway !== MESH_GATEWAY) {
+    return { kind: 'local', code: 404, flag: 'NR' };
+  } else {
+    const binding = registry.byHost(host, port) ?? registry.byAddress(ctx.originalDst.address, port);
+    if (binding && isHttp(binding.port.protocol)) destination = { host: binding.host, port };
+  }
+
+  if (!destination) {
+    if (registry.mode !== 'ALLOW_ANY') return { kind: 'local', code: 502, flag: '-', cluster: 'BlackHoleCluster' };
+    return { kind: 'forward', upstream: { ...ctx.originalDst, cluster: 'PassthroughCluster' }, external: false, http2: downstreamHttp2 };
+  }
+  let upstream: Upstream;
+  try {
+    upstream = await deps.resolver.resolve(registry, destination, ctx.originalDst, host);
+  } catch (err) {
+    if (!(err instanceof NoUpstreamError)) throw err;
+    return { kind: 'local', code: 503, flag: err.flag, body: 'no healthy upstream', cluster: err.cluster };
+  }
+  const upstreamPort = destination.port ?? port;
+  const protocol = registry.byHost(destination.host, upstreamPort)?.port.protocol;
+  return {
+    kind: 'forward',
+    upstream,
+    external: true,
+    decorator: `${destination.host}:${upstreamPort}/*`,
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    http2: protocol === 'HTTP2' || protocol === 'GRPC',
+  };
+}
+
+/** The access log entry of a request, before anything is known about its answer. */
+export function requestEntry(ctx: ConnectionContext, req: HttpRequestInfo, protocol: string): AccessLogEntry {
+  return {
+    startTime: new Date(),
+    method: req.method,
+    path: req.path,
+    protocol,
+    responseCode: 0,
+    responseFlags: '-',
+    bytesReceived: 0,
+    bytesSent: 0,
+    durationMs: 0,
+    userAgent: headerText(req.headers['user-agent']),
+    xForwardedFor: headerText(req.headers['x-forwarded-for']),
+    authority: req.authority,
+    downstreamLocalAddress: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
+    downstreamRemoteAddress: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
+  };
+}
+
+/**
+ * What Envoy adds on an outbound route to a ServiceEntry (seen in httpbin's /headers); the
+ * request id is returned for the log line.
+ */
+export function envoyRequestHeaders(
+  headers: IncomingHttpHeaders,
+  decision: { external: boolean; decorator?: string },
+  randomHex: (bytes: number) => string,
+  uuid: () => string,
+): { add: [string, string][]; requestId: string | undefined } {
+  let requestId = headerText(headers['x-request-id']);
+  const add: [string, string][] = [];
+  if (!decision.external) return { add, requestId };
+  if (!requestId) add.push(['x-request-id', (requestId = uuid())]);
+  add.push(['x-forwarded-proto', 'http'], ['x-envoy-attempt-count', '1']);
+  if (decision.decorator) add.push(['x-envoy-decorator-operation', decision.decorator]);
+  if (!headers['x-b3-traceid']) {
+    add.push(['x-b3-traceid', randomHex(16)], ['x-b3-spanid', randomHex(8)], ['x-b3-sampled', '0']);
+  }
+  return { add, requestId };
+}
+
+export function headerText(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}
