@@ -1,5 +1,6 @@
 /**
- * The one loader of the native addon (native/build/Release/interpose_native.node) and its typed
+ * The one loader of the native addon (native/build/Release/interpose_native.node, else the
+ * package's prebuilt native/prebuilds/<platform>-<arch>/*.node, as node-gyp-build picks) and its typed
  * facade: original destinations of redirected connections, transparent/marked sockets, and the
  * CIDR trie. Arguments are validated here; the addon trusts them. Linux only (the socket
  * options are Linux netfilter ABI).
@@ -69,22 +70,34 @@ export const NATIVE_ADDON_ENV = 'INTERPOSE_NATIVE_ADDON';
 
 // src/native.ts and dist/native.js both sit one directory below the package root.
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
-const defaultAddonPath = `${packageRoot}native/build/Release/interpose_native.node`;
+const nativeDir = `${packageRoot}native`;
+
+/** The addon's path: a local build first, else the prebuild for this platform; undefined when neither. */
+function defaultAddonPath(): string | undefined {
+  const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string };
+  try {
+    return nodeGypBuild.path(nativeDir);
+  } catch {
+    return undefined;
+  }
+}
 
 let addon: NativeAddon | undefined;
 
 /**
- * Loads the addon once (INTERPOSE_NATIVE_ADDON, else native/build/Release) or throws an
- * InterceptError saying how to build it. Loading is lazy so commands that never touch sockets
- * or the trie work without a compiler.
+ * Loads the addon once (INTERPOSE_NATIVE_ADDON, else native/build/Release, else the prebuild)
+ * or throws an InterceptError saying how to build it. Loading is lazy so commands that never
+ * touch sockets or the trie work without a compiler.
  */
 export function loadAddon(): NativeAddon {
   if (addon) return addon;
-  const path = process.env[NATIVE_ADDON_ENV] || defaultAddonPath;
-  if (!existsSync(path)) {
+  const path = process.env[NATIVE_ADDON_ENV] || defaultAddonPath();
+  if (path === undefined || !existsSync(path)) {
     throw new InterceptError(
-      `native addon not found at ${path}: build it with \`npm run build:native\` in ${packageRoot} ` +
-        '(needs cmake >= 3.15 and a C++17 compiler; scripts/install-system-deps.sh installs them), ' +
+      `native addon not found at ${path ?? `${nativeDir}/build/Release, nor a prebuild for ${process.platform}-${process.arch} in ${nativeDir}/prebuilds`}: ` +
+        `build it with \`npm run build:native\` in ${packageRoot} (a checkout), ` +
+        `\`sh ${packageRoot}scripts/build-native-if-needed.sh\` (an installed package) ` +
+        '(cmake-js; needs cmake >= 3.15 and a C++17 compiler), ' +
         `or set ${NATIVE_ADDON_ENV} to a built interpose_native.node`,
     );
   }
