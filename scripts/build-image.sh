@@ -35,6 +35,7 @@ built=$SECONDS
 
 size=$(podman image inspect --format '{{.Size}}' "$tag")
 own=$("${podman[@]}" run --rm --network none "${limits[@]}" --entrypoint du "$tag" -sb /opt/interpose | cut -f1)
+# shellcheck disable=SC2016 # expanded by the image's shell, not this one
 node=$("${podman[@]}" run --rm --network none "${limits[@]}" --entrypoint sh "$tag" -c 'du -bL "$(command -v node)"' | cut -f1)
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 echo "build-image: $tag built in $((built - start)) s (base images $((bases_done - start)) s, podman build $((built - bases_done)) s)"
