@@ -21,11 +21,12 @@ COPY package.json package-lock.json ./
 # Scripts off: "install" and "prepare" would build before the sources are copied in.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
+COPY scripts ./scripts
 COPY native ./native
 COPY src ./src
 # Source maps point at src/, which the runtime stage does not carry: dropped, as in the npm package.
 RUN npm run build \
- && test -x dist/cli/main.js \
+ && test -x "$(node -p "require('./package.json').bin.interpose")" \
  && find dist -name '*.map' -delete \
  && npm prune --omit=dev --no-audit --no-fund
 
@@ -41,7 +42,8 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/native/package.json ./native/package.json
 COPY --from=build /src/native/build/Release/interpose_native.node ./native/build/Release/interpose_native.node
-RUN ln -s /opt/interpose/dist/cli/main.js /usr/local/bin/interpose \
+# /usr/local/bin/interpose: the package's bin, as `npm install -g` would link it.
+RUN ln -s "/opt/interpose/$(node -p "require('./package.json').bin.interpose")" /usr/local/bin/interpose \
  && interpose --version \
  && node -e "require('node-gyp-build')('/opt/interpose/native')"
 # Rules need root with NET_ADMIN/NET_RAW: the pod spec grants them to istio-init only. The
