@@ -13,8 +13,8 @@ ARG RUNTIME_BASE=node:20-bookworm-slim
 
 # Build stage: compiler and cmake for the native addon (cmake-js), tsc for dist/.
 FROM ${BUILD_BASE} AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake g++ make \
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake g++ make >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -33,8 +33,8 @@ RUN npm run build \
 # Runtime stage: node plus the netfilter tools interpose drives, no compiler or headers. The
 # iptables package brings both iptables-nft and iptables-legacy; interpose picks the one in use.
 FROM ${RUNTIME_BASE}
-RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables nftables iproute2 \
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables nftables iproute2 >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/interpose
 COPY --from=build /src/package.json ./package.json

@@ -120,8 +120,8 @@ test('Dockerfile: ENTRYPOINT is `interpose` (the injector passes the subcommand)
   t.regex(dockerfile, /^ARG RUNTIME_BASE=node:20-bookworm-slim\n/m);
   t.regex(dockerfile, /^FROM \$\{BUILD_BASE\} AS build\n/m);
   t.regex(dockerfile, /^FROM \$\{RUNTIME_BASE\}\n/m);
-  t.regex(dockerfile, /install -y --no-install-recommends iptables nftables iproute2/);
-  t.regex(dockerfile, /install -y --no-install-recommends cmake g\+\+ make/);
+  t.regex(dockerfile, /install -y -qq --no-install-recommends iptables nftables iproute2/);
+  t.regex(dockerfile, /install -y -qq --no-install-recommends cmake g\+\+ make/);
 });
 
 test('Dockerfile COPYs only paths that exist and .dockerignore keeps', async (t) => {
