@@ -35,7 +35,7 @@ RUN npm run build \
 FROM ${RUNTIME_BASE}
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables nftables iproute2 >/dev/null \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/interpose
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules

@@ -46,6 +46,7 @@ else
     "$suite" "$work/rootfs" "$mirror" >&2
   echo "build-base-images: mmdebstrap $suite minbase took $((SECONDS - start)) s" >&2
 
+  rm -rf "$work/rootfs"/var/cache/apt/* "$work/rootfs"/var/lib/apt/lists/*
   install -m 0755 "$node_bin" "$work/rootfs/usr/bin/node"
   tar -C "$work/rootfs" -c . | podman import --change 'CMD ["node"]' - "$runtime" >/dev/null
 
