@@ -2,7 +2,7 @@
 # The npm "install" script: keeps the prebuilt addon when one loads on this machine
 # (native/prebuilds/<platform>-<arch>, chosen by node-gyp-build as src/native.ts does) and
 # otherwise builds the addon from source with cmake-js into native/build. Also the command
-# the loader's error names, since npm >= 11.? skips dependencies' install scripts unless allowed.
+# the loader's error names: npm 11 skips dependencies' install scripts unless they are allowed.
 #
 # cmake-js and node-addon-api are build-time only: a checkout has them as dev dependencies;
 # an installed package gets them here, at the versions package.json pins, in native/node_modules,
