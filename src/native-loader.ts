@@ -1,5 +1,6 @@
 /**
- * Finds and loads the native addon (native/build/Release/interpose_native.node, or the file
+ * Finds and loads the native addon (native/build/Release/interpose_native.node, else the package's
+ * prebuild in native/prebuilds/<platform>-<arch>/, or the file
  * INTERPOSE_NATIVE_ADDON names) and declares the shape of its exports, for the typed facades
  * (src/native.ts, src/net/cidr-trie.ts, src/proxy/splice-relay.linux.ts). Apart from native.ts
  * re-exporting it, it imports none of them, so they import it without a cycle.
@@ -64,22 +65,34 @@ export const NATIVE_ADDON_ENV = 'INTERPOSE_NATIVE_ADDON';
 
 // This file (src/native-loader.ts, dist/native-loader.js) sits one directory below the package root.
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
-const defaultAddonPath = `${packageRoot}native/build/Release/interpose_native.node`;
+const nativeDir = `${packageRoot}native`;
+
+/** The addon's path: a local build first, else the package's prebuild for this platform (node-gyp-build picks); undefined when neither. */
+function defaultAddonPath(): string | undefined {
+  const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string };
+  try {
+    return nodeGypBuild.path(nativeDir);
+  } catch {
+    return undefined;
+  }
+}
 
 let addon: NativeAddon | undefined;
 
 /**
- * Loads the addon once (INTERPOSE_NATIVE_ADDON, else native/build/Release) or throws an
- * InterceptError saying how to build it. Loading is lazy so commands that never touch sockets
- * or the trie work without a compiler.
+ * Loads the addon once (INTERPOSE_NATIVE_ADDON, else native/build/Release, else the prebuild)
+ * or throws an InterceptError saying how to build it. Loading is lazy so commands that never
+ * touch sockets or the trie work without a compiler.
  */
 export function loadAddon(): NativeAddon {
   if (addon) return addon;
-  const path = process.env[NATIVE_ADDON_ENV] || defaultAddonPath;
-  if (!existsSync(path)) {
+  const path = process.env[NATIVE_ADDON_ENV] || defaultAddonPath();
+  if (path === undefined || !existsSync(path)) {
     throw new InterceptError(
-      `native addon not found at ${path}: build it with \`npm run build:native\` in ${packageRoot} ` +
-        '(needs cmake >= 3.15 and a C++17 compiler; scripts/install-system-deps.sh installs them), ' +
+      `native addon not found at ${path ?? `${nativeDir}/build/Release, nor a prebuild for ${process.platform}-${process.arch} in ${nativeDir}/prebuilds`}: ` +
+        `build it with \`npm run build:native\` in ${packageRoot} (a checkout), ` +
+        `\`sh ${packageRoot}scripts/build-native-if-needed.sh\` (an installed package) ` +
+        '(cmake-js; needs cmake >= 3.15 and a C++17 compiler), ' +
         `or set ${NATIVE_ADDON_ENV} to a built interpose_native.node`,
     );
   }

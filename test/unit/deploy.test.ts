@@ -16,6 +16,8 @@ interface Container {
   command?: string[];
   args?: string[];
   securityContext?: { runAsUser?: number; capabilities?: { add?: string[]; drop?: string[] } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  ports?: { containerPort: number; name?: string }[];
 }
 interface PodDoc {
   kind: string;
@@ -44,18 +46,21 @@ for (const file of ['deploy/kubernetes/pod-init-container.yaml', 'deploy/kuberne
     t.is(init.image, 'interpose:dev');
     t.is(init.securityContext?.runAsUser, 0);
     t.deepEqual([...(init.securityContext?.capabilities?.add ?? [])].sort(), ['NET_ADMIN', 'NET_RAW']);
-    // The image's entrypoint supplies `interpose istio-iptables`: args are flags only.
+    // The image's entry point is `interpose`; the args are the injector's shape: the
+    // subcommand, the mapping of this pod's annotations (none → istio-init's defaults), then
+    // pilot-agent's log level.
     t.is(init.command, undefined);
-    // Exactly the injector's mapping of this pod's annotations (none → istio-init's defaults).
-    t.deepEqual(init.args, [...annotationsToFlags(p.metadata.annotations ?? {}).argv]);
+    t.deepEqual(init.args, ['istio-iptables', ...annotationsToFlags(p.metadata.annotations ?? {}).argv, '--log_output_level=default:info']);
     // And istio-iptables takes them.
-    await t.notThrowsAsync(parseIstioIptablesArgv(init.args!));
+    await t.notThrowsAsync(parseIstioIptablesArgv(init.args!.slice(1)));
+    // The injector's requests and limits for istio-init.
+    t.deepEqual(init.resources, { requests: { cpu: '10m', memory: '40Mi' }, limits: { cpu: '2', memory: '1Gi' } });
   });
 }
 
 test('pod-annotations.yaml really customises the rules (not just the defaults)', async (t) => {
   const p = await pod('deploy/kubernetes/pod-annotations.yaml');
-  const { config } = await parseIstioIptablesArgv(initContainer(p).args!);
+  const { config } = await parseIstioIptablesArgv(initContainer(p).args!.slice(1));
   t.deepEqual(config.outboundInclude.cidrs.map((c) => c.text), ['10.244.0.0/16', '10.96.0.0/12']);
   t.deepEqual(config.outboundExclude.map((c) => c.text), ['10.96.0.10/32']);
   t.deepEqual(config.outboundPortsExclude, [5432]);
@@ -67,6 +72,8 @@ test('the sidecar in pod-init-container.yaml runs as the exempt uid with flags `
   const proxy = p.spec.containers.find((c) => c.name === 'interpose-proxy')!;
   t.deepEqual(proxy.command, ['interpose', 'proxy']);
   t.is(proxy.securityContext?.runAsUser, 1337);
+  // Istio's port names: Prometheus scrapes the sidecar's http-envoy-prom.
+  t.deepEqual(proxy.ports, [{ containerPort: 15090, name: 'http-envoy-prom', protocol: 'TCP' }]);
   const init = initContainer(p).args!;
   t.is(init[init.indexOf('-u') + 1], '1337');
   let parsed: Record<string, unknown> = {};
@@ -82,40 +89,39 @@ test('the sidecar in pod-init-container.yaml runs as the exempt uid with flags `
   t.is(parsed.inboundPort, Number(init[init.indexOf('-z') + 1]));
 });
 
-test('Dockerfile: ENTRYPOINT is `interpose istio-iptables`, and interpose is the dist/cli/main.js the build makes', async (t) => {
+test('Dockerfile: ENTRYPOINT is `interpose` (the injector passes the subcommand), and interpose is the package bin the build makes', async (t) => {
   const dockerfile = await read('Dockerfile');
   const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
   t.truthy(entry, 'no exec-form ENTRYPOINT');
-  t.deepEqual(JSON.parse(entry![1]!), ['interpose', 'istio-iptables']);
+  t.deepEqual(JSON.parse(entry![1]!), ['interpose']);
   t.true(commands.some((c) => c.name === 'istio-iptables'), 'istio-iptables is not a registered subcommand');
 
-  // /usr/local/bin/interpose → dist/cli/main.js, copied from the build stage's /src/dist.
-  t.regex(dockerfile, /ln -s \/opt\/interpose\/dist\/cli\/main\.js \/usr\/local\/bin\/interpose/);
+  // /usr/local/bin/interpose → the package's bin, under dist/ copied from the build stage.
+  t.regex(dockerfile, /ln -s "\/opt\/interpose\/\$\(node -p "require\('\.\/package\.json'\)\.bin\.interpose"\)" \/usr\/local\/bin\/interpose/);
   t.regex(dockerfile, /WORKDIR \/opt\/interpose\n/);
   t.regex(dockerfile, /COPY --from=build \/src\/dist \.\/dist/);
   t.regex(dockerfile, /RUN npm run build/);
 
-  // That file is what `npm run build` produces: tsc maps src/cli/main.ts to dist/cli/main.js
-  // (rootDir src, outDir dist), build:ts makes it executable, package.json's bin names it,
-  // and it starts with a node shebang.
+  // The bin is a build output under dist/ (copied above), and the build stage fails unless
+  // `npm run build` made it executable.
   const pkg = JSON.parse(await read('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> };
-  const tsconfig = JSON.parse(await read('tsconfig.json')) as { compilerOptions: { rootDir: string; outDir: string } };
-  t.is(pkg.bin.interpose, 'dist/cli/main.js');
-  t.is(tsconfig.compilerOptions.rootDir, 'src');
-  t.is(tsconfig.compilerOptions.outDir, 'dist');
-  t.regex(pkg.scripts['build:ts']!, /chmod \+x dist\/cli\/main\.js/);
+  t.regex(pkg.bin.interpose!, /^dist\/[\w/.-]+\.js$/);
+  t.regex(dockerfile, /test -x "\$\(node -p "require\('\.\/package\.json'\)\.bin\.interpose"\)"/);
   t.regex(pkg.scripts.build!, /build:native/);
   t.regex(await read('src/cli/main.ts'), /^#!\/usr\/bin\/env node\n/);
 
-  // The native addon lands where src/native.ts looks for it.
+  // The native addon lands where src/native.ts looks for it (node-gyp-build: native/build/Release).
   t.regex(await read('src/native.ts'), /native\/build\/Release\/interpose_native\.node/);
   t.regex(dockerfile, /\.\/native\/build\/Release\/interpose_native\.node/);
 
   // Runtime has the netfilter tools; the build stage has the compiler.
-  t.regex(dockerfile, /FROM node:20-bookworm AS build/);
-  t.regex(dockerfile, /FROM node:20-bookworm-slim\n/);
-  t.regex(dockerfile, /install -y --no-install-recommends iptables nftables iproute2/);
-  t.regex(dockerfile, /install -y --no-install-recommends cmake g\+\+ make/);
+  // Base images are build arguments defaulting to the public node images.
+  t.regex(dockerfile, /^ARG BUILD_BASE=node:20-bookworm\n/m);
+  t.regex(dockerfile, /^ARG RUNTIME_BASE=node:20-bookworm-slim\n/m);
+  t.regex(dockerfile, /^FROM \$\{BUILD_BASE\} AS build\n/m);
+  t.regex(dockerfile, /^FROM \$\{RUNTIME_BASE\}\n/m);
+  t.regex(dockerfile, /install -y -qq --no-install-recommends iptables nftables iproute2/);
+  t.regex(dockerfile, /install -y -qq --no-install-recommends cmake g\+\+ make/);
 });
 
 test('Dockerfile COPYs only paths that exist and .dockerignore keeps', async (t) => {
@@ -125,7 +131,7 @@ test('Dockerfile COPYs only paths that exist and .dockerignore keeps', async (t)
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
   const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
-  t.deepEqual(sources, ['package.json', 'package-lock.json', 'tsconfig.json', 'native', 'src']);
+  t.deepEqual(sources, ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'native', 'src']);
   for (const s of sources) {
     await t.notThrowsAsync(access(`${ROOT}${s}`), `${s} missing`);
     t.false(ignored.includes(s), `${s} is in .dockerignore`);

@@ -1,0 +1,119 @@
+/**
+ * The container image run as Kubernetes runs it, for every argument list Istio's sidecar
+ * injector writes (../shared/reference/istio/injector-args.json): podman (runc) starts the image
+ * with the case's args in a network namespace of the test's own, under the case's security
+ * context (istio-init: root, every capability dropped but NET_ADMIN and NET_RAW; istio-validation:
+ * uid/gid 1337, no capabilities, read-only root filesystem without podman's tmpfs mounts).
+ *
+ * The rules the image leaves in its namespace must equal those the checked-out CLI leaves in a
+ * second namespace with the same args, and be non-empty; validation must exit 0 where the rules
+ * are in place and 126 where they are not.
+ *
+ * Needs root, podman and the image: scripts/build-image.sh builds it (INTERPOSE_IMAGE names
+ * another). Outside CI a missing image skips these tests; under CI it fails them.
+ */
+import test from 'ava';
+import { execa } from 'execa';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCli } from '../helpers/cli.js';
+import { isRoot, kernelTest, Netns } from '../helpers/kernel.js';
+import { netfilterState, policyRouting } from '../helpers/netfilter.js';
+
+interface InjectorCase {
+  name: string;
+  container: 'istio-init' | 'istio-validation';
+  runAsUser: number;
+  capabilities: string[];
+  readOnlyRootFilesystem: boolean;
+  args: string[];
+}
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const casesFile = join(repo, '../shared/reference/istio/injector-args.json');
+const image = process.env.INTERPOSE_IMAGE || 'localhost/interpose:dev';
+
+/**
+ * Podman as root on this kind of host: runc (crun lacks the cgroup v1 mode), and ulimits within
+ * the sandbox's hard limits (podman's defaults for root exceed them and runc fails to set them).
+ */
+export const podmanGlobal = ['--runtime', 'runc'];
+export const podmanLimits = ['--ulimit', 'nofile=16384:16384', '--ulimit', 'nproc=4096:4096'];
+
+async function imageSkipReason(): Promise<string | undefined> {
+  if (!existsSync(casesFile)) return `${casesFile} is absent (../shared is not beside the repository)`;
+  if (!isRoot) return undefined; // kernelTest skips and says why
+  const podman = await execa('podman', ['--version'], { reject: false });
+  if (podman.exitCode !== 0) return 'podman is not installed (scripts/install-system-deps.sh installs it)';
+  const exists = await execa('podman', ['image', 'exists', image], { reject: false });
+  if (exists.exitCode !== 0) {
+    const message = `image ${image} is not built (bash scripts/build-image.sh builds it)`;
+    if (process.env.CI) throw new Error(`${message}: CI must build and run it`);
+    return message;
+  }
+  return undefined;
+}
+
+const skipReason = await imageSkipReason();
+const cases: InjectorCase[] = skipReason === undefined ? (JSON.parse(readFileSync(casesFile, 'utf8')) as { cases: InjectorCase[] }).cases : [];
+
+/** Runs the image with `args` in `ns` under the security context of `c`, as the kubelet would. */
+function runImage(ns: Netns, c: InjectorCase, args: readonly string[]) {
+  const security = ['--cap-drop', 'ALL', ...c.capabilities.flatMap((cap) => ['--cap-add', cap])];
+  security.push('--user', `${c.runAsUser}:${c.runAsUser}`, '--security-opt', 'no-new-privileges');
+  // readOnlyRootFilesystem: podman would mount writable tmpfs on /run, /tmp and /var/tmp; the
+  // kubelet does not.
+  if (c.readOnlyRootFilesystem) security.push('--read-only', '--read-only-tmpfs=false');
+  return execa('podman', [...podmanGlobal, 'run', '--rm', '--network', `ns:/run/netns/${ns.name}`, ...podmanLimits, ...security, image, ...args], {
+    reject: false,
+    timeout: 180_000,
+  });
+}
+
+/** What a namespace holds that interpose may have written: xtables, nftables, policy routing. */
+async function rulesIn(ns: Netns): Promise<string> {
+  const nft = await ns.exec(['nft', 'list', 'ruleset']);
+  return [await netfilterState(ns), '### nft list ruleset', String(nft.stdout), '### ip rule/route', await policyRouting(ns)].join('\n');
+}
+
+if (skipReason !== undefined) {
+  console.log(`SKIP: image tests: ${skipReason}`);
+  test.skip(`the image runs every injector case (skipped: ${skipReason})`, () => {});
+}
+
+for (const c of cases.filter((c) => c.container === 'istio-init')) {
+  kernelTest(`image, injector case ${c.name}: rules as the CLI writes them`, async (t) => {
+    const inImage = await Netns.create(t, 'img');
+    const run = await runImage(inImage, c, c.args);
+    t.is(run.exitCode, 0, `podman run … ${c.args.join(' ')}\n${run.stderr}`);
+
+    const byCli = await Netns.create(t, 'imgcli');
+    const cli = await runCli(c.args, { netns: byCli.name });
+    t.is(cli.exitCode, 0, `interpose ${c.args.join(' ')}\n${cli.stderr}`);
+
+    const rules = await rulesIn(inImage);
+    t.regex(rules, /ISTIO_OUTPUT|istio/i, 'the image wrote Istio chains');
+    t.is(rules, await rulesIn(byCli));
+  });
+}
+
+for (const c of cases.filter((c) => c.container === 'istio-validation')) {
+  kernelTest(`image, injector case ${c.name}: exit 0 with the redirect in place, 126 without`, async (t) => {
+    // istio-cni applies the rules before the validation container starts: here the image does,
+    // as istio-init, with the same capture arguments.
+    const applyArgs = c.args.filter((a) => a !== '--run-validation' && a !== '--skip-rule-apply');
+    const asInit = { ...c, runAsUser: 0, capabilities: ['NET_ADMIN', 'NET_RAW'], readOnlyRootFilesystem: false };
+    const withRules = await Netns.create(t, 'imgval');
+    const apply = await runImage(withRules, asInit, applyArgs);
+    t.is(apply.exitCode, 0, `podman run … ${applyArgs.join(' ')}\n${apply.stderr}`);
+
+    const ok = await runImage(withRules, c, c.args);
+    t.is(ok.exitCode, 0, `validation with rules in place\n${ok.stderr}`);
+
+    const bare = await Netns.create(t, 'imgval');
+    const failed = await runImage(bare, c, c.args);
+    t.is(failed.exitCode, 126, `validation without rules\n${failed.stderr}`);
+    t.is(await rulesIn(bare), await rulesIn(await Netns.create(t, 'imgref')), 'validation wrote no rules');
+  });
+}
