@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { execa } from 'execa';
+import { listenOnLoopback, loopbackServiceEntry } from './helpers/loopback-upstream.js';
 import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
@@ -25,24 +26,10 @@ async function httpUpstream(t: import('ava').ExecutionContext): Promise<{ server
       res.end(`hello ${req.url}`);
     }, delay);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return { server, port: (server.address() as { port: number }).port };
+  return { server, port: await listenOnLoopback(t, server) };
 }
 
-const entry = (name: string, port: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name.replace(/\./g, '-')}}
-spec:
-  hosts: [${name}]
-  ports: [{number: ${port}, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`;
+const entry = (name: string, port: number) => loopbackServiceEntry(name, port);
 
 /** Writes `request` on a raw connection to the proxy and returns everything it answers. */
 async function raw(port: number, request: string | Buffer, opts: { delayMs?: number; closeAfterMs?: number } = {}): Promise<string> {

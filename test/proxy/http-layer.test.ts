@@ -8,6 +8,7 @@ import { createServer, request, type IncomingMessage, type Server } from 'node:h
 import { connect, createServer as createTcpServer } from 'node:net';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
+import { listenOnLoopback, loopbackServiceEntry } from './helpers/loopback-upstream.js';
 import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
@@ -22,30 +23,10 @@ async function httpUpstream(t: import('ava').ExecutionContext): Promise<{ server
     res.setHeader('x-seen-decorator', String(req.headers['x-envoy-decorator-operation'] ?? ''));
     res.end(`hello ${req.url}`);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return { server, port: (server.address() as { port: number }).port };
+  return { server, port: await listenOnLoopback(t, server) };
 }
 
-/** A ServiceEntry for NAME on the upstream's port, endpoints on loopback (no DNS needed). */
-const staticEntry = (name: string, port: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: ${name.replace(/\./g, '-')}
-spec:
-  hosts: [${name}]
-  ports:
-  - number: ${port}
-    name: http
-    protocol: HTTP
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-`;
+const staticEntry = (name: string, port: number) => loopbackServiceEntry(name, port);
 
 function get(
   port: number,

@@ -9,18 +9,11 @@ import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { execa } from 'execa';
 import * as grpc from '@grpc/grpc-js';
+import { loopbackServiceEntry } from './helpers/loopback-upstream.js';
 import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
-const entry = (name: string, port: number, protocol: string) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name.replace(/\./g, '-')}}
-spec:
-  hosts: [${name}]
-  ports: [{number: ${port}, name: p, protocol: ${protocol}}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`;
+const entry = loopbackServiceEntry;
 
 // A gRPC service without protoc: messages are UTF-8 strings.
 const str = { serialize: (s: string) => Buffer.from(s), deserialize: (b: Buffer) => b.toString() };

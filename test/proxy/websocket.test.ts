@@ -6,6 +6,7 @@
 import test from 'ava';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from 'ws';
+import { loopbackServiceEntry } from './helpers/loopback-upstream.js';
 import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
@@ -23,15 +24,7 @@ async function echoServer(t: import('ava').ExecutionContext): Promise<number> {
   return (wss.address() as { port: number }).port;
 }
 
-const entry = (name: string, port: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name.replace(/\./g, '-')}}
-spec:
-  hosts: [${name}]
-  ports: [{number: ${port}, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`;
+const entry = (name: string, port: number) => loopbackServiceEntry(name, port);
 
 function openClient(port: number, host: string): Promise<{ ws: WebSocket; messages: string[] } | { status: number }> {
   return new Promise((resolve, reject) => {
