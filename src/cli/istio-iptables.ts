@@ -7,16 +7,15 @@ import { Command } from 'commander';
 import type { InterceptConfig, RunOptions } from '../config/intercept-config.js';
 import { buildIstioOptions } from '../config/istio-options.js';
 import { ISTIO_ENV_ONLY, ISTIO_FLAGS } from '../config/istio-flags.js';
+import { CommandFailedError } from '../errors/command-failed-error.js';
+import { NativeError } from '../errors/native-error.js';
+import { KernelUnreadableError, applyRuleset, cleanupRules, type ApplyResult, type Backend, type KernelState } from '../kernel/backend.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
-import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
-import { IptablesBackend, type ApplyResult } from '../kernel/iptables-backend.linux.js';
-import { NFT_COMMIT_ENV, NftablesBackend, chooseNftTransaction, findNft, probeNftables } from '../kernel/nftables-backend.linux.js';
+import { NFT_COMMIT_ENV } from '../kernel/nftables-backend.linux.js';
+import { offlineBackend, openBackend } from '../kernel/open-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
-import { FileOwnershipStore } from '../kernel/ownership-record.linux.js';
 import { runRedirectValidation } from '../kernel/run-validation.linux.js';
 import { buildIstioRuleset } from '../rules/istio-ruleset.js';
-import { renderRestore } from '../rules/render/iptables.js';
-import { renderNftScript, renderNftTables } from '../rules/render/nftables.js';
 import type { Ruleset } from '../rules/ir.js';
 import { helpText } from './help-layout.js';
 import { istioFlagOption } from './istio-flag-option.js';
@@ -70,8 +69,9 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   if (cni) (cni.level === 'warn' ? warn : debug)(cni.message);
 
   const ruleset = buildIstioRuleset(config);
+  const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
   if (run.dryRun) {
-    process.stdout.write(run.nativeNftables ? renderNftDryRun(ruleset) : renderDryRun(ruleset));
+    process.stdout.write(await dryRunText(executor, ruleset, config, run));
     return;
   }
   /** `--run-validation` after whatever was applied (not after --cleanup-only). */
@@ -99,55 +99,44 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
     return;
   }
 
-  const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
-  if (run.nativeNftables) {
-    await runNftables(executor, ruleset, config, run);
-    if (!run.cleanupOnly) await validate();
-    return;
-  }
-  const binaries = await chooseIptables(executor, run.forceIptablesBinary);
+  const backend = await openBackend(executor, run);
   const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'the current network namespace';
-  const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
-  const backend = new IptablesBackend(executor, binaries, new FileOwnershipStore(run.networkNamespace));
-
   if (run.cleanupOnly) {
-    info(`backend iptables-${binaries.variant}; cleaning up in ${where}`);
-    const r = await backend.cleanup(ruleset, { mark: config.tproxyMark, table: config.tproxyRouteTable });
-    info(
-      `removed ${r.removedChains} chains, ${r.removedRules} rules` +
-        (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : ''),
-    );
+    info(`backend ${backend.name}; cleaning up in ${where}`);
+    const r = await cleanupRules(backend, ruleset, routesOf(config));
+    info(`removed ${r.removes}` + (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : ''));
     return;
   }
-
-  info(`backend iptables-${binaries.variant}; applying ${families} rules in ${where}`);
-  reportApply(await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply }));
+  const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
+  info(`backend ${backend.name}; applying ${families} rules in ${where}`);
+  reportApply(await applyRuleset(backend, ruleset, { reconcile: run.reconcile, forceApply: run.forceApply }));
   await validate();
 }
 
-/** `--native-nftables`: one nf_tables transaction over interpose's inet tables. */
-async function runNftables(
-  executor: Executor,
-  ruleset: Ruleset,
-  config: InterceptConfig,
-  run: RunOptions,
-): Promise<void> {
-  const version = await probeNftables(executor);
-  const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'the current network namespace';
-  const backend = new NftablesBackend(executor, {}, findNft(), chooseNftTransaction(executor));
-  const name = `nftables (${version}, commit via ${backend.commitVia})`;
-  if (run.cleanupOnly) {
-    info(`backend ${name}; cleaning up in ${where}`);
-    const r = await backend.cleanup({ mark: config.tproxyMark, table: config.tproxyRouteTable });
-    info(
-      `removed ${r.removedTables.length ? `tables ${r.removedTables.map((t) => `inet ${t}`).join(', ')}` : 'no tables'} (${r.removedRules} rules)` +
-        (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : ''),
-    );
-    return;
+const routesOf = (config: InterceptConfig) => ({ mark: config.tproxyMark, table: config.tproxyRouteTable });
+
+/**
+ * `--dry-run`: the transaction a real run would commit against the kernel as it is now (a
+ * cleanup with --cleanup-only). Where the kernel cannot be read (no privileges, no tools), the
+ * transaction for a kernel holding none of our rules, saying so on stderr.
+ */
+async function dryRunText(executor: Executor, ruleset: Ruleset, config: InterceptConfig, run: RunOptions): Promise<string> {
+  const options = { reconcile: run.reconcile, forceApply: run.forceApply };
+  let backend: Backend;
+  let state: KernelState;
+  try {
+    backend = await openBackend(executor, run);
+    state = run.cleanupOnly ? await backend.read() : await backend.read(ruleset, options);
+  } catch (err) {
+    if (!(err instanceof KernelUnreadableError || err instanceof CommandFailedError || err instanceof NativeError)) throw err;
+    warn(`--dry-run: cannot read the rules the kernel holds (${err.message}); showing the transaction for a kernel that holds none of interpose's`);
+    backend = offlineBackend(executor, run);
+    state = backend.emptyState();
   }
-  const families = ruleset.families.map((f) => (f.family === 4 ? 'IPv4' : 'IPv6')).join('+');
-  info(`backend ${name}; applying ${families} rules (inet tables) in ${where}`);
-  reportApply(await backend.apply(ruleset, { reconcile: run.reconcile, forceApply: run.forceApply }));
+  const tx = run.cleanupOnly
+    ? backend.planCleanup(state, ruleset, routesOf(config))
+    : backend.plan(state, ruleset, options);
+  return tx.text();
 }
 
 function reportApply(result: ApplyResult): void {
@@ -166,32 +155,3 @@ function reportApply(result: ApplyResult): void {
       break;
   }
 }
-
-/** `--dry-run --native-nftables` output: the `nft -f -` transaction, plus the routes as comments. */
-export function renderNftDryRun(ruleset: Ruleset): string {
-  const tables = renderNftTables(ruleset);
-  let out = `# nft -f -\n${renderNftScript(tables, tables.map((t) => t.name))}`;
-  out += routeComments(ruleset);
-  return out;
-}
-
-/** `--dry-run` output: the restore text per family, as comments plus restore input. */
-export function renderDryRun(ruleset: Ruleset): string {
-  let out = '';
-  for (const f of ruleset.families) {
-    out += `# ${f.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush\n${renderRestore(f)}`;
-  }
-  return out + routeComments(ruleset);
-}
-
-function routeComments(ruleset: Ruleset): string {
-  let out = '';
-  if (ruleset.tproxyRoutes) {
-    const { mark, table, families } = ruleset.tproxyRoutes;
-    for (const fam of families) {
-      out += `# ip -${fam} rule add fwmark ${mark} lookup ${table}\n# ip -${fam} route add local default dev lo table ${table}\n`;
-    }
-  }
-  return out;
-}
-

@@ -1,14 +1,29 @@
 /**
- * The iptables backend: reads what the kernel holds, decides (install, unchanged, drift,
- * replace, clean up), and applies one `iptables-restore --noflush` transaction per family.
- * All or nothing: the touched tables are snapshotted first, and if any later step fails —
- * the other family, the TPROXY routes — every family already changed is restored from the
- * snapshot before the error is reported.
+ * The iptables backend: reads both families' tables (iptables-save -c), plans one
+ * `iptables-restore --noflush` transaction per family (install, unchanged, drift, replace,
+ * clean up), and commits them. All or nothing: the tables a transaction touches were read
+ * before anything changed, and if any later step fails — the other family, the TPROXY
+ * routes — every family already changed is restored from that read before the error is
+ * reported.
  */
 import { DriftError } from '../errors/drift-error.js';
-import { InterceptError } from '../errors/intercept-error.js';
 import type { IpFamily } from '../net/cidr.js';
-import { OWNED_CHAIN_PREFIX, type FamilyRuleset, type Ruleset, type TproxyRoutes } from '../rules/ir.js';
+import { OWNED_CHAIN_PREFIX, type Ruleset, type TableName } from '../rules/ir.js';
+import { parseIptablesSave, type SavedState } from '../rules/iptables-save-parser.js';
+import {
+  ApplyFailedError,
+  KernelUnreadableError,
+  routeComments,
+  type ApplyAction,
+  type ApplyOptions,
+  type ApplyResult,
+  type Backend,
+  type CommitResult,
+  type Comparison,
+  type KernelState,
+  type RouteSpec,
+  type Transaction,
+} from './backend.js';
 import { runChecked, type Executor } from './executor.js';
 import type { IptablesBinaries } from './iptables-binaries.linux.js';
 import {
@@ -16,155 +31,116 @@ import {
   desiredOwned,
   diffOwned,
   isEmptyOwned,
+  ownedCounts,
+  strayInterfaceReturns,
   touchedTables,
   transactionText,
   type OwnedState,
 } from './iptables-plan.js';
-import { parseIptablesSave, type SavedState } from './iptables-save-parser.js';
+import { findNft } from './nft-binary.linux.js';
 import { NO_RECORD, builtinOf, withRecorded, type BuiltinRecord, type OwnershipStore } from './ownership-record.linux.js';
 import { ensureTproxyRoutes, removeTproxyRoutes, undoTproxyRoutes, type AddedRoutes } from './tproxy-routes.linux.js';
 import { ensureIPv6PassthroughAddress } from './passthrough-address.linux.js';
 
-export type ApplyAction = 'installed' | 'unchanged' | 'replaced' | 'reapplied';
-
-export interface ApplyResult {
-  readonly action: ApplyAction;
-  /** Differences found before replacing (reconcile), empty otherwise. */
-  readonly differences: readonly string[];
-}
-
-export interface CleanupResult {
-  readonly removedRules: number;
-  readonly removedChains: number;
-  readonly removedRoutes: readonly string[];
-}
-
-/** A failed apply whose changes were rolled back; the kernel holds what it held before. */
-export class ApplyFailedError extends InterceptError {
-  override name = 'ApplyFailedError';
-}
-
-interface FamilyPlan {
-  readonly family: IpFamily;
-  readonly current: OwnedState;
-  readonly desired: FamilyRuleset | undefined;
-}
-
-/** What compare() found; `plans` feed apply, `states` hold what each family's save showed. */
-export interface Comparison {
-  readonly differences: readonly string[];
-  /** True when the kernel holds any rule or chain of ours. */
-  readonly anyCurrent: boolean;
-  readonly plans: readonly FamilyPlan[];
-  readonly states: readonly FamilyState[];
-}
-
-interface FamilyState {
+/** One family's tables as read (with counters, so a rollback restores them too). */
+export interface FamilyState {
   readonly family: IpFamily;
   readonly saved: SavedState;
-  /** Present when this family's tools exist and answered. */
+  /** False when this family's tools are missing or failed (only ever for an optional IPv6). */
   readonly available: boolean;
 }
 
-export class IptablesBackend {
+export interface IptablesState extends KernelState {
+  readonly families: readonly FamilyState[];
+  /** Built-in-chain rules earlier runs recorded as theirs (see ownership-record.linux.ts). */
+  readonly recorded: BuiltinRecord;
+}
+
+/** One family's `iptables-restore --noflush` input. */
+interface RestoreStep {
+  readonly family: IpFamily;
+  readonly text: string;
+}
+
+export interface IptablesTransaction extends Transaction {
+  readonly steps: readonly RestoreStep[];
+  /** What was read before planning: what a failed commit restores. */
+  readonly families: readonly FamilyState[];
+  /** An install: the ruleset (its routes, the ::6 address, the record to keep). */
+  readonly install?: Ruleset;
+  /** A cleanup: the routing to remove. */
+  readonly cleanupRoutes?: RouteSpec;
+}
+
+const restoreCommand = (family: IpFamily) => `${family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush`;
+
+function transaction(fields: Omit<IptablesTransaction, 'text'>, trailer: string): IptablesTransaction {
+  const body = fields.steps.map((s) => `# ${restoreCommand(s.family)}\n${s.text}`).join('');
+  const text = (body === '' ? '# nothing to change in the iptables tables\n' : body) + trailer;
+  return { ...fields, text: () => text };
+}
+
+/**
+ * What counts as ours in a family's built-in chains: what `known` installs, plus what an
+ * earlier run recorded — the latter only while some ISTIO_* chain exists, so a record left for
+ * a namespace whose inode was reused cannot claim a stranger's rules.
+ */
+function knownFor(state: FamilyState, known: OwnedState, recorded: BuiltinRecord): OwnedState {
+  const ours = [...state.saved.values()].some((t) => t.chains.some((c) => c.startsWith(OWNED_CHAIN_PREFIX)));
+  return ours ? withRecorded(known, recorded.get(state.family)) : known;
+}
+
+/** Per available family: what is there of ours, what the ruleset wants, and how they differ. */
+function familyPlans(state: IptablesState, ruleset: Ruleset) {
+  return state.families
+    .filter((s) => s.available)
+    .map((s) => {
+      const desired = ruleset.families.find((f) => f.family === s.family);
+      const want: OwnedState = desired ? desiredOwned(desired) : new Map();
+      const current = currentOwned(s.saved, knownFor(s, want, state.recorded));
+      return { state: s, desired, want, current, differences: diffOwned(current, want, s.family) };
+    });
+}
+
+/** A kernel that holds nothing of ours, both families available. */
+export function emptyIptablesState(): IptablesState {
+  return { holdsOurs: false, recorded: new Map(), families: ([4, 6] as const).map((family) => ({ family, saved: new Map(), available: true })) };
+}
+
+/** Plans installing `ruleset` over `state` (pure). Throws DriftError when it differs and no reconcile. */
+export function planIptablesInstall(state: IptablesState, ruleset: Ruleset, options: ApplyOptions): IptablesTransaction {
+  const plans = familyPlans(state, ruleset);
+  const differences = plans.flatMap((p) => p.differences);
+  let action: ApplyAction;
+  if (!state.holdsOurs) action = 'installed';
+  else if (differences.length === 0) action = options.forceApply ? 'reapplied' : 'unchanged';
+  else if (options.reconcile) action = 'replaced';
+  else throw new DriftError(differences);
+
+  const result: ApplyResult = { action, differences: action === 'replaced' ? differences : [] };
+  // Unchanged: no rule to write; commit still makes sure the routing half is there.
+  const steps =
+    action === 'unchanged'
+      ? []
+      : plans.map((p) => ({ family: p.state.family, text: transactionText(p.current, p.desired) })).filter((s) => s.text !== '');
+  return transaction({ result, steps, families: state.families, install: ruleset }, routeComments(ruleset));
+}
+
+export class IptablesBackend implements Backend<IptablesState, IptablesTransaction> {
+  readonly name: string;
+
   constructor(
     private readonly executor: Executor,
     private readonly bin: IptablesBinaries,
     /** Remembers our rules in built-in chains across runs (see ownership-record.linux.ts). */
     private readonly record: OwnershipStore = NO_RECORD,
-  ) {}
-
-  /**
-   * What counts as ours in a family's built-in chains: what this configuration installs, plus
-   * what an earlier run recorded — the latter only while some ISTIO_* chain exists, so a
-   * record left for a namespace whose inode was reused cannot claim a stranger's rules.
-   */
-  private knownFor(state: FamilyState, known: OwnedState, recorded: BuiltinRecord): OwnedState {
-    const ours = [...state.saved.values()].some((t) => t.chains.some((c) => c.startsWith(OWNED_CHAIN_PREFIX)));
-    return ours ? withRecorded(known, recorded.get(state.family)) : known;
+  ) {
+    this.name = `iptables-${bin.variant}`;
   }
 
-  /**
-   * Compares the kernel with `ruleset` without changing anything: the differences (missing,
-   * extra, changed rules; empty when identical), whether anything of ours is there at all,
-   * and what apply needs to act on it.
-   */
-  async compare(ruleset: Ruleset): Promise<Comparison> {
-    const states = await this.readStates(ruleset);
-    const recorded = this.record.load();
-    const plans: FamilyPlan[] = [];
-    const differences: string[] = [];
-    let anyCurrent = false;
-    for (const state of states) {
-      if (!state.available) continue;
-      const desired = ruleset.families.find((f) => f.family === state.family);
-      const want: OwnedState = desired ? desiredOwned(desired) : new Map();
-      const current = currentOwned(state.saved, this.knownFor(state, want, recorded));
-      anyCurrent ||= !isEmptyOwned(current);
-      differences.push(...diffOwned(current, want, state.family));
-      plans.push({ family: state.family, current, desired });
-    }
-    return { differences, anyCurrent, plans, states };
-  }
-
-  /** Installs `ruleset`, or verifies it is already there. Throws DriftError without changing anything. */
-  async apply(ruleset: Ruleset, options: { reconcile: boolean; forceApply: boolean }): Promise<ApplyResult> {
-    const { differences, anyCurrent, plans, states } = await this.compare(ruleset);
-
-    let action: ApplyAction;
-    if (!anyCurrent) action = 'installed';
-    else if (differences.length === 0) action = options.forceApply ? 'reapplied' : 'unchanged';
-    else if (options.reconcile) action = 'replaced';
-    else throw new DriftError(differences);
-
-    const routes = ruleset.tproxyRoutes;
-    if (action === 'unchanged') {
-      // Rules match; make sure the routing half is there too (it carries no drift of its own).
-      if (routes) await ensureTproxyRoutes(this.executor, routes);
-      await ensureIPv6PassthroughAddress(this.executor, ruleset);
-      return { action, differences: [] };
-    }
-
-    await this.transact(
-      plans.map((p) => ({ family: p.family, text: transactionText(p.current, p.desired) })),
-      states,
-      routes,
-    );
-    this.record.save(new Map(ruleset.families.map((f) => [f.family, builtinOf(desiredOwned(f))])));
-    await ensureIPv6PassthroughAddress(this.executor, ruleset);
-    return { action, differences: action === 'replaced' ? differences : [] };
-  }
-
-  /**
-   * Removes every ISTIO_* chain, every jump to one, the built-in-chain rules `known` would
-   * install, and the TPROXY routing for `routes`. Nothing else is touched.
-   */
-  async cleanup(known: Ruleset, routes: { mark: number; table: number }): Promise<CleanupResult> {
-    const states = await this.readStates({ families: [] });
-    const recorded = this.record.load();
-    const txs: Array<{ family: IpFamily; text: string }> = [];
-    let removedRules = 0;
-    let removedChains = 0;
-    for (const state of states) {
-      if (!state.available) continue;
-      const desired = known.families.find((f) => f.family === state.family);
-      const current = currentOwned(state.saved, this.knownFor(state, desired ? desiredOwned(desired) : new Map(), recorded));
-      for (const t of current.values()) {
-        removedChains += t.chains.size;
-        for (const rules of t.chains.values()) removedRules += rules.length;
-        for (const rules of t.builtin.values()) removedRules += rules.length;
-      }
-      txs.push({ family: state.family, text: transactionText(current, undefined) });
-    }
-    await this.transact(txs, states, undefined);
-    this.record.clear();
-    const removedRoutes = await removeTproxyRoutes(this.executor, routes.mark, routes.table);
-    return { removedRules, removedChains, removedRoutes };
-  }
-
-  /** Both families' iptables-save -c output (IPv6 marked unavailable when ip6tables is absent). */
-  private async readStates(ruleset: Ruleset): Promise<FamilyState[]> {
-    const out: FamilyState[] = [];
+  /** Both families' iptables-save -c output (IPv6 unavailable when ip6tables fails and `wanted` has no IPv6). */
+  async read(wanted?: Ruleset): Promise<IptablesState> {
+    const families: FamilyState[] = [];
     const snapshot = this.bin.takeSnapshot();
     for (const family of [4, 6] as const) {
       const cached = snapshot?.get(family);
@@ -173,39 +149,94 @@ export class IptablesBackend {
           ? { exitCode: 0, stdout: cached, stderr: '' }
           : await this.executor.run([this.bin.save(family), '-c']).catch(() => undefined);
       if (!r || r.exitCode !== 0) {
-        if (family === 4 || ruleset.families.some((f) => f.family === 6)) {
-          throw new InterceptError(
+        if (family === 4 || wanted?.families.some((f) => f.family === 6)) {
+          throw new KernelUnreadableError(
             `${this.bin.save(family)} failed${r ? `: ${r.stderr.trim()}` : ''}; is the Debian package "iptables" installed and are we root with CAP_NET_ADMIN?`,
           );
         }
-        out.push({ family, saved: new Map(), available: false });
+        families.push({ family, saved: new Map(), available: false });
         continue;
       }
-      out.push({ family, saved: parseIptablesSave(r.stdout), available: true });
+      families.push({ family, saved: parseIptablesSave(r.stdout), available: true });
     }
-    return out;
+    const recorded = this.record.load();
+    const state: IptablesState = { holdsOurs: false, families, recorded };
+    // Anything of ours, by the broadest claim: ISTIO_* chains, jumps to them, recorded rules.
+    const holdsOurs = familyPlans(state, { families: [] }).some((p) => !isEmptyOwned(p.current));
+    return { ...state, holdsOurs };
+  }
+
+  emptyState(): IptablesState {
+    return emptyIptablesState();
+  }
+
+  plan(state: IptablesState, ruleset: Ruleset, options: ApplyOptions): IptablesTransaction {
+    // What this ruleset claims as its own counts too (e.g. `-i eth1 -j RETURN` with no record).
+    const holdsOurs = state.holdsOurs || familyPlans(state, ruleset).some((p) => !isEmptyOwned(p.current));
+    return planIptablesInstall({ ...state, holdsOurs }, ruleset, options);
+  }
+
+  /** Removes every ISTIO_* chain, every jump to one, the built-in-chain rules `known` would install. */
+  planCleanup(state: IptablesState, known: Ruleset, routes: RouteSpec): IptablesTransaction {
+    let rules = 0;
+    let chains = 0;
+    const steps: RestoreStep[] = [];
+    for (const p of familyPlans(state, known)) {
+      const n = ownedCounts(p.current);
+      rules += n.rules;
+      chains += n.chains;
+      const text = transactionText(p.current, undefined);
+      if (text !== '') steps.push({ family: p.state.family, text });
+    }
+    const trailer = `# ip rule del fwmark ${routes.mark} lookup ${routes.table}; ip route del local default dev lo table ${routes.table} (each family, where present)\n`;
+    return transaction({ removes: `${chains} chains, ${rules} rules`, steps, families: state.families, cleanupRoutes: routes }, trailer);
+  }
+
+  compare(state: IptablesState, ruleset: Ruleset): Comparison {
+    const plans = familyPlans(state, ruleset);
+    const differences = plans.flatMap((p) => p.differences);
+    // Only for the families the ruleset installs: the others' leftovers are plain differences.
+    const warnings = plans
+      .filter((p) => p.desired)
+      .flatMap((p) => strayInterfaceReturns(p.state.saved, p.want, differences).map((w) => `IPv${p.state.family} ${w}`));
+    const ruleCount = ruleset.families.reduce((n, f) => n + ownedCounts(desiredOwned(f)).rules, 0);
+    return { differences, warnings, ruleCount };
+  }
+
+  async commit(tx: IptablesTransaction): Promise<CommitResult> {
+    const routes = tx.install?.tproxyRoutes;
+    if (tx.install && tx.result?.action === 'unchanged') {
+      // Rules match; make sure the routing half is there too (it carries no drift of its own).
+      if (routes) await ensureTproxyRoutes(this.executor, routes);
+      await ensureIPv6PassthroughAddress(this.executor, tx.install);
+      return { removedRoutes: [] };
+    }
+    await this.transact(tx.steps, tx.families, routes);
+    if (tx.install) {
+      this.record.save(new Map(tx.install.families.map((f) => [f.family, builtinOf(desiredOwned(f))])));
+      await ensureIPv6PassthroughAddress(this.executor, tx.install);
+      return { removedRoutes: [] };
+    }
+    this.record.clear();
+    const r = tx.cleanupRoutes;
+    return { removedRoutes: r ? await removeTproxyRoutes(this.executor, r.mark, r.table) : [] };
   }
 
   /** Applies each family's transaction in turn; on any failure restores every touched table. */
-  private async transact(
-    txs: Array<{ family: IpFamily; text: string }>,
-    states: readonly FamilyState[],
-    routes: TproxyRoutes | undefined,
-  ): Promise<void> {
-    const attempted: Array<{ family: IpFamily; text: string }> = [];
+  private async transact(steps: readonly RestoreStep[], families: readonly FamilyState[], routes: Ruleset['tproxyRoutes']): Promise<void> {
+    const attempted: RestoreStep[] = [];
     const added: AddedRoutes = { rules: [], routes: [] };
     try {
-      for (const tx of txs) {
-        if (tx.text === '') continue;
-        attempted.push(tx);
-        await runChecked(this.executor, [this.bin.restore(tx.family), '--noflush'], {
-          input: tx.text,
-          context: `applying the ${tx.family === 4 ? 'IPv4' : 'IPv6'} rules`,
+      for (const step of steps) {
+        attempted.push(step);
+        await runChecked(this.executor, [this.bin.restore(step.family), '--noflush'], {
+          input: step.text,
+          context: `applying the ${step.family === 4 ? 'IPv4' : 'IPv6'} rules`,
         });
       }
       if (routes) await ensureTproxyRoutes(this.executor, routes, added);
     } catch (err) {
-      const rollbackErrors = await this.rollback(attempted, states);
+      const rollbackErrors = await this.rollback(attempted, families);
       if (routes) await undoTproxyRoutes(this.executor, routes, added).catch(() => undefined);
       const detail = err instanceof Error ? err.message : String(err);
       const rolled =
@@ -216,31 +247,28 @@ export class IptablesBackend {
     }
   }
 
-  /** Restores the snapshot of every table a (possibly partial) transaction touched. */
-  private async rollback(attempted: Array<{ family: IpFamily; text: string }>, states: readonly FamilyState[]): Promise<string[]> {
+  /** Restores the tables a (possibly partial) transaction touched, as read before it. */
+  private async rollback(attempted: readonly RestoreStep[], families: readonly FamilyState[]): Promise<string[]> {
     const errors: string[] = [];
-    for (const tx of attempted) {
-      const saved = states.find((s) => s.family === tx.family)!.saved;
-      const tables = touchedTables(tx.text);
+    for (const step of attempted) {
+      const saved = families.find((s) => s.family === step.family)!.saved;
+      const tables = touchedTables(step.text);
       const blocks = tables.map((t) => saved.get(t)?.block).filter((b): b is string => b !== undefined);
       if (blocks.length > 0) {
-        const r = await this.executor.run([this.bin.restore(tx.family), '-c'], { input: blocks.join('') });
-        if (r.exitCode !== 0) errors.push(`${this.bin.restore(tx.family)} -c: ${r.stderr.trim()}`);
+        const r = await this.executor.run([this.bin.restore(step.family), '-c'], { input: blocks.join('') });
+        if (r.exitCode !== 0) errors.push(`${this.bin.restore(step.family)} -c: ${r.stderr.trim()}`);
       }
       // A table that did not exist before (iptables-nft creates them on first use) goes again.
-      for (const t of tables.filter((name) => !saved.has(name))) {
+      for (const t of tables.filter((name: TableName) => !saved.has(name))) {
         if (this.bin.variant === 'nft') {
-          const r = await this.executor.run(['nft', 'delete', 'table', tx.family === 4 ? 'ip' : 'ip6', t]);
+          const r = await this.executor.run([findNft(), 'delete', 'table', step.family === 4 ? 'ip' : 'ip6', t]);
           if (r.exitCode !== 0 && !/No such file/.test(r.stderr)) errors.push(`nft delete table ${t}: ${r.stderr.trim()}`);
         } else {
-          const r = await this.executor.run([this.bin.restore(tx.family)], { input: `*${t}\nCOMMIT\n` });
+          const r = await this.executor.run([this.bin.restore(step.family)], { input: `*${t}\nCOMMIT\n` });
           if (r.exitCode !== 0) errors.push(`flushing ${t}: ${r.stderr.trim()}`);
         }
       }
     }
     return errors;
   }
-
-
 }
-

@@ -7,7 +7,7 @@
  * namespace costs about as much as the restore itself, and this keeps an apply at two.
  */
 import type { IptablesBinaryChoice } from '../config/intercept-config.js';
-import { InterceptError } from '../errors/intercept-error.js';
+import { MissingToolError } from './backend.js';
 import type { IpFamily } from '../net/cidr.js';
 import type { Executor } from './executor.js';
 
@@ -24,14 +24,12 @@ export interface IptablesBinaries {
   takeSnapshot(): Map<IpFamily, string | undefined> | undefined;
 }
 
-export class MissingToolError extends InterceptError {
-  override name = 'MissingToolError';
-}
 
 const TOOL = (variant: IptablesVariant, family: IpFamily, op: 'save' | 'restore') =>
   `${family === 4 ? 'iptables' : 'ip6tables'}-${variant}-${op}`;
 
-function binaries(variant: IptablesVariant, snapshot: Map<IpFamily, string | undefined> | undefined): IptablesBinaries {
+/** The tools of `variant`; `snapshot` is what detection already read (see takeSnapshot). */
+export function iptablesBinaries(variant: IptablesVariant, snapshot?: Map<IpFamily, string | undefined>): IptablesBinaries {
   let pending = snapshot;
   return {
     variant,
@@ -98,7 +96,7 @@ export async function chooseIptables(executor: Executor, forced?: IptablesBinary
         `--force-iptables-binary ${forced}: ${TOOL(variant, 4, 'save')} is missing or failed; install the Debian package "iptables" (and run as root)`,
       );
     }
-    return binaries(variant, snapshotOf(variant));
+    return iptablesBinaries(variant, snapshotOf(variant));
   }
   if (!present('nft') && !present('legacy')) {
     throw new MissingToolError(
@@ -107,5 +105,5 @@ export async function chooseIptables(executor: Executor, forced?: IptablesBinary
   }
   const legacyInUse = holdsRules(saves.get(TOOL('legacy', 4, 'save'))) || holdsRules(saves.get(TOOL('legacy', 6, 'save')));
   const variant: IptablesVariant = present('legacy') && (!present('nft') || legacyInUse) ? 'legacy' : 'nft';
-  return binaries(variant, snapshotOf(variant));
+  return iptablesBinaries(variant, snapshotOf(variant));
 }

@@ -11,6 +11,7 @@ import { NativeError } from '../errors/native-error.js';
 import { sendNetfilterBatch, type NetlinkReply } from '../native.js';
 import { renderNftScript } from '../rules/render/nftables.js';
 import { runChecked, type Executor } from './executor.js';
+import { parseNftTableList } from './nft-binary.linux.js';
 import { buildNftBatch, type NftBatch, type NftBatchPlan } from '../rules/render/netlink/nft-netlink-batch.js';
 import { readGeneration, readInetTables, type DumpedTable } from './nft-netlink-tables.js';
 import { decodeStamp, encodeStamp, nextGeneration } from './nft-table-stamp.js';
@@ -51,7 +52,7 @@ export class NftToolTransaction implements NftTransaction {
 
   async tableNames(): Promise<string[]> {
     const r = await runChecked(this.executor, [this.nft, 'list', 'tables', 'inet'], { context: 'listing nftables tables' });
-    return [...r.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1]!);
+    return parseNftTableList(r.stdout);
   }
 
   async commit(plan: NftBatchPlan): Promise<void> {

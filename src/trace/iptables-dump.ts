@@ -18,6 +18,7 @@ import {
   type TableRuleset,
   type Target,
 } from '../rules/ir.js';
+import { isTableName, parseIptablesSave } from '../rules/iptables-save-parser.js';
 import { iptablesBaseChains, type BaseChain, type TraceProgram, type TraceRule, type TraceTable } from './program.js';
 
 /** Tables the tracer reads: where interpose's rules live (filter holds none of ours). */
@@ -218,43 +219,24 @@ function parseTarget(w: string[], family: IpFamily, chains: ReadonlySet<string>)
 /** Every table of one family's iptables-save output, each rule parsed or marked not understood. */
 export function parseIptablesDump(text: string, family: IpFamily, tables: readonly TableName[] = TRACED_TABLES): DumpedTable[] {
   const out: DumpedTable[] = [];
-  let current: { table: TableName; chains: Map<string, TraceRule[]>; specs: Array<[string, string]> } | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    if (line.startsWith('*')) {
-      const name = line.slice(1) as TableName;
-      current = tables.includes(name) ? { table: name, chains: new Map(), specs: [] } : undefined;
-      continue;
-    }
-    if (!current) continue;
-    if (line === 'COMMIT') {
-      const names = new Set(current.chains.keys());
-      for (const [chain, spec] of current.specs) {
-        const text = `-A ${chain}${spec ? ` ${spec}` : ''}`;
-        let rule: TraceRule;
-        try {
-          const r = parseRuleSpec(spec, family, names);
-          rule = { matches: r.matches, target: r.target, text };
-        } catch (err) {
-          if (!(err instanceof Unsupported)) throw err;
-          rule = { matches: [], text, unparsed: err.message };
-        }
-        (current.chains.get(chain) as TraceRule[]).push(rule);
+  for (const saved of parseIptablesSave(text).values()) {
+    if (!isTableName(saved.name) || !tables.includes(saved.name)) continue;
+    const chains = new Map<string, TraceRule[]>(saved.chains.map((c) => [c, []]));
+    for (const r of saved.rules) if (!chains.has(r.chain)) chains.set(r.chain, []);
+    const names = new Set(chains.keys());
+    for (const { chain, spec } of saved.rules) {
+      const text = `-A ${chain}${spec ? ` ${spec}` : ''}`;
+      let rule: TraceRule;
+      try {
+        const r = parseRuleSpec(spec, family, names);
+        rule = { matches: r.matches, target: r.target, text };
+      } catch (err) {
+        if (!(err instanceof Unsupported)) throw err;
+        rule = { matches: [], text, unparsed: err.message };
       }
-      out.push({ table: current.table, chains: [...current.chains].map(([name, rules]) => ({ name, rules })) });
-      current = undefined;
-      continue;
+      chains.get(chain)!.push(rule);
     }
-    if (line.startsWith(':')) {
-      current.chains.set(line.slice(1).split(' ')[0]!, []);
-      continue;
-    }
-    const m = /^(?:\[\d+:\d+\] )?-A (\S+)(?: (.*))?$/.exec(line);
-    if (m) {
-      if (!current.chains.has(m[1]!)) current.chains.set(m[1]!, []);
-      current.specs.push([m[1]!, m[2] ?? '']);
-    }
+    out.push({ table: saved.name, chains: [...chains].map(([name, rules]) => ({ name, rules })) });
   }
   return out;
 }

@@ -6,10 +6,10 @@
  */
 import { InterceptError } from '../errors/intercept-error.js';
 import type { Executor } from '../kernel/executor.js';
+import { IptablesBackend } from '../kernel/iptables-backend.linux.js';
 import { chooseIptables } from '../kernel/iptables-binaries.linux.js';
-import { findNft } from '../kernel/nftables-backend.linux.js';
+import { NftablesBackend } from '../kernel/nftables-backend.linux.js';
 import type { IpFamily } from '../net/cidr.js';
-import { OWNED_NFT_TABLES } from '../rules/render/nftables.js';
 import { programFromIptablesSave } from './iptables-dump.js';
 import { programFromNftJson } from './nft-json.js';
 import type { TraceProgram } from './program.js';
@@ -23,35 +23,19 @@ export interface KernelDumps {
   readonly nftListing: string;
 }
 
+/** What the kernel holds, read through the backends; a backend whose tools are missing holds nothing. */
 export async function readKernelDumps(executor: Executor): Promise<KernelDumps> {
   const iptables: Array<{ family: IpFamily; tool: string; text: string }> = [];
   const bin = await chooseIptables(executor).catch(() => undefined);
   if (bin) {
-    for (const family of [4, 6] as const) {
-      const tool = bin.save(family);
-      const r = await executor.run([tool]).catch(() => undefined);
-      if (r && r.exitCode === 0 && hasRules(r.stdout)) {
-        iptables.push({ family, tool: tool.replace(/-save$/, '').replace(/-(legacy|nft)$/, ' ($1)'), text: r.stdout });
-      }
+    const state = await new IptablesBackend(executor, bin).read().catch(() => undefined);
+    for (const f of state?.families ?? []) {
+      const text = [...f.saved.values()].map((t) => t.block).join('');
+      if (f.available && hasRules(text)) iptables.push({ family: f.family, tool: `${f.family === 4 ? 'iptables' : 'ip6tables'} (${bin.variant})`, text });
     }
   }
-  // By absolute path: under npm, node_modules/.bin holds an unrelated `nft`.
-  const nft = findNft();
-  const nftJson: unknown[] = [];
-  let nftListing = '';
-  const tables = await executor.run([nft, 'list', 'tables', 'inet']).catch(() => undefined);
-  if (tables && tables.exitCode === 0) {
-    const present = new Set([...tables.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1]!));
-    // One process per table: nft 1.0.6 lists one table per invocation.
-    for (const name of OWNED_NFT_TABLES.filter((n) => present.has(n))) {
-      const j = await executor.run([nft, '-j', 'list', 'table', 'inet', name]);
-      if (j.exitCode !== 0) throw new InterceptError(`${nft} -j list table inet ${name} failed: ${j.stderr.trim()}`);
-      nftJson.push(JSON.parse(j.stdout));
-      const l = await executor.run([nft, '-a', '-y', 'list', 'table', 'inet', name]);
-      if (l.exitCode === 0) nftListing += l.stdout;
-    }
-  }
-  return { iptables, nftJson, nftListing };
+  const nft = await new NftablesBackend(executor).listForTrace();
+  return { iptables, nftJson: nft?.json ?? [], nftListing: nft?.listing ?? '' };
 }
 
 /** The kernel's rules as one program; throws when it holds none of interpose's. */

@@ -7,10 +7,12 @@ import { execa } from 'execa';
 import { buildIstioRuleset } from '../../src/rules/istio-ruleset.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../../src/kernel/executor.js';
 import { chooseIptables } from '../../src/kernel/iptables-binaries.linux.js';
-import { ApplyFailedError, IptablesBackend } from '../../src/kernel/iptables-backend.linux.js';
+import { ApplyFailedError, applyRuleset } from '../../src/kernel/backend.js';
+import { IptablesBackend } from '../../src/kernel/iptables-backend.linux.js';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { namespaceCookie } from '../../src/native.js';
 import { join } from 'node:path';
+import { FileOwnershipStore } from '../../src/kernel/ownership-record.linux.js';
 import { STATE_DIR, runCli } from '../helpers/cli.js';
 import { ISTIO_BASE, optionsFrom } from '../helpers/istio-config.js';
 import { Netns, kernelTest } from '../helpers/kernel.js';
@@ -108,7 +110,7 @@ kernelTest('a failure after IPv4 succeeded and before IPv6 leaves the kernel exa
     const exec = new FailIPv6Restore(new NamespacedExecutor(new SystemExecutor(), ns.name));
     const { config } = await optionsFrom([...ISTIO_BASE, '-i', '*', '-b', '*', '-m', 'TPROXY', '--enable-ipv6', '--drop-invalid']);
     const backend = new IptablesBackend(exec, await chooseIptables(exec));
-    const err = await t.throwsAsync(backend.apply(buildIstioRuleset(config), { reconcile: true, forceApply: false }), {
+    const err = await t.throwsAsync(applyRuleset(backend, buildIstioRuleset(config), { reconcile: true, forceApply: false }), {
       instanceOf: ApplyFailedError,
     });
     t.regex(err!.message, /injected failure before IPv6[\s\S]*rolled back/);
@@ -157,6 +159,41 @@ kernelTest('--dry-run prints restore text for each family and touches nothing', 
   const v4 = r.stdout.split('# ip6tables-restore --noflush\n')[0]!;
   await ns.exec(['iptables-restore', '--noflush'], { input: v4 });
   t.regex(await netfilterState(ns), /-A ISTIO_OUTPUT -d 203\.0\.113\.0\/24 -j ISTIO_REDIRECT/);
+});
+
+/** Passes every command on, keeping what each `*-restore --noflush` was fed. */
+class RecordRestores implements Executor {
+  readonly restores: string[] = [];
+  constructor(private readonly inner: Executor) {}
+  run(argv: readonly string[], options?: { input?: string }) {
+    if (/-restore$/.test(argv[0]!) && argv.includes('--noflush')) this.restores.push(options?.input ?? '');
+    return this.inner.run(argv, options);
+  }
+}
+
+const withoutComments = (text: string) => text.replace(/^#.*(\n|$)/gm, '');
+
+kernelTest('--dry-run over an earlier install with other flags prints exactly what the apply then commits', async (t) => {
+  const ns = await Netns.create(t);
+  await seedForeign(ns);
+  t.is((await runCli(['istio-iptables', ...nsArgs(ns, '-i', '192.0.2.0/24', '-k', 'vm0', '--enable-ipv6')])).exitCode, 0);
+  const before = await netfilterState(ns);
+
+  const flags = ['-i', '198.51.100.0/25', '-b', '8080', '-m', 'TPROXY', '--reconcile'];
+  const dry = await runCli(['istio-iptables', ...nsArgs(ns, ...flags, '--dry-run')]);
+  t.is(dry.exitCode, 0, dry.stderr);
+  t.is(await netfilterState(ns), before, 'the dry run changed nothing');
+  t.regex(dry.stdout, /^-D OUTPUT -j ISTIO_OUTPUT$/m, 'it removes what the earlier install holds');
+  t.regex(dry.stdout, /^# ip6tables-restore --noflush\n\*/m, 'and the IPv6 rules this configuration no longer has');
+
+  // The apply, as the CLI makes it (the same record, the same calls), recording what it feeds.
+  const exec = new RecordRestores(new NamespacedExecutor(new SystemExecutor(), ns.name));
+  const { config } = await optionsFrom([...ISTIO_BASE, ...flags]);
+  const backend = new IptablesBackend(exec, await chooseIptables(exec), new FileOwnershipStore(ns.name, STATE_DIR));
+  const r = await applyRuleset(backend, buildIstioRuleset(config), { reconcile: true, forceApply: false });
+  t.is(r.action, 'replaced');
+  t.is(withoutComments(dry.stdout), exec.restores.join(''), 'the dry run is the committed transaction, byte for byte');
+  t.is(dry.stdout.match(/^# ip6?tables-restore --noflush$/gm)?.length, exec.restores.length, 'one section per restore');
 });
 
 kernelTest('--network-namespace accepts a /proc/PID/ns/net path', async (t) => {

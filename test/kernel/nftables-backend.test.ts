@@ -10,9 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NamespacedExecutor, SystemExecutor, type CommandResult, type Executor } from '../../src/kernel/executor.js';
-import { ApplyFailedError } from '../../src/kernel/iptables-backend.linux.js';
+import { ApplyFailedError, applyRuleset } from '../../src/kernel/backend.js';
 import { DriftError } from '../../src/errors/drift-error.js';
-import { NftablesBackend, findNft } from '../../src/kernel/nftables-backend.linux.js';
+import { findNft } from '../../src/kernel/nft-binary.linux.js';
+import { NftablesBackend } from '../../src/kernel/nftables-backend.linux.js';
 import type { NftBatchPlan } from '../../src/rules/render/netlink/nft-netlink-batch.js';
 import { NetlinkTransaction, NftToolTransaction, type NftTransaction } from '../../src/kernel/nft-transaction.linux.js';
 import { namespacePath } from '../../src/kernel/executor.js';
@@ -195,9 +196,9 @@ kernelTest('nftables: what the kernel lists back equals the rendering, across fe
     const rs = buildIstioRuleset(config);
     for (const via of TRANSPORTS) {
       const backend = backendVia(via, executor, ns);
-      const first = await backend.apply(rs, { reconcile: true, forceApply: true });
+      const first = await applyRuleset(backend, rs, { reconcile: true, forceApply: true });
       t.not(first.action, 'unchanged', args.join(' '));
-      const second = await backend.apply(rs, { reconcile: false, forceApply: false });
+      const second = await applyRuleset(backend, rs, { reconcile: false, forceApply: false });
       t.is(second.action, 'unchanged', `${via}, ${args.join(' ')}: ${second.differences.join('; ')}`);
     }
   }
@@ -243,14 +244,14 @@ for (const via of TRANSPORTS) {
     await seedForeign(ns);
     const executor = new NamespacedExecutor(new SystemExecutor(), ns.name);
     const old = await rulesetFor(['-b', '*', '-i', '*', '--enable-ipv6', '--drop-invalid']);
-    await backendVia(via, executor, ns).apply(old, { reconcile: false, forceApply: false });
+    await applyRuleset(backendVia(via, executor, ns), old, { reconcile: false, forceApply: false });
     const before = await ruleset(ns);
 
     // Passes nft's own checks, then the kernel refuses it (a jump loop: ELOOP) after the batch
     // already deleted and re-created our tables: all of it must be undone.
     const failing = backendVia(via, executor, ns, (tx) => new LoopInjectingTransaction(tx));
     const next = await rulesetFor(['-b', '8080', '-i', '*', '-x', LONG_EXCLUDE, '-m', 'TPROXY']);
-    const err = await t.throwsAsync(failing.apply(next, { reconcile: true, forceApply: false }), { instanceOf: ApplyFailedError });
+    const err = await t.throwsAsync(applyRuleset(failing, next, { reconcile: true, forceApply: false }), { instanceOf: ApplyFailedError });
     t.regex(err!.message, via === 'netlink' ? /nf_tables refused "add rule inet istio-proxy-nat istio-output counter jump istio-output": EMLINK \(too many links\)/ : /Too many links|loop/i);
     t.regex(err!.message, /rejected as a whole/);
     t.is(await ruleset(ns), before, 'every table, ours and foreign, byte-identical');
@@ -259,7 +260,7 @@ for (const via of TRANSPORTS) {
     const empty = await Netns.create(t, 'nft');
     const emptyExec = new NamespacedExecutor(new SystemExecutor(), empty.name);
     const failingFresh = backendVia(via, emptyExec, empty, (tx) => new LoopInjectingTransaction(tx));
-    await t.throwsAsync(failingFresh.apply(next, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
+    await t.throwsAsync(applyRuleset(failingFresh, next, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
     t.is(await ruleset(empty), '');
   });
 }
@@ -297,7 +298,7 @@ for (const via of TRANSPORTS) {
     const exec = new NamespacedExecutor(new SystemExecutor(), ns.name);
     const racing = backendVia(via, exec, ns, (tx) => new RacingTransaction(tx, ns, theirs));
     const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6']);
-    const err = await t.throwsAsync(racing.apply(rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
+    const err = await t.throwsAsync(applyRuleset(racing, rs, { reconcile: false, forceApply: false }), { instanceOf: ApplyFailedError });
     // netlink: the batch was built against the generation read with the tables, and theirs
     // came after it; nft -f: our `create table` meets theirs.
     t.regex(err!.message, via === 'netlink' ? /ruleset changed after interpose read it .*nothing was applied; run the command again/ : /File exists/);
@@ -321,16 +322,16 @@ kernelTest('nftables (netlink): a rerun over our own stamped commit reads nothin
   const ns = await Netns.create(t, 'nft');
   const exec = new CountingExecutor(new NamespacedExecutor(new SystemExecutor(), ns.name));
   const rs = await rulesetFor(['-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6', '--redirect-dns', '-m', 'TPROXY']);
-  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false })).action, 'installed');
+  t.is((await applyRuleset(backendVia('netlink', exec, ns), rs, { reconcile: false, forceApply: false })).action, 'installed');
   const installed = await ruleset(ns);
   t.notRegex(installed, /comment/, 'the stamp does not show in listings');
 
   exec.listings = 0;
-  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false })).action, 'unchanged');
+  t.is((await applyRuleset(backendVia('netlink', exec, ns), rs, { reconcile: false, forceApply: false })).action, 'unchanged');
   t.is(exec.listings, 0, 'nothing read back');
 
   // A different configuration: its digest differs, so the tables are read and compared.
-  await t.throwsAsync(backendVia('netlink', exec, ns).apply(await rulesetFor(['-b', '*', '-i', '*']), { reconcile: false, forceApply: false }), {
+  await t.throwsAsync(applyRuleset(backendVia('netlink', exec, ns), await rulesetFor(['-b', '*', '-i', '*']), { reconcile: false, forceApply: false }), {
     instanceOf: DriftError,
   });
   t.true(exec.listings > 0);
@@ -338,37 +339,37 @@ kernelTest('nftables (netlink): a rerun over our own stamped commit reads nothin
   // Someone else's commit (a foreign table) moves the generation: read back, still unchanged.
   await ns.exec([NFT, 'add', 'table', 'inet', 'foreign']);
   exec.listings = 0;
-  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false })).action, 'unchanged');
+  t.is((await applyRuleset(backendVia('netlink', exec, ns), rs, { reconcile: false, forceApply: false })).action, 'unchanged');
   t.true(exec.listings > 0, 'read back after another commit');
 
   // A change to our own chain: read back, reported as drift, nothing changed.
   await ns.exec([NFT, 'add', 'rule', 'inet', 'istio-proxy-nat', 'istio-output', 'counter', 'accept']);
   const before = await ruleset(ns);
-  const drift = await t.throwsAsync(backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: false }), { instanceOf: DriftError });
+  const drift = await t.throwsAsync(applyRuleset(backendVia('netlink', exec, ns), rs, { reconcile: false, forceApply: false }), { instanceOf: DriftError });
   t.regex(drift!.message, /extra    counter accept/);
   t.is(await ruleset(ns), before);
 
   // --force-apply never takes the shortcut.
-  await backendVia('netlink', exec, ns).apply(rs, { reconcile: true, forceApply: false });
+  await applyRuleset(backendVia('netlink', exec, ns), rs, { reconcile: true, forceApply: false });
   exec.listings = 0;
-  t.is((await backendVia('netlink', exec, ns).apply(rs, { reconcile: false, forceApply: true })).action, 'reapplied');
+  t.is((await applyRuleset(backendVia('netlink', exec, ns), rs, { reconcile: false, forceApply: true })).action, 'reapplied');
   t.true(exec.listings > 0);
 });
 
 kernelTest('nftables (netlink): --reconcile does not overwrite a change made between reading and committing', async (t) => {
   const ns = await Netns.create(t, 'nft');
   const exec = new NamespacedExecutor(new SystemExecutor(), ns.name);
-  await backendVia('netlink', exec, ns).apply(await rulesetFor(['-b', '*', '-i', '*']), { reconcile: false, forceApply: false });
+  await applyRuleset(backendVia('netlink', exec, ns), await rulesetFor(['-b', '*', '-i', '*']), { reconcile: false, forceApply: false });
   // Someone adds a rule to our chain while we decide to replace the tables.
   const theirs = 'add rule inet istio-proxy-nat istio-output ip daddr 203.0.113.9 counter accept\n';
   const racing = backendVia('netlink', exec, ns, (tx) => new RacingTransaction(tx, ns, theirs));
-  const err = await t.throwsAsync(racing.apply(await rulesetFor(['-b', '8080', '-i', '*']), { reconcile: true, forceApply: false }), {
+  const err = await t.throwsAsync(applyRuleset(racing, await rulesetFor(['-b', '8080', '-i', '*']), { reconcile: true, forceApply: false }), {
     instanceOf: ApplyFailedError,
   });
   t.regex(err!.message, /ruleset changed after interpose read it/);
   t.regex(await ruleset(ns), /ip daddr 203\.0\.113\.9 counter packets 0 bytes 0 accept/, 'their rule is still there: nothing was replaced');
   // Run again: the state is read afresh, their rule is reported as drift and --reconcile replaces.
-  const again = await backendVia('netlink', exec, ns).apply(await rulesetFor(['-b', '8080', '-i', '*']), { reconcile: true, forceApply: false });
+  const again = await applyRuleset(backendVia('netlink', exec, ns), await rulesetFor(['-b', '8080', '-i', '*']), { reconcile: true, forceApply: false });
   t.is(again.action, 'replaced');
   t.true(again.differences.some((d) => d.includes('extra    ip daddr 203.0.113.9 counter accept')), again.differences.join('\n'));
 });
@@ -378,12 +379,12 @@ for (const via of TRANSPORTS) {
     const ns = await Netns.create(t, 'nft');
     await seedForeign(ns);
     const executor = new NamespacedExecutor(new SystemExecutor(), ns.name);
-    await backendVia(via, executor, ns).apply(await rulesetFor(['-b', '*', '-x', LONG_EXCLUDE]), { reconcile: false, forceApply: false });
+    await applyRuleset(backendVia(via, executor, ns), await rulesetFor(['-b', '*', '-x', LONG_EXCLUDE]), { reconcile: false, forceApply: false });
     const before = await ruleset(ns);
     const routesBefore = await policyRouting(ns);
 
     const tproxy = await rulesetFor(['-b', '*', '-m', 'TPROXY']);
-    const err = await t.throwsAsync(backendVia(via, new FailingRoutesExecutor(executor), ns).apply(tproxy, { reconcile: true, forceApply: false }), {
+    const err = await t.throwsAsync(applyRuleset(backendVia(via, new FailingRoutesExecutor(executor), ns), tproxy, { reconcile: true, forceApply: false }), {
       instanceOf: ApplyFailedError,
     });
     t.regex(err!.message, /injected/);
@@ -421,7 +422,9 @@ kernelTest('nftables: --dry-run prints a script nft accepts and touches nothing'
   const ns = await Netns.create(t, 'nft');
   const r = await runCli(nsArgs(ns, '-m', 'TPROXY', '-b', '*', '-i', '*', '-x', LONG_EXCLUDE, '--enable-ipv6', '--dry-run'));
   t.is(r.exitCode, 0, r.stderr);
-  t.regex(r.stdout, /^# nft -f -\nadd table inet istio-proxy-nat\ndelete table inet istio-proxy-nat\n/);
+  // Nothing of ours there: the tables are created (an apply's `create` fails should one appear meanwhile).
+  t.regex(r.stdout, /^# nft -f -\ncreate table inet istio-proxy-nat\n/);
+  t.notRegex(r.stdout, /delete table/);
   t.regex(r.stdout, /# ip -6 rule add fwmark 1337 lookup 133/);
   t.is(await ruleset(ns), '');
   // nft -c checks the whole transaction against the kernel without committing it.
@@ -429,6 +432,36 @@ kernelTest('nftables: --dry-run prints a script nft accepts and touches nothing'
   const check = await ns.exec([NFT, '-c', '-f', '-'], { input: `${r.stdout}\n`, reject: false });
   t.is(check.exitCode, 0, String(check.stderr));
   t.is(await ruleset(ns), '');
+});
+
+/** Passes every command on, keeping what each `nft -f -` was fed. */
+class RecordNftScripts implements Executor {
+  readonly scripts: string[] = [];
+  constructor(private readonly inner: Executor) {}
+  run(argv: readonly string[], options?: { input?: string }): Promise<CommandResult> {
+    if (argv[0] === NFT && argv[1] === '-f') this.scripts.push(options?.input ?? '');
+    return this.inner.run(argv, options);
+  }
+}
+
+kernelTest('nftables: --dry-run over an earlier install with other flags prints exactly what the apply then commits', async (t) => {
+  const ns = await Netns.create(t, 'nft');
+  t.is((await runCli(nsArgs(ns, '-b', '*', '-i', '192.0.2.0/24', '--enable-ipv6'))).exitCode, 0);
+  const before = await ruleset(ns);
+
+  const flags = ['-m', 'TPROXY', '-b', '8080', '-i', '*', '-x', '198.51.100.0/25', '--reconcile'];
+  const dry = await runCli(nsArgs(ns, ...flags, '--dry-run'));
+  t.is(dry.exitCode, 0, dry.stderr);
+  t.is(await ruleset(ns), before, 'the dry run changed nothing');
+  t.regex(dry.stdout, /^add table inet istio-proxy-nat\ndelete table inet istio-proxy-nat\n/m, 'the table there is replaced');
+  t.regex(dry.stdout, /^create table inet istio-proxy-mangle$/m, 'the table not there yet is created');
+
+  // The apply, as the CLI makes it, committed through `nft -f` so that the script can be kept.
+  const exec = new RecordNftScripts(new NamespacedExecutor(new SystemExecutor(), ns.name));
+  const backend = new NftablesBackend(exec, {}, NFT, new NftToolTransaction(exec, NFT));
+  const r = await applyRuleset(backend, await rulesetFor(flags), { reconcile: true, forceApply: false });
+  t.is(r.action, 'replaced');
+  t.is(dry.stdout.replace(/^#.*(\n|$)/gm, ''), exec.scripts.join(''), 'the dry run is the committed transaction, byte for byte');
 });
 
 kernelTest('nftables: --network-namespace also takes a /proc/PID/ns/net path', async (t) => {

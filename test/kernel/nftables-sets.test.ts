@@ -7,6 +7,7 @@
 import { randomInt } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { NamespacedExecutor, SystemExecutor } from '../../src/kernel/executor.js';
+import { applyRuleset } from '../../src/kernel/backend.js';
 import { NftablesBackend, findNft } from '../../src/kernel/nftables-backend.linux.js';
 import { parseCidr, type Cidr } from '../../src/net/cidr.js';
 import { formatAddress } from '../../src/net/ip-format.js';
@@ -66,7 +67,7 @@ function destinations(rnd: SeededRandom, lists: Cidr[]): string[] {
 async function install(pod: Netns, args: string[], setThreshold: number | undefined): Promise<void> {
   const { config } = await optionsFrom([...ISTIO_BASE, '--enable-ipv6', ...args]);
   const backend = new NftablesBackend(new NamespacedExecutor(new SystemExecutor(), pod.name), setThreshold === undefined ? {} : { setThreshold });
-  await backend.apply(buildIstioRuleset(config), { reconcile: true, forceApply: false });
+  await applyRuleset(backend, buildIstioRuleset(config), { reconcile: true, forceApply: false });
 }
 
 kernelTest('nftables: interval sets land every connection where one rule per CIDR does (random lists, both families)', async (t) => {

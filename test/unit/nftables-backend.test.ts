@@ -7,10 +7,10 @@
 import test from 'ava';
 import { DriftError } from '../../src/errors/drift-error.js';
 import type { CommandResult, Executor } from '../../src/kernel/executor.js';
-import { ApplyFailedError } from '../../src/kernel/iptables-backend.linux.js';
-import { MissingToolError } from '../../src/kernel/iptables-binaries.linux.js';
+import { ApplyFailedError, MissingToolError, applyRuleset, cleanupRules } from '../../src/kernel/backend.js';
 import { parseNftListing } from '../../src/kernel/nft-listing-parser.js';
-import { NftablesBackend, findNft, probeNftables } from '../../src/kernel/nftables-backend.linux.js';
+import { findNft } from '../../src/kernel/nft-binary.linux.js';
+import { NftablesBackend, probeNftables } from '../../src/kernel/nftables-backend.linux.js';
 import { buildIstioRuleset } from '../../src/rules/istio-ruleset.js';
 import type { Ruleset } from '../../src/rules/ir.js';
 import { baseChainHeader, renderNftTables, type NftTable } from '../../src/rules/render/nftables.js';
@@ -71,7 +71,7 @@ const manyV4 = Array.from({ length: 20 }, (_, i) => `198.51.100.${i * 8}/29`).jo
 
 test('fresh install: one nft transaction that creates the tables, nothing else', async (t) => {
   const kernel = new FakeKernel();
-  const r = await new NftablesBackend(kernel, {}, 'nft').apply(await ruleset(['-b', '*']), { reconcile: false, forceApply: false });
+  const r = await applyRuleset(new NftablesBackend(kernel, {}, 'nft'), await ruleset(['-b', '*']), { reconcile: false, forceApply: false });
   t.is(r.action, 'installed');
   const txs = kernel.nftTransactions();
   t.is(txs.length, 1);
@@ -87,10 +87,10 @@ test('rerun over identical tables (with traffic counters): unchanged, no transac
   const desired = renderNftTables(rs);
   t.true(desired[0]!.sets.length > 0, 'the case exercises a set');
   const kernel = new FakeKernel(new Map(desired.map((d) => [d.name, listingOf(d)])));
-  const r = await new NftablesBackend(kernel, {}, 'nft').apply(rs, { reconcile: false, forceApply: false });
+  const r = await applyRuleset(new NftablesBackend(kernel, {}, 'nft'), rs, { reconcile: false, forceApply: false });
   t.is(r.action, 'unchanged');
   t.deepEqual(kernel.nftTransactions(), []);
-  const forced = await new NftablesBackend(kernel, {}, 'nft').apply(rs, { reconcile: false, forceApply: true });
+  const forced = await applyRuleset(new NftablesBackend(kernel, {}, 'nft'), rs, { reconcile: false, forceApply: true });
   t.is(forced.action, 'reapplied');
   t.is(kernel.nftTransactions().length, 1);
 });
@@ -99,7 +99,7 @@ test('a different configuration over ours: DriftError naming the differences, no
   const old = renderNftTables(await ruleset(['-b', '*', '--drop-invalid']));
   const kernel = new FakeKernel(new Map(old.map((d) => [d.name, listingOf(d)])));
   const wanted = await ruleset(['-b', '8080']);
-  const err = await t.throwsAsync(new NftablesBackend(kernel, {}, 'nft').apply(wanted, { reconcile: false, forceApply: false }), {
+  const err = await t.throwsAsync(applyRuleset(new NftablesBackend(kernel, {}, 'nft'), wanted, { reconcile: false, forceApply: false }), {
     instanceOf: DriftError,
   });
   t.regex(err!.message, /inet istio-proxy-nat istio-inbound: missing  tcp dport 8080 counter jump istio-in-redirect/);
@@ -107,7 +107,7 @@ test('a different configuration over ours: DriftError naming the differences, no
   t.regex(err!.message, /--reconcile/);
   t.deepEqual(kernel.nftTransactions(), []);
 
-  const r = await new NftablesBackend(kernel, {}, 'nft').apply(wanted, { reconcile: true, forceApply: false });
+  const r = await applyRuleset(new NftablesBackend(kernel, {}, 'nft'), wanted, { reconcile: true, forceApply: false });
   t.is(r.action, 'replaced');
   const [tx] = kernel.nftTransactions();
   t.regex(tx!, /delete table inet istio-proxy-mangle\n/, 'the table this configuration no longer needs goes');
@@ -116,7 +116,7 @@ test('a different configuration over ours: DriftError naming the differences, no
 
 test('a rejected transaction is reported as such: the kernel kept everything', async (t) => {
   const kernel = new FakeKernel(new Map(), true);
-  const err = await t.throwsAsync(new NftablesBackend(kernel, {}, 'nft').apply(await ruleset([]), { reconcile: false, forceApply: false }), {
+  const err = await t.throwsAsync(applyRuleset(new NftablesBackend(kernel, {}, 'nft'), await ruleset([]), { reconcile: false, forceApply: false }), {
     instanceOf: ApplyFailedError,
   });
   t.regex(err!.message, /Could not process rule/);
@@ -126,8 +126,8 @@ test('a rejected transaction is reported as such: the kernel kept everything', a
 test('cleanup deletes our tables that exist, in one transaction, and nothing else', async (t) => {
   const present = renderNftTables(await ruleset(['-m', 'TPROXY', '-b', '*']));
   const kernel = new FakeKernel(new Map(present.map((d) => [d.name, listingOf(d)])));
-  const r = await new NftablesBackend(kernel, {}, 'nft').cleanup({ mark: 1337, table: 133 });
-  t.deepEqual(r.removedTables, ['istio-proxy-nat', 'istio-proxy-mangle']);
+  const r = await cleanupRules(new NftablesBackend(kernel, {}, 'nft'), await ruleset([]), { mark: 1337, table: 133 });
+  t.regex(r.removes, /^tables inet istio-proxy-nat, inet istio-proxy-mangle \(\d+ rules\)$/);
   t.deepEqual(kernel.nftTransactions(), ['delete table inet istio-proxy-nat\ndelete table inet istio-proxy-mangle\n']);
 });
 

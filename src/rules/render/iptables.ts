@@ -107,12 +107,21 @@ function requireProtocol(rule: Rule): string {
 export function renderTableLines(t: TableRuleset, family: IpFamily): string[] {
   const lines = [`*${t.table}`];
   for (const c of t.chains) lines.push(`:${c.name} - [0:0]`);
+  lines.push(...renderTableRules(t, family), 'COMMIT');
+  return lines;
+}
+
+/**
+ * The commands that add one table's rules to empty chains: head rules inserted at the top of
+ * the built-in chains (in order), tail rules appended, then the owned chains' rules.
+ */
+export function renderTableRules(t: TableRuleset, family: IpFamily): string[] {
+  const lines: string[] = [];
   for (const b of t.builtin) {
     b.head.forEach((r, i) => lines.push(`-I ${b.chain} ${i + 1} ${renderRuleSpec(r, family)}`));
     for (const r of b.tail) lines.push(`-A ${b.chain} ${renderRuleSpec(r, family)}`);
   }
   for (const c of t.chains) for (const r of c.rules) lines.push(`-A ${c.name} ${renderRuleSpec(r, family)}`);
-  lines.push('COMMIT');
   return lines;
 }
 

@@ -6,7 +6,8 @@
  */
 import test from 'ava';
 import { join } from 'node:path';
-import { renderDryRun } from '../../../src/cli/istio-iptables.js';
+import { emptyIptablesState, planIptablesInstall } from '../../../src/kernel/iptables-backend.linux.js';
+import type { Ruleset } from '../../../src/rules/ir.js';
 import { buildIstioRuleset } from '../../../src/rules/istio-ruleset.js';
 import { renderRuleSpec } from '../../../src/rules/render/iptables.js';
 import { fakeSystem } from '../../helpers/fake-system.js';
@@ -14,6 +15,9 @@ import { optionsFrom } from '../../helpers/istio-config.js';
 import { ISTIO_GOLDEN_CASES, assertGolden, caseOptions } from '../../helpers/istio-golden-cases.js';
 
 const GOLDEN_DIR = join(import.meta.dirname, '..', '..', 'golden', 'iptables');
+
+/** The --dry-run text for a kernel that holds none of our rules. */
+const renderDryRun = (ruleset: Ruleset) => planIptablesInstall(emptyIptablesState(), ruleset, { reconcile: false, forceApply: false }).text();
 
 for (const c of ISTIO_GOLDEN_CASES) {
   test(`renders ${c.name}`, async (t) => {

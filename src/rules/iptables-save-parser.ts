@@ -1,5 +1,9 @@
-/** Reads iptables-save output back into tables, chains and rule specs (pure). */
-import type { TableName } from '../rules/ir.js';
+/**
+ * Reads iptables-save output back into tables, chains and rule specs (pure): the one reader
+ * of that format, for the iptables backend (what the kernel holds, to compare and restore)
+ * and for the tracer (trace/iptables-dump.ts parses each spec further, into the IR).
+ */
+import type { TableName } from './ir.js';
 
 export interface SavedTable {
   readonly name: string;
@@ -16,8 +20,9 @@ export type SavedState = Map<string, SavedTable>;
 export function parseIptablesSave(text: string): SavedState {
   const tables: SavedState = new Map();
   let current: { name: string; chains: string[]; rules: Array<{ chain: string; spec: string }>; lines: string[] } | undefined;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('#') || line === '') continue;
     if (line.startsWith('*')) {
       current = { name: line.slice(1).trim(), chains: [], rules: [], lines: [line] };
       continue;

@@ -1,0 +1,136 @@
+/**
+ * The one interface both rule backends implement (iptables-backend.linux.ts,
+ * nftables-backend.linux.ts): read what the kernel holds of ours, plan a ruleset (or a
+ * cleanup) into a Transaction, commit it. The steps are separate so that what a run decides
+ * from is exactly what it read, and so that a caller can hold a lock or write an intent
+ * record around read → plan → commit. `Transaction.text()` is the `--dry-run` output and
+ * exactly what commit() hands the kernel, so a dry run shows what a real run would apply
+ * against the kernel as it is now, not against an empty one.
+ */
+import { InterceptError } from '../errors/intercept-error.js';
+import type { Ruleset } from '../rules/ir.js';
+
+/** What an apply did: nothing of ours was there, it was there already, or it was redone. */
+export type ApplyAction = 'installed' | 'unchanged' | 'replaced' | 'reapplied';
+
+export interface ApplyOptions {
+  /** Replace rules of ours that differ from the ruleset (else that is a DriftError). */
+  readonly reconcile: boolean;
+  /** Rewrite the rules even when the kernel holds them already. */
+  readonly forceApply: boolean;
+}
+
+export interface ApplyResult {
+  readonly action: ApplyAction;
+  /** Differences found before replacing (reconcile), empty otherwise. */
+  readonly differences: readonly string[];
+}
+
+/** A failed apply whose changes were rolled back; the kernel holds what it held before. */
+export class ApplyFailedError extends InterceptError {
+  override name = 'ApplyFailedError';
+}
+
+/** What the kernel holds could not be read (no privileges, no tool): read() changed nothing. */
+export class KernelUnreadableError extends InterceptError {
+  override name = 'KernelUnreadableError';
+}
+
+/** A tool or kernel feature a backend needs is missing; the message names what to install. */
+export class MissingToolError extends KernelUnreadableError {
+  override name = 'MissingToolError';
+}
+
+/** The TPROXY policy routing a cleanup removes (the mark and table the configuration names). */
+export interface RouteSpec {
+  readonly mark: number;
+  readonly table: number;
+}
+
+/** What a backend read: opaque to callers, handed back to the same backend's plan(). */
+export interface KernelState {
+  /** True when the kernel holds any rule, chain or table of ours. */
+  readonly holdsOurs: boolean;
+}
+
+/** How the kernel compares with a ruleset (verify, drift). */
+export interface Comparison {
+  /** Missing, extra and changed rules; empty when the kernel holds exactly the ruleset. */
+  readonly differences: readonly string[];
+  /** Rules that look like an earlier configuration's but are not provably ours. */
+  readonly warnings: readonly string[];
+  /** How many rules the ruleset installs with this backend. */
+  readonly ruleCount: number;
+}
+
+/** One planned change to the kernel, made by plan() or planCleanup(), committed by commit(). */
+export interface Transaction {
+  /** For an install: what committing does. Undefined for a cleanup. */
+  readonly result?: ApplyResult;
+  /** For a cleanup: what goes, as the log line says it ("3 chains, 20 rules"). */
+  readonly removes?: string;
+  /**
+   * Every command's input, each after a `# command` line, then the routing steps as comments:
+   * what commit() sends (for a netlink commit, the nft script equivalent of the batch).
+   */
+  text(): string;
+}
+
+/** What commit() found and did beyond the transaction text. */
+export interface CommitResult {
+  /** TPROXY routing removed by a cleanup (found when committing), as `ip` would name it. */
+  readonly removedRoutes: readonly string[];
+}
+
+/**
+ * A rule backend. plan() and commit() accept only what the same backend's read() and plan()
+ * returned (the type parameters say so; callers holding `Backend` pass them straight through).
+ */
+export interface Backend<State extends KernelState = KernelState, Tx extends Transaction = Transaction> {
+  /** Names the backend in the run's first log line, e.g. `iptables-nft`. */
+  readonly name: string;
+  /**
+   * Reads what the kernel holds of ours. `wanted` is the ruleset about to be planned, if any,
+   * with the options it will be planned with: a backend may skip reading back what it can
+   * prove is there already (nftables stamps; never with forceApply) and needs to know which
+   * families are required. Throws KernelUnreadableError (or the command's or netlink's error)
+   * when the kernel cannot be read.
+   */
+  read(wanted?: Ruleset, options?: ApplyOptions): Promise<State>;
+  /** What a kernel holding nothing of ours reads as (a dry run where the kernel cannot be read). */
+  emptyState(): State;
+  /** Plans installing `ruleset` over `state`. Throws DriftError (no reconcile) changing nothing. */
+  plan(state: State, ruleset: Ruleset, options: ApplyOptions): Tx;
+  /** Plans removing everything of ours; `known` also claims its built-in-chain rules. */
+  planCleanup(state: State, known: Ruleset, routes: RouteSpec): Tx;
+  /** Compares `state` with `ruleset` without planning anything. */
+  compare(state: State, ruleset: Ruleset): Comparison;
+  /** Commits `tx` all or nothing: on failure, throws ApplyFailedError saying what was rolled back. */
+  commit(tx: Tx): Promise<CommitResult>;
+}
+
+/** Reads, plans and commits `ruleset`: the one apply path for both backends. */
+export async function applyRuleset(backend: Backend, ruleset: Ruleset, options: ApplyOptions): Promise<ApplyResult> {
+  const tx = backend.plan(await backend.read(ruleset, options), ruleset, options);
+  await backend.commit(tx);
+  return tx.result!;
+}
+
+/** Reads, plans and commits the removal of everything of ours: the one cleanup path. */
+export async function cleanupRules(backend: Backend, known: Ruleset, routes: RouteSpec): Promise<{ removes: string } & CommitResult> {
+  const tx = backend.planCleanup(await backend.read(), known, routes);
+  const r = await backend.commit(tx);
+  return { removes: tx.removes!, ...r };
+}
+
+/** The `# ip …` lines a transaction's text ends with: the routing commit() adds where missing. */
+export function routeComments(ruleset: Ruleset): string {
+  let out = '';
+  if (ruleset.tproxyRoutes) {
+    const { mark, table, families } = ruleset.tproxyRoutes;
+    for (const fam of families) {
+      out += `# ip -${fam} rule add fwmark ${mark} lookup ${table}\n# ip -${fam} route add local default dev lo table ${table}\n`;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,40 @@
+/**
+ * Which backend a run uses, set up for the namespace: iptables (legacy or nft, as istio-init
+ * chooses) or, with --native-nftables, interpose's inet tables. The CLI commands open one
+ * here and then make the same calls whichever it is (backend.ts).
+ */
+import type { RunOptions } from '../config/intercept-config.js';
+import type { Backend } from './backend.js';
+import type { Executor } from './executor.js';
+import { IptablesBackend } from './iptables-backend.linux.js';
+import { chooseIptables, iptablesBinaries } from './iptables-binaries.linux.js';
+import { findNft } from './nft-binary.linux.js';
+import { NftablesBackend, chooseNftTransaction, probeNftables } from './nftables-backend.linux.js';
+import { NftToolTransaction } from './nft-transaction.linux.js';
+import { FileOwnershipStore, NO_RECORD } from './ownership-record.linux.js';
+
+export type BackendChoice = Pick<RunOptions, 'nativeNftables' | 'forceIptablesBinary' | 'networkNamespace'>;
+
+/**
+ * The backend `choice` names, checked to be usable: throws MissingToolError (a
+ * KernelUnreadableError) naming what to install when its tools or kernel support are missing,
+ * and an InterceptError for a bad INTERPOSE_NFT_COMMIT.
+ */
+export async function openBackend(executor: Executor, choice: BackendChoice): Promise<Backend> {
+  if (choice.nativeNftables) {
+    const transaction = chooseNftTransaction(executor);
+    const version = await probeNftables(executor);
+    return new NftablesBackend(executor, {}, findNft(), transaction, version);
+  }
+  const binaries = await chooseIptables(executor, choice.forceIptablesBinary);
+  return new IptablesBackend(executor, binaries, new FileOwnershipStore(choice.networkNamespace));
+}
+
+/**
+ * The same backend for planning only, where the kernel cannot be read (a dry run without
+ * privileges or tools): plan from its emptyState(). It remembers nothing between runs.
+ */
+export function offlineBackend(executor: Executor, choice: BackendChoice): Backend {
+  if (choice.nativeNftables) return new NftablesBackend(executor, {}, findNft(), new NftToolTransaction(executor, findNft()));
+  return new IptablesBackend(executor, iptablesBinaries(choice.forceIptablesBinary === 'iptables-legacy' ? 'legacy' : 'nft'), NO_RECORD);
+}
