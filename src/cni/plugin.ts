@@ -11,11 +11,16 @@ import { InterceptError } from '../errors/intercept-error.js';
 import { AttachmentStore, type Attachment } from './attachment-store.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { CniEnvironment } from './cni-environment.js';
-import { compareRules, installRules, removeRules, type PodRules } from './kernel-rules.js';
-import { readPod, type PodReadOptions } from './pod-client.js';
+import type { PodRules } from './kernel-rules.js';
+import type { PodReadOptions } from './pod-client.js';
 import { excludedNamespace, podInterception } from './pod-interception.js';
 import { SUPPORTED_VERSIONS, type PluginConfig } from './plugin-config.js';
 import type { PluginLog } from './plugin-log.js';
+
+// Loaded when used: a pod in an excluded namespace, VERSION and a DEL with nothing recorded
+// never pay for the rule machinery or the Kubernetes client.
+const kernel = () => import('./kernel-rules.js');
+const podClient = () => import('./pod-client.js');
 
 export interface PluginDeps {
   readonly store: AttachmentStore;
@@ -82,7 +87,7 @@ async function add(env: CniEnvironment, conf: PluginConfig, attachment: Attachme
   if (!conf.kubeconfig) {
     throw new CniError(CNI_ERROR.invalidNetworkConfig, '"kubeconfig" is not set in the interpose-cni configuration; ADD needs it to read the pod');
   }
-  const info = await readPod(conf.kubeconfig, env.pod, deps.podRead);
+  const info = await (await podClient()).readPod(conf.kubeconfig, env.pod, deps.podRead);
   const decision = podInterception(info);
   if (!decision.intercept) {
     log.info(`${decision.reason}; left alone`);
@@ -93,7 +98,7 @@ async function add(env: CniEnvironment, conf: PluginConfig, attachment: Attachme
   const before = deps.store.read(attachment);
   deps.store.write({ ...attachment, rules, ...(env.pod ? { pod: `${env.pod.namespace}/${env.pod.name}` } : {}) });
   try {
-    const r = await installRules(rules);
+    const r = await (await kernel()).installRules(rules);
     log.info(`rules ${r.action} (${r.backend}): istio-iptables ${decision.argv.join(' ')}`);
   } catch (err) {
     // The apply rolled back: the namespace holds what it held, so the record does too.
@@ -113,7 +118,7 @@ async function del(env: CniEnvironment, attachment: Attachment, deps: PluginDeps
   if (env.netns === '' || !existsSync(env.netns)) {
     log.info(`network namespace ${env.netns === '' ? '(none given)' : `${env.netns} is gone`}; its rules went with it`);
   } else {
-    const removed = await removeRules({ ...record.rules, netns: env.netns });
+    const removed = await (await kernel()).removeRules({ ...record.rules, netns: env.netns });
     log.info(`removed ${removed}`);
   }
   deps.store.remove(attachment);
@@ -126,7 +131,7 @@ async function check(env: CniEnvironment, attachment: Attachment, deps: PluginDe
     return;
   }
   if (!existsSync(env.netns)) throw new CniError(CNI_ERROR.unknownContainer, `network namespace ${env.netns} does not exist`);
-  const differences = await compareRules({ ...record.rules, netns: env.netns });
+  const differences = await (await kernel()).compareRules({ ...record.rules, netns: env.netns });
   if (differences.length) {
     throw new CniError(CNI_ERROR.rulesDiffer, `the namespace's rules differ from what ADD installed (${differences.length} differences)`, differences.join('\n'));
   }
@@ -147,7 +152,7 @@ async function gc(conf: PluginConfig, deps: PluginDeps, log: PluginLog): Promise
   const valid = new Set(raw.map((a: { containerID?: unknown; ifname?: unknown }) => `${String(a.containerID)}\0${String(a.ifname)}`));
   for (const record of deps.store.list(conf.name)) {
     if (valid.has(`${record.containerId}\0${record.ifname}`)) continue;
-    if (existsSync(record.rules.netns)) await removeRules(record.rules);
+    if (existsSync(record.rules.netns)) await (await kernel()).removeRules(record.rules);
     deps.store.remove(record);
     log.info(`GC: removed the rules of container ${record.containerId.slice(0, 12)}`);
   }
