@@ -47,7 +47,7 @@ const runtime = new CniRuntime(
     name: 'interpose-bench',
     plugins: [
       { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '100.64.250.0/24' }]], dataDir: join(dir, 'ipam') } },
-      { type: 'interpose-cni', kubeconfig: writeKubeconfig(dir, api.url, api.certificate), exclude_namespaces: ['kube-system'] },
+      { type: 'interpose-cni', kubeconfig: writeKubeconfig(dir, api.url, api.certificate), exclude_namespaces: ['kube-system'], ...(process.env.BENCH_CNI_LOG ? { log_file: process.env.BENCH_CNI_LOG, plugin_log_level: 'debug' } : {}) },
     ],
   },
   bin,

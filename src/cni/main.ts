@@ -45,6 +45,7 @@ async function main(): Promise<number> {
     }
     const conf = parsePluginConfig(stdin);
     log = new PluginLog(conf.logFile, conf.logLevel);
+    log.debug(`${process.env.CNI_COMMAND ?? '?'} started`);
     const env = readCniEnvironment(process.env);
     const result = await runCommand(env, conf, { store: new AttachmentStore(), log });
     if (result !== undefined) process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -88,11 +88,13 @@ async function add(env: CniEnvironment, conf: PluginConfig, attachment: Attachme
     throw new CniError(CNI_ERROR.invalidNetworkConfig, '"kubeconfig" is not set in the interpose-cni configuration; ADD needs it to read the pod');
   }
   const info = await (await podClient()).readPod(conf.kubeconfig, env.pod, deps.podRead);
+  log.debug('pod read from the API');
   const decision = podInterception(info);
   if (!decision.intercept) {
     log.info(`${decision.reason}; left alone`);
     return passThrough;
   }
+  log.debug(`installing: istio-iptables ${decision.argv.join(' ')}`);
   const rules: PodRules = { argv: decision.argv, netns: env.netns, nativeNftables: conf.nativeNftables };
   // Recorded first: a DEL after a failed or interrupted ADD still knows what to remove.
   const before = deps.store.read(attachment);

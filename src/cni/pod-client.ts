@@ -26,7 +26,7 @@ export const DEFAULT_POD_READ: PodReadOptions = { timeoutMs: 5_000, attempts: 3,
 
 export async function readPod(kubeconfig: string, pod: PodRef, options: PodReadOptions = DEFAULT_POD_READ): Promise<PodInfo> {
   // Loaded only when a pod has to be read: excluded namespaces and DEL never pay for it.
-  const k8s = await import('@kubernetes/client-node');
+  const k8s = await import('./kube-client.js');
   const kc = new k8s.KubeConfig();
   try {
     kc.loadFromFile(kubeconfig);
