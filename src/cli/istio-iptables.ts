@@ -7,12 +7,10 @@ import { Command } from 'commander';
 import type { InterceptConfig, RunOptions } from '../config/intercept-config.js';
 import { buildIstioOptions } from '../config/istio-options.js';
 import { ISTIO_ENV_ONLY, ISTIO_FLAGS } from '../config/istio-flags.js';
-import { CommandFailedError } from '../errors/command-failed-error.js';
-import { NativeError } from '../errors/native-error.js';
-import { KernelUnreadableError, applyRuleset, cleanupRules, type ApplyResult, type Backend, type KernelState } from '../kernel/backend.js';
+import { applyRuleset, cleanupRules, type ApplyResult } from '../kernel/backend.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
 import { NFT_COMMIT_ENV } from '../kernel/nftables-backend.linux.js';
-import { offlineBackend, openBackend } from '../kernel/open-backend.linux.js';
+import { openBackend, planDryRun } from '../kernel/open-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { runRedirectValidation } from '../kernel/run-validation.linux.js';
 import { buildIstioRuleset } from '../rules/istio-ruleset.js';
@@ -115,28 +113,14 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
 
 const routesOf = (config: InterceptConfig) => ({ mark: config.tproxyMark, table: config.tproxyRouteTable });
 
-/**
- * `--dry-run`: the transaction a real run would commit against the kernel as it is now (a
- * cleanup with --cleanup-only). Where the kernel cannot be read (no privileges, no tools), the
- * transaction for a kernel holding none of our rules, saying so on stderr.
- */
+/** `--dry-run`: the transaction a real run would commit (kernel/open-backend.linux.ts). */
 async function dryRunText(executor: Executor, ruleset: Ruleset, config: InterceptConfig, run: RunOptions): Promise<string> {
   const options = { reconcile: run.reconcile, forceApply: run.forceApply };
-  let backend: Backend;
-  let state: KernelState;
-  try {
-    backend = await openBackend(executor, run);
-    state = run.cleanupOnly ? await backend.read() : await backend.read(ruleset, options);
-  } catch (err) {
-    if (!(err instanceof KernelUnreadableError || err instanceof CommandFailedError || err instanceof NativeError)) throw err;
-    warn(`--dry-run: cannot read the rules the kernel holds (${err.message}); showing the transaction for a kernel that holds none of interpose's`);
-    backend = offlineBackend(executor, run);
-    state = backend.emptyState();
+  const r = await planDryRun(executor, run, ruleset, options, run.cleanupOnly ? routesOf(config) : undefined);
+  if (r.unreadable !== undefined) {
+    warn(`--dry-run: cannot read the rules the kernel holds (${r.unreadable}); showing the transaction for a kernel that holds none of interpose's`);
   }
-  const tx = run.cleanupOnly
-    ? backend.planCleanup(state, ruleset, routesOf(config))
-    : backend.plan(state, ruleset, options);
-  return tx.text();
+  return r.text;
 }
 
 function reportApply(result: ApplyResult): void {

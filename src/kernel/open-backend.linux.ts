@@ -4,7 +4,10 @@
  * here and then make the same calls whichever it is (backend.ts).
  */
 import type { RunOptions } from '../config/intercept-config.js';
-import type { Backend } from './backend.js';
+import { CommandFailedError } from '../errors/command-failed-error.js';
+import { NativeError } from '../errors/native-error.js';
+import type { Ruleset } from '../rules/ir.js';
+import { KernelUnreadableError, type ApplyOptions, type Backend, type KernelState, type RouteSpec } from './backend.js';
 import type { Executor } from './executor.js';
 import { IptablesBackend } from './iptables-backend.linux.js';
 import { chooseIptables, iptablesBinaries } from './iptables-binaries.linux.js';
@@ -34,7 +37,36 @@ export async function openBackend(executor: Executor, choice: BackendChoice): Pr
  * The same backend for planning only, where the kernel cannot be read (a dry run without
  * privileges or tools): plan from its emptyState(). It remembers nothing between runs.
  */
-export function offlineBackend(executor: Executor, choice: BackendChoice): Backend {
+function offlineBackend(executor: Executor, choice: BackendChoice): Backend {
   if (choice.nativeNftables) return new NftablesBackend(executor, {}, findNft(), new NftToolTransaction(executor, findNft()));
   return new IptablesBackend(executor, iptablesBinaries(choice.forceIptablesBinary === 'iptables-legacy' ? 'legacy' : 'nft'), NO_RECORD);
+}
+
+/**
+ * `--dry-run`: the transaction a real run would commit against the kernel as it is now (a
+ * cleanup when `cleanup` names the routing to remove). Where the kernel cannot be read (no
+ * privileges, no tools), the transaction for a kernel holding none of our rules, with
+ * `unreadable` saying why. Bad configuration and drift still throw, as the real run would.
+ */
+export async function planDryRun(
+  executor: Executor,
+  choice: BackendChoice,
+  ruleset: Ruleset,
+  options: ApplyOptions,
+  cleanup?: RouteSpec,
+): Promise<{ text: string; unreadable?: string }> {
+  let backend: Backend;
+  let state: KernelState;
+  let unreadable: string | undefined;
+  try {
+    backend = await openBackend(executor, choice);
+    state = cleanup ? await backend.read() : await backend.read(ruleset, options);
+  } catch (err) {
+    if (!(err instanceof KernelUnreadableError || err instanceof CommandFailedError || err instanceof NativeError)) throw err;
+    unreadable = err.message;
+    backend = offlineBackend(executor, choice);
+    state = backend.emptyState();
+  }
+  const tx = cleanup ? backend.planCleanup(state, ruleset, cleanup) : backend.plan(state, ruleset, options);
+  return { text: tx.text(), ...(unreadable !== undefined ? { unreadable } : {}) };
 }
