@@ -20,7 +20,8 @@ const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 for (const f of readdirSync(dist)) if (/^interpose(-.*)?\.js$/.test(f)) rmSync(join(dist, f));
 
 await build({
-  entryPoints: { interpose: join(root, 'src', 'cli', 'main.ts') },
+  // interpose-cni: the CNI plugin (src/cni/main.ts), a second bin a runtime runs on every pod ADD/DEL.
+  entryPoints: { interpose: join(root, 'src', 'cli', 'main.ts'), 'interpose-cni': join(root, 'src', 'cni', 'main.ts') },
   outdir: dist,
   chunkNames: 'interpose-[name]-[hash]',
   bundle: true,
@@ -46,3 +47,4 @@ await build({
   ],
 });
 chmodSync(join(dist, 'interpose.js'), 0o755);
+chmodSync(join(dist, 'interpose-cni.js'), 0o755);

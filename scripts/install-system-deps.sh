@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   iptables        # iptables-nft / iptables-legacy, iptables-restore, ip6tables-restore
+  containernetworking-plugins  # bridge, host-local: the reference plugins test/cni chains interpose-cni after
   nftables        # nft, for the native nftables backend
   iproute2        # ip netns, ip rule, ip route, veth
   cmake g++ make  # the native addon (cmake-js)

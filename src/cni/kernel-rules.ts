@@ -1,0 +1,82 @@
+/**
+ * The CNI plugin's one door to the rule machinery: istio-iptables flags + a pod's network
+ * namespace → install, remove or compare, exactly as `interpose istio-iptables
+ * --network-namespace NETNS --cni-mode FLAGS` would (same settings → options → ruleset →
+ * backend path). Everything the plugin needs from src/kernel and src/rules goes through here,
+ * so a change of that API touches this file only.
+ */
+import { Command, CommanderError } from 'commander';
+import { applyCniMode } from '../cli/cni-mode.js';
+import { istioFlagOption } from '../cli/istio-flag-option.js';
+import type { InterceptConfig } from '../config/intercept-config.js';
+import { ISTIO_FLAGS, resolveSettings } from '../config/istio-flags.js';
+import { buildIstioOptions, type IstioOptions } from '../config/istio-options.js';
+import { InterceptError } from '../errors/intercept-error.js';
+import { applyRuleset, cleanupRules, type ApplyAction } from '../kernel/backend.js';
+import { NamespacedExecutor, SystemExecutor } from '../kernel/executor.js';
+import { openBackend } from '../kernel/open-backend.linux.js';
+import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
+import { compareKernel } from '../kernel/verify-kernel.linux.js';
+import { buildIstioRuleset } from '../rules/istio-ruleset.js';
+
+/** The pod's rules: the istio-iptables flags and where they go. */
+export interface PodRules {
+  readonly argv: readonly string[];
+  readonly netns: string;
+  readonly nativeNftables: boolean;
+}
+
+/** The full istio-iptables command line these rules are, for logs and for reproducing by hand. */
+export function commandLine(rules: PodRules): string[] {
+  return [...rules.argv, '--network-namespace', rules.netns, '--cni-mode', ...(rules.nativeNftables ? ['--native-nftables'] : [])];
+}
+
+/**
+ * Flags → validated options, as the istio-iptables command reads them, except that this
+ * process's environment is not consulted: the runtime's CNI_* variables are not istio-init's,
+ * and a stray ISTIO_* variable on the node must not change every pod's rules.
+ */
+async function optionsFor(rules: PodRules, system: SystemExecutor): Promise<IstioOptions> {
+  const cmd = new Command('istio-iptables').exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  for (const spec of ISTIO_FLAGS) cmd.addOption(istioFlagOption(spec));
+  try {
+    cmd.parse(commandLine(rules), { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) throw new InterceptError(`the pod's flags do not parse: ${err.message}`);
+    throw err;
+  }
+  const settings = resolveSettings(cmd.opts(), {});
+  return buildIstioOptions(settings, new LinuxSystemLookups(system));
+}
+
+const routesOf = (config: InterceptConfig) => ({ mark: config.tproxyMark, table: config.tproxyRouteTable });
+
+async function open(rules: PodRules) {
+  const system = new SystemExecutor();
+  const { config, run } = await optionsFor(rules, system);
+  applyCniMode(run);
+  const executor = new NamespacedExecutor(system, rules.netns);
+  return { config, run, executor, ruleset: buildIstioRuleset(config) };
+}
+
+/** Installs (or finds in place) the pod's rules; replaces rules of ours that differ. */
+export async function installRules(rules: PodRules): Promise<{ action: ApplyAction; backend: string }> {
+  const { run, executor, ruleset } = await open(rules);
+  const backend = await openBackend(executor, run);
+  const result = await applyRuleset(backend, ruleset, { reconcile: true, forceApply: false });
+  return { action: result.action, backend: backend.name };
+}
+
+/** Removes every rule of ours from the namespace (whatever is left of them). */
+export async function removeRules(rules: PodRules): Promise<string> {
+  const { config, run, executor, ruleset } = await open(rules);
+  const backend = await openBackend(executor, run);
+  const r = await cleanupRules(backend, ruleset, routesOf(config));
+  return r.removes + (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : '');
+}
+
+/** How the namespace differs from the pod's rules; empty when it holds exactly them. */
+export async function compareRules(rules: PodRules): Promise<readonly string[]> {
+  const { run, executor, ruleset } = await open(rules);
+  return (await compareKernel(executor, ruleset, run)).differences;
+}
