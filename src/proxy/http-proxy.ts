@@ -6,7 +6,7 @@
  * format. Upgrades (WebSocket and any other) are routed the same way and then relayed both ways
  * (http-upgrade.ts); prior-knowledge h2c connections go to the HTTP/2 side (http2-proxy.ts).
  */
-import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -16,6 +16,9 @@ import type { ConnectionContext } from './connection-context.js';
 import { absoluteFormAuthority, MAX_REQUEST_HEAD, originForm } from './http-request-head.js';
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision } from './http-routing.js';
 import { Http2Proxy } from './http2-proxy.js';
+import { grpcStatusOf, outcomeOfError, RetryState, setAttemptCount, type AttemptOutcome } from './http-retry.js';
+import { ReplayableBody } from './http-retry-body.js';
+import { applyHeaderOperations } from './http-rewrite.js';
 import { Http2Upstreams } from './http2-upstream.js';
 import { forwardUpgrade, type UpgradeDeps, isH2cUpgrade, replayWithoutH2cUpgrade, writeRawResponse } from './http-upgrade.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -122,15 +125,15 @@ export class HttpProxy {
     const decision = await routeRequest(this.options, ctx, info, false);
     if (decision.kind === 'local') {
       log.upstreamCluster = decision.cluster;
-      return this.local(res, log, decision.code, decision.flag, decision.body);
+      return this.local(res, log, decision.code, decision.flag, decision.body, decision.headers);
     }
     log.upstreamCluster = decision.upstream.cluster;
     log.upstreamHost = formatHostPort(decision.upstream.address, decision.upstream.port);
-    this.forward(req, res, log, info, decision, t0);
+    this.forward(req, res, log, decision, t0);
   }
 
   /** The request's headers for upstream: hop-by-hop ones dropped, Host set to the authority, Envoy's added. */
-  private upstreamHeaders(req: IncomingMessage, info: HttpRequestInfo, decision: { external: boolean; decorator?: string }, keep: Set<string> = new Set()) {
+  private upstreamHeaders(req: IncomingMessage, decision: Extract<RoutingDecision, { kind: 'forward' }>, keep: Set<string> = new Set()) {
     const headers: [string, string][] = [];
     let hostSeen = false;
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -138,89 +141,133 @@ export class HttpProxy {
       const lower = name.toLowerCase();
       if (lower === 'host') {
         // An absolute-form target's authority replaces Host (as Envoy forwards it).
-        if (!hostSeen) headers.push([name, info.authority]);
+        if (!hostSeen) headers.push([name, decision.authority]);
         hostSeen = true;
       } else if (!HOP_BY_HOP.has(lower) || keep.has(lower)) {
         headers.push([name, req.rawHeaders[i + 1]!]);
       }
     }
-    if (!hostSeen) headers.push(['host', info.authority]);
+    if (!hostSeen) headers.push(['host', decision.authority]);
     const added = envoyRequestHeaders(req.headers, decision, (n) => randomBytes(n).toString('hex'), randomUUID);
-    return { headers: [...headers, ...added.add], requestId: added.requestId };
+    return { headers: applyHeaderOperations([...headers, ...added.add], decision.requestHeaders), requestId: added.requestId };
   }
 
   private forward(
     req: IncomingMessage,
     res: ServerResponse,
     log: AccessLogEntry,
-    info: HttpRequestInfo,
     decision: Extract<RoutingDecision, { kind: 'forward' }>,
     t0: number,
   ): void {
     const upstream = decision.upstream;
-    const { headers, requestId } = this.upstreamHeaders(req, info, decision);
+    const { headers, requestId } = this.upstreamHeaders(req, decision);
     log.requestId = requestId;
+    if (decision.flags) log.responseFlags = decision.flags;
     const metrics = this.options.metrics;
-    let timer: NodeJS.Timeout | undefined;
-    const upReq = httpRequest({
-      host: upstream.address,
-      port: upstream.port,
-      method: req.method,
-      path: info.path,
-      headers: headers as unknown as Record<string, string>,
-      agent: this.agent,
-      setHost: false,
+    // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
+    const body = new ReplayableBody(req, (n) => {
+      log.bytesReceived += n;
+      metrics.bytesSent.inc({ cluster_name: upstream.cluster }, n);
     });
-    this.watchConnect(upReq, upstream, log);
-    if (decision.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
+    const retry = new RetryState(decision.retry, body);
+    let timer: NodeJS.Timeout | undefined;
+    let current: ClientRequest | undefined;
+    const attempt = () => {
+      setAttemptCount(headers, retry.attempt);
+      const upReq = httpRequest({
+        host: upstream.address,
+        port: upstream.port,
+        method: req.method,
+        path: decision.path,
+        headers: headers as unknown as Record<string, string>,
+        agent: this.agent,
+        setHost: false,
+      });
+      current = upReq;
+      this.watchConnect(upReq, upstream, log);
+      // This attempt is over and another follows: its late events change nothing.
+      let superseded = false;
+      let perTry: NodeJS.Timeout | undefined;
+      const retried = (outcome: AttemptOutcome): boolean => {
+        const wait = retry.retryAfter(outcome);
+        if (wait === undefined) return false;
+        superseded = true;
+        clearTimeout(perTry);
+        body.detach();
         upReq.destroy();
+        setTimeout(() => {
+          if (!res.headersSent && !res.destroyed) attempt();
+        }, wait);
+        return true;
+      };
+      if (decision.retry?.perTryTimeoutMs !== undefined) {
+        perTry = setTimeout(() => {
+          if (retried({ kind: 'per-try-timeout' })) return;
+          superseded = true;
+          upReq.destroy();
+          this.local(res, log, 504, retry.flag('UT'), 'upstream request timeout');
+        }, decision.retry.perTryTimeoutMs);
+      }
+      upReq.on('response', (upRes) => {
+        if (superseded) return upRes.resume();
+        clearTimeout(perTry);
+        if (retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusOf(upRes.headers) })) {
+          upRes.resume();
+          return;
+        }
+        log.responseFlags = retry.flag(log.responseFlags);
+        log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
+        let out: [string, string][] = [];
+        for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
+          const name = upRes.rawHeaders[i]!;
+          if (!HOP_BY_HOP.has(name.toLowerCase())) out.push([name, upRes.rawHeaders[i + 1]!]);
+        }
+        if (decision.external) out.push(['x-envoy-upstream-service-time', String(log.upstreamServiceTimeMs)]);
+        out = applyHeaderOperations(out, decision.responseHeaders);
+        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out as unknown as Record<string, string>);
+        upRes.on('data', (chunk: Buffer) => {
+          log.bytesSent += chunk.length;
+          metrics.bytesReceived.inc({ cluster_name: upstream.cluster }, chunk.length);
+        });
+        upRes.pipe(res);
+        upRes.on('end', () => clearTimeout(timer));
+        upRes.on('error', () => res.destroy());
+        // The upstream went away mid-body (Envoy: UC, upstream connection termination).
+        upRes.on('aborted', () => {
+          if (log.responseFlags === '-') log.responseFlags = 'UC';
+        });
+      });
+      upReq.on('error', (err: NodeJS.ErrnoException) => {
+        if (superseded) return;
+        clearTimeout(perTry);
+        if (res.headersSent || res.writableEnded) {
+          clearTimeout(timer);
+          if (log.responseFlags === '-' && !res.destroyed) log.responseFlags = 'UC';
+          res.destroy();
+          return;
+        }
+        if (res.destroyed) return;
+        metrics.upstreamConnectFailures.inc({ cluster_name: upstream.cluster });
+        if (retried(outcomeOfError(err))) return;
+        clearTimeout(timer);
+        const flag = err.code === 'ECONNRESET' ? 'UC' : 'UF';
+        this.local(res, log, 503, retry.flag(flag), `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
+      });
+      body.sendTo(upReq);
+    };
+    if (decision.timeoutMs !== undefined) {
+      // The route timeout covers every attempt, as Envoy's.
+      timer = setTimeout(() => {
+        current?.destroy();
         if (!res.headersSent) this.local(res, log, 504, 'UT', 'upstream request timeout');
         else res.destroy();
       }, decision.timeoutMs);
     }
-    upReq.on('response', (upRes) => {
-      log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
-      const out: [string, string][] = [];
-      for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
-        const name = upRes.rawHeaders[i]!;
-        if (!HOP_BY_HOP.has(name.toLowerCase())) out.push([name, upRes.rawHeaders[i + 1]!]);
-      }
-      if (decision.external) out.push(['x-envoy-upstream-service-time', String(log.upstreamServiceTimeMs)]);
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out as unknown as Record<string, string>);
-      upRes.on('data', (chunk: Buffer) => {
-        log.bytesSent += chunk.length;
-        metrics.bytesReceived.inc({ cluster_name: upstream.cluster }, chunk.length);
-      });
-      upRes.pipe(res);
-      upRes.on('end', () => clearTimeout(timer));
-      upRes.on('error', () => res.destroy());
-      // The upstream went away mid-body (Envoy: UC, upstream connection termination).
-      upRes.on('aborted', () => {
-        if (log.responseFlags === '-') log.responseFlags = 'UC';
-      });
-    });
-    upReq.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (res.headersSent || res.writableEnded) {
-        if (log.responseFlags === '-' && !res.destroyed) log.responseFlags = 'UC';
-        res.destroy();
-        return;
-      }
-      if (res.destroyed) return;
-      metrics.upstreamConnectFailures.inc({ cluster_name: upstream.cluster });
-      const flag = err.code === 'ECONNRESET' ? 'UC' : 'UF';
-      this.local(res, log, 503, flag, `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
-    });
-    req.on('data', (chunk: Buffer) => {
-      log.bytesReceived += chunk.length;
-      metrics.bytesSent.inc({ cluster_name: upstream.cluster }, chunk.length);
-    });
-    req.pipe(upReq);
+    attempt();
     // The downstream went away: stop the upstream request too.
     res.once('close', () => {
       clearTimeout(timer);
-      if (!res.writableFinished) upReq.destroy();
+      if (!res.writableFinished) current?.destroy();
     });
   }
 
@@ -268,17 +315,17 @@ export class HttpProxy {
       log.upstreamCluster = decision.cluster;
       log.responseCode = decision.code;
       log.responseFlags = decision.flag;
-      log.bytesSent = writeRawResponse(socket, decision.code, decision.body ?? '');
+      log.bytesSent = writeRawResponse(socket, decision.code, String(decision.body ?? ''));
       finish();
       return;
     }
     log.upstreamCluster = decision.upstream.cluster;
     log.upstreamHost = formatHostPort(decision.upstream.address, decision.upstream.port);
-    const { headers, requestId } = this.upstreamHeaders(req, info, decision, new Set(['connection', 'upgrade']));
+    const { headers, requestId } = this.upstreamHeaders(req, decision, new Set(['connection', 'upgrade']));
     log.requestId = requestId;
     await forwardUpgrade(
       { ...this.options, splice: this.options.splice?.() } as UpgradeDeps,
-      { socket, head, method: info.method, path: info.path, headers, log, t0, timeoutMs: decision.timeoutMs, upstream: decision.upstream, external: decision.external },
+      { socket, head, method: info.method, path: decision.path, headers, log, t0, timeoutMs: decision.timeoutMs, upstream: decision.upstream, external: decision.external },
     );
     finish();
   }
@@ -305,7 +352,7 @@ export class HttpProxy {
   }
 
   /** A response Envoy itself would generate (404 NR, 502 block_all, 503 UF/UH, 504 UT). */
-  private local(res: ServerResponse, log: AccessLogEntry, code: number, flag: string, body: string | undefined): void {
+  private local(res: ServerResponse, log: AccessLogEntry, code: number, flag: string, body: string | Buffer | undefined, headers: [string, string][] = []): void {
     log.responseCode = code;
     log.responseFlags = flag;
     if (res.headersSent) {
@@ -314,7 +361,7 @@ export class HttpProxy {
     }
     const text = body ?? '';
     log.bytesSent = Buffer.byteLength(text);
-    res.writeHead(code, { 'content-length': String(log.bytesSent), 'content-type': 'text/plain', server: 'envoy' });
+    res.writeHead(code, [['content-length', String(log.bytesSent)], ['content-type', 'text/plain'], ['server', 'envoy'], ...headers].flat());
     res.end(text);
   }
 }

@@ -10,9 +10,20 @@ import { formatHostPort } from './address-format.js';
 import type { ConnectionContext } from './connection-context.js';
 import { hostMatches } from './host-table.js';
 import { stripPort } from './http-request-head.js';
-import { MESH_GATEWAY, type Destination } from './istio-types.js';
+import { FAULT_ABORT_BODY, faultFor } from './http-fault.js';
+import { DEFAULT_RETRY_POLICY } from './http-retry.js';
+import { applyHeaderOperations, mergeHeaderPolicies, redirectLocation, rewritePath } from './http-rewrite.js';
+import {
+  MESH_GATEWAY,
+  type Destination,
+  type HeaderOperations,
+  type HeaderPolicy,
+  type HttpMatch,
+  type HttpRoute,
+  type RetryPolicy,
+} from './istio-types.js';
 import { isHttp, type Registry } from './registry.js';
-import { pickDestination, selectHttpRoute } from './routes.js';
+import { pickRouteDestination, selectHttpRouteMatch } from './routes.js';
 import { NoUpstreamError, type Upstream, type UpstreamResolver } from './upstream-resolver.js';
 
 /** One request as routing sees it, whatever the HTTP version. */
@@ -28,11 +39,31 @@ export interface HttpRequestInfo {
 }
 
 export type RoutingDecision =
-  /** A reply Envoy itself would generate. */
-  | { kind: 'local'; code: number; flag: string; body?: string; cluster?: string }
+  /** A reply Envoy itself would generate (also redirect, directResponse and fault aborts). */
+  | {
+      kind: 'local';
+      code: number;
+      flag: string;
+      body?: string | Buffer;
+      cluster?: string;
+      /** More response headers (Location of a redirect, the route's response headers). */
+      headers?: [string, string][];
+      /** A fault abort's gRPC status, for gRPC requests. */
+      grpcStatus?: number;
+    }
   | {
       kind: 'forward';
       upstream: Upstream;
+      /** The path and authority to send upstream (after `rewrite`). */
+      path: string;
+      authority: string;
+      /** Request / response header changes of the route and destination (`headers`). */
+      requestHeaders?: HeaderOperations;
+      responseHeaders?: HeaderOperations;
+      /** Retry policy; undefined = no retries (PassthroughCluster, `attempts: 0`). */
+      retry?: RetryPolicy;
+      /** Flags already earned (DI: the fault filter delayed the request). */
+      flags?: string;
       /** A registry service (Envoy adds its request headers); false for PassthroughCluster. */
       external: boolean;
       decorator?: string;
@@ -70,11 +101,35 @@ export async function routeRequest(
 
   let destination: Destination | undefined;
   let timeoutMs: number | undefined;
+  let selected: { route: HttpRoute; match?: HttpMatch } | undefined;
+  let headerPolicy: HeaderPolicy | undefined;
+  let flags: string | undefined;
   const vs = registry.virtualService(host, gateway);
   if (vs) {
-    const route = selectHttpRoute(vs, { path: req.path, authority: req.authority, method: req.method, scheme: 'http', port, gateway, rawHeaders: req.rawHeaders });
-    if (!route) return { kind: 'local', code: 404, flag: 'NR' };
-    destination = pickDestination(route.route);
+    selected = selectHttpRouteMatch(vs, { path: req.path, authority: req.authority, method: req.method, scheme: 'http', port, gateway, rawHeaders: req.rawHeaders });
+    if (!selected) return { kind: 'local', code: 404, flag: 'NR' };
+    const route = selected.route;
+    // Envoy's filter order: the fault filter acts before the router (and before direct replies).
+    const fault = faultFor(route.fault);
+    if (fault.delayMs !== undefined) {
+      await new Promise((r) => setTimeout(r, fault.delayMs));
+      flags = 'DI';
+    }
+    const responseHeaders = route.headers?.response;
+    if (fault.abort) {
+      const flag = flags ? `${flags},FI` : 'FI';
+      return { kind: 'local', code: fault.abort.httpStatus ?? 200, flag, body: FAULT_ABORT_BODY, ...(fault.abort.grpcStatus !== undefined ? { grpcStatus: fault.abort.grpcStatus } : {}) };
+    }
+    if (route.redirect) {
+      const location = redirectLocation(route.redirect, req.authority, req.path);
+      return { kind: 'local', code: route.redirect.code, flag: flags ?? '-', body: '', headers: applyHeaderOperations([['location', location]], responseHeaders) };
+    }
+    if (route.directResponse) {
+      return { kind: 'local', code: route.directResponse.status, flag: flags ?? '-', body: route.directResponse.body ?? '', headers: applyHeaderOperations([], responseHeaders) };
+    }
+    const picked = pickRouteDestination(route.route);
+    destination = picked.destination;
+    headerPolicy = mergeHeaderPolicies(picked.headers, route.headers);
     timeoutMs = route.timeoutMs;
   } else if (gateway !== MESH_GATEWAY) {
     return { kind: 'local', code: 404, flag: 'NR' };
@@ -85,7 +140,7 @@ export async function routeRequest(
 
   if (!destination) {
     if (registry.mode !== 'ALLOW_ANY') return { kind: 'local', code: 502, flag: '-', cluster: 'BlackHoleCluster' };
-    return { kind: 'forward', upstream: { ...ctx.originalDst, cluster: 'PassthroughCluster' }, external: false, http2: downstreamHttp2 };
+    return { kind: 'forward', upstream: { ...ctx.originalDst, cluster: 'PassthroughCluster' }, path: req.path, authority: req.authority, external: false, http2: downstreamHttp2 };
   }
   let upstream: Upstream;
   try {
@@ -96,9 +151,18 @@ export async function routeRequest(
   }
   const upstreamPort = destination.port ?? port;
   const protocol = registry.byHost(destination.host, upstreamPort)?.port.protocol;
+  const route = selected?.route;
+  const rewrite = route?.rewrite;
   return {
     kind: 'forward',
     upstream,
+    path: rewrite ? rewritePath(req.path, rewrite, selected?.match) : req.path,
+    authority: rewrite?.authority ?? req.authority,
+    ...(headerPolicy?.request ? { requestHeaders: headerPolicy.request } : {}),
+    ...(headerPolicy?.response ? { responseHeaders: headerPolicy.response } : {}),
+    // Istio's default policy unless the route says otherwise (`attempts: 0` is null: none).
+    ...(route?.retries === null ? {} : { retry: route?.retries ?? DEFAULT_RETRY_POLICY }),
+    ...(flags ? { flags } : {}),
     external: true,
     decorator: `${destination.host}:${upstreamPort}/*`,
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),

@@ -7,7 +7,7 @@
  * DEADLINE_EXCEEDED), as Envoy sends them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import {
   constants,
   createServer,
@@ -24,6 +24,9 @@ import type { ConnectionContext } from './connection-context.js';
 import { MAX_REQUEST_HEAD } from './http-request-head.js';
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision, type RoutingDeps } from './http-routing.js';
 import type { Http2Upstreams } from './http2-upstream.js';
+import { grpcStatusOf as grpcStatusHeader, outcomeOfError, RetryState, type AttemptOutcome } from './http-retry.js';
+import { ReplayableBody } from './http-retry-body.js';
+import { applyHeaderOperationsToObject } from './http-rewrite.js';
 import type { ProxyMetrics } from './metrics.js';
 
 // Connection-specific headers (RFC 9113 §8.2.2) never cross an HTTP/2 hop; `te: trailers` is
@@ -128,7 +131,7 @@ export class Http2Proxy {
     if (stream.destroyed) return;
     if (decision.kind === 'local') {
       log.upstreamCluster = decision.cluster;
-      return this.local(stream, log, state, grpc, decision.code, decision.flag, decision.body ?? '');
+      return this.local(stream, log, state, grpc, decision.code, decision.flag, decision.body ?? '', false, decision.headers, decision.grpcStatus);
     }
     log.upstreamCluster = decision.upstream.cluster;
     log.upstreamHost = formatHostPort(decision.upstream.address, decision.upstream.port);
@@ -140,6 +143,8 @@ export class Http2Proxy {
       upstreamHeaders[name] = value;
     }
     for (const [name, value] of added.add) upstreamHeaders[name] = value;
+    applyHeaderOperationsToObject(upstreamHeaders, decision.requestHeaders);
+    if (decision.flags) log.responseFlags = decision.flags;
     if (decision.http2) this.forwardHttp2(stream, info, upstreamHeaders, log, state, grpc, decision, t0);
     else this.forwardHttp1(stream, info, upstreamHeaders, log, state, grpc, decision, t0);
   }
@@ -163,8 +168,8 @@ export class Http2Proxy {
       ...headers,
       ...(te === 'trailers' ? { te } : {}),
       ':method': info.method,
-      ':path': info.path,
-      ':authority': info.authority,
+      ':path': decision.path,
+      ':authority': decision.authority,
       ':scheme': 'http',
     });
     const noteLocal = () => {
@@ -193,6 +198,7 @@ export class Http2Proxy {
         out[name] = value;
       }
       if (decision.external) out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTimeMs);
+      applyHeaderOperationsToObject(out, decision.responseHeaders);
       // A trailers-only answer (gRPC errors) ends in its HEADERS frame.
       if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
         clearTimeout(timer);
@@ -216,7 +222,7 @@ export class Http2Proxy {
     upStream.on('end', () => clearTimeout(timer));
     upStream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (stream.destroyed || log.responseFlags !== '-') return;
+      if (stream.destroyed || (log.responseFlags !== '-' && log.responseFlags !== decision.flags)) return;
       if (responded) {
         log.responseFlags = 'UC';
         stream.close(constants.NGHTTP2_INTERNAL_ERROR);
@@ -257,67 +263,111 @@ export class Http2Proxy {
     const { upstream } = decision;
     const cluster = { cluster_name: upstream.cluster };
     const metrics = this.options.metrics;
-    const upReq = httpRequest({
-      host: upstream.address,
-      port: upstream.port,
-      method: info.method,
-      path: info.path,
-      headers: { host: info.authority, ...headers } as Record<string, string>,
-      agent: this.options.agent,
-      setHost: false,
+    // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
+    const body = new ReplayableBody(stream, (n) => {
+      log.bytesReceived += n;
+      metrics.bytesSent.inc(cluster, n);
     });
-    upReq.on('socket', (s: Socket) => {
-      const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(s.localAddress, s.localPort));
-      if (s.localAddress) noteLocal();
-      else s.once('connect', noteLocal);
-    });
+    const retry = new RetryState(decision.retry, body);
     let timer: NodeJS.Timeout | undefined;
-    if (decision.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
+    let current: ClientRequest | undefined;
+    const attempt = () => {
+      if (headers['x-envoy-attempt-count'] !== undefined) headers['x-envoy-attempt-count'] = String(retry.attempt);
+      const upReq = httpRequest({
+        host: upstream.address,
+        port: upstream.port,
+        method: info.method,
+        path: decision.path,
+        headers: { host: decision.authority, ...headers } as Record<string, string>,
+        agent: this.options.agent,
+        setHost: false,
+      });
+      current = upReq;
+      upReq.on('socket', (s: Socket) => {
+        const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(s.localAddress, s.localPort));
+        if (s.localAddress) noteLocal();
+        else s.once('connect', noteLocal);
+      });
+      // This attempt is over and another follows: its late events change nothing.
+      let superseded = false;
+      let perTry: NodeJS.Timeout | undefined;
+      const retried = (outcome: AttemptOutcome): boolean => {
+        const wait = retry.retryAfter(outcome);
+        if (wait === undefined) return false;
+        superseded = true;
+        clearTimeout(perTry);
+        body.detach();
         upReq.destroy();
+        setTimeout(() => {
+          if (!stream.headersSent && !stream.destroyed) attempt();
+        }, wait);
+        return true;
+      };
+      if (decision.retry?.perTryTimeoutMs !== undefined) {
+        perTry = setTimeout(() => {
+          if (retried({ kind: 'per-try-timeout' })) return;
+          superseded = true;
+          upReq.destroy();
+          this.local(stream, log, state, grpc, 504, retry.flag('UT'), 'upstream request timeout', true);
+        }, decision.retry.perTryTimeoutMs);
+      }
+      upReq.on('response', (upRes) => {
+        if (superseded) return upRes.resume();
+        clearTimeout(perTry);
+        if (retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusHeader(upRes.headers) })) {
+          upRes.resume();
+          return;
+        }
+        log.responseFlags = retry.flag(log.responseFlags);
+        log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
+        log.responseCode = upRes.statusCode ?? 502;
+        const out: OutgoingHttpHeaders = { ':status': log.responseCode };
+        for (const [name, value] of Object.entries(upRes.headers)) {
+          if (!CONNECTION_SPECIFIC.has(name) && value !== undefined) out[name] = value;
+        }
+        if (decision.external) out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTimeMs);
+        applyHeaderOperationsToObject(out, decision.responseHeaders);
+        stream.respond(out);
+        upRes.on('data', (chunk: Buffer) => {
+          log.bytesSent += chunk.length;
+          metrics.bytesReceived.inc(cluster, chunk.length);
+        });
+        upRes.pipe(stream);
+        upRes.on('end', () => clearTimeout(timer));
+        upRes.on('aborted', () => {
+          if (log.responseFlags === '-') log.responseFlags = 'UC';
+          stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+        });
+      });
+      upReq.on('error', (err: NodeJS.ErrnoException) => {
+        if (superseded) return;
+        clearTimeout(perTry);
+        if (stream.destroyed || (log.responseFlags !== '-' && log.responseFlags !== decision.flags)) return;
+        if (stream.headersSent) {
+          clearTimeout(timer);
+          log.responseFlags = 'UC';
+          stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+          return;
+        }
+        metrics.upstreamConnectFailures.inc(cluster);
+        if (retried(outcomeOfError(err))) return;
+        clearTimeout(timer);
+        this.local(stream, log, state, grpc, 503, retry.flag(err.code === 'ECONNRESET' ? 'UC' : 'UF'), `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
+      });
+      body.sendTo(upReq);
+    };
+    if (decision.timeoutMs !== undefined) {
+      // The route timeout covers every attempt, as Envoy's.
+      timer = setTimeout(() => {
+        current?.destroy();
         if (!stream.headersSent) this.local(stream, log, state, grpc, 504, 'UT', 'upstream request timeout', true);
         else stream.close(constants.NGHTTP2_CANCEL);
       }, decision.timeoutMs);
     }
-    upReq.on('response', (upRes) => {
-      log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
-      log.responseCode = upRes.statusCode ?? 502;
-      const out: OutgoingHttpHeaders = { ':status': log.responseCode };
-      for (const [name, value] of Object.entries(upRes.headers)) {
-        if (!CONNECTION_SPECIFIC.has(name) && value !== undefined) out[name] = value;
-      }
-      if (decision.external) out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTimeMs);
-      stream.respond(out);
-      upRes.on('data', (chunk: Buffer) => {
-        log.bytesSent += chunk.length;
-        metrics.bytesReceived.inc(cluster, chunk.length);
-      });
-      upRes.pipe(stream);
-      upRes.on('end', () => clearTimeout(timer));
-      upRes.on('aborted', () => {
-        if (log.responseFlags === '-') log.responseFlags = 'UC';
-        stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-      });
-    });
-    upReq.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (stream.destroyed || log.responseFlags !== '-') return;
-      if (stream.headersSent) {
-        log.responseFlags = 'UC';
-        stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-        return;
-      }
-      metrics.upstreamConnectFailures.inc(cluster);
-      this.local(stream, log, state, grpc, 503, err.code === 'ECONNRESET' ? 'UC' : 'UF', `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
-    });
-    stream.on('data', (chunk: Buffer) => {
-      log.bytesReceived += chunk.length;
-      metrics.bytesSent.inc(cluster, chunk.length);
-    });
-    stream.pipe(upReq);
+    attempt();
     stream.once('close', () => {
       clearTimeout(timer);
-      if (!upReq.writableFinished || !upReq.destroyed) upReq.destroy();
+      if (current && (!current.writableFinished || !current.destroyed)) current.destroy();
     });
   }
 
@@ -329,8 +379,10 @@ export class Http2Proxy {
     grpc: boolean,
     code: number,
     flag: string,
-    body: string,
+    body: string | Buffer,
     timeout = false,
+    headers: [string, string][] = [],
+    grpcStatus?: number,
   ): void {
     log.responseFlags = flag;
     if (stream.destroyed) return;
@@ -344,8 +396,8 @@ export class Http2Proxy {
         {
           ':status': 200,
           'content-type': 'application/grpc',
-          'grpc-status': String(timeout ? DEADLINE_EXCEEDED : grpcStatusOf(code)),
-          'grpc-message': encodeURIComponent(body),
+          'grpc-status': String(grpcStatus ?? (timeout ? DEADLINE_EXCEEDED : grpcStatusOf(code))),
+          'grpc-message': encodeURIComponent(String(body)),
           server: 'envoy',
         },
         { endStream: true },
@@ -355,7 +407,9 @@ export class Http2Proxy {
     }
     log.responseCode = code;
     log.bytesSent = Buffer.byteLength(body);
-    stream.respond({ ':status': code, 'content-length': String(log.bytesSent), 'content-type': 'text/plain', server: 'envoy' });
+    const out: OutgoingHttpHeaders = { ':status': code, 'content-length': String(log.bytesSent), 'content-type': 'text/plain', server: 'envoy' };
+    for (const [name, value] of headers) out[name] = value;
+    stream.respond(out);
     stream.end(body);
   }
 }

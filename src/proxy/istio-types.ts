@@ -51,6 +51,83 @@ export interface RouteDestination {
   destination: Destination;
   /** Relative weight; Istio treats a missing weight on a single route as 100. */
   weight: number;
+  /** Header changes for requests sent to this destination (applied before the route's). */
+  headers?: HeaderPolicy;
+}
+
+/** One direction's header changes: Envoy's headers_to_add (overwrite / append) and headers_to_remove. */
+export interface HeaderOperations {
+  /** Replace the header's values (OVERWRITE_IF_EXISTS_OR_ADD). Names lower case. */
+  set: [string, string][];
+  /** Add one more value (APPEND_IF_EXISTS_OR_ADD). */
+  add: [string, string][];
+  remove: string[];
+}
+
+/** VirtualService `headers` (route or destination level). */
+export interface HeaderPolicy {
+  request?: HeaderOperations;
+  response?: HeaderOperations;
+}
+
+/** Envoy's retry_on conditions that interpose proxy implements. */
+export const RETRY_CONDITIONS = [
+  '5xx',
+  'gateway-error',
+  'reset',
+  'connect-failure',
+  'retriable-4xx',
+  'refused-stream',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const;
+export type RetryCondition = (typeof RETRY_CONDITIONS)[number];
+
+/** A route's retry policy as Envoy gets it from Istio (retry.ConvertPolicy). */
+export interface RetryPolicy {
+  /** Retries after the first try (Istio `attempts` = Envoy num_retries). */
+  retries: number;
+  perTryTimeoutMs?: number;
+  on: RetryCondition[];
+  /** For `retriable-status-codes`: Istio's default list is [503]. */
+  statusCodes: number[];
+  /** Envoy's retry back-off base interval (default 25 ms; the cap is 10 times it). */
+  backoffBaseMs: number;
+}
+
+/** VirtualService `fault`: fractions in [0, 1]. */
+export interface FaultPolicy {
+  delay?: { ms: number; fraction: number };
+  abort?: { httpStatus?: number; grpcStatus?: number; fraction: number };
+}
+
+/** VirtualService `rewrite`. */
+export interface RewritePolicy {
+  /** Replaces the matched uri prefix (the whole path for exact and regex matches), as Envoy's prefix_rewrite. */
+  uri?: string;
+  /** The Host / :authority sent upstream. */
+  authority?: string;
+}
+
+/** VirtualService `redirect`: Envoy's redirect action. */
+export interface RedirectPolicy {
+  uri?: string;
+  authority?: string;
+  port?: number;
+  /** FROM_PROTOCOL_DEFAULT drops the port, FROM_REQUEST_PORT keeps the request's. */
+  derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+  scheme?: string;
+  code: number;
+}
+
+/** VirtualService `directResponse`. */
+export interface DirectResponsePolicy {
+  status: number;
+  body?: Buffer;
 }
 
 /** Istio's StringMatch: exactly one of these is set (the schema enforces it). */
@@ -91,6 +168,14 @@ export interface HttpRoute {
   route: RouteDestination[];
   /** Request timeout in milliseconds (VirtualService `timeout`), undefined = none. */
   timeoutMs?: number;
+  /** undefined: Istio's default policy; null: `attempts: 0`, no retries. */
+  retries?: RetryPolicy | null;
+  fault?: FaultPolicy;
+  rewrite?: RewritePolicy;
+  headers?: HeaderPolicy;
+  /** With redirect or directResponse, `route` is empty: the proxy answers itself. */
+  redirect?: RedirectPolicy;
+  directResponse?: DirectResponsePolicy;
 }
 
 export interface TlsMatch {

@@ -19,6 +19,8 @@ import { printable } from './istio-field-error.js';
 import { applyFieldPolicy } from './istio-field-policy.js';
 import { checkIstioSchema, ISTIO_KINDS } from './istio-schema.js';
 import { fullMatchRegex } from './re2-match.js';
+import { readHeaders } from './http-rewrite.js';
+import { readRouteActions } from './http-route-actions.js';
 import {
   MESH_GATEWAY,
   PORT_PROTOCOLS,
@@ -420,17 +422,22 @@ function readVirtualService(spec: Obj, p: Path, name: string, namespace: string)
       if (t === undefined) hp.at('timeout').fail(o['timeout'], 'a duration such as "3s" or "500ms"');
       timeoutMs = t;
     }
-    for (const field of ['redirect', 'directResponse']) {
-      // Istio answers these itself instead of routing; interpose only routes, and must not
-      // silently route what was meant to be redirected or answered.
-      if (o[field] !== undefined) hp.at(field).fail(o[field], `a route: HTTP ${field} is not supported by interpose proxy`);
-    }
     const routeName = optStr(o['name'], hp.at('name'));
+    const actions = readRouteActions(o, (field, value, accepted) => hp.at(field).fail(value, accepted));
+    // With redirect or directResponse the proxy answers itself: no destination (Istio forbids both).
+    const answersItself = actions.redirect !== undefined || actions.directResponse !== undefined;
+    if (answersItself && o['route'] !== undefined) hp.at('route').fail(o['route'], 'no route next to redirect or directResponse');
+    const route = answersItself ? [] : readDestinations(o['route'], hp.at('route'));
+    (Array.isArray(o['route']) ? o['route'] : []).forEach((r: unknown, j) => {
+      const h = isObj(r) ? r['headers'] : undefined;
+      if (h !== undefined && route[j]) route[j]!.headers = readHeaders(h, 'headers', (field, value, accepted) => hp.at('route').at(j).at(field).fail(value, accepted));
+    });
     return {
       ...(routeName ? { name: routeName } : {}),
       match,
-      route: readDestinations(o['route'], hp.at('route')),
+      route,
       ...(timeoutMs !== undefined && timeoutMs > 0 ? { timeoutMs } : {}),
+      ...actions,
     };
   });
   const tls: TlsRoute[] = list(spec['tls'], p.at('tls')).map((raw, i) => {

@@ -104,7 +104,20 @@ function httpMatchMatches(m: HttpMatch, req: HttpRequestFacts): boolean {
 
 /** The first HTTP route of `vs` matching the request, if any. */
 export function selectHttpRoute(vs: VirtualService, req: HttpRequestFacts): HttpRoute | undefined {
-  return vs.http.find((r) => r.match.length === 0 || r.match.some((m) => httpMatchMatches(m, req)));
+  return selectHttpRouteMatch(vs, req)?.route;
+}
+
+/**
+ * The first HTTP route of `vs` matching the request and the match block that matched it
+ * (undefined for a route without blocks): `rewrite.uri` replaces what that block's uri matched.
+ */
+export function selectHttpRouteMatch(vs: VirtualService, req: HttpRequestFacts): { route: HttpRoute; match?: HttpMatch } | undefined {
+  for (const route of vs.http) {
+    if (route.match.length === 0) return { route };
+    const match = route.match.find((m) => httpMatchMatches(m, req));
+    if (match) return { route, match };
+  }
+  return undefined;
 }
 
 /** The first TLS route of `vs` matching SNI, port and gateway, if any. */
@@ -133,11 +146,16 @@ export function selectTcpRoute(vs: VirtualService, facts: { port: number; gatewa
 
 /** Weighted choice among destinations; `random` in [0,1) is injectable for tests. */
 export function pickDestination(routes: RouteDestination[], random: () => number = Math.random): Destination {
+  return pickRouteDestination(routes, random).destination;
+}
+
+/** The same, returning the whole route destination (its `headers` too). */
+export function pickRouteDestination(routes: RouteDestination[], random: () => number = Math.random): RouteDestination {
   const total = routes.reduce((sum, r) => sum + r.weight, 0);
   let point = random() * total;
   for (const r of routes) {
-    if (point < r.weight) return r.destination;
+    if (point < r.weight) return r;
     point -= r.weight;
   }
-  return routes[routes.length - 1]!.destination;
+  return routes[routes.length - 1]!;
 }

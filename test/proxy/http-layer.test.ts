@@ -108,7 +108,8 @@ spec:
   await eventually(() => proxy.accessLog.length === 4);
   t.deepEqual(
     proxy.accessLog.map(parseLogLine).map((l) => `${l.code} ${l.flags}`),
-    ['504 UT', '200 -', '503 UF', '404 NR'],
+    // Istio's default retry policy retries a connect failure twice, then logs UF,URX as Envoy does.
+    ['504 UT', '200 -', '503 UF,URX', '404 NR'],
   );
 });
 

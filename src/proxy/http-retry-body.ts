@@ -1,0 +1,66 @@
+/**
+ * A request body that can be sent again on a retry. Envoy's router keeps a copy of the body
+ * while it streams it upstream, up to the request buffer limit; a body larger than that is
+ * still forwarded, but the request is no longer retried ("retry_or_shadow_abandoned"). Here
+ * the chunks are kept up to REPLAY_LIMIT_BYTES, streamed to the current attempt as they
+ * arrive, and written again in full to the next attempt. Between attempts the source is
+ * paused, so nothing arrives while no attempt can take it.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+/** Envoy's default per_connection_buffer_limit_bytes (1 MiB), which bounds its retry buffer. */
+export const REPLAY_LIMIT_BYTES = 1024 * 1024;
+
+export class ReplayableBody {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private ended = false;
+  private target: Writable | undefined;
+  /** False once the body outgrew the limit: it cannot be sent again. */
+  replayable = true;
+
+  constructor(
+    private readonly source: Readable,
+    /** Each chunk as it arrives (byte counting for the log and metrics). */
+    onChunk: (bytes: number) => void,
+    private readonly limit = REPLAY_LIMIT_BYTES,
+  ) {
+    source.on('data', (chunk: Buffer) => {
+      onChunk(chunk.length);
+      if (this.replayable) {
+        this.size += chunk.length;
+        if (this.size > this.limit) {
+          this.replayable = false;
+          this.chunks = [];
+        } else {
+          this.chunks.push(chunk);
+        }
+      }
+      const target = this.target;
+      if (target && !target.destroyed && !target.write(chunk)) {
+        source.pause();
+        target.once('drain', () => {
+          if (this.target === target) source.resume();
+        });
+      }
+    });
+    source.once('end', () => {
+      this.ended = true;
+      if (this.target && !this.target.destroyed) this.target.end();
+    });
+  }
+
+  /** Sends the body so far to `target` and what follows as it arrives, ending it with the source. */
+  sendTo(target: Writable): void {
+    this.target = target;
+    for (const c of this.chunks) target.write(c);
+    if (this.ended) target.end();
+    else this.source.resume();
+  }
+
+  /** The current attempt is over: hold the source until the next one. */
+  detach(): void {
+    this.target = undefined;
+    if (!this.ended) this.source.pause();
+  }
+}
