@@ -21,6 +21,7 @@ import { checkIstioSchema, ISTIO_KINDS } from './istio-schema.js';
 import { fullMatchRegex } from './re2-match.js';
 import { readHeaders } from './http-rewrite.js';
 import { readRouteActions } from './http-route-actions.js';
+import { checkUnsupportedCombinations } from './unsupported-combinations.js';
 import {
   MESH_GATEWAY,
   PORT_PROTOCOLS,
@@ -180,6 +181,7 @@ export function parseProxyConfig(text: string, source = 'config'): ProxyConfig {
     if (!isObj(value)) new Path(where, '').fail(value, 'a mapping (an Istio resource or mesh config)');
     readDocument(value as Obj, where, config);
   });
+  checkUnsupportedCombinations(config, source);
   return config;
 }
 
