@@ -16,7 +16,7 @@
  * (h2load --rps, per-request latencies from its log: p50/p99), h2c saturation (h2load, 16
  * connections × 10 streams), and the proxy's RSS per idle keep-alive connection (1000 held open).
  *
- *   npm run bench:http -- [--rounds N] [--seconds S] [--idle N] [--only direct,haproxy,interpose]
+ *   npm run bench:http -- [--rounds N] [--seconds S] [--idle N] [--only direct,haproxy,interpose] [--cpu-prof DIR]
  *
  * Needs root, haproxy, wrk, h2load (scripts/install-system-deps.sh). Not part of `npm test`.
  */
@@ -38,13 +38,17 @@ const ROUNDS = Number(flag('--rounds', '3'));
 const SECONDS = Number(flag('--seconds', '4'));
 const IDLE = Number(flag('--idle', '1000'));
 const ONLY = new Set(flag('--only', 'direct,haproxy,interpose').split(','));
+/** A directory for interpose's CPU profiles (node --cpu-prof), one per interpose run. */
+const CPU_PROF = flag('--cpu-prof', '');
+/** Another checkout's built interpose (DIR/dist/cli/main.js), measured as target "baseline": before/after in one run. */
+const BASELINE = flag('--baseline', '');
 const PORT = 8080;
 const URL_ = `http://${HTTPBIN.host}:${PORT}/`;
 const APP_UID = '1000';
 const PROXY_UID = '1337';
 const BODY = 'x'.repeat(1024);
 
-type TargetName = 'direct' | 'haproxy' | 'interpose';
+type TargetName = 'direct' | 'haproxy' | 'interpose' | 'baseline';
 
 interface Round {
   target: TargetName;
@@ -157,11 +161,15 @@ spec:
         await new Promise((r) => setTimeout(r, 500));
         return { pid: child.pid, stop: async () => void (child.kill('SIGTERM'), await new Promise((r) => child.once('exit', r))) };
       }
+      const command = target === 'baseline'
+        ? [process.execPath, `${BASELINE}/dist/cli/main.js`]
+        : existsSync(built) ? [process.execPath, built] : [process.execPath, '--import', 'tsx', `${root}src/cli/main.ts`];
       proxy = await ProxyProcess.start(
         world.pod.name,
         ['--config', meshCfg, '--uid', PROXY_UID, '--gid', PROXY_UID, '--access-log', interposeLog, '--metrics-port', '0', '--no-dns-capture'],
         20_000,
-        existsSync(built) ? [process.execPath, built] : undefined,
+        command.flatMap((a, i) =>
+          i === 0 && CPU_PROF ? [a, '--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [a]),
       );
       const p = proxy;
       return { pid: p.pid, stop: async () => void (await p.stop(), (proxy = undefined)) };
@@ -248,7 +256,7 @@ spec:
       }
     };
 
-    const targets = (['direct', 'haproxy', 'interpose'] as const).filter((t) => ONLY.has(t));
+    const targets = (['direct', 'haproxy', 'interpose', 'baseline'] as const).filter((t) => ONLY.has(t) || (t === 'baseline' && BASELINE));
     const rounds: Round[][] = [];
     for (let i = 0; i < ROUNDS; i++) {
       // Rotate the order so no target always follows the same one.
@@ -302,15 +310,16 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
   }
   const failures = rounds.flat().reduce((n, r) => n + r.sat.errors + r.h2c.failed + Object.values(r.fixed).reduce((m, x) => m + x.failed, 0), 0);
   console.log(`\nfailed or non-2xx requests over all runs: ${failures}`);
-  if (targets.includes('interpose') && targets.includes('haproxy')) {
-    // Ratios per round (both measured minutes apart at most), then the median of those.
+  for (const against of ['haproxy', 'baseline'] as const) {
+    if (!targets.includes('interpose') || !targets.includes(against)) continue;
+    // Ratios per round (both measured seconds apart), then the median of those.
     const ratio = (pick: (r: Round) => number | undefined) =>
       median(rounds.map((r) => {
         const i = r.find((x) => x.target === 'interpose');
-        const h = r.find((x) => x.target === 'haproxy');
+        const h = r.find((x) => x.target === against);
         return i && h ? (pick(i) ?? NaN) / (pick(h) ?? NaN) : NaN;
       }));
-    console.log('interpose ÷ haproxy (median of per-round ratios): ' +
+    console.log(`interpose ÷ ${against} (median of per-round ratios): ` +
       `saturation req/s ${f(ratio((r) => r.sat.rps), 2)}×, req/s per core ${f(ratio((r) => r.rpsPerCore), 2)}×, ` +
       `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}×, ` +
       `idle RSS per connection ${f(ratio((r) => r.idleKiBPerConn), 2)}×`);
