@@ -43,6 +43,8 @@ export class HttpProxy {
   private readonly server: Server;
   private readonly contexts = new WeakMap<Duplex, ConnectionContext>();
   private readonly agent = new Agent({ keepAlive: true, scheduling: 'lifo', timeout: 60_000 });
+  /** Each upstream socket's local address as the log prints it, noted once per connection. */
+  private readonly upstreamLocal = new WeakMap<Socket, string>();
   private readonly http2: Http2Proxy;
   readonly upstreams2: Http2Upstreams;
 
@@ -242,6 +244,12 @@ export class HttpProxy {
   /** Counts the upstream connection, bounds the connect and notes the local address for the log. */
   private watchConnect(upReq: import('node:http').ClientRequest, upstream: Upstream, log: AccessLogEntry): void {
     upReq.on('socket', (socket: Socket) => {
+      // A kept-alive socket: counted, connected and its address formatted on its first request.
+      const known = this.upstreamLocal.get(socket);
+      if (known !== undefined) {
+        log.upstreamLocalAddress = known;
+        return;
+      }
       if (!(upReq as { reusedSocket?: boolean }).reusedSocket) {
         this.options.metrics.upstreamConnections.inc({ cluster_name: upstream.cluster });
       }
@@ -254,7 +262,11 @@ export class HttpProxy {
         socket.once('connect', () => clearTimeout(connectTimer));
         socket.once('close', () => clearTimeout(connectTimer));
       }
-      const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(socket.localAddress, socket.localPort));
+      const noteLocal = () => {
+        const text = formatHostPort(socket.localAddress, socket.localPort);
+        this.upstreamLocal.set(socket, text);
+        log.upstreamLocalAddress = text;
+      };
       if (socket.localAddress) noteLocal();
       else socket.once('connect', noteLocal);
     });
