@@ -21,6 +21,7 @@ packages=(
   ruby            # `ruby -c Vagrantfile` in test/unit/vagrant.test.ts
   shellcheck      # lint of scripts/*.sh in the unit tests
   haproxy         # baseline of bench/proxy.ts (npm run bench:proxy), not needed by the tests
+  wrk nghttp2-client  # load generators of bench/http.ts (npm run bench:http: wrk, h2load), not needed by the tests
   g++-aarch64-linux-gnu  # cross-builds the linux-arm64 prebuilt addon (scripts/build-prebuilds.sh)
   podman runc     # builds and runs the image (runc: crun lacks this kernel's cgroup v1 mode)
   mmdebstrap      # the image's local base from Debian's archive (scripts/build-base-images.sh)

@@ -78,28 +78,58 @@ export function formatJson(e: AccessLogEntry): string {
   });
 }
 
-/** Writes entries to stdout ("-") or a file, one per line; `off` discards them. */
+/**
+ * Writes entries to stdout ("-") or a file, one per line; `off` discards them. Lines written in
+ * one turn of the event loop go out as one write after it (setImmediate): one write per request
+ * would cost a stream write, and for a file a thread-pool job, on every request's hot path.
+ */
 export class AccessLog {
   private readonly out: NodeJS.WritableStream | undefined;
   private readonly file: WriteStream | undefined;
+  private readonly direct: ((line: string) => void) | undefined;
+  private pending = '';
+  private flushScheduled = false;
 
   /** `target`: a file path, "-" for stdout, "off", or a function receiving each line (tests). */
   constructor(
     target: string | ((line: string) => void),
     private readonly encoding: AccessLogEncoding,
   ) {
-    if (typeof target === 'function') this.out = { write: (chunk: string) => (target(chunk.replace(/\n$/, '')), true) } as NodeJS.WritableStream;
+    if (typeof target === 'function') this.direct = target;
     else if (target === 'off' || target === '') this.out = undefined;
     else if (target === '-') this.out = process.stdout;
     else this.out = this.file = createWriteStream(target, { flags: 'a' });
   }
 
   write(entry: AccessLogEntry): void {
+    if (this.direct) {
+      this.direct(this.encoding === 'JSON' ? formatJson(entry) : formatText(entry));
+      return;
+    }
     if (!this.out) return;
-    this.out.write((this.encoding === 'JSON' ? formatJson(entry) : formatText(entry)) + '\n');
+    this.pending += (this.encoding === 'JSON' ? formatJson(entry) : formatText(entry)) + '\n';
+    // Bounded: a busy loop turn still writes at 64 KiB.
+    if (this.pending.length >= 65_536) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushLater);
+    }
+  }
+
+  private readonly flushLater = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  private flush(): void {
+    if (!this.out || this.pending === '') return;
+    const text = this.pending;
+    this.pending = '';
+    this.out.write(text);
   }
 
   close(): Promise<void> {
+    this.flush();
     return new Promise((resolve) => (this.file ? this.file.end(resolve) : resolve()));
   }
 }

@@ -7,7 +7,7 @@
  * (http-upgrade.ts); prior-knowledge h2c connections go to the HTTP/2 side (http2-proxy.ts).
  */
 import { Agent, createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { AccessLog, AccessLogEntry } from './access-log.js';
@@ -22,6 +22,7 @@ import { applyHeaderOperations } from './http-rewrite.js';
 import { Http2Upstreams } from './http2-upstream.js';
 import { forwardUpgrade, type UpgradeDeps, isH2cUpgrade, replayWithoutH2cUpgrade, writeRawResponse } from './http-upgrade.js';
 import type { ProxyMetrics } from './metrics.js';
+import { randomHex } from './random-hex.js';
 import type { Registry } from './registry.js';
 import type { TcpSessionDeps } from './tcp-session.js';
 import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
@@ -45,6 +46,8 @@ export class HttpProxy {
   private readonly server: Server;
   private readonly contexts = new WeakMap<Duplex, ConnectionContext>();
   private readonly agent = new Agent({ keepAlive: true, scheduling: 'lifo', timeout: 60_000 });
+  /** Each upstream socket's local address as the log prints it, noted once per connection. */
+  private readonly upstreamLocal = new WeakMap<Socket, string>();
   private readonly http2: Http2Proxy;
   readonly upstreams2: Http2Upstreams;
 
@@ -148,7 +151,7 @@ export class HttpProxy {
       }
     }
     if (!hostSeen) headers.push(['host', decision.authority]);
-    const added = envoyRequestHeaders(req.headers, decision, (n) => randomBytes(n).toString('hex'), randomUUID);
+    const added = envoyRequestHeaders(req.headers, decision, randomHex, randomUUID);
     return { headers: applyHeaderOperations([...headers, ...added.add], decision.requestHeaders), requestId: added.requestId };
   }
 
@@ -164,11 +167,18 @@ export class HttpProxy {
     log.requestId = requestId;
     if (decision.flags) log.responseFlags = decision.flags;
     const metrics = this.options.metrics;
+    const labels = { cluster_name: upstream.cluster };
     // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
-    const body = new ReplayableBody(req, (n) => {
-      log.bytesReceived += n;
-      metrics.bytesSent.inc({ cluster_name: upstream.cluster }, n);
-    });
+    const noBody = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
+    const body = new ReplayableBody(
+      req,
+      (n) => {
+        log.bytesReceived += n;
+        metrics.bytesSent.inc(labels, n);
+      },
+      undefined,
+      noBody,
+    );
     const retry = new RetryState(decision.retry, body);
     let timer: NodeJS.Timeout | undefined;
     let current: ClientRequest | undefined;
@@ -225,12 +235,20 @@ export class HttpProxy {
         if (decision.external) out.push(['x-envoy-upstream-service-time', String(log.upstreamServiceTimeMs)]);
         out = applyHeaderOperations(out, decision.responseHeaders);
         res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out as unknown as Record<string, string>);
+        // Relayed by hand rather than with pipe(), which adds and removes half a dozen listeners
+        // on both streams for every request.
         upRes.on('data', (chunk: Buffer) => {
           log.bytesSent += chunk.length;
-          metrics.bytesReceived.inc({ cluster_name: upstream.cluster }, chunk.length);
+          metrics.bytesReceived.inc(labels, chunk.length);
+          if (!res.write(chunk)) {
+            upRes.pause();
+            res.once('drain', () => upRes.resume());
+          }
         });
-        upRes.pipe(res);
-        upRes.on('end', () => clearTimeout(timer));
+        upRes.on('end', () => {
+          clearTimeout(timer);
+          res.end();
+        });
         upRes.on('error', () => res.destroy());
         // The upstream went away mid-body (Envoy: UC, upstream connection termination).
         upRes.on('aborted', () => {
@@ -247,7 +265,7 @@ export class HttpProxy {
           return;
         }
         if (res.destroyed) return;
-        metrics.upstreamConnectFailures.inc({ cluster_name: upstream.cluster });
+        metrics.upstreamConnectFailures.inc(labels);
         if (retried(outcomeOfError(err))) return;
         clearTimeout(timer);
         const flag = err.code === 'ECONNRESET' ? 'UC' : 'UF';
@@ -274,6 +292,12 @@ export class HttpProxy {
   /** Counts the upstream connection, bounds the connect and notes the local address for the log. */
   private watchConnect(upReq: import('node:http').ClientRequest, upstream: Upstream, log: AccessLogEntry): void {
     upReq.on('socket', (socket: Socket) => {
+      // A kept-alive socket: counted, connected and its address formatted on its first request.
+      const known = this.upstreamLocal.get(socket);
+      if (known !== undefined) {
+        log.upstreamLocalAddress = known;
+        return;
+      }
       if (!(upReq as { reusedSocket?: boolean }).reusedSocket) {
         this.options.metrics.upstreamConnections.inc({ cluster_name: upstream.cluster });
       }
@@ -286,7 +310,11 @@ export class HttpProxy {
         socket.once('connect', () => clearTimeout(connectTimer));
         socket.once('close', () => clearTimeout(connectTimer));
       }
-      const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(socket.localAddress, socket.localPort));
+      const noteLocal = () => {
+        const text = formatHostPort(socket.localAddress, socket.localPort);
+        this.upstreamLocal.set(socket, text);
+        log.upstreamLocalAddress = text;
+      };
       if (socket.localAddress) noteLocal();
       else socket.once('connect', noteLocal);
     });

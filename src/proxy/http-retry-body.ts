@@ -24,7 +24,10 @@ export class ReplayableBody {
     /** Each chunk as it arrives (byte counting for the log and metrics). */
     onChunk: (bytes: number) => void,
     private readonly limit = REPLAY_LIMIT_BYTES,
+    /** The request says it has no body: sendTo() ends the upstream request at once, so its head goes out in one write this turn. */
+    empty = false,
   ) {
+    this.ended = empty;
     source.on('data', (chunk: Buffer) => {
       onChunk(chunk.length);
       if (this.replayable) {
@@ -45,6 +48,7 @@ export class ReplayableBody {
       }
     });
     source.once('end', () => {
+      if (this.ended) return;
       this.ended = true;
       if (this.target && !this.target.destroyed) this.target.end();
     });

@@ -22,9 +22,17 @@ export class ProxyMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'interpose_' });
   }
 
+  // The label set of each cluster and code, built once rather than as a new object and two
+  // strings on every response.
+  private readonly responseLabels = new Map<string, Map<number, { cluster_name: string; response_code: string; response_code_class: string }>>();
+
   /** Counts one HTTP response for a cluster. */
   response(cluster: string, code: number): void {
-    this.requests.inc({ cluster_name: cluster, response_code: String(code), response_code_class: `${Math.floor(code / 100)}xx` });
+    let byCode = this.responseLabels.get(cluster);
+    if (!byCode) this.responseLabels.set(cluster, (byCode = new Map()));
+    let labels = byCode.get(code);
+    if (!labels) byCode.set(code, (labels = { cluster_name: cluster, response_code: String(code), response_code_class: `${Math.floor(code / 100)}xx` }));
+    this.requests.inc(labels);
   }
 
   /** Serves the registry on `http://address:port/stats/prometheus`. */
