@@ -162,15 +162,12 @@ export class HttpProxy {
     log.requestId = requestId;
     const metrics = this.options.metrics;
     let timer: NodeJS.Timeout | undefined;
-    const upReq = httpRequest({
-      host: upstream.address,
-      port: upstream.port,
-      method: req.method,
-      path: info.path,
-      headers: headers as unknown as Record<string, string>,
-      agent: this.agent,
-      setHost: false,
-    });
+    // A DestinationRule's cluster: its pool admits the request (else 503 UO), its agent sends it (TLS origination).
+    const call = upstream.policy?.start();
+    if (upstream.policy && !call) return this.local(res, log, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
+    const options = { host: upstream.address, port: upstream.port, method: req.method, path: info.path, headers: headers as unknown as Record<string, string>, setHost: false };
+    const upReq = call ? call.request(options) : httpRequest({ ...options, agent: this.agent });
+    res.once('close', () => call?.end());
     this.watchConnect(upReq, upstream, log);
     if (decision.timeoutMs !== undefined) {
       timer = setTimeout(() => {
@@ -180,6 +177,7 @@ export class HttpProxy {
       }, decision.timeoutMs);
     }
     upReq.on('response', (upRes) => {
+      call?.answered(upRes.statusCode ?? 502);
       log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
       const out: [string, string][] = [];
       for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
@@ -207,8 +205,13 @@ export class HttpProxy {
         res.destroy();
         return;
       }
+      const tlsFailure = call?.failed(err);
       if (res.destroyed) return;
       metrics.upstreamConnectFailures.inc({ cluster_name: upstream.cluster });
+      if (tlsFailure) {
+        log.upstreamTransportFailureReason = tlsFailure;
+        return this.local(res, log, 503, 'UF', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${tlsFailure}`);
+      }
       const flag = err.code === 'ECONNRESET' ? 'UC' : 'UF';
       this.local(res, log, 503, flag, `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
     });
