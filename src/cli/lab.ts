@@ -1,4 +1,4 @@
-/** `interpose lab [egress|gateway]`: the seeds, end to end, in network namespaces. */
+/** `interpose lab [egress|gateway|tls-origination]`: the seeds, end to end, in network namespaces. */
 import { Command, Option } from 'commander';
 import { InterceptError } from '../errors/intercept-error.js';
 
@@ -12,13 +12,13 @@ export function labCommand(): Command {
         'back, the access-log lines, and a final table of expected vs observed. Exit 1 if any step differs. ' +
         'Everything it creates is removed when it ends, Ctrl-C included.',
     )
-    .argument('[seed]', 'egress (Accessing External Services, the default) or gateway (egress gateway)', 'egress')
+    .argument('[seed]', 'egress (Accessing External Services, the default), gateway (egress gateway) or tls-origination (Egress TLS Origination)', 'egress')
     .option('--json', 'print one JSON document with every step (progress goes to stderr)')
     .option('--keep', 'after the steps, keep the namespaces and processes running until Ctrl-C')
     .addOption(new Option('--no-color', 'plain output even on a terminal'))
     .action(async (seed: string, opts: { json?: boolean; keep?: boolean; color?: boolean }) => {
-      if (seed !== 'egress' && seed !== 'gateway') {
-        throw new InterceptError(`invalid value for [seed]: ${JSON.stringify(seed)}: expected egress or gateway`);
+      if (seed !== 'egress' && seed !== 'gateway' && seed !== 'tls-origination') {
+        throw new InterceptError(`invalid value for [seed]: ${JSON.stringify(seed)}: expected egress, gateway or tls-origination`);
       }
       const { runLab } = await import('../lab/lab-runner.js');
       const color = opts.color !== false && !opts.json && process.stdout.isTTY === true && !process.env.NO_COLOR;

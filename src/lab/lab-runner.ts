@@ -9,12 +9,14 @@ import { LabReporter, type ReportedStep } from './lab-report.js';
 import { LabSession, type CommandRecord } from './lab-session.js';
 import type { LabStep } from './lab-step.js';
 import { labPreflight } from './preflight.linux.js';
+import { tlsOriginationSteps } from './tls-origination-steps.js';
 
-export type Seed = 'egress' | 'gateway';
+export type Seed = 'egress' | 'gateway' | 'tls-origination';
 
 export const SEEDS: Record<Seed, { title: string; steps: readonly LabStep[] }> = {
   egress: { title: 'Accessing External Services (egress)', steps: [...egressSteps, ...dnsSteps] },
   gateway: { title: 'Egress gateway for external services', steps: gatewaySteps },
+  'tls-origination': { title: 'Egress TLS Origination', steps: tlsOriginationSteps },
 };
 
 export interface LabOptions {

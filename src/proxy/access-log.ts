@@ -4,8 +4,10 @@
  *   [START_TIME] "METHOD PATH PROTOCOL" RESPONSE_CODE RESPONSE_FLAGS BYTES_RECEIVED BYTES_SENT
  *   DURATION UPSTREAM_SERVICE_TIME "X-FORWARDED-FOR" "USER-AGENT" "REQUEST_ID" "AUTHORITY"
  *   "UPSTREAM_HOST" UPSTREAM_CLUSTER UPSTREAM_LOCAL_ADDRESS DOWNSTREAM_LOCAL_ADDRESS
- *   DOWNSTREAM_REMOTE_ADDRESS REQUESTED_SERVER_NAME
+ *   DOWNSTREAM_REMOTE_ADDRESS REQUESTED_SERVER_NAME ["UPSTREAM_TRANSPORT_FAILURE_REASON"]
  *
+ * The last field is written only when set (a TLS origination that failed), so other lines keep
+ * the classic format.
  * TCP/TLS connections carry no request, so their request part is "- - -" and code 0, exactly
  * as Envoy prints them. Missing values are "-".
  */
@@ -35,6 +37,8 @@ export interface AccessLogEntry {
   downstreamLocalAddress?: string;
   downstreamRemoteAddress?: string;
   requestedServerName?: string;
+  /** Envoy's %UPSTREAM_TRANSPORT_FAILURE_REASON% (a failed TLS origination). */
+  upstreamTransportFailureReason?: string;
 }
 
 const dash = (v: string | number | undefined): string => (v === undefined || v === '' ? '-' : String(v));
@@ -47,7 +51,9 @@ export function formatText(e: AccessLogEntry): string {
     `${e.bytesReceived} ${e.bytesSent} ${Math.round(e.durationMs)} ${dash(e.upstreamServiceTimeMs)} ` +
     `"${dash(e.xForwardedFor)}" "${dash(e.userAgent)}" "${dash(e.requestId)}" "${dash(e.authority)}" ` +
     `"${dash(e.upstreamHost)}" ${dash(e.upstreamCluster)} ${dash(e.upstreamLocalAddress)} ` +
-    `${dash(e.downstreamLocalAddress)} ${dash(e.downstreamRemoteAddress)} ${dash(e.requestedServerName)}`
+    `${dash(e.downstreamLocalAddress)} ${dash(e.downstreamRemoteAddress)} ${dash(e.requestedServerName)}` +
+    // Only when set, so every other line keeps the format above.
+    (e.upstreamTransportFailureReason ? ` "${e.upstreamTransportFailureReason}"` : '')
   );
 }
 
@@ -75,6 +81,7 @@ export function formatJson(e: AccessLogEntry): string {
     downstream_local_address: orNull(e.downstreamLocalAddress),
     downstream_remote_address: orNull(e.downstreamRemoteAddress),
     requested_server_name: orNull(e.requestedServerName),
+    ...(e.upstreamTransportFailureReason ? { upstream_transport_failure_reason: e.upstreamTransportFailureReason } : {}),
   });
 }
 

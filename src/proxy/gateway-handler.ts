@@ -1,11 +1,13 @@
 /**
  * Gateway mode (Istio's egress gateway for external services): a listener per Gateway server
  * port routes HTTP by Host through the VirtualService http routes bound to that gateway, and
- * TLS PASSTHROUGH by SNI through the tls routes, relaying without terminating TLS.
+ * TLS PASSTHROUGH by SNI through the tls routes, relaying without terminating TLS. HTTPS
+ * servers with tls.mode SIMPLE terminate TLS (gateway-tls.ts) and route the HTTP inside by Host.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { unmapIPv4 } from './address-format.js';
+import { terminateTls } from './gateway-tls.js';
 import { hostMatches } from './host-table.js';
 import type { HttpProxy } from './http-proxy.js';
 import type { GatewayServer } from './istio-types.js';
@@ -54,6 +56,17 @@ export async function handleGateway(deps: GatewayDeps, socket: Socket, port: num
   if (s.kind === 'http' && !sniffed.ended && servers.some((x) => isHttp(x.server.port.protocol))) {
     deps.http.handle(socket, { originalDst: local, downstreamRemote: remote, gateway: { servers } }, s.http2 === true);
     return;
+  }
+  if (s.kind === 'tls' && !sniffed.ended) {
+    // tls.mode SIMPLE: terminate, then route the HTTP inside like any gateway HTTP request.
+    const sni = s.sni ?? '';
+    const terminating = servers.find((x) => x.server.tlsMode === 'SIMPLE' && x.server.hosts.some((h) => h === '*' || (sni !== '' && hostMatches(h, sni))));
+    const context = terminating && registry.gatewayTls.get(terminating.server);
+    if (context) {
+      const tls = terminateTls(socket, context);
+      tls.once('secure', () => deps.http.handle(tls, { originalDst: local, downstreamRemote: remote, gateway: { servers } }));
+      return;
+    }
   }
   if (s.kind === 'tls' && s.sni) {
     const sni = s.sni;

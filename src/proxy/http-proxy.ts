@@ -181,18 +181,15 @@ export class HttpProxy {
     );
     const retry = new RetryState(decision.retry, body);
     let timer: NodeJS.Timeout | undefined;
+    // A DestinationRule's cluster: its pool admits the request (else 503 UO), its agent sends it (TLS origination).
+    const call = upstream.policy?.start();
+    if (upstream.policy && !call) return this.local(res, log, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
+    res.once('close', () => call?.end());
     let current: ClientRequest | undefined;
     const attempt = () => {
       setAttemptCount(headers, retry.attempt);
-      const upReq = httpRequest({
-        host: upstream.address,
-        port: upstream.port,
-        method: req.method,
-        path: decision.path,
-        headers: headers as unknown as Record<string, string>,
-        agent: this.agent,
-        setHost: false,
-      });
+      const options = { host: upstream.address, port: upstream.port, method: req.method, path: decision.path, headers: headers as unknown as Record<string, string>, setHost: false };
+      const upReq = call ? call.request(options) : httpRequest({ ...options, agent: this.agent });
       current = upReq;
       this.watchConnect(upReq, upstream, log);
       // This attempt is over and another follows: its late events change nothing.
@@ -221,6 +218,7 @@ export class HttpProxy {
       upReq.on('response', (upRes) => {
         if (superseded) return upRes.resume();
         clearTimeout(perTry);
+        call?.answered(upRes.statusCode ?? 502);
         if (retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusOf(upRes.headers) })) {
           upRes.resume();
           return;
@@ -264,10 +262,15 @@ export class HttpProxy {
           res.destroy();
           return;
         }
+        const tlsFailure = call?.failed(err);
         if (res.destroyed) return;
         metrics.upstreamConnectFailures.inc(labels);
         if (retried(outcomeOfError(err))) return;
         clearTimeout(timer);
+        if (tlsFailure) {
+          log.upstreamTransportFailureReason = tlsFailure;
+          return this.local(res, log, 503, retry.flag('UF'), `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${tlsFailure}`);
+        }
         const flag = err.code === 'ECONNRESET' ? 'UC' : 'UF';
         this.local(res, log, 503, retry.flag(flag), `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
       });

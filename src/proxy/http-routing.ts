@@ -91,7 +91,8 @@ export async function routeRequest(
   let gateway = MESH_GATEWAY;
   if (ctx.gateway !== 'mesh') {
     const match = ctx.gateway.servers.find(
-      (s) => isHttp(s.server.port.protocol) && s.server.hosts.some((h) => hostMatches(h, host)),
+      // HTTPS servers with tls.mode SIMPLE terminate TLS: their requests are routed as HTTP.
+      (s) => (isHttp(s.server.port.protocol) || s.server.tlsMode === 'SIMPLE') && s.server.hosts.some((h) => hostMatches(h, host)),
     );
     if (!match) return { kind: 'local', code: 404, flag: 'NR' };
     gateway = match.gateway;

@@ -165,23 +165,14 @@ export const FIELD_POLICY: readonly FieldRule[] = [
     { kind: 'VirtualService', path: `spec.${r}[].route[].weight`, verdict: 'implemented', reason: '' },
   ] as FieldRule[]),
 
-  // DestinationRule: nothing of its traffic policy is implemented yet, so almost all is refused.
-  { kind: 'DestinationRule', path: 'spec.host', verdict: 'implemented', reason: '' },
-  { kind: 'DestinationRule', path: 'spec.subsets', verdict: 'implemented', reason: 'a subset without labels selects every endpoint' },
+  // DestinationRule (destination-policy.ts): for ServiceEntry hosts, per cluster (host, port, subset).
+  { kind: 'DestinationRule', path: 'spec.host', verdict: 'implemented', reason: 'the ServiceEntry host (or Kubernetes-style name) it applies to' },
+  { kind: 'DestinationRule', path: 'spec.subsets', verdict: 'implemented', reason: 'addressed by a route\'s destination.subset; a subset no rule defines is 503 NC' },
   { kind: 'DestinationRule', path: 'spec.subsets[].name', verdict: 'implemented', reason: '' },
-  { kind: 'DestinationRule', path: 'spec.subsets[].labels', verdict: 'reject', reason: `choosing endpoints by label ${LATER}` },
-  { kind: 'DestinationRule', path: 'spec.subsets[].trafficPolicy', verdict: 'reject', reason: LATER },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy', verdict: 'implemented', reason: 'only tls.mode DISABLE (what the proxy does anyway)' },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.tls', verdict: 'implemented', reason: '' },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.tls.mode', value: 'DISABLE', verdict: 'implemented', reason: 'plain TCP to the upstream' },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.tls', verdict: 'reject', reason: `TLS origination ${LATER}` },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.connectionPool', verdict: 'reject', reason: LATER },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.outlierDetection', verdict: 'reject', reason: LATER },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.loadBalancer', verdict: 'reject', reason: LATER },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.portLevelSettings', verdict: 'reject', reason: LATER },
-  { kind: 'DestinationRule', path: 'spec.trafficPolicy.tunnel', verdict: 'reject', reason: 'tunneling is not implemented' },
+  { kind: 'DestinationRule', path: 'spec.subsets[].labels', verdict: 'implemented', reason: 'selects the ServiceEntry endpoints whose labels include them all' },
+  { kind: 'DestinationRule', path: 'spec.subsets[].labels.*', verdict: 'implemented', reason: '' },
+  ...['spec.trafficPolicy', 'spec.subsets[].trafficPolicy'].flatMap((at) => trafficPolicyRows(at, true)),
   { kind: 'DestinationRule', path: 'spec.workloadSelector', verdict: 'reject', reason: NO_LABELS },
-
   // Gateway.
   { kind: 'Gateway', path: 'spec.selector', verdict: 'warn', reason: 'not evaluated: interpose proxy serves every Gateway in its --config file' },
   { kind: 'Gateway', path: 'spec.servers', verdict: 'implemented', reason: 'one listener per port' },
@@ -192,10 +183,57 @@ export const FIELD_POLICY: readonly FieldRule[] = [
   { kind: 'Gateway', path: 'spec.servers[].port.name', verdict: 'implemented', reason: '' },
   { kind: 'Gateway', path: 'spec.servers[].port.protocol', verdict: 'implemented', reason: '' },
   { kind: 'Gateway', path: 'spec.servers[].bind', verdict: 'reject', reason: 'servers listen on --gateway-address' },
-  { kind: 'Gateway', path: 'spec.servers[].tls', verdict: 'implemented', reason: 'mode PASSTHROUGH only' },
-  { kind: 'Gateway', path: 'spec.servers[].tls.mode', verdict: 'implemented', reason: 'PASSTHROUGH (others are refused when read)' },
-  { kind: 'Gateway', path: 'spec.servers[].tls', verdict: 'reject', reason: `TLS termination ${LATER}` },
+  { kind: 'Gateway', path: 'spec.servers[].tls', verdict: 'implemented', reason: 'PASSTHROUGH (relayed by SNI) or SIMPLE (terminated, HTTPS servers)' },
+  { kind: 'Gateway', path: 'spec.servers[].tls.mode', verdict: 'implemented', reason: 'PASSTHROUGH; SIMPLE on HTTPS servers (others are refused when read)' },
+  { kind: 'Gateway', path: 'spec.servers[].tls.credentialName', verdict: 'implemented', reason: 'a directory holding tls.crt and tls.key (a mounted Kubernetes TLS secret); relative to the --config directory' },
+  { kind: 'Gateway', path: 'spec.servers[].tls.serverCertificate', verdict: 'implemented', reason: 'PEM file path (with privateKey)' },
+  { kind: 'Gateway', path: 'spec.servers[].tls.privateKey', verdict: 'implemented', reason: 'PEM file path' },
+  { kind: 'Gateway', path: 'spec.servers[].tls', verdict: 'reject', reason: `client certificates, TLS versions and cipher settings ${LATER}` },
 ];
+
+/** The rows of one DestinationRule traffic policy at `at` (with portLevelSettings when `top`). */
+function trafficPolicyRows(at: string, top: boolean): FieldRule[] {
+  const dr = (path: string, verdict: Verdict, reason: string, value?: string): FieldRule =>
+    ({ kind: 'DestinationRule', path: `${at}${path}`, verdict, reason, ...(value ? { value } : {}) });
+  return [
+    dr('', 'implemented', top ? 'subset policies replace the parts they set; portLevelSettings replace them per port' : ''),
+    dr('.tls', 'implemented', 'TLS origination to the upstream (HTTP ports)'),
+    dr('.tls.mode', 'implemented', 'DISABLE, SIMPLE, MUTUAL'),
+    dr('.tls.mode', 'reject', 'Istio mutual TLS needs the mesh\'s certificates, which interpose proxy does not have', 'ISTIO_MUTUAL'),
+    dr('.tls.caCertificates', 'implemented', 'PEM file the server certificate is verified against (default: the system store)'),
+    dr('.tls.clientCertificate', 'implemented', 'PEM file (MUTUAL)'),
+    dr('.tls.privateKey', 'implemented', 'PEM file (MUTUAL)'),
+    dr('.tls.sni', 'implemented', 'default: the request\'s host, as Istio\'s auto SNI'),
+    dr('.tls.subjectAltNames', 'implemented', 'the certificate must carry one of them (default: the SNI)'),
+    dr('.tls.insecureSkipVerify', 'implemented', 'no verification of the server certificate'),
+    dr('.tls', 'reject', `credentialName, caCrl and TLS version settings ${LATER}`),
+    dr('.connectionPool', 'implemented', 'HTTP requests to the cluster; overflow is 503 UO'),
+    dr('.connectionPool.tcp', 'implemented', ''),
+    dr('.connectionPool.tcp.maxConnections', 'implemented', 'connections to the cluster (HTTP ports)'),
+    dr('.connectionPool.http', 'implemented', ''),
+    dr('.connectionPool.http.http1MaxPendingRequests', 'implemented', 'requests waiting for a connection; beyond it 503 UO'),
+    dr('.connectionPool.http.maxRequestsPerConnection', 'implemented', 'a connection is closed after this many requests'),
+    dr('.connectionPool', 'reject', LATER),
+    dr('.outlierDetection', 'implemented', 'per endpoint of the cluster, Envoy\'s defaults (5 consecutive 5xx, 10s, 30s, 10%)'),
+    ...['consecutive5xxErrors', 'consecutiveGatewayErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent'].map((f) =>
+      dr(`.outlierDetection.${f}`, 'implemented', f.startsWith('consecutive') ? 'answers 5xx (or 502/503/504) and connect failures count' : '')),
+    dr('.outlierDetection', 'reject', LATER),
+    dr('.loadBalancer', 'implemented', ''),
+    dr('.loadBalancer.simple', 'implemented', 'ROUND_ROBIN (the default), RANDOM, LEAST_REQUEST'),
+    dr('.loadBalancer.simple', 'reject', 'not implemented', 'PASSTHROUGH'),
+    dr('.loadBalancer', 'reject', `consistentHash, locality and warm-up ${LATER}`),
+    ...(top
+      ? [
+          dr('.portLevelSettings', 'implemented', 'by service port number'),
+          dr('.portLevelSettings[].port', 'implemented', ''),
+          dr('.portLevelSettings[].port.number', 'implemented', ''),
+          ...trafficPolicyRows(`${at}.portLevelSettings[]`, false).filter((r) => r.path !== `${at}.portLevelSettings[]`),
+        ]
+      : []),
+    dr('.tunnel', 'reject', 'tunneling is not implemented'),
+    dr('.proxyProtocol', 'reject', LATER),
+  ];
+}
 
 const DEFAULT_REJECT = 'interpose proxy does not implement it';
 

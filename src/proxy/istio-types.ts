@@ -26,6 +26,8 @@ export interface WorkloadEntryEndpoint {
   address: string;
   /** Per-port-name overrides of the port number, as in Istio. */
   ports?: Record<string, number>;
+  /** What DestinationRule subsets select this endpoint by. */
+  labels?: Record<string, string>;
 }
 
 export interface ServiceEntry {
@@ -206,13 +208,66 @@ export interface VirtualService {
   tcp: TcpRoute[];
 }
 
+/** DestinationRule `tls` (ClientTLSSettings): how the proxy speaks to the upstream. */
+export interface ClientTls {
+  mode: 'DISABLE' | 'SIMPLE' | 'MUTUAL';
+  /** Resource and field path of this `tls`, for messages about its files. */
+  field: string;
+  /** File paths, as Istio's file-mounted certificates. */
+  caCertificates?: string;
+  clientCertificate?: string;
+  privateKey?: string;
+  sni?: string;
+  subjectAltNames?: string[];
+  insecureSkipVerify?: boolean;
+}
+
+/** DestinationRule `connectionPool`, the fields interpose implements (unset = Envoy's "unlimited"). */
+export interface ConnectionPool {
+  maxConnections?: number;
+  http1MaxPendingRequests?: number;
+  maxRequestsPerConnection?: number;
+}
+
+/** DestinationRule `outlierDetection` (durations in ms). */
+export interface OutlierDetection {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  intervalMs?: number;
+  baseEjectionTimeMs?: number;
+  maxEjectionPercent?: number;
+}
+
+export const LOAD_BALANCERS = ['ROUND_ROBIN', 'RANDOM', 'LEAST_REQUEST'] as const;
+export type LoadBalancer = (typeof LOAD_BALANCERS)[number];
+
+/** One `trafficPolicy` (or one of its portLevelSettings): each part set only when written. */
+export interface TrafficPolicy {
+  tls?: ClientTls;
+  connectionPool?: ConnectionPool;
+  outlierDetection?: OutlierDetection;
+  loadBalancer?: LoadBalancer;
+}
+
+export interface TopTrafficPolicy extends TrafficPolicy {
+  /** By service port number; a port's setting replaces the top-level part it sets. */
+  portLevelSettings: Map<number, TrafficPolicy>;
+}
+
+export interface Subset {
+  name: string;
+  /** Endpoints whose labels include all of these; empty selects every endpoint. */
+  labels: Record<string, string>;
+  trafficPolicy?: TopTrafficPolicy;
+}
+
 export interface DestinationRule {
   kind: 'DestinationRule';
   name: string;
   namespace: string;
   host: string;
-  tlsMode?: 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
-  subsets: { name: string; tlsMode?: string }[];
+  trafficPolicy?: TopTrafficPolicy;
+  subsets: Subset[];
 }
 
 export interface GatewayServer {
@@ -220,6 +275,12 @@ export interface GatewayServer {
   /** Hosts with any `namespace/` prefix removed. */
   hosts: string[];
   tlsMode?: 'PASSTHROUGH' | 'SIMPLE' | 'MUTUAL' | 'AUTO_PASSTHROUGH' | 'ISTIO_MUTUAL';
+  /**
+   * tls.mode SIMPLE: where the server certificate and key are: `credentialName` (a directory
+   * holding tls.crt and tls.key, as a Kubernetes TLS secret mounts) or serverCertificate /
+   * privateKey. Paths as written; relative ones are resolved against the --config directory.
+   */
+  credential?: { certFile: string; keyFile: string; field: string };
 }
 
 export interface Gateway {
@@ -240,6 +301,8 @@ export interface ProxyConfig {
   ignored: string[];
   /** One line per resource naming the fields accepted without effect (see istio-field-policy.ts). */
   warnings: string[];
+  /** The --config file's directory: relative certificate paths are read from there. */
+  baseDir?: string;
 }
 
 /** The reserved gateway name for sidecar (in-mesh) traffic. */

@@ -9,6 +9,7 @@
  * read. Errors name the resource (kind namespace/name) and field; unknown kinds are reported
  * in `ignored`, not rejected.
  */
+import { dirname, resolve as resolvePath } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
 import { ValidationError } from '../errors/index.js';
@@ -26,7 +27,13 @@ import {
   MESH_GATEWAY,
   PORT_PROTOCOLS,
   RESOLUTIONS,
+  LOAD_BALANCERS,
+  type ClientTls,
   type DestinationRule,
+  type GatewayServer,
+  type Subset,
+  type TopTrafficPolicy,
+  type TrafficPolicy,
   type Gateway,
   type HttpMatch,
   type HttpRoute,
@@ -148,7 +155,7 @@ export function loadProxyConfig(file: string): ProxyConfig {
     const reason = err instanceof FileRefusedError ? err.reason : ((err as NodeJS.ErrnoException).code ?? String(err));
     throw new ValidationError('--config', file, `a readable file (${reason}): a regular file of at most ${formatBytes(PROXY_CONFIG_MAX_BYTES)}`);
   }
-  return parseProxyConfig(text, file);
+  return { ...parseProxyConfig(text, file), baseDir: dirname(resolvePath(file)) };
 }
 
 /** Parses multi-document YAML text into a validated ProxyConfig. */
@@ -303,7 +310,8 @@ function readServiceEntry(spec: Obj, p: Path, name: string, namespace: string): 
     const portsObj = optObj(o['ports'], ep.at('ports'));
     const epPorts: Record<string, number> = {};
     for (const [k, v] of Object.entries(portsObj ?? {})) epPorts[k] = port(v, ep.at('ports').at(k));
-    return { address, ...(portsObj ? { ports: epPorts } : {}) };
+    const labels = readLabels(o['labels'], ep.at('labels'));
+    return { address, ...(portsObj ? { ports: epPorts } : {}), ...(Object.keys(labels).length > 0 ? { labels } : {}) };
   });
   if (resolution === 'STATIC' && endpoints.length === 0) p.at('endpoints').fail([], 'at least one endpoint (resolution STATIC)');
   if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && endpoints.length === 0) {
@@ -476,19 +484,131 @@ function readVirtualService(spec: Obj, p: Path, name: string, namespace: string)
 
 function readDestinationRule(spec: Obj, p: Path, name: string, namespace: string): DestinationRule {
   const host = hostName(spec['host'], p.at('host'));
-  const tp = optObj(spec['trafficPolicy'], p.at('trafficPolicy'));
-  const tlsObj = tp ? optObj(tp['tls'], p.at('trafficPolicy.tls')) : undefined;
-  const modes = ['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] as const;
-  const tlsMode = tlsObj?.['mode'] !== undefined ? oneOf(tlsObj['mode'], modes, p.at('trafficPolicy.tls.mode')) : undefined;
-  const subsets = list(spec['subsets'], p.at('subsets')).map((raw, i) => {
+  const trafficPolicy = readTopTrafficPolicy(spec['trafficPolicy'], p.at('trafficPolicy'));
+  const subsets: Subset[] = list(spec['subsets'], p.at('subsets')).map((raw, i) => {
     const sp = p.at('subsets').at(i);
     const o = obj(raw, sp);
-    const stp = optObj(o['trafficPolicy'], sp.at('trafficPolicy'));
-    const stls = stp ? optObj(stp['tls'], sp.at('trafficPolicy.tls')) : undefined;
-    const subsetMode = stls?.['mode'] !== undefined ? oneOf(stls['mode'], modes, sp.at('trafficPolicy.tls.mode')) : undefined;
-    return { name: str(o['name'], sp.at('name')), ...(subsetMode ? { tlsMode: subsetMode } : {}) };
+    const labels = readLabels(o['labels'], sp.at('labels'));
+    const stp = readTopTrafficPolicy(o['trafficPolicy'], sp.at('trafficPolicy'));
+    return { name: str(o['name'], sp.at('name')), labels, ...(stp ? { trafficPolicy: stp } : {}) };
   });
-  return { kind: 'DestinationRule', name, namespace, host, ...(tlsMode ? { tlsMode } : {}), subsets };
+  const seen = new Set<string>();
+  subsets.forEach((s, i) => {
+    if (seen.has(s.name)) p.at('subsets').at(i).at('name').fail(s.name, 'a subset name not used before in this DestinationRule');
+    seen.add(s.name);
+  });
+  return { kind: 'DestinationRule', name, namespace, host, ...(trafficPolicy ? { trafficPolicy } : {}), subsets };
+}
+
+function readLabels(v: unknown, p: Path): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const [k, val] of Object.entries(optObj(v, p) ?? {})) {
+    if (typeof val !== 'string') p.at(k).fail(val, 'a string label value');
+    labels[k] = val as string;
+  }
+  return labels;
+}
+
+function readTopTrafficPolicy(v: unknown, p: Path): TopTrafficPolicy | undefined {
+  const o = optObj(v, p);
+  if (!o) return undefined;
+  const portLevelSettings = new Map<number, TrafficPolicy>();
+  list(o['portLevelSettings'], p.at('portLevelSettings')).forEach((raw, i) => {
+    const pp = p.at('portLevelSettings').at(i);
+    const po = obj(raw, pp);
+    const portObj = obj(po['port'], pp.at('port'));
+    const number = port(portObj['number'], pp.at('port.number'));
+    // Istio keeps the first setting for a port and ignores later ones; saying so is better.
+    if (portLevelSettings.has(number)) pp.at('port.number').fail(number, 'a port not already listed in portLevelSettings');
+    portLevelSettings.set(number, readTrafficPolicy(po, pp));
+  });
+  return { ...readTrafficPolicy(o, p), portLevelSettings };
+}
+
+function readTrafficPolicy(o: Obj, p: Path): TrafficPolicy {
+  const out: TrafficPolicy = {};
+  const tls = optObj(o['tls'], p.at('tls'));
+  if (tls) out.tls = readClientTls(tls, p.at('tls'));
+  const pool = optObj(o['connectionPool'], p.at('connectionPool'));
+  if (pool) {
+    const cp = p.at('connectionPool');
+    const tcp = optObj(pool['tcp'], cp.at('tcp')) ?? {};
+    const http = optObj(pool['http'], cp.at('http')) ?? {};
+    const count = (value: unknown, at: Path) => optCount(value, at);
+    const maxConnections = count(tcp['maxConnections'], cp.at('tcp.maxConnections'));
+    const http1MaxPendingRequests = count(http['http1MaxPendingRequests'], cp.at('http.http1MaxPendingRequests'));
+    const maxRequestsPerConnection = count(http['maxRequestsPerConnection'], cp.at('http.maxRequestsPerConnection'));
+    out.connectionPool = {
+      // Istio: 0 means "not set" (Envoy's default, effectively unlimited) for these fields.
+      ...(maxConnections ? { maxConnections } : {}),
+      ...(http1MaxPendingRequests ? { http1MaxPendingRequests } : {}),
+      ...(maxRequestsPerConnection ? { maxRequestsPerConnection } : {}),
+    };
+  }
+  const od = optObj(o['outlierDetection'], p.at('outlierDetection'));
+  if (od) {
+    const op = p.at('outlierDetection');
+    const c5 = optCount(od['consecutive5xxErrors'], op.at('consecutive5xxErrors'));
+    const cg = optCount(od['consecutiveGatewayErrors'], op.at('consecutiveGatewayErrors'));
+    const intervalMs = optDuration(od['interval'], op.at('interval'));
+    const baseEjectionTimeMs = optDuration(od['baseEjectionTime'], op.at('baseEjectionTime'));
+    const maxEjectionPercent = optCount(od['maxEjectionPercent'], op.at('maxEjectionPercent'));
+    if (maxEjectionPercent !== undefined && maxEjectionPercent > 100) op.at('maxEjectionPercent').fail(maxEjectionPercent, 'a percentage 0-100');
+    out.outlierDetection = {
+      ...(c5 !== undefined ? { consecutive5xxErrors: c5 } : {}),
+      ...(cg !== undefined ? { consecutiveGatewayErrors: cg } : {}),
+      ...(intervalMs !== undefined ? { intervalMs } : {}),
+      ...(baseEjectionTimeMs !== undefined ? { baseEjectionTimeMs } : {}),
+      ...(maxEjectionPercent !== undefined ? { maxEjectionPercent } : {}),
+    };
+  }
+  const lb = optObj(o['loadBalancer'], p.at('loadBalancer'));
+  if (lb && lb['simple'] !== undefined) {
+    const simple = String(lb['simple']).toUpperCase();
+    // LEAST_CONN is Istio's deprecated name for LEAST_REQUEST.
+    out.loadBalancer = oneOf(simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple, LOAD_BALANCERS, p.at('loadBalancer.simple'));
+  }
+  return out;
+}
+
+function readClientTls(o: Obj, p: Path): ClientTls {
+  const mode = oneOf(o['mode'] ?? 'DISABLE', ['DISABLE', 'SIMPLE', 'MUTUAL'] as const, p.at('mode'));
+  const file = (key: string) => optStr(o[key], p.at(key));
+  const tls: ClientTls = { mode, field: `${p.resource} ${p.field}` };
+  const ca = file('caCertificates');
+  const cert = file('clientCertificate');
+  const key = file('privateKey');
+  const sni = optStr(o['sni'], p.at('sni'));
+  const sans = strList(o['subjectAltNames'], p.at('subjectAltNames'));
+  if (ca) tls.caCertificates = ca;
+  if (cert) tls.clientCertificate = cert;
+  if (key) tls.privateKey = key;
+  if (sni) tls.sni = sni;
+  if (sans.length > 0) tls.subjectAltNames = sans;
+  if (o['insecureSkipVerify'] === true) tls.insecureSkipVerify = true;
+  if (mode === 'MUTUAL' && (!cert || !key)) {
+    p.at(cert ? 'privateKey' : 'clientCertificate').fail(undefined, 'a file path (tls.mode MUTUAL needs clientCertificate and privateKey)');
+  }
+  if (mode !== 'MUTUAL' && (cert || key)) {
+    p.at(cert ? 'clientCertificate' : 'privateKey').fail(cert ?? key, `nothing under tls.mode ${mode} (a client certificate is sent only with MUTUAL)`);
+  }
+  if (mode === 'DISABLE' && (ca || sni || sans.length > 0)) {
+    p.at(ca ? 'caCertificates' : sni ? 'sni' : 'subjectAltNames').fail(ca ?? sni ?? sans, 'nothing under tls.mode DISABLE (no TLS is spoken)');
+  }
+  return tls;
+}
+
+function optCount(v: unknown, p: Path): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) p.fail(v, 'a non-negative integer');
+  return v;
+}
+
+function optDuration(v: unknown, p: Path): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const ms = typeof v === 'string' ? goDurationMs(v) : undefined;
+  if (ms === undefined || ms <= 0) p.fail(v, 'a positive duration such as "10s" or "500ms"');
+  return ms;
 }
 
 function readGateway(spec: Obj, p: Path, name: string, namespace: string): Gateway {
@@ -503,14 +623,31 @@ function readGateway(spec: Obj, p: Path, name: string, namespace: string): Gatew
     const tlsMode = tlsObj?.['mode'] !== undefined
       ? oneOf(tlsObj['mode'], ['PASSTHROUGH', 'SIMPLE', 'MUTUAL', 'AUTO_PASSTHROUGH', 'ISTIO_MUTUAL'] as const, sp.at('tls.mode'))
       : undefined;
-    if ((protocol === 'TLS' || protocol === 'HTTPS') && tlsMode !== 'PASSTHROUGH') {
-      // We never terminate TLS, so only passthrough servers can be honoured.
-      sp.at('tls.mode').fail(tlsObj?.['mode'], 'PASSTHROUGH (interpose does not terminate TLS)');
+    if ((protocol === 'TLS' || protocol === 'HTTPS') && tlsMode !== 'PASSTHROUGH' && !(protocol === 'HTTPS' && tlsMode === 'SIMPLE')) {
+      // Passthrough relays TLS; SIMPLE terminates it (HTTPS servers only: behind it is HTTP routing).
+      sp.at('tls.mode').fail(tlsObj?.['mode'], protocol === 'HTTPS' ? 'PASSTHROUGH or SIMPLE' : 'PASSTHROUGH (protocol TLS; terminating TLS needs protocol HTTPS)');
+    }
+    if (tlsMode === 'SIMPLE' && !(protocol === 'HTTPS')) sp.at('tls.mode').fail(tlsMode, 'PASSTHROUGH, or SIMPLE on an HTTPS server');
+    let credential: GatewayServer['credential'];
+    if (tlsMode === 'SIMPLE') {
+      const tp = sp.at('tls');
+      const credentialName = optStr(tlsObj!['credentialName'], tp.at('credentialName'));
+      const cert = optStr(tlsObj!['serverCertificate'], tp.at('serverCertificate'));
+      const key = optStr(tlsObj!['privateKey'], tp.at('privateKey'));
+      if (credentialName && (cert || key)) tp.at('credentialName').fail(credentialName, 'either credentialName or serverCertificate/privateKey, not both');
+      if (credentialName) {
+        credential = { certFile: `${credentialName}/tls.crt`, keyFile: `${credentialName}/tls.key`, field: `${tp.resource} ${tp.field}.credentialName` };
+      } else if (cert && key) {
+        credential = { certFile: cert, keyFile: key, field: `${tp.resource} ${tp.field}.serverCertificate` };
+      } else {
+        tp.at(cert ? 'privateKey' : 'credentialName').fail(undefined, 'credentialName (a directory with tls.crt and tls.key) or serverCertificate and privateKey (tls.mode SIMPLE)');
+      }
     }
     return {
       port: { number: port(po['number'], sp.at('port.number')), name: optStr(po['name'], sp.at('port.name')) ?? `port-${i}`, protocol },
       hosts,
       ...(tlsMode ? { tlsMode } : {}),
+      ...(credential ? { credential } : {}),
     };
   });
   if (servers.length === 0) p.at('servers').fail(spec['servers'], 'at least one server');

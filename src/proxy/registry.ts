@@ -6,6 +6,8 @@
  */
 import type { AddressTable, AddressTableFactory } from './address-table.js';
 import type { AllocatedAddress } from './dns/auto-allocate.js';
+import { DestinationPolicies } from './destination-policy.js';
+import { gatewayTlsContexts } from './gateway-tls.js';
 import { HostTable } from './host-table.js';
 import {
   MESH_GATEWAY,
@@ -33,6 +35,10 @@ export function clusterName(port: number, host: string, subset = ''): string {
 export class Registry {
   readonly mode: OutboundMode;
   readonly config: ProxyConfig;
+  /** The DestinationRules per cluster (their certificate files read now). */
+  readonly destinations: DestinationPolicies;
+  /** Gateway servers that terminate TLS (tls.mode SIMPLE), with their certificates read now. */
+  readonly gatewayTls: ReturnType<typeof gatewayTlsContexts>;
   private readonly addressTables = new Map<number, AddressTable>();
   private readonly addressBindings: ServiceBinding[] = [];
   private readonly claimedCidrs = new Set<string>();
@@ -50,6 +56,8 @@ export class Registry {
   constructor(config: ProxyConfig, newTable: AddressTableFactory, allocated: readonly AllocatedAddress[] = []) {
     this.config = config;
     this.mode = config.mode;
+    this.destinations = new DestinationPolicies(config);
+    this.gatewayTls = gatewayTlsContexts(config);
     const allocations = new Map<ServiceEntry, AllocatedAddress[]>();
     for (const a of allocated) allocations.set(a.entry, [...(allocations.get(a.entry) ?? []), a]);
     for (const entry of config.serviceEntries) {

@@ -3,17 +3,24 @@
  * ServiceEntry's resolution: NONE forwards to the original destination, STATIC picks among
  * endpoints, DNS resolves endpoints (or the host itself) through the system resolver.
  * getaddrinfo reports no TTL, so answers are cached for `dnsRefreshMs` (Istio's
- * dnsRefreshRate) and re-resolved after that.
+ * dnsRefreshRate) and re-resolved after that. When a DestinationRule governs the cluster, its
+ * subset labels narrow the endpoints, outlier detection leaves out ejected ones, its load
+ * balancer picks, and the upstream carries the policy (upstream-call.ts) the request is made through.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { clusterName, type Registry } from './registry.js';
+import { formatHostPort } from './address-format.js';
 import type { Destination } from './istio-types.js';
+import { pickEndpoint } from './load-balancer.js';
+import { ClusterStates, type UpstreamPolicy } from './upstream-call.js';
 
 export interface Upstream {
   address: string;
   port: number;
   cluster: string;
+  /** Set when a DestinationRule governs the cluster: the HTTP/1 forward path sends through it. */
+  policy?: UpstreamPolicy;
 }
 
 /** No endpoint could be found for a destination: Envoy answers 503 with flag UH / NC. */
@@ -32,9 +39,20 @@ type LookupFn = (host: string) => Promise<string[]>;
 
 const systemLookup: LookupFn = async (host) => (await dnsLookup(host, { all: true })).map((a) => a.address);
 
+/** One endpoint the cluster may use: an address (or a name still to resolve) and port. */
+interface Candidate {
+  address: string;
+  port: number;
+  labels?: Record<string, string>;
+}
+
+const endpointKey = (c: Candidate) => formatHostPort(c.address, c.port);
+
 export class UpstreamResolver {
   private readonly cache = new Map<string, { addresses: string[]; expires: number }>();
   private roundRobin = 0;
+  /** DestinationRule state per cluster (pools, ejections, balancer), kept across reloads. */
+  readonly clusters = new ClusterStates();
 
   constructor(
     private readonly dnsRefreshMs = 5000,
@@ -43,7 +61,8 @@ export class UpstreamResolver {
 
   /**
    * Resolves `dest`. `original` is where the client was going (used by resolution NONE);
-   * `requestedName` is the SNI or Host that selected the service (used for wildcard hosts).
+   * `requestedName` is the SNI or Host that selected the service (used for wildcard hosts, and
+   * as the SNI of TLS origination).
    */
   async resolve(
     registry: Registry,
@@ -55,36 +74,56 @@ export class UpstreamResolver {
     const binding = registry.byHost(dest.host, port);
     const entry = binding?.entry ?? registry.entryForHost(dest.host);
     const cluster = clusterName(port, binding?.host ?? dest.host, dest.subset ?? '');
+    const found = registry.destinations.lookup(binding?.host ?? dest.host, port, dest.subset);
+    // Envoy has no cluster for a subset no DestinationRule defines: 503 NC.
+    if (found.kind === 'unknown-subset') throw new NoUpstreamError(cluster, 'NC', `subset ${dest.subset} is not defined (${found.rule})`);
+    const policy = found.kind === 'policy' ? found.policy : undefined;
+    const servicePort = binding?.port ?? entry?.ports.find((p) => p.number === port);
+    const targetPort = (name: string | undefined, epPorts?: Record<string, number>): number =>
+      (name !== undefined ? epPorts?.[name] : undefined) ?? servicePort?.targetPort ?? port;
+
+    let candidates: Candidate[];
     if (!entry) {
       // Not in the registry (an egress gateway's Service name, say): Envoy would know it as a
       // Kubernetes service; we ask the system resolver, and fail like a missing cluster.
       const addrs = await this.resolveName(dest.host).catch(() => []);
       if (addrs.length === 0) throw new NoUpstreamError(cluster, 'NC', `host ${dest.host} is not in the registry and does not resolve`);
-      return { address: this.pick(addrs), port, cluster };
+      candidates = addrs.map((address) => ({ address, port }));
+    } else if (entry.resolution === 'NONE') {
+      candidates = [{ address: original.address, port: dest.port ?? original.port }];
+    } else if (entry.endpoints.length > 0) {
+      candidates = entry.endpoints.map((ep) => ({ address: ep.address, port: targetPort(servicePort?.name, ep.ports), ...(ep.labels ? { labels: ep.labels } : {}) }));
+    } else {
+      const name = dest.host.startsWith('*') ? requestedName ?? dest.host : dest.host;
+      const addrs = await this.resolveName(name).catch(() => []);
+      if (addrs.length === 0) throw new NoUpstreamError(cluster, 'UH', `${name} does not resolve`);
+      candidates = addrs.map((address) => ({ address, port: targetPort(servicePort?.name) }));
     }
-    const servicePort = binding?.port ?? entry.ports.find((p) => p.number === port);
-    const targetPort = (name: string | undefined, epPorts?: Record<string, number>): number =>
-      (name !== undefined ? epPorts?.[name] : undefined) ?? servicePort?.targetPort ?? port;
-    switch (entry.resolution) {
-      case 'NONE':
-        return { address: original.address, port: dest.port ?? original.port, cluster };
-      case 'STATIC': {
-        const ep = entry.endpoints[this.roundRobin++ % entry.endpoints.length]!;
-        return { address: ep.address, port: targetPort(servicePort?.name, ep.ports), cluster };
-      }
-      default: {
-        if (entry.endpoints.length > 0) {
-          const ep = entry.endpoints[this.roundRobin++ % entry.endpoints.length]!;
-          const addrs = isIP(ep.address) ? [ep.address] : await this.resolveName(ep.address).catch(() => []);
-          if (addrs.length === 0) throw new NoUpstreamError(cluster, 'UH', `endpoint ${ep.address} does not resolve`);
-          return { address: this.pick(addrs), port: targetPort(servicePort?.name, ep.ports), cluster };
-        }
-        const name = dest.host.startsWith('*') ? requestedName ?? dest.host : dest.host;
-        const addrs = await this.resolveName(name).catch(() => []);
-        if (addrs.length === 0) throw new NoUpstreamError(cluster, 'UH', `${name} does not resolve`);
-        return { address: this.pick(addrs), port: targetPort(servicePort?.name), cluster };
-      }
+
+    let chosen: Candidate;
+    if (!policy) {
+      chosen = candidates[this.roundRobin++ % candidates.length]!;
+    } else {
+      const labels = policy.subsetLabels;
+      const inSubset = labels ? candidates.filter((c) => Object.entries(labels).every(([k, v]) => c.labels?.[k] === v)) : candidates;
+      if (inSubset.length === 0) throw new NoUpstreamError(cluster, 'UH', `no endpoint carries the labels of subset ${dest.subset}`);
+      const healthy = inSubset.filter((c) => !this.clusters.isEjected(cluster, policy, endpointKey(c)));
+      // Istio sets no panic threshold: with every endpoint ejected there is no healthy upstream.
+      if (healthy.length === 0) throw new NoUpstreamError(cluster, 'UH', 'every endpoint is ejected by outlier detection');
+      chosen = pickEndpoint(healthy, endpointKey, policy.loadBalancer ?? 'ROUND_ROBIN', this.clusters.get(cluster).balancer);
+      const sniHost = requestedName ?? dest.host;
+      const upstream = await this.addressOf(chosen, cluster);
+      return { ...upstream, policy: this.clusters.policyFor(cluster, policy, endpointKey(chosen), inSubset.length, sniHost) };
     }
+    return this.addressOf(chosen, cluster);
+  }
+
+  /** The endpoint with its name (DNS endpoints) resolved. */
+  private async addressOf(c: Candidate, cluster: string): Promise<Upstream> {
+    if (isIP(c.address)) return { address: c.address, port: c.port, cluster };
+    const addrs = await this.resolveName(c.address).catch(() => []);
+    if (addrs.length === 0) throw new NoUpstreamError(cluster, 'UH', `endpoint ${c.address} does not resolve`);
+    return { address: this.pick(addrs), port: c.port, cluster };
   }
 
   private pick(addrs: string[]): string {

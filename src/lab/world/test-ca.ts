@@ -36,7 +36,7 @@ export async function createTestCa(dir: string, hosts: readonly string[]): Promi
   const servers: TestCa['servers'] = {};
   for (const host of hosts) {
     const ext = at(`${host}.ext`);
-    writeFileSync(ext, `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+    writeFileSync(ext, `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n`);
     await openssl(['req', ...EC, '-keyout', at(`${host}.key`), '-out', at(`${host}.csr`), '-subj', `/CN=${host}`]);
     // The serial file named, so it lands in `dir` whatever the working directory.
     await openssl(
