@@ -505,6 +505,6 @@ kernelTest('nftables: -x @FILE takes 20k CIDRs (more than one argument can hold)
 
   const missing = await runCli(nsArgs(ns, '-i', '*', '-x', `@${dir}/none.txt`, '--reconcile'));
   t.is(missing.exitCode, 1);
-  t.regex(missing.stderr, new RegExp(`invalid value for -x/--istio-service-exclude-cidr: "@${dir}/none.txt": expected @FILE naming a readable file of CIDRs \\(.*ENOENT\\)`));
+  t.regex(missing.stderr, new RegExp(`invalid value for -x/--istio-service-exclude-cidr: "@${dir}/none.txt": expected @FILE naming a readable regular file of CIDRs, at most 16 MiB \\(.*ENOENT\\)`));
   t.is(await ruleset(ns), listing, 'a bad file changes nothing');
 });
