@@ -16,7 +16,7 @@ import type { ConnectionContext } from './connection-context.js';
 import { absoluteFormAuthority, MAX_REQUEST_HEAD, originForm } from './http-request-head.js';
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision } from './http-routing.js';
 import { Http2Proxy } from './http2-proxy.js';
-import { grpcStatusOf, outcomeOfError, RetryState, setAttemptCount, type AttemptOutcome } from './http-retry.js';
+import { Attempt, grpcStatusOf, outcomeOfError, RetryState, setAttemptCount } from './http-retry.js';
 import { ReplayableBody } from './http-retry-body.js';
 import { applyHeaderOperations } from './http-rewrite.js';
 import { Http2Upstreams } from './http2-upstream.js';
@@ -192,34 +192,22 @@ export class HttpProxy {
       const upReq = call ? call.request(options) : httpRequest({ ...options, agent: this.agent });
       current = upReq;
       this.watchConnect(upReq, upstream, log);
-      // This attempt is over and another follows: its late events change nothing.
-      let superseded = false;
-      let perTry: NodeJS.Timeout | undefined;
-      const retried = (outcome: AttemptOutcome): boolean => {
-        const wait = retry.retryAfter(outcome);
-        if (wait === undefined) return false;
-        superseded = true;
-        clearTimeout(perTry);
-        body.detach();
-        upReq.destroy();
-        setTimeout(() => {
-          if (!res.headersSent && !res.destroyed) attempt();
-        }, wait);
-        return true;
-      };
-      if (decision.retry?.perTryTimeoutMs !== undefined) {
-        perTry = setTimeout(() => {
-          if (retried({ kind: 'per-try-timeout' })) return;
-          superseded = true;
-          upReq.destroy();
-          this.local(res, log, 504, retry.flag('UT'), 'upstream request timeout');
-        }, decision.retry.perTryTimeoutMs);
-      }
+      const tried = new Attempt(
+        retry,
+        body,
+        upReq,
+        {
+          waiting: () => !res.headersSent && !res.destroyed,
+          next: attempt,
+          timedOut: () => this.local(res, log, 504, retry.flag('UT'), 'upstream request timeout'),
+        },
+        decision.retry?.perTryTimeoutMs,
+      );
       upReq.on('response', (upRes) => {
-        if (superseded) return upRes.resume();
-        clearTimeout(perTry);
+        if (tried.superseded) return upRes.resume();
+        tried.settle();
         call?.answered(upRes.statusCode ?? 502);
-        if (retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusOf(upRes.headers) })) {
+        if (tried.retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusOf(upRes.headers) })) {
           upRes.resume();
           return;
         }
@@ -254,8 +242,8 @@ export class HttpProxy {
         });
       });
       upReq.on('error', (err: NodeJS.ErrnoException) => {
-        if (superseded) return;
-        clearTimeout(perTry);
+        if (tried.superseded) return;
+        tried.settle();
         if (res.headersSent || res.writableEnded) {
           clearTimeout(timer);
           if (log.responseFlags === '-' && !res.destroyed) log.responseFlags = 'UC';
@@ -265,7 +253,7 @@ export class HttpProxy {
         const tlsFailure = call?.failed(err);
         if (res.destroyed) return;
         metrics.upstreamConnectFailures.inc(labels);
-        if (retried(outcomeOfError(err))) return;
+        if (tried.retried(outcomeOfError(err))) return;
         clearTimeout(timer);
         if (tlsFailure) {
           log.upstreamTransportFailureReason = tlsFailure;

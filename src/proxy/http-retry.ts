@@ -186,3 +186,57 @@ export class RetryState {
     return flag === '-' ? 'URX' : `${flag},URX`;
   }
 }
+
+/**
+ * One attempt's retry bookkeeping, the same on the HTTP/1 and HTTP/2 forward paths: its
+ * per-try timer, and whether a later attempt has replaced it (then its late events change
+ * nothing). `retried()` schedules the next attempt when the policy allows one.
+ */
+export class Attempt {
+  /** A later attempt replaced this one. */
+  superseded = false;
+  private perTry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly retry: RetryState,
+    private readonly body: ReplayableBody,
+    private readonly upstreamRequest: { destroy(): void },
+    private readonly hooks: {
+      /** The downstream still waits for an answer (nothing sent yet, still connected). */
+      waiting(): boolean;
+      /** Starts the next attempt. */
+      next(): void;
+      /** The per-try timeout ran out and no retry follows: answer 504 UT(,URX). */
+      timedOut(): void;
+    },
+    perTryTimeoutMs: number | undefined,
+  ) {
+    if (perTryTimeoutMs !== undefined) {
+      this.perTry = setTimeout(() => {
+        if (this.retried({ kind: 'per-try-timeout' })) return;
+        this.superseded = true;
+        upstreamRequest.destroy();
+        hooks.timedOut();
+      }, perTryTimeoutMs);
+    }
+  }
+
+  /** The attempt has an outcome: its per-try timer stops. */
+  settle(): void {
+    clearTimeout(this.perTry);
+  }
+
+  /** True when `outcome` is retried: this attempt is dropped and the next one scheduled. */
+  retried(outcome: AttemptOutcome): boolean {
+    const wait = this.retry.retryAfter(outcome);
+    if (wait === undefined) return false;
+    this.superseded = true;
+    this.settle();
+    this.body.detach();
+    this.upstreamRequest.destroy();
+    setTimeout(() => {
+      if (this.hooks.waiting()) this.hooks.next();
+    }, wait);
+    return true;
+  }
+}

@@ -24,7 +24,7 @@ import type { ConnectionContext } from './connection-context.js';
 import { MAX_REQUEST_HEAD } from './http-request-head.js';
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision, type RoutingDeps } from './http-routing.js';
 import type { Http2Upstreams } from './http2-upstream.js';
-import { grpcStatusOf as grpcStatusHeader, outcomeOfError, RetryState, type AttemptOutcome } from './http-retry.js';
+import { Attempt, grpcStatusOf as grpcStatusHeader, outcomeOfError, RetryState } from './http-retry.js';
 import { ReplayableBody } from './http-retry-body.js';
 import { applyHeaderOperationsToObject } from './http-rewrite.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -288,33 +288,21 @@ export class Http2Proxy {
         if (s.localAddress) noteLocal();
         else s.once('connect', noteLocal);
       });
-      // This attempt is over and another follows: its late events change nothing.
-      let superseded = false;
-      let perTry: NodeJS.Timeout | undefined;
-      const retried = (outcome: AttemptOutcome): boolean => {
-        const wait = retry.retryAfter(outcome);
-        if (wait === undefined) return false;
-        superseded = true;
-        clearTimeout(perTry);
-        body.detach();
-        upReq.destroy();
-        setTimeout(() => {
-          if (!stream.headersSent && !stream.destroyed) attempt();
-        }, wait);
-        return true;
-      };
-      if (decision.retry?.perTryTimeoutMs !== undefined) {
-        perTry = setTimeout(() => {
-          if (retried({ kind: 'per-try-timeout' })) return;
-          superseded = true;
-          upReq.destroy();
-          this.local(stream, log, state, grpc, 504, retry.flag('UT'), 'upstream request timeout', true);
-        }, decision.retry.perTryTimeoutMs);
-      }
+      const tried = new Attempt(
+        retry,
+        body,
+        upReq,
+        {
+          waiting: () => !stream.headersSent && !stream.destroyed,
+          next: attempt,
+          timedOut: () => this.local(stream, log, state, grpc, 504, retry.flag('UT'), 'upstream request timeout', true),
+        },
+        decision.retry?.perTryTimeoutMs,
+      );
       upReq.on('response', (upRes) => {
-        if (superseded) return upRes.resume();
-        clearTimeout(perTry);
-        if (retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusHeader(upRes.headers) })) {
+        if (tried.superseded) return upRes.resume();
+        tried.settle();
+        if (tried.retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusHeader(upRes.headers) })) {
           upRes.resume();
           return;
         }
@@ -340,8 +328,8 @@ export class Http2Proxy {
         });
       });
       upReq.on('error', (err: NodeJS.ErrnoException) => {
-        if (superseded) return;
-        clearTimeout(perTry);
+        if (tried.superseded) return;
+        tried.settle();
         if (stream.destroyed || (log.responseFlags !== '-' && log.responseFlags !== decision.flags)) return;
         if (stream.headersSent) {
           clearTimeout(timer);
@@ -350,7 +338,7 @@ export class Http2Proxy {
           return;
         }
         metrics.upstreamConnectFailures.inc(cluster);
-        if (retried(outcomeOfError(err))) return;
+        if (tried.retried(outcomeOfError(err))) return;
         clearTimeout(timer);
         this.local(stream, log, state, grpc, 503, retry.flag(err.code === 'ECONNRESET' ? 'UC' : 'UF'), `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
       });
