@@ -9,6 +9,7 @@
  * Needs the `nft` tool (Debian package "nftables", >= 0.9.3: it reads the tables back) and a
  * kernel with nf_tables.
  */
+import type { TransactionLock } from './backend.js';
 import { DriftError } from '../errors/drift-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
@@ -127,6 +128,8 @@ export class NftablesBackend implements Backend<NftState, NftablesTransaction> {
     transaction?: NftTransaction,
     /** The nft version line (probeNftables), for the name. */
     version?: string,
+    /** Serializes transactions on the namespace (namespace-lock.linux.ts). */
+    readonly lock?: TransactionLock,
   ) {
     this.transaction = transaction ?? new NftToolTransaction(executor, nft);
     this.name = `nftables (${version ? `${version}, ` : ''}commit via ${this.transaction.name})`;
