@@ -99,12 +99,19 @@ export interface CommitResult {
 
 /** A held TransactionLock. */
 export interface LockHold {
+  /** Says a transaction is about to change the kernel (a new generation()), before it does. */
+  changing(): void;
   release(): void;
 }
 
 /** Serializes transactions on one kernel (network namespace) across processes. */
 export interface TransactionLock {
   acquire(): Promise<LockHold>;
+  /**
+   * A token every changing transaction replaces: a read made before the lock was taken is
+   * still current when the token is the same as when the read began.
+   */
+  generation(): string;
 }
 
 /**
@@ -143,10 +150,10 @@ export interface Backend<State extends KernelState = KernelState, Tx extends Tra
 }
 
 /** Runs `fn` holding the backend's lock, if it has one. */
-export async function underLock<T>(backend: Pick<Backend, 'lock'>, fn: () => Promise<T>): Promise<T> {
+export async function underLock<T>(backend: Pick<Backend, 'lock'>, fn: (hold: LockHold | undefined) => Promise<T>): Promise<T> {
   const hold = await backend.lock?.acquire();
   try {
-    return await fn();
+    return await fn(hold);
   } finally {
     hold?.release();
   }
@@ -158,9 +165,10 @@ export async function underLock<T>(backend: Pick<Backend, 'lock'>, fn: () => Pro
  * interrupted transaction is undone first.
  */
 export async function applyRuleset(backend: Backend, ruleset: Ruleset, options: ApplyOptions): Promise<ApplyResult> {
-  return underLock(backend, async () => {
+  return underLock(backend, async (hold) => {
     const recovered = await backend.recover?.();
     const tx = backend.plan(await backend.read(ruleset, options), ruleset, options);
+    hold?.changing();
     await backend.commit(tx);
     return recovered === undefined ? tx.result! : { ...tx.result!, recovered };
   });
@@ -172,9 +180,10 @@ export async function cleanupRules(
   known: Ruleset,
   routes: RouteSpec,
 ): Promise<{ removes: string; recovered?: string } & CommitResult> {
-  return underLock(backend, async () => {
+  return underLock(backend, async (hold) => {
     const recovered = await backend.recover?.();
     const tx = backend.planCleanup(await backend.read(), known, routes);
+    hold?.changing();
     const r = await backend.commit(tx);
     return { removes: tx.removes!, ...r, ...(recovered !== undefined ? { recovered } : {}) };
   });

@@ -177,14 +177,22 @@ export class IptablesBackend implements Backend<IptablesState, IptablesTransacti
     private readonly record: OwnershipStore = NO_RECORD,
     /** Serializes transactions on the namespace (namespace-lock.linux.ts). */
     readonly lock?: TransactionLock,
+    /** lock.generation() before the binaries' snapshot was read: it is current while that holds. */
+    private readonly snapshotGeneration?: string,
   ) {
     this.name = `iptables-${bin.variant}`;
   }
 
+  /** Set when recover() changed the kernel: the binaries' snapshot predates that. */
+  private recovered = false;
+
   /** Both families' iptables-save -c output (IPv6 unavailable when ip6tables fails and `wanted` has no IPv6). */
   async read(wanted?: Ruleset): Promise<IptablesState> {
     const families: FamilyState[] = [];
-    const snapshot = this.bin.takeSnapshot();
+    // Read during detection, possibly before the lock was ours: good only if no transaction ran since.
+    const taken = this.bin.takeSnapshot();
+    const current = !this.recovered && (this.lock === undefined || this.lock.generation() === this.snapshotGeneration);
+    const snapshot = current ? taken : undefined;
     for (const family of [4, 6] as const) {
       const cached = snapshot?.get(family);
       const r =
@@ -305,6 +313,7 @@ export class IptablesBackend implements Backend<IptablesState, IptablesTransacti
   async recover(): Promise<string | undefined> {
     const pending = this.record.load().pending;
     if (!pending) return undefined;
+    this.recovered = true;
     const errors = await this.undo(pending);
     if (errors.length > 0) {
       throw new ApplyFailedError(

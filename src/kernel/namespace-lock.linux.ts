@@ -15,7 +15,8 @@
  * inherits (executor.ts holdForCommands): a restore still running when this process is
  * SIGKILLed keeps the next run waiting until it has finished.
  */
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { LockHold, TransactionLock } from './backend.js';
@@ -40,6 +41,15 @@ export class NamespaceLock implements TransactionLock {
     this.file = join(dir, `iptables-netns-${statSync(nsPath).ino}.lock`);
   }
 
+  /** The lock file's content: replaced by every changing transaction (see TransactionLock). */
+  generation(): string {
+    try {
+      return readFileSync(this.file, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
   async acquire(): Promise<LockHold> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const fd = openSync(this.file, 'a', 0o600);
@@ -53,8 +63,16 @@ export class NamespaceLock implements TransactionLock {
       throw new LockTimeoutError(`another interpose run has held ${this.file} for ${this.waitSeconds} s; nothing was changed`);
     }
     const stopSharing = holdForCommands(fd);
+    // A new token before a change and after it: a read overlapping the change sees one of them.
+    const newGeneration = () => writeFileSync(this.file, `${process.pid} ${Date.now()} ${randomBytes(6).toString('hex')}\n`);
+    let changed = false;
     return {
+      changing: () => {
+        changed = true;
+        newGeneration();
+      },
       release: () => {
+        if (changed) newGeneration();
         stopSharing();
         closeSync(fd);
       },

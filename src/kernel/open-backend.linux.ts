@@ -31,8 +31,9 @@ export async function openBackend(executor: Executor, choice: BackendChoice): Pr
     const version = await probeNftables(executor);
     return new NftablesBackend(executor, {}, findNft(), transaction, version, lock);
   }
+  const generation = lock.generation();
   const binaries = await chooseIptables(executor, choice.forceIptablesBinary);
-  return new IptablesBackend(executor, binaries, new FileOwnershipStore(choice.networkNamespace), lock);
+  return new IptablesBackend(executor, binaries, new FileOwnershipStore(choice.networkNamespace), lock, generation);
 }
 
 /**
