@@ -27,6 +27,7 @@ import {
   type KernelState,
   type RouteSpec,
   type Transaction,
+  type TransactionLock,
 } from './backend.js';
 import { runChecked, type Executor } from './executor.js';
 import type { IptablesBinaries } from './iptables-binaries.linux.js';
@@ -57,7 +58,6 @@ import {
 } from './ownership-record.linux.js';
 import { ensureTproxyRoutes, removeTproxyRoutes, undoTproxyRoutes, type AddedRoutes } from './tproxy-routes.linux.js';
 import { ensureIPv6PassthroughAddress, removeIPv6PassthroughAddress } from './passthrough-address.linux.js';
-import type { TransactionLock } from './backend.js';
 import { ForeignJumpError } from '../errors/foreign-jump-error.js';
 
 /** One family's tables as read (with counters, so a rollback restores them too). */

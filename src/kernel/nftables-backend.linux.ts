@@ -9,7 +9,6 @@
  * Needs the `nft` tool (Debian package "nftables", >= 0.9.3: it reads the tables back) and a
  * kernel with nf_tables.
  */
-import type { TransactionLock } from './backend.js';
 import { DriftError } from '../errors/drift-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { Ruleset, TproxyRoutes } from '../rules/ir.js';
@@ -28,6 +27,7 @@ import {
   type KernelState,
   type RouteSpec,
   type Transaction,
+  type TransactionLock,
 } from './backend.js';
 import { runChecked, type Executor } from './executor.js';
 import type { NftBatchPlan } from '../rules/render/netlink/nft-netlink-batch.js';
