@@ -102,6 +102,7 @@ async function runIstioIptables(opts: Record<string, string | boolean | undefine
   if (run.cleanupOnly) {
     info(`backend ${backend.name}; cleaning up in ${where}`);
     const r = await cleanupRules(backend, ruleset, routesOf(config));
+    if (r.recovered) warn(r.recovered);
     info(`removed ${r.removes}` + (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : ''));
     return;
   }
@@ -124,6 +125,7 @@ async function dryRunText(executor: Executor, ruleset: Ruleset, config: Intercep
 }
 
 function reportApply(result: ApplyResult): void {
+  if (result.recovered) warn(result.recovered);
   switch (result.action) {
     case 'installed':
       info('rules installed');

@@ -24,6 +24,8 @@ export interface ApplyResult {
   readonly action: ApplyAction;
   /** Differences found before replacing (reconcile), empty otherwise. */
   readonly differences: readonly string[];
+  /** What the run found of an earlier, interrupted transaction and how it undid it. */
+  readonly recovered?: string;
 }
 
 /** A failed apply whose changes were rolled back; the kernel holds what it held before. */
@@ -53,8 +55,21 @@ export interface KernelState {
   readonly holdsOurs: boolean;
 }
 
+/** An apply or cleanup that wrote its intent and did not finish (killed, or still running). */
+export interface InterruptedTransaction {
+  readonly action: 'apply' | 'cleanup';
+  /** The process that began it, and when (ISO 8601). */
+  readonly pid: number;
+  readonly started: string;
+}
+
 /** How the kernel compares with a ruleset (verify, drift). */
 export interface Comparison {
+  /**
+   * Set when a transaction began and never finished: the kernel may hold part of it (one
+   * family new, the other old). The next apply or cleanup undoes it before doing its own.
+   */
+  readonly interrupted?: InterruptedTransaction;
   /** Missing, extra and changed rules; empty when the kernel holds exactly the ruleset. */
   readonly differences: readonly string[];
   /** Rules that look like an earlier configuration's but are not provably ours. */
@@ -82,6 +97,23 @@ export interface CommitResult {
   readonly removedRoutes: readonly string[];
 }
 
+/** A held TransactionLock. */
+export interface LockHold {
+  /** Says a transaction is about to change the kernel (a new generation()), before it does. */
+  changing(): void;
+  release(): void;
+}
+
+/** Serializes transactions on one kernel (network namespace) across processes. */
+export interface TransactionLock {
+  acquire(): Promise<LockHold>;
+  /**
+   * A token every changing transaction replaces: a read made before the lock was taken is
+   * still current when the token is the same as when the read began.
+   */
+  generation(): string;
+}
+
 /**
  * A rule backend. plan() and commit() accept only what the same backend's read() and plan()
  * returned (the type parameters say so; callers holding `Backend` pass them straight through).
@@ -107,20 +139,54 @@ export interface Backend<State extends KernelState = KernelState, Tx extends Tra
   compare(state: State, ruleset: Ruleset): Comparison;
   /** Commits `tx` all or nothing: on failure, throws ApplyFailedError saying what was rolled back. */
   commit(tx: Tx): Promise<CommitResult>;
+  /** Held over read → plan → commit by applyRuleset and cleanupRules (and verify's read). */
+  readonly lock?: TransactionLock;
+  /**
+   * Finds a transaction an earlier run began and did not finish, and undoes it (the kernel
+   * then holds what it held before that run). Returns what it did, undefined when nothing was
+   * pending. Called under the lock, before read().
+   */
+  recover?(): Promise<string | undefined>;
 }
 
-/** Reads, plans and commits `ruleset`: the one apply path for both backends. */
+/** Runs `fn` holding the backend's lock, if it has one. */
+export async function underLock<T>(backend: Pick<Backend, 'lock'>, fn: (hold: LockHold | undefined) => Promise<T>): Promise<T> {
+  const hold = await backend.lock?.acquire();
+  try {
+    return await fn(hold);
+  } finally {
+    hold?.release();
+  }
+}
+
+/**
+ * Reads, plans and commits `ruleset`: the one apply path for both backends. Under the
+ * backend's lock, so a concurrent run plans from what this one leaves; an earlier run's
+ * interrupted transaction is undone first.
+ */
 export async function applyRuleset(backend: Backend, ruleset: Ruleset, options: ApplyOptions): Promise<ApplyResult> {
-  const tx = backend.plan(await backend.read(ruleset, options), ruleset, options);
-  await backend.commit(tx);
-  return tx.result!;
+  return underLock(backend, async (hold) => {
+    const recovered = await backend.recover?.();
+    const tx = backend.plan(await backend.read(ruleset, options), ruleset, options);
+    hold?.changing();
+    await backend.commit(tx);
+    return recovered === undefined ? tx.result! : { ...tx.result!, recovered };
+  });
 }
 
-/** Reads, plans and commits the removal of everything of ours: the one cleanup path. */
-export async function cleanupRules(backend: Backend, known: Ruleset, routes: RouteSpec): Promise<{ removes: string } & CommitResult> {
-  const tx = backend.planCleanup(await backend.read(), known, routes);
-  const r = await backend.commit(tx);
-  return { removes: tx.removes!, ...r };
+/** Reads, plans and commits the removal of everything of ours: the one cleanup path (locked, as applyRuleset). */
+export async function cleanupRules(
+  backend: Backend,
+  known: Ruleset,
+  routes: RouteSpec,
+): Promise<{ removes: string; recovered?: string } & CommitResult> {
+  return underLock(backend, async (hold) => {
+    const recovered = await backend.recover?.();
+    const tx = backend.planCleanup(await backend.read(), known, routes);
+    hold?.changing();
+    const r = await backend.commit(tx);
+    return { removes: tx.removes!, ...r, ...(recovered !== undefined ? { recovered } : {}) };
+  });
 }
 
 /** The `# ip …` lines a transaction's text ends with: the routing commit() adds where missing. */

@@ -52,7 +52,8 @@ export class SystemExecutor implements Executor {
       let child: ChildProcess;
       try {
         child = spawn(file, args, {
-          stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+          // Held transaction locks go to every command (as fd 3 on): see holdForCommands().
+          stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe', ...heldDescriptors],
           ...(this.env ? { env: { ...process.env, ...this.env } } : {}),
         });
       } catch (err) {
@@ -96,6 +97,43 @@ export class SystemExecutor implements Executor {
       }
     });
   }
+}
+
+/** Descriptors every command this process starts inherits (see holdForCommands). */
+const heldDescriptors: number[] = [];
+
+/**
+ * Makes every command started from now on inherit `fd` (a locked file), until the returned
+ * function is called. A flock belongs to the open file, not the process: a command that
+ * inherited it keeps the lock held after this process is killed, until it ends itself — so an
+ * `iptables-restore` still running for a killed apply holds off the next run until it is done.
+ */
+export function holdForCommands(fd: number): () => void {
+  heldDescriptors.push(fd);
+  return () => {
+    const i = heldDescriptors.indexOf(fd);
+    if (i >= 0) heldDescriptors.splice(i, 1);
+  };
+}
+
+/**
+ * Takes an exclusive flock on the open file `fd` with flock(1) (util-linux; Node has no
+ * flock): the tool locks the file it inherits as fd 3, and since the lock belongs to the open
+ * file, this process holds it once the tool exits 0. Resolves false when `waitSeconds` pass
+ * without getting it.
+ */
+export function flockDescriptor(fd: number, waitSeconds: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('flock', ['--exclusive', '--wait', String(waitSeconds), '--conflict-exit-code', '75', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    const err: Buffer[] = [];
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    child.once('error', (e) => reject(new CommandFailedError(['flock'], undefined, String(e), { cause: e })));
+    child.once('close', (code) => {
+      if (code === 0) resolve(true);
+      else if (code === 75) resolve(false);
+      else reject(new CommandFailedError(['flock', '--exclusive', '3'], code ?? undefined, Buffer.concat(err).toString('utf8')));
+    });
+  });
 }
 
 /**

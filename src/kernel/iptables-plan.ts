@@ -12,6 +12,7 @@ import { OWNED_CHAIN_PREFIX, isBuiltinChain, type FamilyRuleset, type TableName 
 import { renderRuleSpec, renderTableRules } from '../rules/render/iptables.js';
 import { isTableName, type SavedState } from '../rules/iptables-save-parser.js';
 
+
 /** One table's interpose-owned content as text: owned chains and our rules in built-ins. */
 export interface OwnedTable {
   /** Owned chain name → rule specs in order. */
@@ -21,6 +22,13 @@ export interface OwnedTable {
 }
 
 export type OwnedState = Map<TableName, OwnedTable>;
+
+/**
+ * What of ours a family held, as plain JSON (kept in the ownership record while a transaction
+ * is pending): per table, our chains' rules and our built-in-chain rules with their 1-based
+ * positions in the chain.
+ */
+export type OwnedSnapshot = Record<string, { chains: Record<string, string[]>; builtin: Record<string, Array<[number, string]>> }>;
 
 const isOwnedChain = (name: string) => name.startsWith(OWNED_CHAIN_PREFIX);
 const jumpsToOwned = (spec: string) => / -j ISTIO_\S+$|^-j ISTIO_\S+$/.test(spec);
@@ -172,6 +180,90 @@ export function strayInterfaceReturns(saved: SavedState, known: OwnedState, repo
       if (reported.some((d) => d.endsWith(`-A ${r.chain} ${r.spec}`))) continue;
       out.push(`${table} ${r.chain}: "-A ${r.chain} ${r.spec}" is not in this configuration but looks like an exclude-interface rule (-c/-k) left by an earlier one; that interface bypasses interception`);
     }
+  }
+  return out;
+}
+
+/**
+ * What of ours a family holds, with each built-in-chain rule's position in its chain: what an
+ * undo puts back (ownership-record.linux.ts keeps it while a transaction is pending).
+ * `known` as for currentOwned.
+ */
+export function ownedSnapshot(saved: SavedState, known: OwnedState): OwnedSnapshot {
+  const out: OwnedSnapshot = {};
+  for (const [name, table] of saved) {
+    if (!isTableName(name)) continue;
+    const chains: Record<string, string[]> = {};
+    for (const c of table.chains) if (isOwnedChain(c) && !isBuiltinChain(name, c)) chains[c] = [];
+    const builtin: Record<string, Array<[number, string]>> = {};
+    const position = new Map<string, number>();
+    const knownBuiltin = known.get(name)?.builtin;
+    for (const r of table.rules) {
+      const n = (position.get(r.chain) ?? 0) + 1;
+      position.set(r.chain, n);
+      if (r.chain in chains) chains[r.chain]!.push(r.spec);
+      else if (isBuiltinChain(name, r.chain) && (jumpsToOwned(r.spec) || (knownBuiltin?.get(r.chain)?.includes(r.spec) ?? false))) {
+        (builtin[r.chain] ??= []).push([n, r.spec]);
+      }
+    }
+    if (Object.keys(chains).length > 0 || Object.keys(builtin).length > 0) out[name] = { chains, builtin };
+  }
+  return out;
+}
+
+/**
+ * The restore transaction (for `--noflush`) that turns what of ours a family holds now
+ * (`current`) back into `previous`: our chains flushed and refilled or deleted, our built-in
+ * rules deleted and the earlier ones inserted at their earlier positions (ascending, so each
+ * lands where it was among the foreign rules, which an undo never touches). Empty string when
+ * there is nothing to do.
+ */
+export function undoText(current: OwnedState, previous: OwnedSnapshot): string {
+  const lines: string[] = [];
+  for (const table of ['raw', 'mangle', 'nat', 'filter'] as const) {
+    const cur = current.get(table);
+    const prev = previous[table];
+    if (!cur && !prev) continue;
+    const block: string[] = [];
+    const owned = new Set<string>([...(cur?.chains.keys() ?? []), ...Object.keys(prev?.chains ?? {})]);
+    for (const chain of owned) block.push(`:${chain} - [0:0]`);
+    for (const [chain, specs] of cur?.builtin ?? []) for (const spec of specs) block.push(`-D ${chain} ${spec}`);
+    for (const chain of cur?.chains.keys() ?? []) if (!(chain in (prev?.chains ?? {}))) block.push(`-X ${chain}`);
+    for (const [chain, specs] of Object.entries(prev?.builtin ?? {})) {
+      for (const [pos, spec] of [...specs].sort((a, b) => a[0] - b[0])) block.push(`-I ${chain} ${pos} ${spec}`);
+    }
+    for (const [chain, specs] of Object.entries(prev?.chains ?? {})) for (const spec of specs) block.push(`-A ${chain} ${spec}`);
+    if (block.length > 0) lines.push(`*${table}`, ...block, 'COMMIT');
+  }
+  return lines.length > 0 ? lines.join('\n') + '\n' : '';
+}
+
+/**
+ * Rules in chains that are not ours (foreign user chains) jumping to one of ours that
+ * `removed` lists: the kernel refuses to delete a chain something still jumps to, and the
+ * jump is not ours to remove. One line per rule, naming table and chain.
+ */
+export function foreignJumps(saved: SavedState, removed: ReadonlyMap<TableName, readonly string[]>): string[] {
+  const out: string[] = [];
+  for (const [table, chains] of removed) {
+    const targets = new Set(chains);
+    for (const r of saved.get(table)?.rules ?? []) {
+      if (isOwnedChain(r.chain) || isBuiltinChain(table, r.chain)) continue;
+      const m = /(?:^|\s)-[jg] (\S+)/.exec(r.spec);
+      if (m && targets.has(m[1]!)) out.push(`${table}: foreign chain ${r.chain} jumps to ${m[1]} ("-A ${r.chain} ${r.spec}")`);
+    }
+  }
+  return out;
+}
+
+/** Chains a transaction text deletes (`-X`), per table. */
+export function deletedChains(transaction: string): Map<TableName, string[]> {
+  const out = new Map<TableName, string[]>();
+  let table: TableName | undefined;
+  for (const line of transaction.split('\n')) {
+    if (line.startsWith('*')) table = isTableName(line.slice(1)) ? (line.slice(1) as TableName) : undefined;
+    const m = /^-X (\S+)$/.exec(line);
+    if (m && table) out.set(table, [...(out.get(table) ?? []), m[1]!]);
   }
   return out;
 }

@@ -27,6 +27,7 @@ import {
   type KernelState,
   type RouteSpec,
   type Transaction,
+  type TransactionLock,
 } from './backend.js';
 import { runChecked, type Executor } from './executor.js';
 import type { NftBatchPlan } from '../rules/render/netlink/nft-netlink-batch.js';
@@ -127,6 +128,8 @@ export class NftablesBackend implements Backend<NftState, NftablesTransaction> {
     transaction?: NftTransaction,
     /** The nft version line (probeNftables), for the name. */
     version?: string,
+    /** Serializes transactions on the namespace (namespace-lock.linux.ts). */
+    readonly lock?: TransactionLock,
   ) {
     this.transaction = transaction ?? new NftToolTransaction(executor, nft);
     this.name = `nftables (${version ? `${version}, ` : ''}commit via ${this.transaction.name})`;

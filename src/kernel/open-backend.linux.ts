@@ -15,6 +15,7 @@ import { findNft } from './nft-binary.linux.js';
 import { NftablesBackend, chooseNftTransaction, probeNftables } from './nftables-backend.linux.js';
 import { NftToolTransaction } from './nft-transaction.linux.js';
 import { FileOwnershipStore, NO_RECORD } from './ownership-record.linux.js';
+import { NamespaceLock } from './namespace-lock.linux.js';
 
 export type BackendChoice = Pick<RunOptions, 'nativeNftables' | 'forceIptablesBinary' | 'networkNamespace'>;
 
@@ -24,13 +25,15 @@ export type BackendChoice = Pick<RunOptions, 'nativeNftables' | 'forceIptablesBi
  * and an InterceptError for a bad INTERPOSE_NFT_COMMIT.
  */
 export async function openBackend(executor: Executor, choice: BackendChoice): Promise<Backend> {
+  const lock = new NamespaceLock(choice.networkNamespace);
   if (choice.nativeNftables) {
     const transaction = chooseNftTransaction(executor);
     const version = await probeNftables(executor);
-    return new NftablesBackend(executor, {}, findNft(), transaction, version);
+    return new NftablesBackend(executor, {}, findNft(), transaction, version, lock);
   }
+  const generation = lock.generation();
   const binaries = await chooseIptables(executor, choice.forceIptablesBinary);
-  return new IptablesBackend(executor, binaries, new FileOwnershipStore(choice.networkNamespace));
+  return new IptablesBackend(executor, binaries, new FileOwnershipStore(choice.networkNamespace), lock, generation);
 }
 
 /**

@@ -11,16 +11,46 @@
  * and a record whose cookie is not the namespace's is a dead namespace's: it is ignored. Where
  * no record exists (another container ran the install), the flags given decide, as in
  * istio-init.
+ *
+ * The record is also the intent log of a transaction: before the first restore, a run writes
+ * `pending` (what it is about to do, and what of ours each family held before); after the
+ * last step, it writes the record without it. A record still pending is a run that was
+ * killed (or is running): the next run undoes it from `previous`, verify reports it. Writes
+ * go to a temporary file renamed over the record, so a kill never leaves half a record.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addonLoads, namespaceCookie } from '../native.js';
 import type { IpFamily } from '../net/cidr.js';
 import type { TableName } from '../rules/ir.js';
-import type { OwnedState } from './iptables-plan.js';
+import type { OwnedSnapshot, OwnedState } from './iptables-plan.js';
 
 /** Built-in chain → rule specs, per table, per family. */
 export type BuiltinRecord = Map<IpFamily, Map<TableName, Map<string, string[]>>>;
+
+
+/** A transaction that wrote its intent: what the next run undoes if it never finished. */
+export interface PendingTransaction {
+  readonly action: 'apply' | 'cleanup';
+  readonly pid: number;
+  readonly started: string;
+  /** Per family ("4", "6"): what of ours it held before — what an undo restores. */
+  readonly previous: Record<string, OwnedSnapshot>;
+  /** Per family: the built-in-chain rules the transaction adds (ours while undoing). */
+  readonly adds: Record<string, Record<string, Record<string, string[]>>>;
+  /** Per family: how many restore lines the transaction writes (for a person reading it). */
+  readonly steps: Record<string, number>;
+  /** The record before the transaction, restored with the rules. */
+  readonly before: { families: RecordFile['families']; passthroughAddress?: boolean };
+}
+
+/** What the record says about a namespace. */
+export interface OwnershipRecord {
+  readonly builtin: BuiltinRecord;
+  /** interpose added ::6/128 to lo (it was not there before), so a cleanup removes it. */
+  readonly passthroughAddress?: boolean;
+  readonly pending?: PendingTransaction;
+}
 
 interface RecordFile {
   version: 1;
@@ -30,7 +60,31 @@ interface RecordFile {
   /** The namespace's cookie (decimal), where the kernel and the addon can tell it. */
   cookie?: string;
   families: Record<string, Record<string, Record<string, string[]>>>;
+  passthroughAddress?: boolean;
+  pending?: PendingTransaction;
 }
+
+/** The built-in rules of a record file's `families`, as a BuiltinRecord. */
+export function builtinFromJson(families: RecordFile['families']): BuiltinRecord {
+  const out: BuiltinRecord = new Map();
+  for (const [family, tables] of Object.entries(families)) {
+    const t = new Map<TableName, Map<string, string[]>>();
+    for (const [table, chains] of Object.entries(tables)) t.set(table as TableName, new Map(Object.entries(chains)));
+    out.set(Number(family) as IpFamily, t);
+  }
+  return out;
+}
+
+/** A BuiltinRecord as a record file's `families`. */
+export function builtinToJson(record: BuiltinRecord): RecordFile['families'] {
+  const families: RecordFile['families'] = {};
+  for (const [family, tables] of record) {
+    families[String(family)] = Object.fromEntries([...tables].map(([table, chains]) => [table, Object.fromEntries(chains)]));
+  }
+  return families;
+}
+
+export const EMPTY_RECORD: OwnershipRecord = { builtin: new Map() };
 
 /** Where records live: /run/interpose, or $INTERPOSE_STATE_DIR (tests point it elsewhere). */
 export function defaultStateDir(): string {
@@ -38,8 +92,8 @@ export function defaultStateDir(): string {
 }
 
 export interface OwnershipStore {
-  load(): BuiltinRecord;
-  save(record: BuiltinRecord): void;
+  load(): OwnershipRecord;
+  save(record: OwnershipRecord): void;
   clear(): void;
 }
 
@@ -67,33 +121,38 @@ export class FileOwnershipStore implements OwnershipStore {
     this.cookie = cookieOf(this.nsPath);
   }
 
-  load(): BuiltinRecord {
+  load(): OwnershipRecord {
     let parsed: RecordFile;
     try {
       parsed = JSON.parse(readFileSync(this.file, 'utf8')) as RecordFile;
     } catch {
-      return new Map();
+      return EMPTY_RECORD;
     }
-    const out: BuiltinRecord = new Map();
-    if (parsed.version !== 1) return out;
+    if (parsed.version !== 1) return EMPTY_RECORD;
     // Written for an earlier namespace that had this inode: none of it is ours here.
-    if (parsed.cookie !== undefined && this.cookie !== undefined && parsed.cookie !== this.cookie) return out;
-    for (const [family, tables] of Object.entries(parsed.families)) {
-      const t = new Map<TableName, Map<string, string[]>>();
-      for (const [table, chains] of Object.entries(tables)) t.set(table as TableName, new Map(Object.entries(chains)));
-      out.set(Number(family) as IpFamily, t);
-    }
-    return out;
+    if (parsed.cookie !== undefined && this.cookie !== undefined && parsed.cookie !== this.cookie) return EMPTY_RECORD;
+    return {
+      builtin: builtinFromJson(parsed.families ?? {}),
+      ...(parsed.passthroughAddress ? { passthroughAddress: true } : {}),
+      ...(parsed.pending ? { pending: parsed.pending } : {}),
+    };
   }
 
-  save(record: BuiltinRecord): void {
-    const families: RecordFile['families'] = {};
-    for (const [family, tables] of record) {
-      families[String(family)] = Object.fromEntries([...tables].map(([table, chains]) => [table, Object.fromEntries(chains)]));
-    }
+  save(record: OwnershipRecord): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const file: RecordFile = { version: 1, netns: this.nsPath, inode: this.inode, ...(this.cookie ? { cookie: this.cookie } : {}), families };
-    writeFileSync(this.file, JSON.stringify(file, null, 1));
+    const file: RecordFile = {
+      version: 1,
+      netns: this.nsPath,
+      inode: this.inode,
+      ...(this.cookie ? { cookie: this.cookie } : {}),
+      families: builtinToJson(record.builtin),
+      ...(record.passthroughAddress ? { passthroughAddress: true } : {}),
+      ...(record.pending ? { pending: record.pending } : {}),
+    };
+    // Renamed over the record: a kill mid-write leaves the old record or the new one.
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(file));
+    renameSync(tmp, this.file);
     this.pruneGone();
   }
 
@@ -105,7 +164,7 @@ export class FileOwnershipStore implements OwnershipStore {
   private pruneGone(): void {
     const alive = liveNamespaceInodes();
     for (const name of readdirSync(this.dir)) {
-      const m = /^iptables-netns-(\d+)\.json$/.exec(name);
+      const m = /^iptables-netns-(\d+)\.(?:json|lock)$/.exec(name);
       if (m && !alive.has(Number(m[1]))) rmSync(join(this.dir, name), { force: true });
     }
   }
@@ -123,7 +182,7 @@ function readCookie(nsPath: string): string | undefined {
 }
 
 /** A store that remembers nothing (dry runs, tests of the flag-only behaviour). */
-export const NO_RECORD: OwnershipStore = { load: () => new Map(), save: () => undefined, clear: () => undefined };
+export const NO_RECORD: OwnershipStore = { load: () => EMPTY_RECORD, save: () => undefined, clear: () => undefined };
 
 /** The built-in-chain part of an owned state, as a record entry. */
 export function builtinOf(state: OwnedState): Map<TableName, Map<string, string[]>> {

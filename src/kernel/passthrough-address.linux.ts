@@ -39,8 +39,8 @@ export function passthroughAddressRequest(): Uint8Array {
  * the executor runs on the real kernel and the addon is built (an `ip` process costs several
  * milliseconds of an apply that is otherwise process-free), else through `ip`.
  */
-export async function ensureIPv6PassthroughAddress(executor: Executor, ruleset: Ruleset): Promise<void> {
-  if (!ruleset.families.some((f) => f.family === 6)) return;
+export async function ensureIPv6PassthroughAddress(executor: Executor, ruleset: Ruleset): Promise<PassthroughOutcome> {
+  if (!ruleset.families.some((f) => f.family === 6)) return 'none';
   const netns = executor.realNamespace;
   if (netns !== undefined && addonLoads()) {
     let problem: string | undefined;
@@ -49,14 +49,32 @@ export async function ensureIPv6PassthroughAddress(executor: Executor, ruleset: 
       const refused = replies.find((r) => r.error !== 0 && r.error !== EEXIST);
       if (refused) problem = `${errnoText(refused.error)}${refused.message ? `: ${refused.message}` : ''}`;
       else if (!replies.some((r) => r.error === 0 || r.error === EEXIST)) problem = 'no answer from the kernel';
+      else if (replies.some((r) => r.error === EEXIST)) return 'present';
     } catch (err) {
       problem = (err as Error).message;
     }
     if (problem) process.stderr.write(`interpose: warning: could not add ::6/128 to lo: ${problem}\n`);
-    return;
+    return problem ? 'failed' : 'added';
   }
   const r = await executor.run(['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo']);
-  if (r.exitCode !== 0 && !/File exists|already assigned/i.test(r.stderr)) {
-    process.stderr.write(`interpose: warning: could not add ::6/128 to lo: ${r.stderr.trim()}\n`);
+  if (r.exitCode === 0) return 'added';
+  if (/File exists|already assigned/i.test(r.stderr)) return 'present';
+  process.stderr.write(`interpose: warning: could not add ::6/128 to lo: ${r.stderr.trim()}\n`);
+  return 'failed';
+}
+
+/** What ensureIPv6PassthroughAddress found: it added the address, it was there, it failed, or no IPv6. */
+export type PassthroughOutcome = 'added' | 'present' | 'failed' | 'none';
+
+/**
+ * Removes ::6/128 from lo (a cleanup, where the ownership record says interpose added it).
+ * Gone already is fine; returns whether it removed it.
+ */
+export async function removeIPv6PassthroughAddress(executor: Executor): Promise<boolean> {
+  const r = await executor.run(['ip', '-6', 'addr', 'del', '::6/128', 'dev', 'lo']);
+  if (r.exitCode === 0) return true;
+  if (!/Cannot assign requested address|No such|not found/i.test(r.stderr)) {
+    process.stderr.write(`interpose: warning: could not remove ::6/128 from lo: ${r.stderr.trim()}\n`);
   }
+  return false;
 }

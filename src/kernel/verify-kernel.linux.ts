@@ -5,7 +5,7 @@
  * run in the kernel. Reads only.
  */
 import type { Ruleset } from '../rules/ir.js';
-import type { Comparison } from './backend.js';
+import { underLock, type Comparison } from './backend.js';
 import type { Executor } from './executor.js';
 import { IptablesBackend } from './iptables-backend.linux.js';
 import { chooseIptables } from './iptables-binaries.linux.js';
@@ -20,7 +20,8 @@ export interface KernelComparison extends Comparison {
 
 export async function compareKernel(executor: Executor, ruleset: Ruleset, choice: BackendChoice): Promise<KernelComparison> {
   const backend = await openBackend(executor, choice);
-  const own = backend.compare(await backend.read(ruleset), ruleset);
+  // Under the apply's lock: a verify never reads between one family's restore and the other's.
+  const own = await underLock(backend, async () => backend.compare(await backend.read(ruleset), ruleset));
   const other = choice.nativeNftables ? await iptablesLeftovers(executor, choice) : await nftablesLeftovers(executor);
   // iptables differences first, then nftables, whichever backend is wanted.
   const differences = choice.nativeNftables ? [...other, ...own.differences] : [...own.differences, ...other];

@@ -19,9 +19,9 @@ export function renderRuleSpec(rule: Rule, family: IpFamily): string {
 
   // iptables-save prints the IP header fields first, in this order, whatever the input order.
   const s = find('source');
-  if (s) parts.push(`${neg(s.negate)}-s ${s.cidr.text}`);
+  if (s && !matchesEverything(s)) parts.push(`${neg(s.negate)}-s ${s.cidr.text}`);
   const d = find('destination');
-  if (d) parts.push(`${neg(d.negate)}-d ${d.cidr.text}`);
+  if (d && !matchesEverything(d)) parts.push(`${neg(d.negate)}-d ${d.cidr.text}`);
   const i = find('inInterface');
   if (i) parts.push(`${neg(i.negate)}-i ${i.name}`);
   const o = find('outInterface');
@@ -68,6 +68,14 @@ export function renderRuleSpec(rule: Rule, family: IpFamily): string {
   }
   parts.push(renderTarget(rule.target, family));
   return parts.join(' ');
+}
+
+/**
+ * `-d 0.0.0.0/0` (or `::/0`) is no match at all: the kernel stores a zero mask, and
+ * iptables-save prints nothing for it. Writing it would make the rule read back as different.
+ */
+function matchesEverything(m: Extract<Match, { kind: 'source' | 'destination' }>): boolean {
+  return !m.negate && m.cidr.prefixLength === 0;
 }
 
 function renderTarget(t: Target, family: IpFamily): string {
