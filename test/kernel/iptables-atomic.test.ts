@@ -34,7 +34,7 @@ function cidrFile(dir: string, n: number, salt: number): string {
 
 kernelTest('SIGKILL at random moments of a 20k-CIDR apply: both families old, both new, or reported and repaired', async (t) => {
   t.timeout(20 * 60_000);
-  const kills = Number(process.env.ATOMIC_KILLS ?? 30);
+  const kills = Number(process.env.ATOMIC_KILLS ?? 12);
   const seed = Number(process.env.ATOMIC_SEED ?? Date.now() % 1_000_000);
   t.log(`seed ${seed}, ${kills} kills (ATOMIC_SEED=${seed} ATOMIC_KILLS=${kills} reproduces)`);
   const r = new SeededRandom(seed);
