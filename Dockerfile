@@ -11,10 +11,11 @@
 ARG BUILD_BASE=node:20-bookworm
 ARG RUNTIME_BASE=node:20-bookworm-slim
 
-# Build stage: compiler and cmake for the native addon (cmake-js), tsc for dist/.
+# Build stage: compiler and cmake for the native addon (cmake-js), tsc for dist/. Ninja, which
+# cmake-js picks when present, compiles on every core (make would compile one file at a time).
 FROM ${BUILD_BASE} AS build
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake g++ make >/dev/null \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake g++ make ninja-build >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./

@@ -4,11 +4,13 @@
  * against `node -e 0` (the floor of any Node program) and against `iptables-restore --noflush`
  * of the very same rules (the floor of any iptables installer), measured in one run.
  *
- *   npm run bench:startup [-- --runs 20] [--cli dist/cli/main.js]
+ *   npm run bench:startup [-- --runs 20] [--cli dist/cli/main.js] [--compare OTHER/dist/interpose.js]
  *
  * Rounds alternate the three commands, so a change in machine load hits all of them alike; each
  * command runs in its own fresh namespace (created outside the timed region), entered with
  * `nsenter --net` by all three. Target: the CLI within 2× of `node -e 0`. Needs root.
+ * `--compare FILE` times a second build of the CLI in the same rounds (e.g. one from before a
+ * change): on a loaded machine only measurements taken side by side compare.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +24,8 @@ const ROOT = join(import.meta.dirname, '..');
 /** The package's bin (the bundled CLI), as an image or `npx interpose` runs it; `--cli FILE` measures another build (e.g. dist/cli/main.js, unbundled). */
 const cliArg = process.argv.indexOf('--cli');
 const CLI = cliArg > 0 ? process.argv[cliArg + 1]! : join(ROOT, 'dist', 'interpose.js');
+const compareArg = process.argv.indexOf('--compare');
+const OTHER = compareArg > 0 ? process.argv[compareArg + 1] : undefined;
 /** Istio's injector args for its default settings (../shared/reference/istio/injector-args.json, case "default"). */
 const DEFAULT_CASE = ['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020', '--log_output_level=default:info'];
 
@@ -29,9 +33,11 @@ if (process.getuid?.() !== 0) {
   console.error('bench:startup needs root (it creates network namespaces)');
   process.exit(1);
 }
-if (!existsSync(CLI)) {
-  console.error(`${CLI} is missing: run \`npm run build\` first`);
-  process.exit(1);
+for (const cli of [CLI, OTHER]) {
+  if (cli !== undefined && !existsSync(cli)) {
+    console.error(`${cli} is missing: run \`npm run build\` first`);
+    process.exit(1);
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -86,7 +92,7 @@ const ruleCount = restores.reduce((n, r) => n + r.text.split('\n').filter((l) =>
 const stateDir = mkdtempSync(join(tmpdir(), 'bench-startup-'));
 const cliEnv = { ...process.env, INTERPOSE_STATE_DIR: stateDir };
 
-const samples = { node: [] as number[], restore: [] as number[], cli: [] as number[] };
+const samples = { node: [] as number[], restore: [] as number[], cli: [] as number[], other: [] as number[] };
 const loadBefore = loadavg()[0]!;
 try {
   for (let i = 0; i < RUNS; i++) {
@@ -97,6 +103,9 @@ try {
       samples.restore.push(ms);
     });
     await withNamespace(async (enter) => samples.cli.push(await timed([...enter, process.execPath, CLI, ...DEFAULT_CASE], undefined, cliEnv)));
+    if (OTHER !== undefined) {
+      await withNamespace(async (enter) => samples.other.push(await timed([...enter, process.execPath, OTHER, ...DEFAULT_CASE], undefined, cliEnv)));
+    }
   }
 } finally {
   rmSync(stateDir, { recursive: true, force: true });
@@ -115,4 +124,5 @@ console.log(`${'what'.padEnd(46)} ${'median'.padStart(11)} ${'p90'.padStart(11)}
 console.log(row('node -e 0', samples.node));
 console.log(row('iptables-restore --noflush of the same rules', samples.restore));
 console.log(row('interpose CLI, whole (target ≤ 2× node -e 0)', samples.cli));
-console.log(`(CLI: ${CLI})`);
+if (OTHER !== undefined) console.log(row('the build given by --compare', samples.other));
+console.log(`(CLI: ${CLI}${OTHER !== undefined ? `; --compare: ${OTHER}` : ''})`);

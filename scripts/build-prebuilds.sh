@@ -25,7 +25,11 @@ esac
 built=()
 build() { # build ARCH GNU_TRIPLET: a cross build when ARCH is not the host's
   local arch=$1 triplet=$2 out=native/build/prebuild-$1 cross=()
-  if [ "$arch" != "$host_arch" ]; then
+  if [ "$arch" = "$host_arch" ]; then
+    # The host's build is `npm run build:native`'s, same options, same directory: an addon
+    # already built there (npm ci's "prepare" built it) is reused, not compiled again.
+    out=native/build
+  else
     if ! command -v "$triplet-g++" >/dev/null; then
       echo "build-prebuilds: skipping linux-$arch: no $triplet-g++ (apt-get install g++-$triplet); installs on linux-$arch build from source" >&2
       return 0

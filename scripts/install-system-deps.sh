@@ -10,6 +10,7 @@ packages=(
   nftables        # nft, for the native nftables backend
   iproute2        # ip netns, ip rule, ip route, veth
   cmake g++ make  # the native addon (cmake-js)
+  ninja-build     # cmake-js builds with ninja when present: every core, not one file at a time
   python3         # shared conformance tool
   curl            # the lab's and tests' HTTP client
   bind9-dnsutils  # dig, the DNS proxy tests' and the lab's DNS client

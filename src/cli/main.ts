@@ -30,6 +30,7 @@ try {
   applyHelpLayout(program);
   refuseStrayArguments(program);
   await program.parseAsync(process.argv);
+  if (requested?.exitWhenDone) process.exit();
 } catch (err) {
   reportAndExit(err);
 }

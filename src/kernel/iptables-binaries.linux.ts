@@ -10,6 +10,7 @@ import type { IptablesBinaryChoice } from '../config/intercept-config.js';
 import { MissingToolError } from './backend.js';
 import type { IpFamily } from '../net/cidr.js';
 import type { Executor } from './executor.js';
+import { readSavesDirectly } from './xtables-saves.linux.js';
 
 export type IptablesVariant = 'legacy' | 'nft';
 
@@ -52,8 +53,17 @@ const MARK = '### interpose-save';
  * Reads all four saves in one spawn. Missing tools show up as exit status 127. A legacy save
  * is skipped (empty output) when the namespace has no legacy table registered in
  * /proc/net/ip{,6}_tables_names: then legacy holds nothing, and the save would cost a spawn.
+ * In this process's own namespace no shell is needed: xtables-saves.linux.ts.
  */
 async function readAllSaves(executor: Executor): Promise<Saves> {
+  if (executor.realNamespace === '') {
+    return readSavesDirectly(
+      executor,
+      (['legacy', 'nft'] as const).flatMap((v) =>
+        ([4, 6] as const).map((f) => ({ tool: TOOL(v, f, 'save'), ...(v === 'legacy' ? { tablesFile: `/proc/net/ip${f === 4 ? '' : '6'}_tables_names` } : {}) })),
+      ),
+    );
+  }
   const script = (['legacy', 'nft'] as const)
     .flatMap((v) =>
       ([4, 6] as const).map((f) => {

@@ -1,7 +1,8 @@
-/** SystemLookups on Linux: getent for names (so NSS sources count), ip for addresses. */
+/** SystemLookups on Linux: getent for names (so NSS sources count), /proc/net/if_inet6 or ip for addresses. */
 import { existsSync, readFileSync } from 'node:fs';
 import type { SystemLookups } from '../config/system-lookups.js';
 import { NamespacedExecutor, type Executor } from './executor.js';
+import { hasGlobalIPv6Address, readIfInet6 } from './if-inet6.linux.js';
 
 export class LinuxSystemLookups implements SystemLookups {
   constructor(private readonly executor: Executor) {}
@@ -28,6 +29,8 @@ export class LinuxSystemLookups implements SystemLookups {
 
   async hasGlobalIPv6(networkNamespace: string | undefined): Promise<boolean> {
     const exec = networkNamespace ? new NamespacedExecutor(this.executor, networkNamespace) : this.executor;
+    // In this process's own namespace the kernel's address list is a file away: no `ip` process.
+    if (exec.realNamespace === '') return hasGlobalIPv6Address(readIfInet6());
     const r = await exec.run(['ip', '-6', '-o', 'addr', 'show', 'scope', 'global']);
     if (r.exitCode !== 0) return false;
     // Addresses on lo do not count: the ::6/128 interpose (like istio) adds there for the

@@ -17,6 +17,7 @@ import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNft } from '../../src/kernel/nft-binary.linux.js';
 import { runCli } from '../helpers/cli.js';
 import { isRoot, kernelTest, Netns } from '../helpers/kernel.js';
 import { netfilterState, policyRouting } from '../helpers/netfilter.js';
@@ -71,9 +72,13 @@ function runImage(ns: Netns, c: InjectorCase, args: readonly string[]) {
   });
 }
 
-/** What a namespace holds that interpose may have written: xtables, nftables, policy routing. */
+/**
+ * What a namespace holds that interpose may have written: xtables, nftables, policy routing.
+ * nftables' nft by absolute path: under npm and npx PATH starts with node_modules/.bin, where
+ * @vercel/nft's unrelated `nft` answers `nft list ruleset` with exit 0 and no output.
+ */
 async function rulesIn(ns: Netns): Promise<string> {
-  const nft = await ns.exec(['nft', 'list', 'ruleset']);
+  const nft = await ns.exec([findNft(), 'list', 'ruleset']);
   return [await netfilterState(ns), '### nft list ruleset', String(nft.stdout), '### ip rule/route', await policyRouting(ns)].join('\n');
 }
 

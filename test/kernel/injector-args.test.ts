@@ -11,6 +11,7 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { findNft } from '../../src/kernel/nft-binary.linux.js';
 import { CLI, STATE_DIR, runCli, type CliResult } from '../helpers/cli.js';
 import { Netns, isRoot, kernelTest } from '../helpers/kernel.js';
 import { netfilterState, policyRouting } from '../helpers/netfilter.js';
@@ -25,7 +26,7 @@ interface InjectorCase {
 }
 
 /** The system's nft: under npm, PATH starts with node_modules/.bin, which has @vercel/nft's `nft`. */
-const NFT = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].find((p) => existsSync(p)) ?? 'nft';
+const NFT = findNft();
 
 const REFERENCE = join(import.meta.dirname, '..', '..', '..', 'shared', 'reference', 'istio', 'injector-args.json');
 

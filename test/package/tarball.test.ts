@@ -10,9 +10,9 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execa, type Options } from 'execa';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -44,13 +44,33 @@ function pack(): Promise<string> {
   return packed;
 }
 
-/** A fresh project with the tarball installed; deleted when the test ends. */
+/** One project with the tarball installed, made once per test file run: each test gets a copy. */
+let installed: Promise<string> | undefined;
+function install(): Promise<string> {
+  installed ??= (async () => {
+    const tarball = await pack();
+    const dir = mkdtempSync(join(tmpdir(), 'interpose-installed-'));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    await execa('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: dir });
+    return dir;
+  })();
+  return installed;
+}
+test.after.always(async () => {
+  for (const made of [await installed?.catch(() => undefined), await packed?.then(dirname, () => undefined)]) {
+    if (made) rmSync(made, { recursive: true, force: true });
+  }
+});
+
+/**
+ * A fresh project with the tarball installed (a copy of the one install: what npm put there is
+ * the same for both tests, and an install costs more than either test); deleted when the test ends.
+ */
 async function consumer(t: ExecutionContext): Promise<{ dir: string; pkg: string; run: (file: string, args: string[], o?: Options) => ReturnType<typeof execa> }> {
-  const tarball = await pack();
+  const source = await install();
   const dir = mkdtempSync(join(tmpdir(), 'interpose-consumer-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  await execa('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: dir });
+  cpSync(source, dir, { recursive: true, verbatimSymlinks: true });
   const run = (file: string, args: string[], o: Options = {}) => execa(file, args, { cwd: dir, reject: false, ...o });
   return { dir, pkg: join(dir, 'node_modules/interpose'), run };
 }
