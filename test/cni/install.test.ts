@@ -152,6 +152,25 @@ test('--watch re-inserts interpose-cni after another CNI rewrites the primary; u
   t.deepEqual(readdirSync(n.conf), ['10-bridge.conflist']);
 });
 
+test('--watch is bounded: an agent that keeps removing the entry stops the watch with an error naming the file', async (t) => {
+  const n = node(t, { '10-bridge.conflist': BRIDGE_CONFLIST });
+  const controller = new AbortController();
+  t.teardown(() => controller.abort());
+  const log: string[] = [];
+  const watching = install(options(n, log), { debounceMs: 20, recheckMs: 60_000, maxReinsertsPerMinute: 2, signal: controller.signal });
+  await until(() => log.some((l) => l.startsWith('watching')));
+  const primary = join(n.conf, '10-bridge.conflist');
+  let stopped: unknown;
+  watching.catch((err) => (stopped = err));
+  for (let i = 0; i < 10 && stopped === undefined; i++) {
+    await until(() => stopped !== undefined || plugins(primary).at(-1)?.type === 'interpose-cni');
+    writeFileSync(primary, BRIDGE_CONFLIST);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await until(() => stopped !== undefined);
+  t.regex((stopped as Error).message, /10-bridge\.conflist in .* was rewritten without interpose-cni 3 times in a minute/);
+});
+
 test('bad input: missing conf dir, unparseable primary, no service account — a clear error and no change', async (t) => {
   const n = node(t, { '10-bridge.conflist': '{"cniVersion": "1.0.0", "plugins": [ {"type": "bridge"}, ' });
   const conf0 = snapshot(n.conf);
