@@ -201,9 +201,10 @@ test('bad input: missing conf dir, unparseable primary, no service account — a
   t.not(conf0['10-bridge.conflist'], conf1['10-bridge.conflist']);
 });
 
-test('the CLI round trip: install, install again, uninstall leaves the conf dir byte-identical', async (t) => {
+test('the CLI round trip: install, install again (also with --copy-node), uninstall leaves the conf dir byte-identical', async (t) => {
   const n = node(t, { '05-mynet.conf': BRIDGE_CONF, '10-bridge.conflist': BRIDGE_CONFLIST });
   const conf0 = snapshot(n.conf);
+  const bin0 = snapshot(n.bin);
   const env = { ...process.env, KUBERNETES_SERVICE_HOST: '10.96.0.1' };
   const dirs = ['--cni-bin-dir', n.bin, '--cni-conf-dir', n.conf];
   for (let i = 0; i < 2; i++) {
@@ -211,9 +212,17 @@ test('the CLI round trip: install, install again, uninstall leaves the conf dir 
     t.is(r.exitCode, 0, String(r.stderr));
   }
   t.deepEqual(plugins(join(n.conf, '05-mynet.conflist')).map((p) => p.type), ['bridge', 'interpose-cni']);
+  // --copy-node: the launcher runs its own node, so a host without Node.js (no node in PATH) runs the plugin.
+  const copied = await execa('node', [CLI, 'cni', 'install', ...dirs, '--service-account-dir', n.sa, '--copy-node'], { reject: false, env });
+  t.is(copied.exitCode, 0, String(copied.stderr));
+  t.regex(readFileSync(join(n.bin, 'interpose-cni'), 'utf8'), /exec '[^']*interpose-cni\.d\/node' /);
+  const version = await execa(join(n.bin, 'interpose-cni'), [], { env: { CNI_COMMAND: 'VERSION', PATH: '/nonexistent' }, extendEnv: false, input: '{}', reject: false });
+  t.is(version.exitCode, 0, String(version.stderr));
+  t.regex(String(version.stdout), /supportedVersions/);
   const u = await execa('node', [CLI, 'cni', 'uninstall', ...dirs], { reject: false });
   t.is(u.exitCode, 0, String(u.stderr));
   t.deepEqual(snapshot(n.conf), conf0);
+  t.deepEqual(snapshot(n.bin), bin0);
 });
 
 async function until(cond: () => boolean, ms = 20_000): Promise<void> {
