@@ -152,6 +152,22 @@ test('--watch re-inserts interpose-cni after another CNI rewrites the primary; u
   t.deepEqual(readdirSync(n.conf), ['10-bridge.conflist']);
 });
 
+test('--watch on a node whose CNI has not written its configuration yet waits for it', async (t) => {
+  const n = node(t, {});
+  const controller = new AbortController();
+  t.teardown(() => controller.abort());
+  const log: string[] = [];
+  const watching = install(options(n, log), { debounceMs: 20, recheckMs: 60_000, maxReinsertsPerMinute: 30, signal: controller.signal });
+  await until(() => log.some((l) => l.startsWith('watching')));
+  t.true(log.some((l) => l.includes('no network configuration')), log.join('\n'));
+  writeFileSync(join(n.conf, '10-bridge.conflist'), BRIDGE_CONFLIST);
+  await until(() => plugins(join(n.conf, '10-bridge.conflist')).at(-1)?.type === 'interpose-cni');
+  controller.abort();
+  await watching;
+  uninstall({ binDir: n.bin, confDir: n.conf, log: () => undefined });
+  t.is(readFileSync(join(n.conf, '10-bridge.conflist'), 'utf8'), BRIDGE_CONFLIST);
+});
+
 test('--watch is bounded: an agent that keeps removing the entry stops the watch with an error naming the file', async (t) => {
   const n = node(t, { '10-bridge.conflist': BRIDGE_CONFLIST });
   const controller = new AbortController();
