@@ -168,6 +168,24 @@ test('--watch on a node whose CNI has not written its configuration yet waits fo
   t.is(readFileSync(join(n.conf, '10-bridge.conflist'), 'utf8'), BRIDGE_CONFLIST);
 });
 
+test('--watch follows the primary to a new file that sorts first; the old one gets its original back', async (t) => {
+  const n = node(t, { '10-bridge.conflist': BRIDGE_CONFLIST });
+  const controller = new AbortController();
+  t.teardown(() => controller.abort());
+  const log: string[] = [];
+  const watching = install(options(n, log), { debounceMs: 20, recheckMs: 60_000, maxReinsertsPerMinute: 30, signal: controller.signal });
+  await until(() => log.some((l) => l.startsWith('watching')));
+  const cilium = '{"cniVersion":"0.3.1","name":"cilium","plugins":[{"type":"cilium-cni"}]}\n';
+  writeFileSync(join(n.conf, '05-cilium.conflist'), cilium);
+  await until(() => plugins(join(n.conf, '05-cilium.conflist')).at(-1)?.type === 'interpose-cni');
+  t.is(readFileSync(join(n.conf, '10-bridge.conflist'), 'utf8'), BRIDGE_CONFLIST, 'the old primary is as it was');
+  controller.abort();
+  await watching;
+  uninstall({ binDir: n.bin, confDir: n.conf, log: () => undefined });
+  t.is(readFileSync(join(n.conf, '05-cilium.conflist'), 'utf8'), cilium);
+  t.deepEqual(readdirSync(n.conf).sort(), ['05-cilium.conflist', '10-bridge.conflist']);
+});
+
 test('--watch is bounded: an agent that keeps removing the entry stops the watch with an error naming the file', async (t) => {
   const n = node(t, { '10-bridge.conflist': BRIDGE_CONFLIST });
   const controller = new AbortController();

@@ -91,11 +91,15 @@ export function insertPlugin(dir: string, entry: PluginEntry): InsertOutcome | u
   if (wasSinglePlugin && existsSync(join(dir, target)) && !ours) {
     throw new InterceptError(`cannot turn ${path} into ${join(dir, target)}: that file exists already; nothing was changed`);
   }
+  // Another file became the primary (another CNI wrote one that sorts first): the one we
+  // were in goes back to how it was, so the conf dir holds our entry in one place only.
+  const moved = previous !== undefined && previous.file !== target && existsSync(join(dir, previous.file));
+  if (moved) takeOut(dir, previous);
   const rendered = renderConflist(withPlugin(conflist, entry));
   // The primary without us is the new original: first install, or another CNI rewrote it.
   // With us in it already (our entry changed), the recorded original still stands.
   const record: OriginalRecord =
-    !hasPlugin(conflist) || previous === undefined
+    !hasPlugin(conflist) || previous === undefined || moved
       ? { file: target, originalName: primary, originalBase64: bytes.toString('base64'), originalMode: mode, writtenSha256: sha256(rendered) }
       : { ...previous, file: target, writtenSha256: sha256(rendered) };
   // The record first: if we stop between the two writes, uninstall still knows the original.
@@ -106,29 +110,39 @@ export function insertPlugin(dir: string, entry: PluginEntry): InsertOutcome | u
 }
 
 /**
- * Takes our entry out. Where the primary still holds exactly what we wrote, the original bytes
- * come back (under the original name); where someone changed it since, only our entry is
- * removed from what is there now. Returns what it did, for the log.
+ * Our entry out of the file `record` names: the original bytes back (under the original name)
+ * where the file still holds exactly what we wrote; else only our entry removed from what is
+ * there now. Returns what it did, for the log.
  */
+function takeOut(dir: string, record: OriginalRecord): string {
+  const path = join(dir, record.file);
+  const bytes = readFileSync(path);
+  if (sha256(bytes) === record.writtenSha256) {
+    if (record.originalName !== record.file) unlinkSync(path);
+    writeAtomically(dir, record.originalName, Buffer.from(record.originalBase64, 'base64'), record.originalMode);
+    return `restored ${record.originalName} as it was before install`;
+  }
+  return removeEntry(dir, record.file, bytes);
+}
+
+function removeEntry(dir: string, file: string, bytes: Buffer): string {
+  const path = join(dir, file);
+  const { conflist, wasSinglePlugin } = parseNetworkConf(path, bytes);
+  if (wasSinglePlugin || !hasPlugin(conflist)) return `${file} does not hold interpose-cni`;
+  writeAtomically(dir, file, renderConflist(withoutPlugin(conflist)), statSync(path).mode & 0o7777);
+  return `removed interpose-cni from ${file} (changed since install, so not restored byte for byte)`;
+}
+
+/** Takes our entry out of the conf dir (see takeOut); without a record, out of the primary. */
 export function removePlugin(dir: string): string {
   listDir(dir);
   const record = readRecord(dir);
   let done = 'no network configuration held interpose-cni';
-  if (record && existsSync(join(dir, record.file)) && sha256(readFileSync(join(dir, record.file))) === record.writtenSha256) {
-    const original = Buffer.from(record.originalBase64, 'base64');
-    if (record.originalName !== record.file) unlinkSync(join(dir, record.file));
-    writeAtomically(dir, record.originalName, original, record.originalMode);
-    done = `restored ${record.originalName} as it was before install`;
+  if (record && existsSync(join(dir, record.file))) {
+    done = takeOut(dir, record);
   } else {
     const primary = primaryIn(dir);
-    if (primary !== undefined) {
-      const path = join(dir, primary);
-      const { conflist, wasSinglePlugin } = parseNetworkConf(path, readFileSync(path));
-      if (!wasSinglePlugin && hasPlugin(conflist)) {
-        writeAtomically(dir, primary, renderConflist(withoutPlugin(conflist)), statSync(path).mode & 0o7777);
-        done = `removed interpose-cni from ${primary} (changed since install, so not restored byte for byte)`;
-      }
-    }
+    if (primary !== undefined) done = removeEntry(dir, primary, readFileSync(join(dir, primary)));
   }
   if (record) unlinkSync(join(dir, ORIGINAL_FILE));
   return done;
