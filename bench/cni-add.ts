@@ -4,16 +4,18 @@
  * rules in the pod's namespace) against the reference `bridge` plugin's ADD (creating the veth
  * pair and bridge, host-local IPAM), measured in the same run, alternating.
  *
- *   npm run bench:cni [-- --runs 10]
+ *   npm run bench:cni [-- --runs 10] [--native-nftables]
  *
  * Each round makes a fresh namespace; bridge's ADD is timed, then interpose-cni's ADD with
  * bridge's result as prevResult, then the chain is DELeted and the namespace removed (untimed).
+ * Also timed: `node -e 0`, the start-up every Node.js plugin pays before its first line runs.
  * Target: interpose-cni's ADD within 2× of bridge's. Needs root and containernetworking-plugins.
  */
 import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CniRuntime } from '../test/cni/helpers/cni-runtime.js';
@@ -21,6 +23,8 @@ import { INJECTED, KubeStandIn, writeKubeconfig } from '../test/cni/helpers/kube
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 10;
+/** --native-nftables: the plugin entry's native_nftables (rules committed over netlink, no iptables-restore). */
+const NATIVE = process.argv.includes('--native-nftables');
 const ROOT = join(import.meta.dirname, '..');
 const PLUGIN = join(ROOT, 'dist', 'interpose-cni.js');
 
@@ -47,7 +51,7 @@ const runtime = new CniRuntime(
     name: 'interpose-bench',
     plugins: [
       { type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '100.64.250.0/24' }]], dataDir: join(dir, 'ipam') } },
-      { type: 'interpose-cni', kubeconfig: writeKubeconfig(dir, api.url, api.certificate), exclude_namespaces: ['kube-system'], ...(process.env.BENCH_CNI_LOG ? { log_file: process.env.BENCH_CNI_LOG, plugin_log_level: 'debug' } : {}) },
+      { type: 'interpose-cni', kubeconfig: writeKubeconfig(dir, api.url, api.certificate), exclude_namespaces: ['kube-system'], native_nftables: NATIVE, ...(process.env.BENCH_CNI_LOG ? { log_file: process.env.BENCH_CNI_LOG, plugin_log_level: 'debug' } : {}) },
     ],
   },
   bin,
@@ -55,7 +59,7 @@ const runtime = new CniRuntime(
 );
 const [bridgePlugin, interposePlugin] = runtime.conflist.plugins as [never, never];
 
-const times = { bridge: [] as number[], interpose: [] as number[] };
+const times = { bridge: [] as number[], interpose: [] as number[], node: [] as number[] };
 try {
   for (let i = 0; i < RUNS; i++) {
     const ns = `icnb-${randomBytes(4).toString('hex')}`;
@@ -70,6 +74,10 @@ try {
       const r = await runtime.execPlugin('ADD', interposePlugin, a, b.output);
       times.interpose.push(performance.now() - t0);
       if (r.exitCode !== 0) throw new Error(`interpose-cni ADD failed: ${r.stdout}`);
+      // The floor of any plugin written for Node.js: starting node and exiting.
+      t0 = performance.now();
+      await execa(process.execPath, ['-e', '0']);
+      times.node.push(performance.now() - t0);
       await runtime.execPlugin('DEL', interposePlugin, a, b.output);
       await runtime.execPlugin('DEL', bridgePlugin, a, b.output);
     } finally {
@@ -85,7 +93,8 @@ try {
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const mb = median(times.bridge);
 const mi = median(times.interpose);
-console.log(`runs: ${RUNS}`);
+console.log(`runs: ${RUNS}, rules: ${NATIVE ? 'native nftables (netlink)' : 'iptables'}, load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log(`bridge ADD         median ${mb.toFixed(1)} ms  (min ${Math.min(...times.bridge).toFixed(1)})`);
 console.log(`interpose-cni ADD  median ${mi.toFixed(1)} ms  (min ${Math.min(...times.interpose).toFixed(1)})`);
+console.log(`node -e 0 (floor)    median ${median(times.node).toFixed(1)} ms  (min ${Math.min(...times.node).toFixed(1)})`);
 console.log(`ratio interpose-cni / bridge: ${(mi / mb).toFixed(2)}× (target ≤ 2×)`);

@@ -24,4 +24,5 @@ export const commands: readonly CommandEntry[] = [
   { name: 'proxy', load: async () => (await import('./proxy.js')).proxyCommand() },
   { name: 'trace', load: async () => (await import('./trace.js')).traceCommand() },
   { name: 'verify', load: async () => (await import('./verify.js')).verifyCommand() },
+  { name: 'cni', load: async () => (await import('./cni.js')).cniCommand() },
 ];

@@ -14,8 +14,12 @@ import { buildIstioOptions, type IstioOptions } from '../config/istio-options.js
 import { InterceptError } from '../errors/intercept-error.js';
 import { applyRuleset, cleanupRules, type ApplyAction } from '../kernel/backend.js';
 import { NamespacedExecutor, SystemExecutor } from '../kernel/executor.js';
+import { findNft } from '../kernel/nft-binary.linux.js';
+import { NftablesBackend, chooseNftTransaction } from '../kernel/nftables-backend.linux.js';
+import { NetlinkTransaction } from '../kernel/nft-transaction.linux.js';
 import { openBackend } from '../kernel/open-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
+import type { SystemLookups } from '../config/system-lookups.js';
 import { compareKernel } from '../kernel/verify-kernel.linux.js';
 import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 
@@ -24,6 +28,26 @@ export interface PodRules {
   readonly argv: readonly string[];
   readonly netns: string;
   readonly nativeNftables: boolean;
+  /**
+   * Whether the pod has a global IPv6 address (IPv6 rules too), as ADD found it in prevResult's
+   * IPs; recorded so DEL and CHECK build the same ruleset. Undefined: ask the namespace, as
+   * istio-iptables does (`ip -6 addr show scope global`).
+   */
+  readonly ipv6?: boolean;
+}
+
+/** The machine's lookups, except the namespace's IPv6 when ADD already knows it. */
+function lookupsFor(rules: PodRules, system: SystemExecutor): SystemLookups {
+  const linux = new LinuxSystemLookups(system);
+  if (rules.ipv6 === undefined) return linux;
+  const ipv6 = rules.ipv6;
+  return {
+    lookupUser: (n) => linux.lookupUser(n),
+    lookupGroup: (n) => linux.lookupGroup(n),
+    readResolvConf: (ns) => linux.readResolvConf(ns),
+    hasGlobalIPv6: async () => ipv6,
+    networkNamespaceExists: (ns) => linux.networkNamespaceExists(ns),
+  };
 }
 
 /** The full istio-iptables command line these rules are, for logs and for reproducing by hand. */
@@ -46,7 +70,7 @@ async function optionsFor(rules: PodRules, system: SystemExecutor): Promise<Isti
     throw err;
   }
   const settings = resolveSettings(cmd.opts(), {});
-  return buildIstioOptions(settings, new LinuxSystemLookups(system));
+  return buildIstioOptions(settings, lookupsFor(rules, system));
 }
 
 const routesOf = (config: InterceptConfig) => ({ mark: config.tproxyMark, table: config.tproxyRouteTable });
@@ -59,10 +83,24 @@ async function open(rules: PodRules) {
   return { config, run, executor, ruleset: buildIstioRuleset(config) };
 }
 
+/**
+ * The backend, as istio-iptables opens it, except that with --native-nftables and the netlink
+ * commit (the addon loads) the nft tool is not probed: nothing on that path runs nft, and the
+ * probe was two processes (`nft --version`, `nft list tables`) on every ADD. A kernel without
+ * nf_tables then fails the commit itself, with the errno.
+ */
+async function podBackend(executor: NamespacedExecutor, run: Parameters<typeof openBackend>[1]) {
+  if (run.nativeNftables) {
+    const transaction = chooseNftTransaction(executor);
+    if (transaction instanceof NetlinkTransaction) return new NftablesBackend(executor, {}, findNft(), transaction);
+  }
+  return openBackend(executor, run);
+}
+
 /** Installs (or finds in place) the pod's rules; replaces rules of ours that differ. */
 export async function installRules(rules: PodRules): Promise<{ action: ApplyAction; backend: string }> {
   const { run, executor, ruleset } = await open(rules);
-  const backend = await openBackend(executor, run);
+  const backend = await podBackend(executor, run);
   const result = await applyRuleset(backend, ruleset, { reconcile: true, forceApply: false });
   return { action: result.action, backend: backend.name };
 }
@@ -70,7 +108,7 @@ export async function installRules(rules: PodRules): Promise<{ action: ApplyActi
 /** Removes every rule of ours from the namespace (whatever is left of them). */
 export async function removeRules(rules: PodRules): Promise<string> {
   const { config, run, executor, ruleset } = await open(rules);
-  const backend = await openBackend(executor, run);
+  const backend = await podBackend(executor, run);
   const r = await cleanupRules(backend, ruleset, routesOf(config));
   return r.removes + (r.removedRoutes.length ? `, routes: ${r.removedRoutes.join(', ')}` : '');
 }

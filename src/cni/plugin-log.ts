@@ -32,7 +32,9 @@ export class PluginLog {
 
   private write(level: LogLevel, message: string): void {
     if (!this.file || LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(this.level)) return;
-    const line = `${new Date().toISOString()} ${level} interpose-cni[${process.pid}]${this.context ? ` ${this.context}` : ''}: ${message.replaceAll('\n', '\n    ')}\n`;
+    // At debug, the milliseconds since the process started: where an ADD's time goes.
+    const at = this.level === 'debug' ? ` +${Math.round(performance.now())}ms` : '';
+    const line = `${new Date().toISOString()}${at} ${level} interpose-cni[${process.pid}]${this.context ? ` ${this.context}` : ''}: ${message.replaceAll('\n', '\n    ')}\n`;
     try {
       appendFileSync(this.file, line, { mode: 0o640 });
     } catch {

@@ -12,8 +12,8 @@ import { AttachmentStore, type Attachment } from './attachment-store.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { CniEnvironment } from './cni-environment.js';
 import type { PodRules } from './kernel-rules.js';
+import { ipv6FromPrevResult } from './prev-result.js';
 import type { PodReadOptions } from './pod-client.js';
-import { excludedNamespace, podInterception } from './pod-interception.js';
 import { SUPPORTED_VERSIONS, type PluginConfig } from './plugin-config.js';
 import type { PluginLog } from './plugin-log.js';
 
@@ -21,6 +21,8 @@ import type { PluginLog } from './plugin-log.js';
 // never pay for the rule machinery or the Kubernetes client.
 const kernel = () => import('./kernel-rules.js');
 const podClient = () => import('./pod-client.js');
+// The annotations-to-flags mapping (with its CIDR parsing) is needed only once a pod was read.
+const interception = () => import('./pod-interception.js');
 
 export interface PluginDeps {
   readonly store: AttachmentStore;
@@ -80,27 +82,34 @@ async function add(env: CniEnvironment, conf: PluginConfig, attachment: Attachme
     return passThrough;
   }
   // Decided before any API call, so these pods are created even while the API is down.
-  if (excludedNamespace(env.pod.namespace, conf.excludeNamespaces)) {
+  if (conf.excludeNamespaces.includes(env.pod.namespace)) {
     log.info(`namespace ${env.pod.namespace} is in exclude_namespaces; left alone`);
     return passThrough;
   }
   if (!conf.kubeconfig) {
     throw new CniError(CNI_ERROR.invalidNetworkConfig, '"kubeconfig" is not set in the interpose-cni configuration; ADD needs it to read the pod');
   }
+  // The rule machinery loads while the pod is read: most of the module loading overlaps the
+  // API round trip instead of following it (a pod left alone just wastes the load).
+  const kernelLoading = kernel();
+  const interceptionLoading = interception();
+  kernelLoading.catch(() => undefined);
+  interceptionLoading.catch(() => undefined);
   const info = await (await podClient()).readPod(conf.kubeconfig, env.pod, deps.podRead);
   log.debug('pod read from the API');
-  const decision = podInterception(info);
+  const decision = (await interceptionLoading).podInterception(info);
   if (!decision.intercept) {
     log.info(`${decision.reason}; left alone`);
     return passThrough;
   }
   log.debug(`installing: istio-iptables ${decision.argv.join(' ')}`);
-  const rules: PodRules = { argv: decision.argv, netns: env.netns, nativeNftables: conf.nativeNftables };
+  const ipv6 = ipv6FromPrevResult(conf.prevResult);
+  const rules: PodRules = { argv: decision.argv, netns: env.netns, nativeNftables: conf.nativeNftables, ...(ipv6 !== undefined ? { ipv6 } : {}) };
   // Recorded first: a DEL after a failed or interrupted ADD still knows what to remove.
   const before = deps.store.read(attachment);
   deps.store.write({ ...attachment, rules, ...(env.pod ? { pod: `${env.pod.namespace}/${env.pod.name}` } : {}) });
   try {
-    const r = await (await kernel()).installRules(rules);
+    const r = await (await kernelLoading).installRules(rules);
     log.info(`rules ${r.action} (${r.backend}): istio-iptables ${decision.argv.join(' ')}`);
   } catch (err) {
     // The apply rolled back: the namespace holds what it held, so the record does too.

@@ -1,12 +1,18 @@
 /**
- * Reads one pod from the Kubernetes API with @kubernetes/client-node and the kubeconfig the
- * plugin configuration names. Each attempt has a deadline and failed connections are retried
- * a few times with a short back-off: every pod creation on the node waits for ADD, so the
- * whole read is bounded too. The error names the API server, so "ADD failed" says where.
+ * Reads one pod from the Kubernetes API: one GET of /api/v1/namespaces/NS/pods/NAME over
+ * node:https with the kubeconfig's CA and credentials (kubeconfig.ts). Each attempt has a
+ * deadline and failed connections and 5xx/429 answers are retried a few times with a short
+ * back-off: every pod creation on the node waits for ADD, so the whole read is bounded too.
+ * The error names the API server, so "ADD failed" says where.
+ *
+ * Not @kubernetes/client-node: loading it cost ~0.3-0.7 s of every ADD (docs/cni.md, "Start-up
+ * cost"), for one GET whose answer is three fields.
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { PodRef } from './cni-environment.js';
-
+import { loadKubeconfig, type ApiAccess } from './kubeconfig.js';
 /** What the plugin needs of a pod. */
 export interface PodInfo {
   readonly annotations: Readonly<Record<string, string>>;
@@ -25,31 +31,28 @@ export interface PodReadOptions {
 export const DEFAULT_POD_READ: PodReadOptions = { timeoutMs: 5_000, attempts: 3, backoffMs: 200 };
 
 export async function readPod(kubeconfig: string, pod: PodRef, options: PodReadOptions = DEFAULT_POD_READ): Promise<PodInfo> {
-  // Loaded only when a pod has to be read: excluded namespaces and DEL never pay for it.
-  const k8s = await import('./kube-client.js');
-  const kc = new k8s.KubeConfig();
-  try {
-    kc.loadFromFile(kubeconfig);
-  } catch (err) {
-    throw new CniError(CNI_ERROR.invalidNetworkConfig, `cannot load the kubeconfig ${kubeconfig} named by "kubeconfig": ${(err as Error).message}`);
-  }
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) throw new CniError(CNI_ERROR.invalidNetworkConfig, `the kubeconfig ${kubeconfig} names no current cluster`);
-  const api = kc.makeApiClient(k8s.CoreV1Api);
+  const access = await loadKubeconfig(kubeconfig);
+  const server = access.server;
   const what = `pod ${pod.namespace}/${pod.name}`;
+  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
   let lastError = '';
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
     try {
-      const v1 = await withDeadline(api.readNamespacedPod({ name: pod.name, namespace: pod.namespace }), options.timeoutMs);
-      return podInfo(v1);
+      const r = await get(access, path, options.timeoutMs);
+      if (r.status === 200) {
+        try {
+          return podInfo(JSON.parse(r.body) as V1PodLike);
+        } catch {
+          throw new CniError(CNI_ERROR.tryAgainLater, `the Kubernetes API server ${server} answered the read of ${what} with something that is not JSON`, r.body.slice(0, 500));
+        }
+      }
+      if (r.status === 404) throw new CniError(CNI_ERROR.unknownContainer, `${what} does not exist on the Kubernetes API server ${server}`);
+      if (r.status >= 400 && r.status < 500 && r.status !== 429) {
+        throw new CniError(CNI_ERROR.tryAgainLater, `the Kubernetes API server ${server} refused to read ${what}: HTTP ${r.status}`, r.body.slice(0, 500));
+      }
+      lastError = `HTTP ${r.status}`;
     } catch (err) {
-      const status = (err as { code?: unknown }).code;
-      if (status === 404) {
-        throw new CniError(CNI_ERROR.unknownContainer, `${what} does not exist on the Kubernetes API server ${server}`);
-      }
-      if (typeof status === 'number' && status >= 400 && status < 500 && status !== 429) {
-        throw new CniError(CNI_ERROR.tryAgainLater, `the Kubernetes API server ${server} refused to read ${what}: HTTP ${status}`, bodyOf(err));
-      }
+      if (err instanceof CniError) throw err;
       lastError = describe(err);
     }
     if (attempt < options.attempts) await sleep(options.backoffMs * attempt);
@@ -58,6 +61,42 @@ export async function readPod(kubeconfig: string, pod: PodRef, options: PodReadO
     CNI_ERROR.tryAgainLater,
     `cannot reach the Kubernetes API server ${server} to read ${what} (${options.attempts} attempts, ${options.timeoutMs} ms each): ${lastError}`,
   );
+}
+
+/** A pod object is a few KiB; a misbehaving server must not fill the plugin's memory. */
+const MAX_BODY = 4 << 20;
+
+function get(access: ApiAccess, path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(`${access.server}${path}`);
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'interpose-cni' };
+    if (access.token) headers.authorization = `Bearer ${access.token}`;
+    const common = { method: 'GET', headers, agent: false as const, signal: AbortSignal.timeout(timeoutMs) };
+    const req =
+      url.protocol === 'https:'
+        ? httpsRequest(url, {
+            ...common,
+            ...(access.ca ? { ca: access.ca } : {}),
+            ...(access.clientCert ? { cert: access.clientCert } : {}),
+            ...(access.clientKey ? { key: access.clientKey } : {}),
+            ...(access.tlsServerName ? { servername: access.tlsServerName } : {}),
+            rejectUnauthorized: !access.insecureSkipTlsVerify,
+          })
+        : httpRequest(url, common);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let length = 0;
+      res.on('data', (c: Buffer) => {
+        length += c.length;
+        if (length > MAX_BODY) req.destroy(new Error(`answer larger than ${MAX_BODY} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', (err) => reject(err.name === 'AbortError' ? new DeadlineError(`no answer within ${timeoutMs} ms`) : err));
+    req.end();
+  });
 }
 
 interface V1PodLike {
@@ -74,14 +113,6 @@ function podInfo(pod: V1PodLike): PodInfo {
 
 class DeadlineError extends Error {}
 
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineError(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 /** The reason without the client's stack or request dump: a code (ECONNREFUSED) where there is one. */
 function describe(err: unknown): string {
   if (err instanceof DeadlineError) return err.message;
@@ -90,11 +121,6 @@ function describe(err: unknown): string {
   const status = typeof e.code === 'number' ? `HTTP ${e.code}` : undefined;
   const text = (e.cause?.message ?? e.message ?? String(err)).split('\n')[0]!.slice(0, 200);
   return [status ?? code, text].filter(Boolean).join(': ');
-}
-
-function bodyOf(err: unknown): string {
-  const body = (err as { body?: unknown }).body;
-  return typeof body === 'string' ? body.slice(0, 500) : '';
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

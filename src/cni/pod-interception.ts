@@ -18,10 +18,6 @@ export const DNS_CAPTURE_ENV = 'ISTIO_META_DNS_CAPTURE';
 
 export type Interception = { readonly intercept: false; readonly reason: string } | { readonly intercept: true; readonly argv: readonly string[] };
 
-export function excludedNamespace(namespace: string, excluded: readonly string[]): boolean {
-  return excluded.includes(namespace);
-}
-
 export function podInterception(pod: PodInfo): Interception {
   if (pod.hostNetwork) return { intercept: false, reason: 'host-network pod' };
   if (pod.annotations[STATUS_ANNOTATION] === undefined) return { intercept: false, reason: `no ${STATUS_ANNOTATION} annotation (no sidecar injected)` };

@@ -12,7 +12,8 @@ const skip = cniSkipReason();
 const cniTest = skip ? (title: string, fn: Parameters<typeof test.serial>[1]) => test.skip(`${title} (skipped: ${skip})`, fn) : test.serial;
 if (skip) console.log(`SKIP: ${skip}`);
 
-const ours = (rules: string) => /ISTIO_|table inet interpose/.test(rules);
+// istio-iptables' chains, or the inet tables --native-nftables installs (istio-nftables' names).
+const ours = (rules: string) => /ISTIO_|table inet istio-proxy-/.test(rules);
 
 cniTest('ADD installs the rules istio-iptables installs for the annotations; traffic lands on the proxy ports; DEL leaves nothing', async (t) => {
   const net = await CniNetwork.create(t);
@@ -48,7 +49,12 @@ cniTest('ADD installs the rules istio-iptables installs for the annotations; tra
 
   const gw = net.gateway;
   const excludedIp = gw.replace(/\.1$/, '.200');
-  const seen = await probe(pod.name, { tcp: [`${gw}:80`, `${gw}:8081`, `${excludedIp}:80`], udp: [`${gw}:53`, `${gw}:5353`] });
+  // The app as CNI mode runs it: an ordinary uid with no capabilities at all (no NET_ADMIN,
+  // nothing in the bounding set) — the rules were written by the runtime's plugin, not by it.
+  const seen = await probe(pod.name, { tcp: [`${gw}:80`, `${gw}:8081`, `${excludedIp}:80`], udp: [`${gw}:53`, `${gw}:5353`] }, { asUid: 1000 });
+  t.is(seen.uid, 1000);
+  t.is(seen.capEff, '0000000000000000');
+  t.is(seen.capBnd, '0000000000000000');
   t.deepEqual(seen.tcp, { [`${gw}:80`]: true, [`${gw}:8081`]: false, [`${excludedIp}:80`]: false });
   t.deepEqual(seen.udp, { [`${gw}:53`]: true, [`${gw}:5353`]: false });
 
@@ -70,6 +76,27 @@ cniTest('ADD installs the rules istio-iptables installs for the annotations; tra
   // DEL again: idempotent.
   t.deepEqual(await net.runtime.del(pod), []);
   t.regex(net.log(), /rules installed/);
+});
+
+cniTest('native_nftables: the rules istio-iptables --native-nftables installs, committed over netlink; CHECK passes; DEL leaves nothing', async (t) => {
+  const net = await CniNetwork.create(t, { plugin: { native_nftables: true } });
+  net.api.addPod('shop', 'nft', { annotations: INJECTED });
+  const pod = await net.sandbox({ namespace: 'shop', name: 'nft' });
+  const add = await net.runtime.add(pod);
+  t.true(add.ok, JSON.stringify(add.failed));
+  t.regex(net.log(), /rules installed \(nftables \(commit via netlink\)\)/);
+  const twin = await net.sandbox({ namespace: 'shop', name: 'twin' });
+  const flags = await execa('node', [CLI, 'annotations-to-flags', ...Object.entries(INJECTED).flatMap(([k, v]) => ['-a', `${k}=${v}`]), '--format', 'json']);
+  const direct = await execa('node', [CLI, 'istio-iptables', ...(JSON.parse(String(flags.stdout)) as string[]), '--native-nftables', '--network-namespace', twin.name], { reject: false, env: { INTERPOSE_STATE_DIR: net.ownershipDir } });
+  t.is(direct.exitCode, 0, String(direct.stderr));
+  const podRules = await rulesIn(pod.name);
+  t.regex(podRules, /table inet istio-proxy-nat/);
+  t.is(podRules, await rulesIn(twin.name));
+  const seen = await probe(pod.name, { tcp: [`${net.gateway}:80`] }, { asUid: 1000 });
+  t.deepEqual(seen.tcp, { [`${net.gateway}:80`]: true });
+  t.true((await net.runtime.check(pod)).ok);
+  t.deepEqual(await net.runtime.del(pod), []);
+  t.false(ours(await rulesIn(pod.name)));
 });
 
 cniTest('CHECK fails after a rule is deleted by hand; DEL still removes the rest', async (t) => {

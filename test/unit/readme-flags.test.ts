@@ -4,6 +4,7 @@
  * and every relative link and anchor in README.md and docs/ leads somewhere.
  */
 import test from 'ava';
+import type { Command, Option } from 'commander';
 import GithubSlugger from 'github-slugger';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -29,7 +30,11 @@ const PAGE_OF_COMMAND: Record<string, string> = {
   proxy: 'docs/proxy.md',
   trace: 'docs/trace-and-verify.md',
   verify: 'docs/trace-and-verify.md',
+  cni: 'docs/cni.md',
 };
+
+/** A command's options and its subcommands' (`interpose cni install --watch`). */
+const optionsOf = (cmd: Command): Option[] => [...cmd.options, ...cmd.commands.flatMap(optionsOf)];
 
 /** trace and verify take istio-iptables' flags too; those are documented on its page, linked from theirs. */
 const ISTIO_LONG_FLAGS = new Set(ISTIO_FLAGS.map((f) => `--${f.long}`));
@@ -50,14 +55,14 @@ for (const entry of commands) {
     if (!file) return t.fail(`interpose ${entry.name} has no page: add it to PAGE_OF_COMMAND and write it in docs/`);
     const page = read(file);
     const cmd = await entry.load();
-    t.true(cmd.options.length > 0);
-    for (const o of cmd.options) {
+    t.true(optionsOf(cmd).length > 0);
+    for (const o of optionsOf(cmd)) {
       const long = o.long!;
       if (entry.name !== 'istio-iptables' && ISTIO_LONG_FLAGS.has(long)) continue;
       t.true(names(page, long), `${file} lacks ${long} (interpose ${entry.name})`);
       if (o.short) t.true(names(page, `${o.short}, ${long}`), `${file} lacks ${o.short}, ${long} (interpose ${entry.name})`);
     }
-    if (cmd.options.some((o) => entry.name !== 'istio-iptables' && ISTIO_LONG_FLAGS.has(o.long!))) {
+    if (optionsOf(cmd).some((o) => entry.name !== 'istio-iptables' && ISTIO_LONG_FLAGS.has(o.long!))) {
       t.true(page.includes('](istio-iptables.md'), `${file} takes istio-iptables flags but does not link to docs/istio-iptables.md`);
     }
   });

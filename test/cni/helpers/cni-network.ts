@@ -6,10 +6,11 @@
  */
 import type { ExecutionContext } from 'ava';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { installPluginFiles } from '../../../src/cni/install/plugin-files.js';
 import { CniRuntime, type Attachment, type Conflist } from './cni-runtime.js';
 import { KubeStandIn, writeKubeconfig } from './kube-stand-in.js';
 
@@ -51,7 +52,8 @@ export class CniNetwork {
     const bin = join(dir, 'bin');
     await execa('mkdir', ['-p', bin, join(dir, 'ipam'), join(dir, 'state'), join(dir, 'ownership')]);
     for (const p of ['bridge', 'host-local', 'loopback']) symlinkSync(`${REFERENCE_PLUGINS}/${p}`, join(bin, p));
-    symlinkSync(PLUGIN, join(bin, 'interpose-cni'));
+    // The plugin as `interpose cni install` puts it in a bin dir: the launcher and its files.
+    installPluginFiles({ binDir: bin });
     const api = await KubeStandIn.start();
     const kubeconfig = writeKubeconfig(dir, options.server ?? api.url, api.certificate);
     const octet = randomInt(1, 250);
@@ -114,24 +116,52 @@ export class CniNetwork {
   }
 }
 
-/** The namespace's netfilter rules of ours: iptables-save (both families) and nft tables, counters and comments dropped. */
+/** The namespace's netfilter rules: iptables-save (both families) and the nft ruleset, counters and comments dropped. */
 export async function rulesIn(netns: string): Promise<string> {
   const exec = (argv: string[]) => execa('ip', ['netns', 'exec', netns, ...argv], { reject: false });
   const v4 = await exec(['iptables-save']);
   const v6 = await exec(['ip6tables-save']);
-  const nft = await exec(['nft', 'list', 'tables']);
+  // By path: under npm/ava, node_modules/.bin/nft (@vercel/nft) comes first in PATH.
+  const nft = await exec([existsSync('/usr/sbin/nft') ? '/usr/sbin/nft' : 'nft', 'list', 'ruleset']);
   const clean = (s: string) =>
     s
       .split('\n')
       .filter((l) => l !== '' && !l.startsWith('#'))
       .map((l) => l.replace(/\[\d+:\d+\]/, ''))
       .join('\n');
-  return `${clean(String(v4.stdout))}\n--\n${clean(String(v6.stdout))}\n--\n${String(nft.stdout)}`;
+  return `${clean(String(v4.stdout))}\n--\n${clean(String(v6.stdout))}\n--\n${String(nft.stdout).replace(/packets \d+ bytes \d+/g, '')}`;
 }
 
-/** Runs the traffic probe inside `netns`; which targets arrived at the proxy's listeners. */
-export async function probe(netns: string, spec: { tcp?: string[]; udp?: string[] }): Promise<{ tcp: Record<string, boolean>; udp: Record<string, boolean> }> {
+export interface ProbeResult {
+  tcp: Record<string, boolean>;
+  udp: Record<string, boolean>;
+  uid: number;
+  /** Effective and bounding capability sets, hex as /proc/self/status shows them. */
+  capEff: string;
+  capBnd: string;
+}
+
+/**
+ * Runs the traffic probe inside `netns`; which targets arrived at the proxy's listeners. With
+ * `asUid`, as the pod's app runs in CNI mode: that uid, no groups, no capabilities at all
+ * (none effective, inheritable or in the bounding set), no new privileges.
+ */
+export async function probe(netns: string, spec: { tcp?: string[]; udp?: string[] }, options: { asUid?: number } = {}): Promise<ProbeResult> {
   const script = join(import.meta.dirname, 'traffic-probe.ts');
-  const r = await execa('ip', ['netns', 'exec', netns, process.execPath, '--import', 'tsx', script, JSON.stringify(spec)], { timeout: 60_000 });
-  return JSON.parse(String(r.stdout)) as { tcp: Record<string, boolean>; udp: Record<string, boolean> };
+  const unprivileged =
+    options.asUid === undefined
+      ? []
+      : ['setpriv', `--reuid=${options.asUid}`, `--regid=${options.asUid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'];
+  // tsx keeps its cache under TMPDIR: the uid gets one of its own, removed afterwards.
+  const tmp = mkdtempSync(join(tmpdir(), 'interpose-cni-probe-'));
+  if (options.asUid !== undefined) chownSync(tmp, options.asUid, options.asUid);
+  try {
+    const r = await execa('ip', ['netns', 'exec', netns, ...unprivileged, process.execPath, '--import', 'tsx', script, JSON.stringify(spec)], {
+      timeout: 60_000,
+      env: { TMPDIR: tmp },
+    });
+    return JSON.parse(String(r.stdout)) as ProbeResult;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * A stand-in for the Kubernetes API server on loopback: serves the Pod objects a test puts in
  * it at /api/v1/namespaces/NS/pods/NAME (404 Status otherwise) and counts requests, so tests
- * can say whether the plugin asked. The plugin's client (@kubernetes/client-node) is the real one.
+ * can say whether the plugin asked. The plugin's client (src/cni/pod-client.ts) is the real one.
  */
 import { createServer, type Server } from 'node:https';
 import { execFileSync } from 'node:child_process';
@@ -20,6 +20,8 @@ export interface PodSpecLike {
 export class KubeStandIn {
   readonly pods = new Map<string, object>();
   requests = 0;
+  /** The Authorization header of each request. */
+  readonly authorizations: string[] = [];
   private constructor(
     private readonly server: Server,
     readonly url: string,
@@ -32,6 +34,7 @@ export class KubeStandIn {
     const { key, cert } = selfSignedCertificate();
     const server = createServer({ key, cert }, (req, res) => {
       self!.requests++;
+      self!.authorizations.push(req.headers.authorization ?? '');
       const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/?]+)/.exec(req.url ?? '');
       const pod = m ? self!.pods.get(`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`) : undefined;
       res.setHeader('content-type', 'application/json');
@@ -85,23 +88,33 @@ function selfSignedCertificate(): { key: string; cert: string } {
 }
 
 /** A kubeconfig naming `server`, trusting `ca` (PEM); a token the stand-in does not check. */
-export function writeKubeconfig(dir: string, server: string, ca: string): string {
+/**
+ * A kubeconfig for the stand-in: JSON as `interpose cni install` writes it, or YAML as a
+ * hand-written one is (the plugin loads its YAML parser only then).
+ */
+export function writeKubeconfig(dir: string, server: string, ca: string, format: 'json' | 'yaml' = 'json'): string {
   const file = join(dir, 'kubeconfig');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      `- name: test\n  cluster:\n    server: ${server}\n    certificate-authority-data: ${Buffer.from(ca).toString('base64')}`,
-      'users:',
-      '- name: test\n  user:\n    token: test-token',
-      'contexts:',
-      '- name: test\n  context:\n    cluster: test\n    user: test',
-      'current-context: test',
-      '',
-    ].join('\n'),
-  );
+  const yaml = [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `- name: test\n  cluster:\n    server: ${server}\n    certificate-authority-data: ${Buffer.from(ca).toString('base64')}`,
+    'users:',
+    '- name: test\n  user:\n    token: test-token',
+    'contexts:',
+    '- name: test\n  context:\n    cluster: test\n    user: test',
+    'current-context: test',
+    '',
+  ].join('\n');
+  const json = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'test', cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } }],
+    users: [{ name: 'test', user: { token: 'test-token' } }],
+    contexts: [{ name: 'test', context: { cluster: 'test', user: 'test' } }],
+    'current-context': 'test',
+  };
+  writeFileSync(file, format === 'yaml' ? yaml : `${JSON.stringify(json, null, 2)}\n`);
   return file;
 }
 

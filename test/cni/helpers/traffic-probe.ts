@@ -1,9 +1,11 @@
 /**
  * Run inside a pod's network namespace: listens where the proxy would (TCP 15001, UDP 15053),
  * sends one tagged TCP connection / UDP datagram to each target, and prints JSON saying which
- * tags arrived at those listeners (redirected) and which did not. Usage: traffic-probe.ts JSON
- * with { tcp: ["host:port"], udp: ["host:port"] }.
+ * tags arrived at those listeners (redirected) and which did not, and who it ran as (uid and
+ * effective capabilities, from /proc/self/status). Usage: traffic-probe.ts JSON with
+ * { tcp: ["host:port"], udp: ["host:port"] }.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
@@ -42,7 +44,11 @@ for (const target of spec.udp ?? []) {
   client.send(`udp:${target}`, port, host);
 }
 await new Promise((r) => setTimeout(r, 300));
+const status = readFileSync('/proc/self/status', 'utf8');
 const result = {
+  uid: process.getuid?.(),
+  capEff: /^CapEff:\s*(\S+)/m.exec(status)?.[1],
+  capBnd: /^CapBnd:\s*(\S+)/m.exec(status)?.[1],
   tcp: Object.fromEntries((spec.tcp ?? []).map((t) => [t, arrived.has(`tcp:${t}`)])),
   udp: Object.fromEntries((spec.udp ?? []).map((t) => [t, arrived.has(`udp:${t}`)])),
 };
