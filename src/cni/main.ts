@@ -45,7 +45,8 @@ async function main(): Promise<number> {
     }
     const conf = parsePluginConfig(stdin);
     log = new PluginLog(conf.logFile, conf.logLevel);
-    log.debug(`${process.env.CNI_COMMAND ?? '?'} started`);
+    // What the runtime passed, so a runtime's CNI_ARGS can be read from the log (podman's differ from kubelet's).
+    log.debug(`${process.env.CNI_COMMAND ?? '?'} started (CNI_CONTAINERID=${process.env.CNI_CONTAINERID ?? ''} CNI_IFNAME=${process.env.CNI_IFNAME ?? ''} CNI_ARGS=${(process.env.CNI_ARGS ?? '').slice(0, 512)})`);
     const env = readCniEnvironment(process.env);
     const result = await runCommand(env, conf, { store: new AttachmentStore(), log });
     if (result !== undefined) process.stdout.write(`${JSON.stringify(result)}\n`);
