@@ -55,8 +55,9 @@ export function readCniEnvironment(env: Readonly<Record<string, string | undefin
 }
 
 /**
- * `K8S_POD_NAMESPACE=ns;K8S_POD_NAME=web;IgnoreUnknown=1`: the pod, or undefined when neither
- * namespace nor name is given. Unknown keys are refused unless IgnoreUnknown is set, as the
+ * `K8S_POD_NAMESPACE=ns;K8S_POD_NAME=web;IgnoreUnknown=1`: the pod, or undefined unless both
+ * namespace and name are given — istio-cni takes such a sandbox for "not a Kubernetes pod" and
+ * leaves it alone, and so does this plugin (podman 4.3, for one, passes only K8S_POD_NAME). Unknown keys are refused unless IgnoreUnknown is set, as the
  * reference plugins (libcni's types.LoadArgs) do.
  */
 export function parseCniArgs(text: string): PodRef | undefined {
@@ -76,10 +77,7 @@ export function parseCniArgs(text: string): PodRef | undefined {
   }
   const namespace = values.get('K8S_POD_NAMESPACE') ?? '';
   const name = values.get('K8S_POD_NAME') ?? '';
-  if (namespace === '' && name === '') return undefined;
-  if (namespace === '' || name === '') {
-    throw new CniError(CNI_ERROR.invalidEnvironment, 'CNI_ARGS names a pod without both K8S_POD_NAMESPACE and K8S_POD_NAME');
-  }
+  if (namespace === '' || name === '') return undefined;
   const infra = values.get('K8S_POD_INFRA_CONTAINER_ID');
   const uid = values.get('K8S_POD_UID');
   return { namespace, name, ...(infra ? { infraContainerId: infra } : {}), ...(uid ? { uid } : {}) };
