@@ -113,6 +113,20 @@ const uint8_t* Bytes16(napi_env env, napi_value v) {
   return data;
 }
 
+// The prefix length argument into *len, or false (with a RangeError pending) when it is above max.
+bool PrefixLength(napi_env env, napi_value v, unsigned max, unsigned* len) {
+  *len = U32(env, v);
+  if (*len <= max) return true;
+  napi_throw_range_error(env, nullptr, max == 32 ? "prefix length above 32" : "prefix length above 128");
+  return false;
+}
+
+napi_value Double(napi_env env, double d) {
+  napi_value r;
+  napi_create_double(env, d, &r);
+  return r;
+}
+
 napi_value CreateTrie(napi_env env, napi_callback_info /*info*/) {
   auto* box = new TrieBox();
   napi_value ext;
@@ -129,11 +143,8 @@ napi_value Insert4(napi_env env, napi_callback_info info) {
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
-  const unsigned len = U32(env, argv[2]);
-  if (len > 32) {
-    napi_throw_range_error(env, nullptr, "prefix length above 32");
-    return nullptr;
-  }
+  unsigned len = 0;
+  if (!PrefixLength(env, argv[2], 32, &len)) return nullptr;
   const bool fresh = box->trie.insert4(U32(env, argv[1]), len, I32(env, argv[3]));
   ReportMemory(env, box);
   return Bool(env, fresh);
@@ -144,11 +155,8 @@ napi_value Erase4(napi_env env, napi_callback_info info) {
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
-  const unsigned len = U32(env, argv[2]);
-  if (len > 32) {
-    napi_throw_range_error(env, nullptr, "prefix length above 32");
-    return nullptr;
-  }
+  unsigned len = 0;
+  if (!PrefixLength(env, argv[2], 32, &len)) return nullptr;
   const bool found = box->trie.erase4(U32(env, argv[1]), len);
   ReportMemory(env, box);
   return Bool(env, found);
@@ -168,11 +176,8 @@ napi_value Insert6(napi_env env, napi_callback_info info) {
   TrieBox* box = Box(env, argv[0]);
   const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
   if (addr == nullptr) return nullptr;
-  const unsigned len = U32(env, argv[2]);
-  if (len > 128) {
-    napi_throw_range_error(env, nullptr, "prefix length above 128");
-    return nullptr;
-  }
+  unsigned len = 0;
+  if (!PrefixLength(env, argv[2], 128, &len)) return nullptr;
   const bool fresh = box->trie.insert6(addr, len, I32(env, argv[3]));
   ReportMemory(env, box);
   return Bool(env, fresh);
@@ -184,11 +189,8 @@ napi_value Erase6(napi_env env, napi_callback_info info) {
   TrieBox* box = Box(env, argv[0]);
   const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
   if (addr == nullptr) return nullptr;
-  const unsigned len = U32(env, argv[2]);
-  if (len > 128) {
-    napi_throw_range_error(env, nullptr, "prefix length above 128");
-    return nullptr;
-  }
+  unsigned len = 0;
+  if (!PrefixLength(env, argv[2], 128, &len)) return nullptr;
   const bool found = box->trie.erase6(addr, len);
   ReportMemory(env, box);
   return Bool(env, found);
@@ -244,21 +246,24 @@ bool UnpackMany(napi_env env, napi_callback_info info, napi_typedarray_type addr
 // trieInsertMany4(h, addrs: Uint32Array, lens, values): one crossing for a whole table. At a
 // million prefixes the per-call cost of insert (argument unpacking, the handle's type-tag
 // check, memory reporting) was as large as the inserts themselves.
-napi_value InsertMany4(napi_env env, napi_callback_info info) {
+// trieInsertMany6(h, addrs: Uint8Array of 16 bytes per prefix, lens, values) likewise.
+template <typename Addr>
+napi_value InsertMany(napi_env env, napi_callback_info info, napi_typedarray_type addrType, size_t perEntry,
+                      unsigned maxLen,
+                      void (lpm::LpmTrie::*insertMany)(const Addr*, const uint8_t*, const int32_t*, size_t)) {
   ManyArgs a;
-  if (!UnpackMany(env, info, napi_uint32_array, 1, 32, &a)) return nullptr;
-  a.box->trie.insertMany4(static_cast<const uint32_t*>(a.addrs), a.lens, a.values, a.n);
+  if (!UnpackMany(env, info, addrType, perEntry, maxLen, &a)) return nullptr;
+  (a.box->trie.*insertMany)(static_cast<const Addr*>(a.addrs), a.lens, a.values, a.n);
   ReportMemory(env, a.box);
   return nullptr;
 }
 
-// trieInsertMany6(h, addrs: Uint8Array of 16 bytes per prefix, lens, values).
+napi_value InsertMany4(napi_env env, napi_callback_info info) {
+  return InsertMany<uint32_t>(env, info, napi_uint32_array, 1, 32, &lpm::LpmTrie::insertMany4);
+}
+
 napi_value InsertMany6(napi_env env, napi_callback_info info) {
-  ManyArgs a;
-  if (!UnpackMany(env, info, napi_uint8_array, 16, 128, &a)) return nullptr;
-  a.box->trie.insertMany6(static_cast<const uint8_t*>(a.addrs), a.lens, a.values, a.n);
-  ReportMemory(env, a.box);
-  return nullptr;
+  return InsertMany<uint8_t>(env, info, napi_uint8_array, 16, 128, &lpm::LpmTrie::insertMany6);
 }
 
 // trieLookupMany4(h, addrs: Uint32Array, out) / trieLookupMany6(h, addrs: Uint8Array of 16
@@ -297,9 +302,7 @@ napi_value Size(napi_env env, napi_callback_info info) {
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
-  napi_value r;
-  napi_create_double(env, static_cast<double>(box->trie.size()), &r);
-  return r;
+  return Double(env, static_cast<double>(box->trie.size()));
 }
 
 napi_value MemoryBytes(napi_env env, napi_callback_info info) {
@@ -307,9 +310,7 @@ napi_value MemoryBytes(napi_env env, napi_callback_info info) {
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
-  napi_value r;
-  napi_create_double(env, static_cast<double>(box->trie.memoryBytes()), &r);
-  return r;
+  return Double(env, static_cast<double>(box->trie.memoryBytes()));
 }
 
 }  // namespace

@@ -4,7 +4,7 @@ import { destination, pino } from 'pino';
 import { ValidationError } from '../errors/index.js';
 import { goDurationMs } from '../config/value-parsers.js';
 import { portFromText } from '../net/port.js';
-import { ProxyServer } from '../proxy/proxy-server.js';
+import { ProxyServer, type ProxyServerOptions } from '../proxy/proxy-server.js';
 import { helpText } from './help-layout.js';
 
 function portFlag(flag: string, allowZero = false) {
@@ -50,20 +50,25 @@ function flagOrEnv(flag: boolean | undefined, env: string): boolean {
   throw new ValidationError(env, value, 'true or false');
 }
 
-interface ProxyFlags {
+/** The flags as commander parses them: those that pass to the server unchanged keep its types. */
+interface ProxyFlags
+  extends Pick<
+    ProxyServerOptions,
+    | 'outboundPort'
+    | 'inboundPort'
+    | 'bindAddress'
+    | 'interceptionMode'
+    | 'uid'
+    | 'gid'
+    | 'accessLogEncoding'
+    | 'metricsAddress'
+    | 'gatewayAddress'
+    | 'maxConnections'
+    | 'watch'
+  > {
   config: string;
-  outboundPort: number;
-  inboundPort: number;
-  bindAddress: string;
-  interceptionMode: 'REDIRECT' | 'TPROXY';
-  uid?: number;
-  gid?: number;
   accessLog: string;
-  accessLogEncoding: 'TEXT' | 'JSON';
   metricsPort: number;
-  metricsAddress: string;
-  gatewayAddress: string;
-  maxConnections: number;
   connectTimeout: number;
   idleTimeout: number;
   sniffTimeout: number;
@@ -73,7 +78,6 @@ interface ProxyFlags {
   dnsCapture?: boolean;
   dnsPort: number;
   dnsAutoAllocate?: boolean;
-  watch: boolean;
   logLevel: string;
 }
 

@@ -3,12 +3,24 @@
  * of istio-init and Envoy.
  */
 import { GOOGLE, HTTPBIN } from './world/addresses.js';
-import { httpOutcome, type LabStep } from './lab-step.js';
+import { httpOutcome, type LabStep, type StepResult } from './lab-step.js';
+import type { CommandRecord } from './lab-session.js';
 import { docs, googleServiceEntry, httpbinServiceEntry, httpbinTimeout, meshMode } from './seed-resources.js';
 
 const status = ['-o', '/dev/null', '-w', '%{http_code}'];
 const HTTPS = `https://${GOOGLE.host}`;
 const HTTP_HEADERS = `http://${HTTPBIN.host}/headers`;
+
+/** A step that expects the request to answer 200 and the proxy to log the line `logLine` describes. */
+function loggedOk(applied: CommandRecord, request: CommandRecord, logged: boolean, logLine: string): Omit<StepResult, 'accessLog'> {
+  const outcome = httpOutcome(request);
+  return {
+    expected: `HTTP 200, ${logLine}`,
+    observed: `${outcome}, ${logged ? logLine : 'no matching log line'}`,
+    ok: outcome === 'HTTP 200' && logged,
+    commands: [applied, request],
+  };
+}
 
 export const egressSteps: readonly LabStep[] = [
   {
@@ -48,13 +60,7 @@ export const egressSteps: readonly LabStep[] = [
       const applied = await s.apply(docs(meshMode('REGISTRY_ONLY'), httpbinServiceEntry));
       const http = await s.curl([...status, HTTP_HEADERS]);
       const logged = await s.waitForLog(/"GET \/headers HTTP\/1\.1" 200 .*"httpbin\.org" "203\.0\.113\.10:80" outbound\|80\|\|httpbin\.org/);
-      const observed = `${httpOutcome(http)}${logged ? ', log line GET /headers 200 httpbin.org → outbound|80||httpbin.org' : ', no matching log line'}`;
-      return {
-        expected: 'HTTP 200, log line GET /headers 200 httpbin.org → outbound|80||httpbin.org',
-        observed,
-        ok: httpOutcome(http) === 'HTTP 200' && logged,
-        commands: [applied, http],
-      };
+      return loggedOk(applied, http, logged, 'log line GET /headers 200 httpbin.org → outbound|80||httpbin.org');
     },
   },
   {
@@ -65,13 +71,7 @@ export const egressSteps: readonly LabStep[] = [
       const applied = await s.apply(docs(meshMode('REGISTRY_ONLY'), httpbinServiceEntry, googleServiceEntry));
       const https = await s.curl(['-I', ...status, HTTPS]);
       const logged = await s.waitForLog(/"- - -" 0 \S+ \d+ \d+ .*outbound\|443\|\|www\.google\.com .* www\.google\.com$/);
-      const observed = `${httpOutcome(https)}${logged ? ', log line with SNI www.google.com and byte counts' : ', no matching log line'}`;
-      return {
-        expected: 'HTTP 200, log line with SNI www.google.com and byte counts',
-        observed,
-        ok: httpOutcome(https) === 'HTTP 200' && logged,
-        commands: [applied, https],
-      };
+      return loggedOk(applied, https, logged, 'log line with SNI www.google.com and byte counts');
     },
   },
   {

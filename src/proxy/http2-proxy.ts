@@ -33,6 +33,20 @@ import type { ProxyMetrics } from './metrics.js';
 // re-added where gRPC needs it.
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
 
+/** A routed request on its way upstream: what the HTTP/2 and the HTTP/1.1 forwarder both start from. */
+interface ForwardedRequest {
+  stream: ServerHttp2Stream;
+  info: HttpRequestInfo;
+  /** The request headers for the upstream: pseudo-headers and connection-specific ones removed. */
+  headers: OutgoingHttpHeaders;
+  log: AccessLogEntry;
+  state: { ended: boolean };
+  grpc: boolean;
+  decision: Extract<RoutingDecision, { kind: 'forward' }>;
+  /** When the request arrived (performance.now()), for the upstream service time. */
+  t0: number;
+}
+
 export interface Http2ProxyOptions extends RoutingDeps {
   accessLog: AccessLog;
   metrics: ProxyMetrics;
@@ -145,20 +159,13 @@ export class Http2Proxy {
     for (const [name, value] of added.add) upstreamHeaders[name] = value;
     applyHeaderOperationsToObject(upstreamHeaders, decision.requestHeaders);
     if (decision.flags) log.responseFlags = decision.flags;
-    if (decision.http2) this.forwardHttp2(stream, info, upstreamHeaders, log, state, grpc, decision, t0);
-    else this.forwardHttp1(stream, info, upstreamHeaders, log, state, grpc, decision, t0);
+    const request: ForwardedRequest = { stream, info, headers: upstreamHeaders, log, state, grpc, decision, t0 };
+    if (decision.http2) this.forwardHttp2(request);
+    else this.forwardHttp1(request);
   }
 
-  private forwardHttp2(
-    stream: ServerHttp2Stream,
-    info: HttpRequestInfo,
-    headers: OutgoingHttpHeaders,
-    log: AccessLogEntry,
-    state: { ended: boolean },
-    grpc: boolean,
-    decision: Extract<RoutingDecision, { kind: 'forward' }>,
-    t0: number,
-  ): void {
+  private forwardHttp2(request: ForwardedRequest): void {
+    const { stream, info, headers, log, state, grpc, decision, t0 } = request;
     const { upstream } = decision;
     const cluster = { cluster_name: upstream.cluster };
     const metrics = this.options.metrics;
@@ -250,16 +257,8 @@ export class Http2Proxy {
     });
   }
 
-  private forwardHttp1(
-    stream: ServerHttp2Stream,
-    info: HttpRequestInfo,
-    headers: OutgoingHttpHeaders,
-    log: AccessLogEntry,
-    state: { ended: boolean },
-    grpc: boolean,
-    decision: Extract<RoutingDecision, { kind: 'forward' }>,
-    t0: number,
-  ): void {
+  private forwardHttp1(request: ForwardedRequest): void {
+    const { stream, info, headers, log, state, grpc, decision, t0 } = request;
     const { upstream } = decision;
     const cluster = { cluster_name: upstream.cluster };
     const metrics = this.options.metrics;

@@ -126,12 +126,8 @@ test('install is idempotent: a second run rewrites nothing', async (t) => {
 
 test('--watch re-inserts interpose-cni after another CNI rewrites the primary; uninstall then restores that rewrite', async (t) => {
   const n = node(t, { '10-bridge.conflist': BRIDGE_CONFLIST });
-  const controller = new AbortController();
-  const log: string[] = [];
-  const watching = install(options(n, log), { debounceMs: 50, recheckMs: 60_000, maxReinsertsPerMinute: 30, signal: controller.signal });
-  t.teardown(() => controller.abort());
+  const { log, stop } = await watch(t, n, { debounceMs: 50, maxReinsertsPerMinute: 30 });
   const primary = join(n.conf, '10-bridge.conflist');
-  await until(() => log.some((l) => l.startsWith('watching')));
   t.deepEqual(plugins(primary).map((p) => p.type), ['bridge', 'portmap', 'interpose-cni']);
 
   // "Another CNI" (as calico or cilium agents do on restart) writes a new primary by rename.
@@ -145,54 +141,36 @@ test('--watch re-inserts interpose-cni after another CNI rewrites the primary; u
   await until(() => plugins(primary).at(-1)?.type === 'interpose-cni' && readFileSync(primary, 'utf8').includes('10.244.8.0/24'));
   t.true(log.filter((l) => l.includes('was rewritten')).length >= 2, log.join('\n'));
 
-  controller.abort();
-  await watching;
-  uninstall({ binDir: n.bin, confDir: n.conf, log: () => undefined });
+  await stop();
   t.is(readFileSync(primary, 'utf8'), rewritten.replace('10.244.7.0/24', '10.244.8.0/24'), 'the latest original, byte for byte');
   t.deepEqual(readdirSync(n.conf), ['10-bridge.conflist']);
 });
 
 test('--watch on a node whose CNI has not written its configuration yet waits for it', async (t) => {
   const n = node(t, {});
-  const controller = new AbortController();
-  t.teardown(() => controller.abort());
-  const log: string[] = [];
-  const watching = install(options(n, log), { debounceMs: 20, recheckMs: 60_000, maxReinsertsPerMinute: 30, signal: controller.signal });
-  await until(() => log.some((l) => l.startsWith('watching')));
+  const { log, stop } = await watch(t, n, { debounceMs: 20, maxReinsertsPerMinute: 30 });
   t.true(log.some((l) => l.includes('no network configuration')), log.join('\n'));
   writeFileSync(join(n.conf, '10-bridge.conflist'), BRIDGE_CONFLIST);
   await until(() => plugins(join(n.conf, '10-bridge.conflist')).at(-1)?.type === 'interpose-cni');
-  controller.abort();
-  await watching;
-  uninstall({ binDir: n.bin, confDir: n.conf, log: () => undefined });
+  await stop();
   t.is(readFileSync(join(n.conf, '10-bridge.conflist'), 'utf8'), BRIDGE_CONFLIST);
 });
 
 test('--watch follows the primary to a new file that sorts first; the old one gets its original back', async (t) => {
   const n = node(t, { '10-bridge.conflist': BRIDGE_CONFLIST });
-  const controller = new AbortController();
-  t.teardown(() => controller.abort());
-  const log: string[] = [];
-  const watching = install(options(n, log), { debounceMs: 20, recheckMs: 60_000, maxReinsertsPerMinute: 30, signal: controller.signal });
-  await until(() => log.some((l) => l.startsWith('watching')));
+  const { stop } = await watch(t, n, { debounceMs: 20, maxReinsertsPerMinute: 30 });
   const cilium = '{"cniVersion":"0.3.1","name":"cilium","plugins":[{"type":"cilium-cni"}]}\n';
   writeFileSync(join(n.conf, '05-cilium.conflist'), cilium);
   await until(() => plugins(join(n.conf, '05-cilium.conflist')).at(-1)?.type === 'interpose-cni');
   t.is(readFileSync(join(n.conf, '10-bridge.conflist'), 'utf8'), BRIDGE_CONFLIST, 'the old primary is as it was');
-  controller.abort();
-  await watching;
-  uninstall({ binDir: n.bin, confDir: n.conf, log: () => undefined });
+  await stop();
   t.is(readFileSync(join(n.conf, '05-cilium.conflist'), 'utf8'), cilium);
   t.deepEqual(readdirSync(n.conf).sort(), ['05-cilium.conflist', '10-bridge.conflist']);
 });
 
 test('--watch is bounded: an agent that keeps removing the entry stops the watch with an error naming the file', async (t) => {
   const n = node(t, { '10-bridge.conflist': BRIDGE_CONFLIST });
-  const controller = new AbortController();
-  t.teardown(() => controller.abort());
-  const log: string[] = [];
-  const watching = install(options(n, log), { debounceMs: 20, recheckMs: 60_000, maxReinsertsPerMinute: 2, signal: controller.signal });
-  await until(() => log.some((l) => l.startsWith('watching')));
+  const { watching } = await watch(t, n, { debounceMs: 20, maxReinsertsPerMinute: 2 });
   const primary = join(n.conf, '10-bridge.conflist');
   let stopped: unknown;
   watching.catch((err) => (stopped = err));
@@ -258,6 +236,24 @@ test('the CLI round trip: install, install again (also with --copy-node), uninst
   t.deepEqual(snapshot(n.conf), conf0);
   t.deepEqual(snapshot(n.bin), bin0);
 });
+
+/**
+ * Starts `install --watch` on `n` and waits until it watches. `stop()` ends the watch and
+ * uninstalls, as the DaemonSet's pod does when it is deleted.
+ */
+async function watch(t: ExecutionContext, n: Node, limits: { debounceMs: number; maxReinsertsPerMinute: number }) {
+  const controller = new AbortController();
+  t.teardown(() => controller.abort());
+  const log: string[] = [];
+  const watching = install(options(n, log), { ...limits, recheckMs: 60_000, signal: controller.signal });
+  await until(() => log.some((l) => l.startsWith('watching')));
+  const stop = async () => {
+    controller.abort();
+    await watching;
+    uninstall({ binDir: n.bin, confDir: n.conf, log: () => undefined });
+  };
+  return { log, watching, stop };
+}
 
 async function until(cond: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;

@@ -14,25 +14,12 @@
  */
 import test from 'ava';
 import { execa } from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { findNft } from '../../src/kernel/nft-binary.linux.js';
+import { existsSync } from 'node:fs';
 import { runCli } from '../helpers/cli.js';
 import { isRoot, kernelTest, Netns } from '../helpers/kernel.js';
-import { netfilterState, policyRouting } from '../helpers/netfilter.js';
+import { INJECTOR_CASES_FILE, kernelRules, loadInjectorCases, type InjectorCase } from '../helpers/injector-cases.js';
 
-interface InjectorCase {
-  name: string;
-  container: 'istio-init' | 'istio-validation';
-  runAsUser: number;
-  capabilities: string[];
-  readOnlyRootFilesystem: boolean;
-  args: string[];
-}
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const casesFile = join(repo, '../shared/reference/istio/injector-args.json');
 const image = process.env.INTERPOSE_IMAGE || 'localhost/interpose:dev';
 
 /**
@@ -43,7 +30,7 @@ export const podmanGlobal = ['--runtime', 'runc'];
 export const podmanLimits = ['--ulimit', 'nofile=16384:16384', '--ulimit', 'nproc=4096:4096'];
 
 async function imageSkipReason(): Promise<string | undefined> {
-  if (!existsSync(casesFile)) return `${casesFile} is absent (../shared is not beside the repository)`;
+  if (!existsSync(INJECTOR_CASES_FILE)) return `${INJECTOR_CASES_FILE} is absent (../shared is not beside the repository)`;
   if (!isRoot) return undefined; // kernelTest skips and says why
   const podman = await execa('podman', ['--version'], { reject: false });
   if (podman.exitCode !== 0) return 'podman is not installed (scripts/install-system-deps.sh installs it)';
@@ -57,7 +44,7 @@ async function imageSkipReason(): Promise<string | undefined> {
 }
 
 const skipReason = await imageSkipReason();
-const cases: InjectorCase[] = skipReason === undefined ? (JSON.parse(readFileSync(casesFile, 'utf8')) as { cases: InjectorCase[] }).cases : [];
+const cases: InjectorCase[] = skipReason === undefined ? loadInjectorCases() : [];
 
 /** Runs the image with `args` in `ns` under the security context of `c`, as the kubelet would. */
 function runImage(ns: Netns, c: InjectorCase, args: readonly string[]) {
@@ -70,16 +57,6 @@ function runImage(ns: Netns, c: InjectorCase, args: readonly string[]) {
     reject: false,
     timeout: 180_000,
   });
-}
-
-/**
- * What a namespace holds that interpose may have written: xtables, nftables, policy routing.
- * nftables' nft by absolute path: under npm and npx PATH starts with node_modules/.bin, where
- * @vercel/nft's unrelated `nft` answers `nft list ruleset` with exit 0 and no output.
- */
-async function rulesIn(ns: Netns): Promise<string> {
-  const nft = await ns.exec([findNft(), 'list', 'ruleset']);
-  return [await netfilterState(ns), '### nft list ruleset', String(nft.stdout), '### ip rule/route', await policyRouting(ns)].join('\n');
 }
 
 if (skipReason !== undefined) {
@@ -97,9 +74,9 @@ for (const c of cases.filter((c) => c.container === 'istio-init')) {
     const cli = await runCli(c.args, { netns: byCli.name });
     t.is(cli.exitCode, 0, `interpose ${c.args.join(' ')}\n${cli.stderr}`);
 
-    const rules = await rulesIn(inImage);
+    const rules = await kernelRules(inImage);
     t.regex(rules, /ISTIO_OUTPUT|istio/i, 'the image wrote Istio chains');
-    t.is(rules, await rulesIn(byCli));
+    t.is(rules, await kernelRules(byCli));
   });
 }
 
@@ -119,6 +96,6 @@ for (const c of cases.filter((c) => c.container === 'istio-validation')) {
     const bare = await Netns.create(t, 'imgval');
     const failed = await runImage(bare, c, c.args);
     t.is(failed.exitCode, 126, `validation without rules\n${failed.stderr}`);
-    t.is(await rulesIn(bare), await rulesIn(await Netns.create(t, 'imgref')), 'validation wrote no rules');
+    t.is(await kernelRules(bare), await kernelRules(await Netns.create(t, 'imgref')), 'validation wrote no rules');
   });
 }

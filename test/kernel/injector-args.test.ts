@@ -9,33 +9,16 @@
  *   default case's rules are in place, 126 with istio's message where there are none.
  */
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { findNft } from '../../src/kernel/nft-binary.linux.js';
 import { CLI, STATE_DIR, runCli, type CliResult } from '../helpers/cli.js';
 import { Netns, isRoot, kernelTest } from '../helpers/kernel.js';
-import { netfilterState, policyRouting } from '../helpers/netfilter.js';
+import { INJECTOR_CASES_FILE, kernelRules, loadInjectorCases, type InjectorCase } from '../helpers/injector-cases.js';
 
-interface InjectorCase {
-  name: string;
-  container: 'istio-init' | 'istio-validation';
-  runAsUser: number;
-  capabilities: string[];
-  readOnlyRootFilesystem: boolean;
-  args: string[];
-}
 
 /** The system's nft: under npm, PATH starts with node_modules/.bin, which has @vercel/nft's `nft`. */
 const NFT = findNft();
 
-const REFERENCE = join(import.meta.dirname, '..', '..', '..', 'shared', 'reference', 'istio', 'injector-args.json');
-
-/** The kernel state the rules live in: iptables (both families), nftables, policy routing. */
-async function kernelState(ns: Netns): Promise<string> {
-  // Counters dropped: the validation probe itself counts on the rules it passes through.
-  const nft = String((await ns.exec([NFT, 'list', 'ruleset'])).stdout).replace(/counter packets \d+ bytes \d+/g, 'counter');
-  return `${await netfilterState(ns)}\n### nft\n${nft}\n### routing\n${await policyRouting(ns)}`;
-}
 
 /** Applies --dry-run output the way its comments say: restore text per family, nft script, ip rule/route lines. */
 async function applyDryRun(ns: Netns, text: string): Promise<void> {
@@ -72,11 +55,11 @@ async function runAsValidation(ns: Netns, c: InjectorCase): Promise<CliResult> {
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-if (!existsSync(REFERENCE)) {
-  console.log(`SKIP: ${REFERENCE} is absent (the shared reference data sits beside the repository)`);
+if (!existsSync(INJECTOR_CASES_FILE)) {
+  console.log(`SKIP: ${INJECTOR_CASES_FILE} is absent (the shared reference data sits beside the repository)`);
   test.skip('injector argument lists (skipped: ../shared/reference/istio/injector-args.json is absent)', () => {});
 } else {
-  const { cases } = JSON.parse(readFileSync(REFERENCE, 'utf8')) as { cases: InjectorCase[] };
+  const cases = loadInjectorCases();
   const defaultCase = cases.find((c) => c.name === 'default')!;
 
   test('the reference holds the cases this test knows how to run', (t) => {
@@ -98,9 +81,9 @@ if (!existsSync(REFERENCE)) {
       const dry = await runCli([...c.args, '--dry-run'], { netns: twin.name });
       t.is(dry.exitCode, 0, dry.stderr);
       await applyDryRun(twin, dry.stdout);
-      const applied = await kernelState(ns);
+      const applied = await kernelRules(ns);
       t.regex(applied, c.args.includes('--native-nftables') ? /table inet/ : /-A ISTIO_OUTPUT/);
-      t.is(applied, await kernelState(twin));
+      t.is(applied, await kernelRules(twin));
 
       if (c.args.includes('--log_as_json')) {
         // Every line one JSON object with the text lines' fields.
@@ -113,7 +96,7 @@ if (!existsSync(REFERENCE)) {
       // The same command again (a restarted init container): exit 0, and nothing changes.
       const again = await runAsInit(ns, c.args);
       t.is(again.exitCode, 0, again.stderr);
-      t.is(await kernelState(ns), applied);
+      t.is(await kernelRules(ns), applied);
       if (c.args.includes('--force-apply')) t.regex(again.stderr, /reapplied \(--force-apply\)/);
     });
   }
@@ -123,12 +106,12 @@ if (!existsSync(REFERENCE)) {
       const ns = await Netns.create(t, 'injv');
       const init = await runAsInit(ns, defaultCase.args);
       t.is(init.exitCode, 0, init.stderr);
-      const before = await kernelState(ns);
+      const before = await kernelRules(ns);
       const run = await runAsValidation(ns, c);
       t.is(run.exitCode, 0, run.stderr);
       t.regex(run.stderr, /redirect validated/);
       t.notRegex(run.stderr, /setpriv|setgroups/);
-      t.is(await kernelState(ns), before, '--skip-rule-apply changes nothing');
+      t.is(await kernelRules(ns), before, '--skip-rule-apply changes nothing');
     });
 
     kernelTest(`injector case "${c.name}": exits 126 with istio's message when nothing redirects`, async (t) => {

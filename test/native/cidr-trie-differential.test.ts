@@ -44,20 +44,18 @@ class NaiveLpm {
     return n;
   }
   lookup4(addr: number): number {
-    for (let l = 32; l >= 0; l--) {
-      const m = this.v4[l]!;
-      if (m.size === 0) continue;
-      const v = m.get(NaiveLpm.key4(addr, l));
-      if (v !== undefined) return v;
-    }
-    return -1;
+    return NaiveLpm.longest(this.v4, (l) => NaiveLpm.key4(addr, l));
   }
   lookup6(addr: bigint): number {
     if (addr >> 32n === 0xffffn) return this.lookup4(Number(addr & 0xffffffffn));
-    for (let l = 128; l >= 0; l--) {
-      const m = this.v6[l]!;
+    return NaiveLpm.longest(this.v6, (l) => NaiveLpm.key6(addr, l));
+  }
+  /** The value of the longest prefix present: `byLength[l]` holds the prefixes of length l by keyAt(l). */
+  private static longest<K>(byLength: readonly Map<K, number>[], keyAt: (len: number) => K): number {
+    for (let l = byLength.length - 1; l >= 0; l--) {
+      const m = byLength[l]!;
       if (m.size === 0) continue;
-      const v = m.get(NaiveLpm.key6(addr, l));
+      const v = m.get(keyAt(l));
       if (v !== undefined) return v;
     }
     return -1;

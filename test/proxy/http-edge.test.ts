@@ -3,16 +3,16 @@
  * the in-process proxy on loopback: absolute-form authority, the 60 KiB header limit, DC on a
  * client abort, slow first bytes, pipelining, CONNECT, and `Upgrade: h2c`.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { execa } from 'execa';
 import { listenOnLoopback, loopbackServiceEntry } from './helpers/loopback-upstream.js';
-import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
+import { startTestProxy, eventually, type TestProxy } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
-async function httpUpstream(t: import('ava').ExecutionContext): Promise<{ server: Server; port: number }> {
+async function httpUpstream(t: ExecutionContext): Promise<{ server: Server; port: number }> {
   const server = createServer({ maxHeaderSize: 128 * 1024 }, (req, res) => {
     if (req.url?.startsWith('/slow')) {
       const timer = setTimeout(() => res.end('slow'), 3000);
@@ -30,6 +30,23 @@ async function httpUpstream(t: import('ava').ExecutionContext): Promise<{ server
 }
 
 const entry = (name: string, port: number) => loopbackServiceEntry(name, port);
+
+/** The proxy in front of a fresh httpUpstream() registered as api.example.com (ALLOW_ANY). */
+async function proxyToApi(t: ExecutionContext): Promise<TestProxy> {
+  const up = await httpUpstream(t);
+  return startTestProxy(t, entry('api.example.com', up.port), { address: '127.0.0.1', port: up.port });
+}
+
+/** curl (with `options`) asking the proxy for api.example.com's `path`; a failed curl is returned, not thrown. */
+function curlApi(proxy: TestProxy, path: string, options: string[]) {
+  return execa('curl', ['-sS', ...options, '-H', 'Host: api.example.com', `http://127.0.0.1:${proxy.port}${path}`], { reject: false });
+}
+
+/** The `n`th access-log line, once the proxy has written it. */
+async function logLine(proxy: TestProxy, n: number): Promise<ReturnType<typeof parseLogLine>> {
+  await eventually(() => proxy.accessLog.length === n);
+  return parseLogLine(proxy.accessLog[n - 1]!);
+}
 
 /** Writes `request` on a raw connection to the proxy and returns everything it answers. */
 async function raw(port: number, request: string | Buffer, opts: { delayMs?: number; closeAfterMs?: number } = {}): Promise<string> {
@@ -72,26 +89,22 @@ test('absolute form: the URI authority is routed and policy-checked (REGISTRY_ON
 });
 
 test('request headers over 60 KiB are answered 431 and logged; 40 KiB pass', async (t) => {
-  const up = await httpUpstream(t);
-  const proxy = await startTestProxy(t, entry('api.example.com', up.port), { address: '127.0.0.1', port: up.port });
+  const proxy = await proxyToApi(t);
   const big = (n: number) => `GET /h HTTP/1.1\r\nHost: api.example.com\r\nx-big: ${'a'.repeat(n)}\r\nConnection: close\r\n\r\n`;
   const fine = await raw(proxy.port, big(40 * 1024));
   t.regex(fine, /^HTTP\/1\.1 200 /);
   const tooBig = await raw(proxy.port, big(70 * 1024));
   t.regex(tooBig, /^HTTP\/1\.1 431 /);
-  await eventually(() => proxy.accessLog.length === 2);
-  const line = parseLogLine(proxy.accessLog[1]!);
+  const line = await logLine(proxy, 2);
   t.is(line.code, 431);
   t.is(line.flags, 'DPE');
 });
 
 test('a client aborting a slow request is logged DC with code 0', async (t) => {
-  const up = await httpUpstream(t);
-  const proxy = await startTestProxy(t, entry('api.example.com', up.port), { address: '127.0.0.1', port: up.port });
-  const r = await execa('curl', ['-sS', '-m', '0.5', '-H', 'Host: api.example.com', `http://127.0.0.1:${proxy.port}/slow`], { reject: false });
+  const proxy = await proxyToApi(t);
+  const r = await curlApi(proxy, '/slow', ['-m', '0.5']);
   t.is(r.exitCode, 28, r.stderr);
-  await eventually(() => proxy.accessLog.length === 1);
-  const line = parseLogLine(proxy.accessLog[0]!);
+  const line = await logLine(proxy, 1);
   t.is(line.code, 0);
   t.is(line.flags, 'DC');
 });
@@ -105,8 +118,7 @@ test('a client whose first bytes come 300 ms after connecting is served (REGISTR
 });
 
 test('pipelined requests are answered in order, even when the first is slower', async (t) => {
-  const up = await httpUpstream(t);
-  const proxy = await startTestProxy(t, entry('api.example.com', up.port), { address: '127.0.0.1', port: up.port });
+  const proxy = await proxyToApi(t);
   const req = (path: string, last = false) => `GET ${path} HTTP/1.1\r\nHost: api.example.com\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
   const answer = await raw(proxy.port, req('/late-1') + req('/2') + req('/3', true));
   const bodies = [...answer.matchAll(/hello (\/\S+?)(?=HTTP|$)/g)].map((m) => m[1]);
@@ -114,21 +126,18 @@ test('pipelined requests are answered in order, even when the first is slower', 
 });
 
 test('CONNECT is answered 404 NR, as Envoy without a CONNECT upgrade config does', async (t) => {
-  const up = await httpUpstream(t);
-  const proxy = await startTestProxy(t, entry('api.example.com', up.port), { address: '127.0.0.1', port: up.port });
+  const proxy = await proxyToApi(t);
   const answer = await raw(proxy.port, `CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n`);
   t.regex(answer, /^HTTP\/1\.1 404 /);
-  await eventually(() => proxy.accessLog.length === 1);
-  const line = parseLogLine(proxy.accessLog[0]!);
+  const line = await logLine(proxy, 1);
   t.is(line.method, 'CONNECT');
   t.is(line.code, 404);
   t.is(line.flags, 'NR');
 });
 
 test('Upgrade: h2c is dropped and the request answered in HTTP/1.1 (curl --http2)', async (t) => {
-  const up = await httpUpstream(t);
-  const proxy = await startTestProxy(t, entry('api.example.com', up.port), { address: '127.0.0.1', port: up.port });
-  const r = await execa('curl', ['-sS', '-i', '--http2', '-H', 'Host: api.example.com', `http://127.0.0.1:${proxy.port}/up`], { reject: false });
+  const proxy = await proxyToApi(t);
+  const r = await curlApi(proxy, '/up', ['-i', '--http2']);
   t.is(r.exitCode, 0, r.stderr);
   t.regex(r.stdout, /^HTTP\/1\.1 200/);
   t.regex(r.stdout, /x-seen-upgrade: \r\n/i);

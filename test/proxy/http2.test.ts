@@ -4,7 +4,7 @@
  * streaming), per stream routing and logging ("HTTP/2"), HTTP/2 upstream for GRPC/HTTP2 ports
  * and HTTP/1.1 for HTTP ports, route timeouts as 504 or gRPC DEADLINE_EXCEEDED.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { execa } from 'execa';
@@ -34,7 +34,7 @@ const Echo = {
   slow: method('/test.Echo/Slow', false, false),
 } satisfies grpc.ServiceDefinition;
 
-async function grpcServer(t: import('ava').ExecutionContext): Promise<number> {
+async function grpcServer(t: ExecutionContext): Promise<number> {
   const server = new grpc.Server();
   server.addService(Echo, {
     unary: (call: grpc.ServerUnaryCall<string, string>, cb: grpc.sendUnaryData<string>) => cb(null, `hi ${call.request}`),
@@ -75,15 +75,21 @@ spec:
   - route: [{destination: {host: ${host}}}]
 `;
 
+/** An Echo client through the proxy at `port`, asking for `authority`; closed when the test ends. */
+function echoClient(t: ExecutionContext, port: number, authority: string) {
+  const Client = grpc.makeGenericClientConstructor(Echo, 'Echo');
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    'grpc.default_authority': authority,
+  }) as unknown as Record<string, (...args: unknown[]) => unknown> & grpc.Client;
+  t.teardown(() => client.close());
+  return client;
+}
+
 test('gRPC through a GRPC port: unary, server, client and bidirectional streaming; timeouts DEADLINE_EXCEEDED; one HTTP/2 line per call', async (t) => {
   const port = await grpcServer(t);
   const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('grpc.example.com', port, 'GRPC')}${vsWithTimeout('grpc.example.com')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port });
-  const Client = grpc.makeGenericClientConstructor(Echo, 'Echo');
-  const client = new Client(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure(), {
-    'grpc.default_authority': 'grpc.example.com',
-  }) as unknown as Record<string, (...args: unknown[]) => unknown> & grpc.Client;
-  t.teardown(() => client.close());
+  const client = echoClient(t, proxy.port, 'grpc.example.com');
 
   const unary = await new Promise<string>((resolve, reject) => client['unary']!('there', (err: Error | null, r: string) => (err ? reject(err) : resolve(r))));
   t.is(unary, 'hi there');
@@ -130,11 +136,7 @@ test('gRPC to an unregistered authority under REGISTRY_ONLY gets UNAVAILABLE (Bl
   const port = await grpcServer(t);
   const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('grpc.example.com', port, 'GRPC')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port });
-  const Client = grpc.makeGenericClientConstructor(Echo, 'Echo');
-  const client = new Client(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure(), {
-    'grpc.default_authority': 'evil.example.com',
-  }) as unknown as Record<string, (...args: unknown[]) => unknown> & grpc.Client;
-  t.teardown(() => client.close());
+  const client = echoClient(t, proxy.port, 'evil.example.com');
   const err = await new Promise<grpc.ServiceError>((resolve) => client['unary']!('x', (e: grpc.ServiceError) => resolve(e)));
   t.is(err.code, grpc.status.UNAVAILABLE);
   t.true(await eventually(() => proxy.accessLog.length === 1));

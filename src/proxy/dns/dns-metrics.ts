@@ -13,35 +13,33 @@ export class DnsMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.requests = new Counter({
-      name: 'istio_agent_dns_requests_total',
-      help: 'DNS queries answered, by transport and by where the answer came from (local, cache, upstream, servfail, refused)',
-      labelNames: ['protocol', 'answer'],
-      registers,
-    });
-    this.upstreamRequests = new Counter({
-      name: 'istio_agent_dns_upstream_requests_total',
-      help: 'Queries sent to a resolv.conf nameserver, by transport',
-      labelNames: ['protocol'],
-      registers,
-    });
-    this.upstreamFailures = new Counter({
-      name: 'istio_agent_dns_upstream_failures_total',
-      help: 'Queries to a nameserver that got no usable answer, by transport and reason',
-      labelNames: ['protocol', 'reason'],
-      registers,
-    });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Counter<L>({ name, help, labelNames, registers });
+    this.requests = counter(
+      'istio_agent_dns_requests_total',
+      'DNS queries answered, by transport and by where the answer came from (local, cache, upstream, servfail, refused)',
+      ['protocol', 'answer'],
+    );
+    this.upstreamRequests = counter(
+      'istio_agent_dns_upstream_requests_total',
+      'Queries sent to a resolv.conf nameserver, by transport',
+      ['protocol'],
+    );
+    this.upstreamFailures = counter(
+      'istio_agent_dns_upstream_failures_total',
+      'Queries to a nameserver that got no usable answer, by transport and reason',
+      ['protocol', 'reason'],
+    );
     this.upstreamDuration = new Histogram({
       name: 'istio_agent_dns_upstream_request_duration_seconds',
       help: 'Time a nameserver took to answer (or fail)',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers,
     });
-    this.malformed = new Counter({
-      name: 'interpose_dns_malformed_total',
-      help: 'DNS messages dropped as malformed (undecodable, not a query, oversized), by transport',
-      labelNames: ['protocol'],
-      registers,
-    });
+    this.malformed = counter(
+      'interpose_dns_malformed_total',
+      'DNS messages dropped as malformed (undecodable, not a query, oversized), by transport',
+      ['protocol'],
+    );
   }
 }
