@@ -6,7 +6,10 @@
  * The files sit directly in dist/ because modules that find the package from their own location
  * (src/native.ts: `new URL('..', import.meta.url)`) must keep their depth. `interpose lab` is not
  * bundled: its modules find the package three levels up and start dist/ scripts, so the bundle
- * imports the compiled dist/cli/lab.js, and commander (which both use) stays a package import.
+ * imports the compiled dist/cli/lab.js. commander is bundled (as one file it loads several times
+ * faster than its seven CommonJS modules); lab's compiled modules use the package's own copy, so
+ * nothing may rely on the two sharing a class: src/cli/run-action.ts recognises a commander
+ * error by its fields, not with instanceof.
  * Run after `tsc` (npm run build:ts does both).
  */
 import { build } from 'esbuild';
@@ -32,8 +35,6 @@ await build({
   // Dependencies written as CommonJS (pino, prom-client …) call require(); give the bundle one.
   banner: { js: "import { createRequire as __interposeRequire } from 'node:module'; const require = __interposeRequire(import.meta.url);" },
   define: { INTERPOSE_VERSION: JSON.stringify(version) },
-  // One commander for the bundle and the compiled lab command: CommanderError must be one class.
-  external: ['commander'],
   logLevel: 'warning',
   plugins: [
     {

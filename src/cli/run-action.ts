@@ -1,4 +1,3 @@
-import { CommanderError } from 'commander';
 import { InterceptError } from '../errors/index.js';
 import { error as logError } from './log.js';
 
@@ -7,7 +6,7 @@ import { error as logError } from './log.js';
  * InterceptErrors carry their own code; anything else is a bug (exit 2, with stack).
  */
 export function reportAndExit(err: unknown): never {
-  if (err instanceof CommanderError) {
+  if (isCommanderError(err)) {
     // commander already printed its message (unknown option, missing argument …).
     process.exit(err.exitCode === 0 ? 0 : 1);
   }
@@ -19,4 +18,16 @@ export function reportAndExit(err: unknown): never {
   const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
   process.stderr.write(`interpose: internal error: ${detail}\n`);
   process.exit(2);
+}
+
+/**
+ * A commander parse error (unknown option, missing argument, --help, --version). Recognised by
+ * its fields, not `instanceof CommanderError`: the bundled CLI carries its own copy of commander
+ * (scripts/bundle-cli.mjs) while the compiled `lab` command uses the package's, and an error
+ * thrown by either must end here the same way.
+ */
+function isCommanderError(err: unknown): err is { code: string; exitCode: number } {
+  if (!(err instanceof Error)) return false;
+  const { code, exitCode } = err as { code?: unknown; exitCode?: unknown };
+  return typeof code === 'string' && code.startsWith('commander.') && typeof exitCode === 'number';
 }

@@ -162,13 +162,16 @@ export class FileOwnershipStore implements OwnershipStore {
    * A namespace is alive while a process is in it or a bind mount (/run/netns) holds it.
    */
   private pruneGone(): void {
-    const alive = liveNamespaceInodes();
+    const filesOf = new Map<number, string[]>();
     for (const name of readdirSync(this.dir)) {
       const m = /^iptables-netns-(\d+)\.(?:json|lock)$/.exec(name);
-      if (m && !alive.has(Number(m[1]))) rmSync(join(this.dir, name), { force: true });
+      if (m) filesOf.set(Number(m[1]), [...(filesOf.get(Number(m[1])) ?? []), name]);
+    }
+    const ownInode = this.nsPath === '/proc/self/ns/net' ? this.inode : undefined;
+    for (const inode of goneNamespaces(new Set(filesOf.keys()), ownInode)) {
+      for (const name of filesOf.get(inode)!) rmSync(join(this.dir, name), { force: true });
     }
   }
-
 
   clear(): void {
     rmSync(this.file, { force: true });
@@ -207,17 +210,29 @@ export function withRecorded(known: OwnedState, recorded: Map<TableName, Map<str
   return out;
 }
 
-/** Inodes of every network namespace a process is in or /run/netns holds. */
-function liveNamespaceInodes(): Set<number> {
-  const inodes = new Set<number>();
-  const add = (path: string) => {
+/**
+ * Those of `inodes` that no process is in and no /run/netns name holds. `ownInode` is this
+ * process's namespace, alive by definition. The answer is the same as comparing against every
+ * live namespace, but stops looking once every inode in question is found alive: in an init
+ * container the record directory holds only its own namespace's record, and walking all of
+ * /proc for it is start-up every pod waits for (bench/startup).
+ */
+function goneNamespaces(inodes: Set<number>, ownInode: number | undefined): Set<number> {
+  const unseen = new Set(inodes);
+  if (ownInode !== undefined) unseen.delete(ownInode);
+  const see = (path: string) => {
     try {
-      inodes.add(statSync(path).ino);
+      unseen.delete(statSync(path).ino);
     } catch {
       // the process exited or the name went away meanwhile
     }
   };
-  for (const pid of readdirSync('/proc')) if (/^\d+$/.test(pid)) add(`/proc/${pid}/ns/net`);
-  if (existsSync('/run/netns')) for (const name of readdirSync('/run/netns')) add(`/run/netns/${name}`);
-  return inodes;
+  if (unseen.size > 0 && existsSync('/run/netns')) for (const name of readdirSync('/run/netns')) see(`/run/netns/${name}`);
+  if (unseen.size === 0) return unseen;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    see(`/proc/${pid}/ns/net`);
+    if (unseen.size === 0) break;
+  }
+  return unseen;
 }

@@ -5,8 +5,8 @@
  *   <bin>/interpose-cni      a /bin/sh launcher the runtime executes: `exec NODE <bin>/interpose-cni.d/dist/interpose-cni.js`
  *   <bin>/interpose-cni.d/   the bundle's files the plugin loads (dist/interpose-cni.js and the
  *                            chunks it imports, found by following its imports), the native
- *                            addon, the two packages the bundle leaves external (commander,
- *                            node-gyp-build), and with --copy-node the node executable itself
+ *                            addon, the one package the bundle leaves external (node-gyp-build),
+ *                            and with --copy-node the node executable itself
  *
  * The launcher is written last and by rename(2), so a runtime executing the plugin mid-install
  * runs the old launcher or the new one, never a half-written one.
@@ -42,8 +42,8 @@ export function bundleClosure(dist: string, entry = 'interpose-cni.js'): string[
   return [...seen].sort();
 }
 
-/** The packages the bundle imports by name (scripts/bundle-cli.mjs keeps commander external). */
-const EXTERNAL_PACKAGES = ['commander', 'node-gyp-build'];
+/** The packages the bundle imports by name (scripts/bundle-cli.mjs bundles everything else). */
+const EXTERNAL_PACKAGES = ['node-gyp-build'];
 
 export interface PluginFilesOptions {
   readonly binDir: string;
@@ -91,7 +91,7 @@ export function removePluginFiles(binDir: string): void {
   for (const n of readdirSync(binDir)) if (n.startsWith(`${INSTALL_DIR}.new-`) || n.startsWith(`${INSTALL_DIR}.old-`)) rmSync(join(binDir, n), { recursive: true, force: true });
 }
 
-/** The directory of package `name` holding `file` (commander's exports hide its package.json from require.resolve). */
+/** The directory of package `name` holding `file` (a package's exports may hide its package.json from require.resolve). */
 function packageDir(file: string, name: string): string {
   for (let dir = dirname(file); dirname(dir) !== dir; dir = dirname(dir)) {
     if (dir.endsWith(`/node_modules/${name}`)) return dir;
