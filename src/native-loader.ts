@@ -46,6 +46,7 @@ export interface NativeAddon {
   sendNetlink(protocol: number, bytes: Uint8Array, netnsPath: string): Promise<NetfilterBatchOutcome & Partial<NativeFailure>>;
   dumpNetlink(protocol: number, request: Uint8Array, netnsPath: string): { messages: Buffer } | NativeFailure;
   namespaceCookie(netnsPath: string): bigint | NativeFailure;
+  tryLockExclusive(fd: number): boolean | NativeFailure;
 }
 
 /** One answer of the kernel to a batch message: error 0 is an ack, else a positive errno. */

@@ -195,6 +195,17 @@ export function namespaceCookie(netnsPath = ''): bigint | undefined {
   throw netlinkError(r.errno, r.syscall, netnsPath, 'reading the namespace cookie');
 }
 
+/**
+ * flock(fd, LOCK_EX | LOCK_NB): true when the lock is now held through `fd`'s open file
+ * description, false when another holds it. Other failures (EBADF, ENOLCK) throw a NativeError.
+ */
+export function tryLockExclusive(fd: number): boolean {
+  checkFd(fd, 'tryLockExclusive');
+  const r = loadAddon().tryLockExclusive(fd);
+  if (isFailure(r)) throw nativeError(r);
+  return r;
+}
+
 function netlinkError(errno: number, syscall: string, netnsPath: string, recvHint: string): NativeError {
   const code = errnoNames.get(errno) ?? `E${errno}`;
   const hint =

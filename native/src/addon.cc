@@ -1,7 +1,8 @@
 // Module registration only; the bindings live in trie_binding.cc, socket_binding.cc,
-// relay_binding.cc and netlink_binding.cc.
+// relay_binding.cc, netlink_binding.cc and file_lock_binding.cc.
 #include <napi.h>
 
+#include "file_lock_binding.h"
 #include "netlink_binding.h"
 #include "relay_binding.h"
 #include "socket_binding.h"
@@ -14,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   interpose::InitSocketBindings(env, exports);
   interpose::InitRelayBindings(env, exports);
   interpose::InitNetlinkBindings(env, exports);
+  interpose::InitFileLockBindings(env, exports);
   return exports;
 }
 

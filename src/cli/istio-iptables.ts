@@ -9,7 +9,7 @@ import { buildIstioOptions } from '../config/istio-options.js';
 import { ISTIO_ENV_ONLY, ISTIO_FLAGS } from '../config/istio-flags.js';
 import { applyRuleset, cleanupRules, type ApplyResult } from '../kernel/backend.js';
 import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
-import { NFT_COMMIT_ENV } from '../kernel/nftables-backend.linux.js';
+import { NFT_COMMIT_ENV } from '../kernel/nft-binary.linux.js';
 import { openBackend, planDryRun } from '../kernel/open-backend.linux.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { runRedirectValidation } from '../kernel/run-validation.linux.js';

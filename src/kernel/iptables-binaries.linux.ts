@@ -10,6 +10,7 @@ import type { IptablesBinaryChoice } from '../config/intercept-config.js';
 import { MissingToolError } from './backend.js';
 import type { IpFamily } from '../net/cidr.js';
 import type { Executor } from './executor.js';
+import { holdsIpTables } from './nft-netlink-tables.js';
 import { readSavesDirectly } from './xtables-saves.linux.js';
 
 export type IptablesVariant = 'legacy' | 'nft';
@@ -50,17 +51,38 @@ type Saves = Map<string, string | undefined>;
 const MARK = '### interpose-save';
 
 /**
+ * Whether nf_tables in the executor's namespace holds no ip (4) / ip6 (6) table, asked over
+ * netlink: then that family's iptables-nft-save prints nothing and need not be started (a
+ * pod's fresh namespace, where an init container or the CNI plugin runs, holds none). False
+ * when it holds one or when the question cannot be asked here (no addon, a namespace only
+ * reachable through the executor): the save then runs as before.
+ */
+function nftFamilyEmpty(executor: Executor, family: IpFamily): boolean {
+  if (executor.realNamespace === undefined) return false;
+  try {
+    return !holdsIpTables(family, executor.realNamespace);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Reads all four saves in one spawn. Missing tools show up as exit status 127. A legacy save
  * is skipped (empty output) when the namespace has no legacy table registered in
- * /proc/net/ip{,6}_tables_names: then legacy holds nothing, and the save would cost a spawn.
+ * /proc/net/ip{,6}_tables_names: then legacy holds nothing, and the save would cost a spawn;
+ * an nft save likewise when nf_tables holds no table of its family (nftFamilyEmpty).
  * In this process's own namespace no shell is needed: xtables-saves.linux.ts.
  */
 async function readAllSaves(executor: Executor): Promise<Saves> {
+  const nftEmpty = new Map(([4, 6] as const).map((f) => [f, nftFamilyEmpty(executor, f)]));
   if (executor.realNamespace === '') {
     return readSavesDirectly(
       executor,
       (['legacy', 'nft'] as const).flatMap((v) =>
-        ([4, 6] as const).map((f) => ({ tool: TOOL(v, f, 'save'), ...(v === 'legacy' ? { tablesFile: `/proc/net/ip${f === 4 ? '' : '6'}_tables_names` } : {}) })),
+        ([4, 6] as const).map((f) => ({
+          tool: TOOL(v, f, 'save'),
+          ...(v === 'legacy' ? { tablesFile: `/proc/net/ip${f === 4 ? '' : '6'}_tables_names` } : { knownEmpty: nftEmpty.get(f)! }),
+        })),
       ),
     );
   }
@@ -69,7 +91,7 @@ async function readAllSaves(executor: Executor): Promise<Saves> {
       ([4, 6] as const).map((f) => {
         const t = TOOL(v, f, 'save');
         const names = f === 4 ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names';
-        const run = `${t} -c 2>/dev/null; echo "${MARK} rc $?"`;
+        const run = nftEmpty.get(f) && v === 'nft' ? `echo "${MARK} rc 0"` : `${t} -c 2>/dev/null; echo "${MARK} rc $?"`;
         const body = v === 'legacy' ? `if [ -n "$(cat ${names} 2>/dev/null)" ]; then ${run}; else echo "${MARK} rc 0"; fi` : run;
         return `echo '${MARK} ${t}'; if command -v ${t} >/dev/null 2>&1; then ${body}; else echo "${MARK} rc 127"; fi`;
       }),

@@ -20,6 +20,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync }
 import { join } from 'node:path';
 import { InterceptError } from '../errors/intercept-error.js';
 import type { LockHold, TransactionLock } from './backend.js';
+import { tryLockExclusive } from '../native.js';
 import { flockDescriptor, holdForCommands, namespacePath } from './executor.js';
 import { defaultStateDir } from './ownership-record.linux.js';
 
@@ -55,7 +56,7 @@ export class NamespaceLock implements TransactionLock {
     const fd = openSync(this.file, 'a', 0o600);
     let locked = false;
     try {
-      locked = await flockDescriptor(fd, this.waitSeconds);
+      locked = lockedWithoutWaiting(fd) || (await flockDescriptor(fd, this.waitSeconds));
     } finally {
       if (!locked) closeSync(fd);
     }
@@ -77,5 +78,18 @@ export class NamespaceLock implements TransactionLock {
         closeSync(fd);
       },
     };
+  }
+}
+
+/**
+ * The uncontended case, which is nearly every run, through the addon's flock(LOCK_NB): no
+ * flock(1) process to start. False when another run holds the lock (then flock(1) waits for
+ * it) or when the addon is not available.
+ */
+function lockedWithoutWaiting(fd: number): boolean {
+  try {
+    return tryLockExclusive(fd);
+  } catch {
+    return false;
   }
 }

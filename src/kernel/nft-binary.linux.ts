@@ -5,6 +5,13 @@
  */
 import { existsSync } from 'node:fs';
 
+/**
+ * Environment variable that picks how --native-nftables commits: `netlink` or `nft` (this
+ * binary). Read by nftables-backend.linux.ts; here so the CLI's help names it without loading
+ * that backend.
+ */
+export const NFT_COMMIT_ENV = 'INTERPOSE_NFT_COMMIT';
+
 /** Where distributions install nftables' nft. */
 const NFT_LOCATIONS = ['/usr/sbin/nft', '/sbin/nft', '/usr/local/sbin/nft', '/usr/bin/nft'];
 

@@ -32,7 +32,7 @@ import {
 import { runChecked, type Executor } from './executor.js';
 import type { NftBatchPlan } from '../rules/render/netlink/nft-netlink-batch.js';
 import { CommitOutcomeUnknownError, NetlinkTransaction, NftToolTransaction, planScript, type NftTransaction } from './nft-transaction.linux.js';
-import { findNft } from './nft-binary.linux.js';
+import { NFT_COMMIT_ENV, findNft } from './nft-binary.linux.js';
 import { parseNftListing, type ListedTable } from './nft-listing-parser.js';
 import { nftTablesDigest } from './nft-table-stamp.js';
 import { diffNftTables } from './nftables-plan.js';
@@ -93,9 +93,6 @@ export async function probeNftables(executor: Executor, nft = findNft()): Promis
   }
   return v.stdout.trim();
 }
-
-/** Environment variable that picks how transactions are committed: `netlink` or `nft`. */
-export const NFT_COMMIT_ENV = 'INTERPOSE_NFT_COMMIT';
 
 /**
  * How a run commits: a netlink batch when the native addon loads (the fast path: no nft

@@ -12,10 +12,18 @@ import type { Executor } from './executor.js';
 import { IptablesBackend } from './iptables-backend.linux.js';
 import { chooseIptables, iptablesBinaries } from './iptables-binaries.linux.js';
 import { findNft } from './nft-binary.linux.js';
-import { NftablesBackend, chooseNftTransaction, probeNftables } from './nftables-backend.linux.js';
-import { NftToolTransaction } from './nft-transaction.linux.js';
 import { FileOwnershipStore, NO_RECORD } from './ownership-record.linux.js';
 import { NamespaceLock } from './namespace-lock.linux.js';
+
+/**
+ * The nftables backend and what only it uses (its renderer, the netlink rule compiler), loaded
+ * when a run asks for it: an init container applying iptables rules, the common case, then
+ * compiles a third less code before its first rule (bench/startup.ts).
+ */
+async function nftablesModules() {
+  const [backend, transaction] = await Promise.all([import('./nftables-backend.linux.js'), import('./nft-transaction.linux.js')]);
+  return { ...backend, NftToolTransaction: transaction.NftToolTransaction };
+}
 
 export type BackendChoice = Pick<RunOptions, 'nativeNftables' | 'forceIptablesBinary' | 'networkNamespace'>;
 
@@ -27,6 +35,7 @@ export type BackendChoice = Pick<RunOptions, 'nativeNftables' | 'forceIptablesBi
 export async function openBackend(executor: Executor, choice: BackendChoice): Promise<Backend> {
   const lock = new NamespaceLock(choice.networkNamespace);
   if (choice.nativeNftables) {
+    const { NftablesBackend, chooseNftTransaction, probeNftables } = await nftablesModules();
     const transaction = chooseNftTransaction(executor);
     const version = await probeNftables(executor);
     return new NftablesBackend(executor, {}, findNft(), transaction, version, lock);
@@ -40,8 +49,11 @@ export async function openBackend(executor: Executor, choice: BackendChoice): Pr
  * The same backend for planning only, where the kernel cannot be read (a dry run without
  * privileges or tools): plan from its emptyState(). It remembers nothing between runs.
  */
-function offlineBackend(executor: Executor, choice: BackendChoice): Backend {
-  if (choice.nativeNftables) return new NftablesBackend(executor, {}, findNft(), new NftToolTransaction(executor, findNft()));
+async function offlineBackend(executor: Executor, choice: BackendChoice): Promise<Backend> {
+  if (choice.nativeNftables) {
+    const { NftablesBackend, NftToolTransaction } = await nftablesModules();
+    return new NftablesBackend(executor, {}, findNft(), new NftToolTransaction(executor, findNft()));
+  }
   return new IptablesBackend(executor, iptablesBinaries(choice.forceIptablesBinary === 'iptables-legacy' ? 'legacy' : 'nft'), NO_RECORD);
 }
 
@@ -67,7 +79,7 @@ export async function planDryRun(
   } catch (err) {
     if (!(err instanceof KernelUnreadableError || err instanceof CommandFailedError || err instanceof NativeError)) throw err;
     unreadable = err.message;
-    backend = offlineBackend(executor, choice);
+    backend = await offlineBackend(executor, choice);
     state = backend.emptyState();
   }
   const tx = cleanup ? backend.planCleanup(state, ruleset, cleanup) : backend.plan(state, ruleset, options);

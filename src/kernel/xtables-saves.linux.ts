@@ -18,6 +18,8 @@ export interface SaveRead {
    * nothing and the save is not run (its output is taken as empty).
    */
   readonly tablesFile?: string;
+  /** Known to print nothing (nf_tables holds no table of its family): not run, taken as empty. */
+  readonly knownEmpty?: boolean;
 }
 
 /**
@@ -26,9 +28,9 @@ export interface SaveRead {
  */
 export async function readSavesDirectly(executor: Executor, reads: readonly SaveRead[]): Promise<Map<string, string | undefined>> {
   const outputs = await Promise.all(
-    reads.map(async ({ tool, tablesFile }): Promise<[string, string | undefined]> => {
+    reads.map(async ({ tool, tablesFile, knownEmpty }): Promise<[string, string | undefined]> => {
       if (!onPath(tool)) return [tool, undefined];
-      if (tablesFile !== undefined && !listsATable(tablesFile)) return [tool, ''];
+      if (knownEmpty || (tablesFile !== undefined && !listsATable(tablesFile))) return [tool, ''];
       try {
         const r = await executor.run([tool, '-c']);
         return [tool, r.exitCode === 0 ? r.stdout : undefined];
