@@ -53,8 +53,8 @@ for (const file of ['deploy/kubernetes/pod-init-container.yaml', 'deploy/kuberne
     t.deepEqual(init.args, ['istio-iptables', ...annotationsToFlags(p.metadata.annotations ?? {}).argv, '--log_output_level=default:info']);
     // And istio-iptables takes them.
     await t.notThrowsAsync(parseIstioIptablesArgv(init.args!.slice(1)));
-    // The injector's requests and limits for istio-init.
-    t.deepEqual(init.resources, { requests: { cpu: '10m', memory: '40Mi' }, limits: { cpu: '2', memory: '1Gi' } });
+    // The injector's requests and limits for istio-init (Istio's values.yaml global.proxy.resources).
+    t.deepEqual(init.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2000m', memory: '1024Mi' } });
   });
 }
 
