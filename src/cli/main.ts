@@ -23,10 +23,11 @@ const program = new Command('interpose')
   .exitOverride();
 
 try {
-  // Load just the command being run; anything else (help, a typo) loads them all so commander
-  // can list them or suggest the right one.
+  // Load just the command being run, none for --version; anything else (help, a typo) loads them
+  // all so commander can list them or suggest the right one.
   const requested = commands.find((c) => c.name === process.argv[2]);
-  for (const entry of requested ? [requested] : commands) program.addCommand((await entry.load()).exitOverride());
+  const versionOnly = process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V');
+  for (const entry of requested ? [requested] : versionOnly ? [] : commands) program.addCommand((await entry.load()).exitOverride());
   applyHelpLayout(program);
   refuseStrayArguments(program);
   await program.parseAsync(process.argv);
