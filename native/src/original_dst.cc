@@ -21,13 +21,26 @@ bool isMapped(const in6_addr& a) {
   return std::memcmp(a.s6_addr, prefix, sizeof prefix) == 0;
 }
 
-int readV4(int fd, OriginalDst* out) {
-  sockaddr_in sin{};
-  socklen_t len = sizeof sin;
-  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &len) != 0) return errno;
+// The family's fields of an original destination.
+void fill(const sockaddr_in& sin, OriginalDst* out) {
   out->family = 4;
   std::memcpy(out->addr, &sin.sin_addr, 4);
   out->port = ntohs(sin.sin_port);
+}
+
+void fill(const sockaddr_in6& sin6, OriginalDst* out) {
+  out->family = 6;
+  std::memcpy(out->addr, &sin6.sin6_addr, 16);
+  out->port = ntohs(sin6.sin6_port);
+}
+
+// One getsockopt that answers with a socket address (sockaddr_in or sockaddr_in6).
+template <typename Sockaddr>
+int readAs(int fd, int level, int option, OriginalDst* out) {
+  Sockaddr sa{};
+  socklen_t len = sizeof sa;
+  if (getsockopt(fd, level, option, &sa, &len) != 0) return errno;
+  fill(sa, out);
   return 0;
 }
 
@@ -42,24 +55,14 @@ int readOriginalDst(int fd, OriginalDst* out, const char** syscall) {
 }
 
 int readOriginalDstAt(int fd, const sockaddr_storage& local, OriginalDst* out, const char** syscall) {
-  if (local.ss_family == AF_INET) {
+  if (local.ss_family != AF_INET && local.ss_family != AF_INET6) return EAFNOSUPPORT;
+  // An IPv4-mapped connection on an IPv6 socket has an IPv4 conntrack entry.
+  if (local.ss_family == AF_INET || isMapped(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr)) {
     *syscall = "getsockopt(SO_ORIGINAL_DST)";
-    return readV4(fd, out);
-  }
-  if (local.ss_family != AF_INET6) return EAFNOSUPPORT;
-
-  if (isMapped(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr)) {
-    *syscall = "getsockopt(SO_ORIGINAL_DST)";
-    return readV4(fd, out);
+    return readAs<sockaddr_in>(fd, SOL_IP, SO_ORIGINAL_DST, out);
   }
   *syscall = "getsockopt(IP6T_SO_ORIGINAL_DST)";
-  sockaddr_in6 sin6{};
-  socklen_t len = sizeof sin6;
-  if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &sin6, &len) != 0) return errno;
-  out->family = 6;
-  std::memcpy(out->addr, &sin6.sin6_addr, 16);
-  out->port = ntohs(sin6.sin6_port);
-  return 0;
+  return readAs<sockaddr_in6>(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out);
 }
 
 void formatAddress(const OriginalDst& dst, char* buf, unsigned size) {

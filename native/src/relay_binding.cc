@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "relay/splice_relay.h"
 
@@ -19,8 +22,24 @@ struct Callbacks {
   Napi::FunctionReference on_accept;
 };
 
-Napi::Value PortOrUndefined(Napi::Env env, const std::string& address, uint16_t port) {
-  return address.empty() ? env.Undefined() : Napi::Number::New(env, port);
+// A C++ value as the JS value the callbacks take: numbers, booleans, strings, or one made already.
+Napi::Value ToJs(Napi::Env env, bool b) { return Napi::Boolean::New(env, b); }
+Napi::Value ToJs(Napi::Env env, const std::string& s) { return Napi::String::New(env, s); }
+Napi::Value ToJs(Napi::Env, Napi::Value v) { return v; }
+template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>>
+Napi::Value ToJs(Napi::Env env, T n) {
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// A callback's argument list, converted in order.
+template <typename... T>
+std::vector<napi_value> JsArgs(Napi::Env env, const T&... values) {
+  return {ToJs(env, values)...};
+}
+
+// An optional string: undefined when empty.
+Napi::Value StringOrUndefined(Napi::Env env, const std::string& s) {
+  return s.empty() ? env.Undefined() : Napi::String::New(env, s);
 }
 
 // Runs on the JS thread for each batch of events (relay::RelayEvents): accepted connections
@@ -36,35 +55,16 @@ void DeliverEvents(Napi::Env env, Napi::Function on_done, Callbacks* callbacks, 
   if (env == nullptr || on_done.IsEmpty()) return;
   for (const relay::Accepted& a : owned->accepted) {
     if (callbacks == nullptr || callbacks->on_accept.IsEmpty()) break;
-    callbacks->on_accept.Call({
-        Napi::Number::New(env, a.id),
-        Napi::Number::New(env, a.listener_id),
-        Napi::Number::New(env, a.dst_error),
-        Napi::String::New(env, a.dst_address),
-        Napi::Number::New(env, a.dst_port),
-        Napi::String::New(env, a.peer_address),
-        Napi::Number::New(env, a.peer_port),
-        Napi::String::New(env, a.local_address),
-        Napi::Number::New(env, a.local_port),
-        Napi::Boolean::New(env, a.passthrough),
-        Napi::Number::New(env, a.accepted_at_ms),
-        Napi::Boolean::New(env, a.refused),
-    });
+    callbacks->on_accept.Call(JsArgs(env, a.id, a.listener_id, a.dst_error, a.dst_address, a.dst_port,
+                                     a.peer_address, a.peer_port, a.local_address, a.local_port, a.passthrough,
+                                     a.accepted_at_ms, a.refused));
   }
   for (const relay::RelayDone& d : owned->done) {
     Napi::Value head = env.Undefined();
     if (!d.head.empty()) head = Napi::Buffer<char>::Copy(env, d.head.data(), d.head.size());
-    on_done.Call({
-        Napi::Number::New(env, d.id),
-        Napi::Number::New(env, static_cast<double>(d.down_to_up)),
-        Napi::Number::New(env, static_cast<double>(d.up_to_down)),
-        Napi::String::New(env, relay::EndFlagText(d.flag)),
-        Napi::Number::New(env, d.error),
-        head,
-        d.upstream_local.empty() ? env.Undefined() : Napi::String::New(env, d.upstream_local),
-        PortOrUndefined(env, d.upstream_local, d.upstream_local_port),
-        Napi::Number::New(env, d.duration_ms),
-    });
+    const Napi::Value local_port = d.upstream_local.empty() ? env.Undefined() : ToJs(env, d.upstream_local_port);
+    on_done.Call(JsArgs(env, d.id, d.down_to_up, d.up_to_down, std::string(relay::EndFlagText(d.flag)), d.error,
+                        head, StringOrUndefined(env, d.upstream_local), local_port, d.duration_ms));
   }
 }
 
@@ -97,6 +97,10 @@ void FinalizeHandle(Napi::Env, RelayBox* box) {
     box->done_fn.Release();  // FinalizeDoneFn follows and frees the box
   }
 }
+
+// Argument i as a number (TypeScript has checked the arguments).
+uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Uint32Value(); }
+int32_t I32Arg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
 RelayBox* Box(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -160,12 +164,11 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   RelayBox* box = Box(info);
   sockaddr_storage addr;
   socklen_t len = 0;
-  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Uint32Value(), &addr, &len)) {
+  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), U32Arg(info, 3), &addr, &len)) {
     throw Napi::TypeError::New(env, "address must be an IP literal");
   }
   uint16_t port = 0;
-  const int err = box->relay->listen(info[1].As<Napi::Number>().Uint32Value(), reinterpret_cast<sockaddr*>(&addr),
-                                     len, info[4].As<Napi::Number>().Int32Value(), &port);
+  const int err = box->relay->listen(U32Arg(info, 1), reinterpret_cast<sockaddr*>(&addr), len, I32Arg(info, 4), &port);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, err));
   out.Set(1u, Napi::Number::New(env, port));
@@ -173,7 +176,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Unlisten(const Napi::CallbackInfo& info) {
-  Box(info)->relay->unlisten(info[1].As<Napi::Number>().Uint32Value());
+  Box(info)->relay->unlisten(U32Arg(info, 1));
   return info.Env().Undefined();
 }
 
@@ -188,28 +191,28 @@ Napi::Value SetPassthrough(const Napi::CallbackInfo& info) {
   auto ports = info[2].As<Napi::Uint8Array>();
   policy.ports.resize(std::min<size_t>(ports.ElementLength(), 65536));
   for (size_t p = 0; p < policy.ports.size(); p++) policy.ports[p] = ports.Data()[p] != 0;
-  policy.connect_timeout_ms = info[3].As<Napi::Number>().Uint32Value();
-  policy.idle_ms = info[4].As<Napi::Number>().Uint32Value();
-  policy.capture = info[5].As<Napi::Number>().Uint32Value();
-  policy.max_connections = info[6].As<Napi::Number>().Uint32Value();
-  box->relay->setPassthrough(info[1].As<Napi::Number>().Uint32Value(), policy);
+  policy.connect_timeout_ms = U32Arg(info, 3);
+  policy.idle_ms = U32Arg(info, 4);
+  policy.capture = U32Arg(info, 5);
+  policy.max_connections = U32Arg(info, 6);
+  box->relay->setPassthrough(U32Arg(info, 1), policy);
   return info.Env().Undefined();
 }
 
 // relaySetOwnerConnections(handle, count)
 Napi::Value SetOwnerConnections(const Napi::CallbackInfo& info) {
-  Box(info)->relay->setOwnerConnections(info[1].As<Napi::Number>().Uint32Value());
+  Box(info)->relay->setOwnerConnections(U32Arg(info, 1));
   return info.Env().Undefined();
 }
 
 // relayRelease(handle, id) -> fd | -1
 Napi::Value Release(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Box(info)->relay->release(info[1].As<Napi::Number>().Uint32Value()));
+  return Napi::Number::New(info.Env(), Box(info)->relay->release(U32Arg(info, 1)));
 }
 
 // relayCloseAccepted(handle, id, reset) -> boolean
 Napi::Value CloseAccepted(const Napi::CallbackInfo& info) {
-  const bool ok = Box(info)->relay->closeAccepted(info[1].As<Napi::Number>().Uint32Value(), info[2].ToBoolean().Value());
+  const bool ok = Box(info)->relay->closeAccepted(U32Arg(info, 1), info[2].ToBoolean().Value());
   return Napi::Boolean::New(info.Env(), ok);
 }
 
@@ -218,17 +221,15 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RelayBox* box = Box(info);
   relay::ConnectTarget target;
-  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Uint32Value(), &target.addr,
-                  &target.addr_len)) {
+  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), U32Arg(info, 3), &target.addr, &target.addr_len)) {
     throw Napi::TypeError::New(env, "address must be an IP literal");
   }
   const std::string bind_address = info[4].As<Napi::String>().Utf8Value();
   if (!bind_address.empty() && !ToSockaddr(bind_address, 0, &target.bind, &target.bind_len)) {
     throw Napi::TypeError::New(env, "bindAddress must be an IP literal or empty");
   }
-  target.timeout_ms = info[5].As<Napi::Number>().Uint32Value();
-  const int err = box->relay->connect(info[1].As<Napi::Number>().Uint32Value(), target,
-                                      info[6].As<Napi::Number>().Uint32Value(), info[7].As<Napi::Number>().Uint32Value());
+  target.timeout_ms = U32Arg(info, 5);
+  const int err = box->relay->connect(U32Arg(info, 1), target, U32Arg(info, 6), U32Arg(info, 7));
   return Napi::Number::New(env, err);
 }
 
@@ -236,22 +237,22 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
 Napi::Value Add(const Napi::CallbackInfo& info) {
   RelayBox* box = Box(info);
   relay::RelayRequest req;
-  req.id = info[1].As<Napi::Number>().Uint32Value();
-  req.down_fd = info[2].As<Napi::Number>().Int32Value();
-  req.up_fd = info[3].As<Napi::Number>().Int32Value();
+  req.id = U32Arg(info, 1);
+  req.down_fd = I32Arg(info, 2);
+  req.up_fd = I32Arg(info, 3);
   if (info[4].IsBuffer()) {
     auto head = info[4].As<Napi::Buffer<char>>();
     req.head.assign(head.Data(), head.Length());
   }
   req.down_ended = info[5].ToBoolean().Value();
-  req.idle_ms = info[6].As<Napi::Number>().Uint32Value();
-  req.capture = info[7].As<Napi::Number>().Uint32Value();
+  req.idle_ms = U32Arg(info, 6);
+  req.capture = U32Arg(info, 7);
   return Napi::Number::New(info.Env(), box->relay->add(std::move(req)));
 }
 
 // relayAbort(handle, id, reset)
 Napi::Value Abort(const Napi::CallbackInfo& info) {
-  Box(info)->relay->abort(info[1].As<Napi::Number>().Uint32Value(), info[2].ToBoolean().Value());
+  Box(info)->relay->abort(U32Arg(info, 1), info[2].ToBoolean().Value());
   return info.Env().Undefined();
 }
 
@@ -268,18 +269,24 @@ Napi::Value Unref(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitRelayBindings(Napi::Env env, Napi::Object exports) {
-  exports.Set("relayCreate", Napi::Function::New<Create>(env, "relayCreate"));
-  exports.Set("relayAdd", Napi::Function::New<Add>(env, "relayAdd"));
-  exports.Set("relayAbort", Napi::Function::New<Abort>(env, "relayAbort"));
-  exports.Set("relayRef", Napi::Function::New<Ref>(env, "relayRef"));
-  exports.Set("relayListen", Napi::Function::New<Listen>(env, "relayListen"));
-  exports.Set("relayUnlisten", Napi::Function::New<Unlisten>(env, "relayUnlisten"));
-  exports.Set("relayRelease", Napi::Function::New<Release>(env, "relayRelease"));
-  exports.Set("relaySetPassthrough", Napi::Function::New<SetPassthrough>(env, "relaySetPassthrough"));
-  exports.Set("relaySetOwnerConnections", Napi::Function::New<SetOwnerConnections>(env, "relaySetOwnerConnections"));
-  exports.Set("relayCloseAccepted", Napi::Function::New<CloseAccepted>(env, "relayCloseAccepted"));
-  exports.Set("relayConnect", Napi::Function::New<Connect>(env, "relayConnect"));
-  exports.Set("relayUnref", Napi::Function::New<Unref>(env, "relayUnref"));
+  const struct {
+    const char* name;
+    Napi::Function::Callback fn;
+  } fns[] = {
+      {"relayCreate", Create},
+      {"relayAdd", Add},
+      {"relayAbort", Abort},
+      {"relayRef", Ref},
+      {"relayUnref", Unref},
+      {"relayListen", Listen},
+      {"relayUnlisten", Unlisten},
+      {"relayRelease", Release},
+      {"relaySetPassthrough", SetPassthrough},
+      {"relaySetOwnerConnections", SetOwnerConnections},
+      {"relayCloseAccepted", CloseAccepted},
+      {"relayConnect", Connect},
+  };
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }
 
 }  // namespace interpose

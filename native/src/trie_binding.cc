@@ -1,6 +1,7 @@
 #include "trie_binding.h"
 
 #include <cstdint>
+#include <type_traits>
 
 namespace interpose {
 namespace {
@@ -138,71 +139,90 @@ napi_value CreateTrie(napi_env env, napi_callback_info /*info*/) {
   return ext;
 }
 
-napi_value Insert4(napi_env env, napi_callback_info info) {
+// An address argument: IPv4 as a number, IPv6 as a Uint8Array of 16 bytes. False with a
+// TypeError pending when it is not one.
+bool ReadAddress(napi_env env, napi_value v, uint32_t* out) {
+  *out = U32(env, v);
+  return true;
+}
+
+bool ReadAddress(napi_env env, napi_value v, const uint8_t** out) {
+  *out = Bytes16(env, v);
+  return *out != nullptr;
+}
+
+template <typename Addr>
+constexpr unsigned kMaxLen = std::is_same_v<Addr, uint32_t> ? 32 : 128;
+
+// The (h, addr, len, ...) that trieInsert4/6 and trieErase4/6 start with, checked: the trie,
+// the address and a prefix length within the family's; false with an error pending.
+template <typename Addr, size_t N>
+bool PrefixArgs(napi_env env, napi_callback_info info, napi_value (&argv)[N], TrieBox** box, Addr* addr,
+                unsigned* len) {
+  if (!Args(env, info, argv)) return false;
+  *box = Box(env, argv[0]);
+  return *box != nullptr && ReadAddress(env, argv[1], addr) && PrefixLength(env, argv[2], kMaxLen<Addr>, len);
+}
+
+// trieInsert4/6(h, addr, len, value) -> whether the prefix is new.
+template <typename Addr>
+napi_value Insert(napi_env env, napi_callback_info info, bool (lpm::LpmTrie::*insert)(Addr, unsigned, int32_t)) {
   napi_value argv[4];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = Box(env, argv[0]);
-  if (box == nullptr) return nullptr;
+  TrieBox* box = nullptr;
+  Addr addr{};
   unsigned len = 0;
-  if (!PrefixLength(env, argv[2], 32, &len)) return nullptr;
-  const bool fresh = box->trie.insert4(U32(env, argv[1]), len, I32(env, argv[3]));
+  if (!PrefixArgs(env, info, argv, &box, &addr, &len)) return nullptr;
+  const bool fresh = (box->trie.*insert)(addr, len, I32(env, argv[3]));
   ReportMemory(env, box);
   return Bool(env, fresh);
+}
+
+// trieErase4/6(h, addr, len) -> whether the prefix was there.
+template <typename Addr>
+napi_value Erase(napi_env env, napi_callback_info info, bool (lpm::LpmTrie::*erase)(Addr, unsigned)) {
+  napi_value argv[3];
+  TrieBox* box = nullptr;
+  Addr addr{};
+  unsigned len = 0;
+  if (!PrefixArgs(env, info, argv, &box, &addr, &len)) return nullptr;
+  const bool found = (box->trie.*erase)(addr, len);
+  ReportMemory(env, box);
+  return Bool(env, found);
+}
+
+// trieLookup4/6(h, addr) -> the longest match's value, or -1.
+template <typename Addr>
+napi_value Lookup(napi_env env, napi_callback_info info, int32_t (lpm::LpmTrie::*lookup)(Addr) const) {
+  napi_value argv[2];
+  if (!Args(env, info, argv)) return nullptr;
+  TrieBox* box = FastBox(env, argv[0]);
+  Addr addr{};
+  if (box == nullptr || !ReadAddress(env, argv[1], &addr)) return nullptr;
+  return Int(env, (box->trie.*lookup)(addr));
+}
+
+napi_value Insert4(napi_env env, napi_callback_info info) {
+  return Insert<uint32_t>(env, info, &lpm::LpmTrie::insert4);
 }
 
 napi_value Erase4(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = Box(env, argv[0]);
-  if (box == nullptr) return nullptr;
-  unsigned len = 0;
-  if (!PrefixLength(env, argv[2], 32, &len)) return nullptr;
-  const bool found = box->trie.erase4(U32(env, argv[1]), len);
-  ReportMemory(env, box);
-  return Bool(env, found);
+  return Erase<uint32_t>(env, info, &lpm::LpmTrie::erase4);
 }
 
 napi_value Lookup4(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = FastBox(env, argv[0]);
-  if (box == nullptr) return nullptr;
-  return Int(env, box->trie.lookup4(U32(env, argv[1])));
+  return Lookup<uint32_t>(env, info, &lpm::LpmTrie::lookup4);
 }
 
 napi_value Insert6(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = Box(env, argv[0]);
-  const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
-  if (addr == nullptr) return nullptr;
-  unsigned len = 0;
-  if (!PrefixLength(env, argv[2], 128, &len)) return nullptr;
-  const bool fresh = box->trie.insert6(addr, len, I32(env, argv[3]));
-  ReportMemory(env, box);
-  return Bool(env, fresh);
+  return Insert<const uint8_t*>(env, info, &lpm::LpmTrie::insert6);
 }
 
 napi_value Erase6(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = Box(env, argv[0]);
-  const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
-  if (addr == nullptr) return nullptr;
-  unsigned len = 0;
-  if (!PrefixLength(env, argv[2], 128, &len)) return nullptr;
-  const bool found = box->trie.erase6(addr, len);
-  ReportMemory(env, box);
-  return Bool(env, found);
+  return Erase<const uint8_t*>(env, info, &lpm::LpmTrie::erase6);
 }
 
 napi_value Lookup6(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = FastBox(env, argv[0]);
-  const uint8_t* addr = box == nullptr ? nullptr : Bytes16(env, argv[1]);
-  if (addr == nullptr) return nullptr;
-  return Int(env, box->trie.lookup6(addr));
+  return Lookup<const uint8_t*>(env, info, &lpm::LpmTrie::lookup6);
 }
 
 // Arguments of trieInsertMany4/6: (h, addrs, lens: Uint8Array, values: Int32Array), with
@@ -297,20 +317,14 @@ napi_value LookupMany6(napi_env env, napi_callback_info info) {
   return LookupMany<uint8_t>(env, info, napi_uint8_array, 16, &lpm::LpmTrie::lookupMany6);
 }
 
-napi_value Size(napi_env env, napi_callback_info info) {
+// trieSize(h) / trieMemoryBytes(h): one count about the trie, as a number.
+template <size_t (lpm::LpmTrie::*count)() const>
+napi_value Count(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!Args(env, info, argv)) return nullptr;
   TrieBox* box = Box(env, argv[0]);
   if (box == nullptr) return nullptr;
-  return Double(env, static_cast<double>(box->trie.size()));
-}
-
-napi_value MemoryBytes(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!Args(env, info, argv)) return nullptr;
-  TrieBox* box = Box(env, argv[0]);
-  if (box == nullptr) return nullptr;
-  return Double(env, static_cast<double>(box->trie.memoryBytes()));
+  return Double(env, static_cast<double>((box->trie.*count)()));
 }
 
 }  // namespace
@@ -325,10 +339,18 @@ void InitTrieBindings(napi_env env, napi_value exports) {
     const char* name;
     napi_callback fn;
   } fns[] = {
-      {"createTrie", CreateTrie},     {"trieInsert4", Insert4},         {"trieErase4", Erase4},
-      {"trieLookup4", Lookup4},       {"trieInsert6", Insert6},         {"trieErase6", Erase6},
-      {"trieLookup6", Lookup6},       {"trieLookupMany4", LookupMany4}, {"trieLookupMany6", LookupMany6},
-      {"trieSize", Size},             {"trieMemoryBytes", MemoryBytes}, {"trieInsertMany4", InsertMany4},
+      {"createTrie", CreateTrie},
+      {"trieInsert4", Insert4},
+      {"trieErase4", Erase4},
+      {"trieLookup4", Lookup4},
+      {"trieInsert6", Insert6},
+      {"trieErase6", Erase6},
+      {"trieLookup6", Lookup6},
+      {"trieLookupMany4", LookupMany4},
+      {"trieLookupMany6", LookupMany6},
+      {"trieSize", Count<&lpm::LpmTrie::size>},
+      {"trieMemoryBytes", Count<&lpm::LpmTrie::memoryBytes>},
+      {"trieInsertMany4", InsertMany4},
       {"trieInsertMany6", InsertMany6},
   };
   for (const auto& f : fns) {

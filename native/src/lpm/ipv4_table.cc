@@ -111,6 +111,16 @@ void Ipv4Table::setInherited(uint32_t g, int32_t value, uint8_t tag) {
   }
 }
 
+void Ipv4Table::setLevel1(size_t at, int32_t value, uint8_t tag) {
+  entryLen_[at] = tag;
+  const uint32_t e = entries_[at];
+  if (isChild(e)) {
+    setInherited(e & kIndexMask, value, tag);
+  } else {
+    entries_[at] = static_cast<uint32_t>(value);
+  }
+}
+
 bool Ipv4Table::insert(uint32_t addr, unsigned len, int32_t value) {
   addr &= maskOf(len);
   const bool fresh = prefixes_.set(keyOf(addr, len), value);
@@ -135,15 +145,9 @@ bool Ipv4Table::insert(uint32_t addr, unsigned len, int32_t value) {
 
   if (len <= 24) {
     const size_t first = (addr >> 8) & 0xff;
+    // Every entry the prefix covers, except those a longer level-1 prefix owns.
     for (size_t i = first; i < first + (size_t{1} << (24 - len)); ++i) {
-      if (entryLen_[base1 + i] > tag) continue;  // a longer level-1 prefix owns it
-      entryLen_[base1 + i] = tag;
-      const uint32_t e = entries_[base1 + i];
-      if (isChild(e)) {
-        setInherited(e & kIndexMask, value, tag);
-      } else {
-        entries_[base1 + i] = static_cast<uint32_t>(value);
-      }
+      if (entryLen_[base1 + i] <= tag) setLevel1(base1 + i, value, tag);
     }
     summarize(g1);
     if (fresh) ++groupUse_[g1];
@@ -228,15 +232,9 @@ bool Ipv4Table::erase(uint32_t addr, unsigned len) {
   if (len <= 24) {
     replacement(addr, len, 17, &replValue, &replTag);
     const size_t first = (addr >> 8) & 0xff;
+    // The entries this prefix set (one of each length covers an address; see unpaint).
     for (size_t i = first; i < first + (size_t{1} << (24 - len)); ++i) {
-      if (entryLen_[base1 + i] != tag) continue;
-      entryLen_[base1 + i] = replTag;
-      const uint32_t e = entries_[base1 + i];
-      if (isChild(e)) {
-        setInherited(e & kIndexMask, replValue, replTag);
-      } else {
-        entries_[base1 + i] = static_cast<uint32_t>(replValue);
-      }
+      if (entryLen_[base1 + i] == tag) setLevel1(base1 + i, replValue, replTag);
     }
     summarize(g1);
   } else {

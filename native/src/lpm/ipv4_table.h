@@ -130,6 +130,10 @@ class Ipv4Table {
                    uint8_t* tag) const;
   // Sets the level-1 value pushed into level-2 group g (slots no level-2 prefix covers).
   void setInherited(uint32_t g, int32_t value, uint8_t tag);
+  // Level-1 entry `at` (an index into entries_) now says `value` with `tag`; a /24 that has its
+  // own level-2 group takes it as that group's inherited value instead. Used by insert and erase
+  // alike, as paint/unpaint are for the other levels.
+  void setLevel1(size_t at, int32_t value, uint8_t tag);
 
   std::vector<Slot> root_;       // 65536 slots once the first prefix arrives
   std::vector<uint8_t> rootLen_;
