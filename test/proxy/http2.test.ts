@@ -7,6 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttp2Server } from 'node:http2';
 import { execa } from 'execa';
 import * as grpc from '@grpc/grpc-js';
 import { loopbackServiceEntry } from './helpers/loopback-upstream.js';
@@ -194,4 +195,135 @@ spec:
     'GET /slow HTTP/2 504 UT',
     'GET /x HTTP/2 502 -',
   ]);
+});
+
+/** What an h2c-only upstream (node:http2 without allowHTTP1) saw of one request. */
+interface SeenStream {
+  method: string;
+  path: string;
+  authority: string;
+  headers: Record<string, unknown>;
+  body: string;
+}
+
+/**
+ * An upstream that speaks only HTTP/2 over cleartext: an HTTP/1.1 request gets no answer. `/503-once`
+ * answers 503 to its first request, `/trailers` sends trailers, `/slow` answers after 2 s.
+ */
+async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; seen: SeenStream[] }> {
+  const seen: SeenStream[] = [];
+  const server = createHttp2Server();
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  let failedOnce = false;
+  server.on('stream', (stream, headers) => {
+    let body = '';
+    stream.on('data', (d: Buffer) => (body += d.toString()));
+    stream.on('end', () => {
+      const path = String(headers[':path']);
+      seen.push({ method: String(headers[':method']), path, authority: String(headers[':authority']), headers: { ...headers }, body });
+      if (path === '/503-once' && !failedOnce) {
+        failedOnce = true;
+        stream.respond({ ':status': 503 }, { endStream: true });
+        return;
+      }
+      if (path === '/slow') {
+        setTimeout(() => {
+          if (stream.destroyed) return;
+          stream.respond({ ':status': 200 });
+          stream.end('late');
+        }, 2000).unref();
+        return;
+      }
+      const trailers = path === '/trailers';
+      stream.respond({ ':status': 201, 'x-upstream': 'h2', 'set-cookie': ['a=1', 'b=2'] }, { waitForTrailers: trailers });
+      if (trailers) stream.once('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc' }));
+      stream.end(`h2 answer to ${String(headers[':method'])} ${path} body=${body}`);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
+  return { port: (server.address() as { port: number }).port, seen };
+}
+
+const vsHttp2Port = (host: string) => `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: h2-port}
+spec:
+  hosts: [${host}]
+  http:
+  - match: [{uri: {exact: /slow}}]
+    timeout: 200ms
+    route: [{destination: {host: ${host}}}]
+  - route: [{destination: {host: ${host}}}]
+`;
+
+test('HTTP/1.1 client on an HTTP2 port: sent upstream as an HTTP/2 stream (h2c-only upstream), answer in HTTP/1.1; retries, timeouts, log', async (t) => {
+  const up = await h2cOnlyUpstream(t);
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('h2.example.com', up.port, 'HTTP2')}${vsHttp2Port('h2.example.com')}`;
+  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
+  const curl = (path: string, args: string[] = []) =>
+    execa('curl', ['-sS', '-m', '5', '-i', '--http1.1', '-H', 'Host: h2.example.com', ...args, '-w', '\n%{http_version}', `http://127.0.0.1:${proxy.port}${path}`], { reject: false });
+
+  const post = await curl('/echo?q=1', ['-H', 'x-custom: yes', '-H', 'Connection: keep-alive', '--data-binary', 'hello body']);
+  t.is(post.exitCode, 0, post.stderr);
+  t.regex(post.stdout, /^HTTP\/1\.1 201 Created\r\n/);
+  t.regex(post.stdout, /\r\nx-upstream: h2\r\n/);
+  t.regex(post.stdout, /\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n/);
+  t.regex(post.stdout, /h2 answer to POST \/echo\?q=1 body=hello body\n1\.1$/);
+  const first = up.seen[0]!;
+  t.is(first.authority, 'h2.example.com');
+  t.is(first.headers['x-custom'], 'yes');
+  t.is(first.headers['x-envoy-attempt-count'], '1');
+  t.is(first.headers['connection'], undefined);
+  t.is(first.headers['host'], undefined);
+
+  // Trailers cannot be carried to an HTTP/1.1 client: dropped, as Envoy's HTTP/1 codec does by default.
+  const withTrailers = await curl('/trailers');
+  t.is(withTrailers.exitCode, 0, withTrailers.stderr);
+  t.regex(withTrailers.stdout, /h2 answer to GET \/trailers body=\n1\.1$/);
+  t.notRegex(withTrailers.stdout, /x-checksum/);
+
+  // Istio's default retry policy retries the 503 on a new stream.
+  const retried = await curl('/503-once');
+  t.regex(retried.stdout, /^HTTP\/1\.1 201 /);
+  t.deepEqual(up.seen.filter((s) => s.path === '/503-once').map((s) => s.headers['x-envoy-attempt-count']), ['1', '2']);
+
+  const slow = await curl('/slow');
+  t.regex(slow.stdout, /^HTTP\/1\.1 504 /);
+  t.regex(slow.stdout, /upstream request timeout/);
+
+  t.true(await eventually(() => proxy.accessLog.length === 4), proxy.accessLog.join('\n'));
+  const lines = proxy.accessLog.map(parseLogLine);
+  t.deepEqual(lines.map((l) => `${l.request} ${l.code} ${l.flags}`), [
+    'POST /echo?q=1 HTTP/1.1 201 -',
+    'GET /trailers HTTP/1.1 201 -',
+    'GET /503-once HTTP/1.1 201 -',
+    'GET /slow HTTP/1.1 504 UT',
+  ]);
+  for (const l of lines) t.is(l.cluster, `outbound|${up.port}||h2.example.com`);
+  t.regex(lines[0]!.upstreamLocal, /^127\.0\.0\.1:\d+$/);
+  t.is(lines[0]!.bytesReceived, 'hello body'.length);
+});
+
+test('curl --http2 (Upgrade: h2c) on an HTTP2 port: the upgrade is dropped as Envoy does, the answer is HTTP/1.1, the upstream is reached in HTTP/2', async (t) => {
+  const up = await h2cOnlyUpstream(t);
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('h2.example.com', up.port, 'HTTP2')}`;
+  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
+  const r = await execa('curl', ['-sS', '-m', '5', '--http2', '-H', 'Host: h2.example.com', '-w', '\n%{http_version} %{http_code}', `http://127.0.0.1:${proxy.port}/up`], { reject: false });
+  t.is(r.exitCode, 0, r.stderr);
+  t.is(r.stdout, 'h2 answer to GET /up body=\n1.1 201');
+  t.is(up.seen.length, 1);
+  t.is(up.seen[0]!.headers['http2-settings'], undefined);
+  t.is(up.seen[0]!.headers['upgrade'], undefined);
+  t.true(await eventually(() => proxy.accessLog.length === 1));
+  t.is(parseLogLine(proxy.accessLog[0]!).request, 'GET /up HTTP/1.1');
 });
