@@ -109,6 +109,7 @@ export class Http2UpstreamRequest extends Writable {
       this.response = new Http2UpstreamResponse(stream, headers);
       this.emit('response', this.response);
     });
+    stream.on('error', (err: Error) => this.fail(err));
     stream.once('close', () => {
       const response = this.response;
       // Reset (even with NO_ERROR) before the answer's end: the answer is cut short.

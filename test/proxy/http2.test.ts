@@ -7,7 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createHttp2Server } from 'node:http2';
+import { constants, createServer as createHttp2Server } from 'node:http2';
 import { execa } from 'execa';
 import * as grpc from '@grpc/grpc-js';
 import { loopbackServiceEntry } from './helpers/loopback-upstream.js';
@@ -208,7 +208,8 @@ interface SeenStream {
 
 /**
  * An upstream that speaks only HTTP/2 over cleartext: an HTTP/1.1 request gets no answer. `/503-once`
- * answers 503 to its first request, `/trailers` sends trailers, `/slow` answers after 2 s.
+ * answers 503 to its first request, `/refused-once` resets its first stream with REFUSED_STREAM, `/cut`
+ * drops the connection after the first body bytes, `/trailers` sends trailers, `/slow` answers after 2 s.
  */
 async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; seen: SeenStream[] }> {
   const seen: SeenStream[] = [];
@@ -219,12 +220,26 @@ async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; see
     s.once('close', () => sessions.delete(s));
   });
   let failedOnce = false;
+  let refusedOnce = false;
   server.on('stream', (stream, headers) => {
+    // The streams this upstream resets itself report that as an error on its side.
+    stream.on('error', () => {});
     let body = '';
     stream.on('data', (d: Buffer) => (body += d.toString()));
     stream.on('end', () => {
       const path = String(headers[':path']);
       seen.push({ method: String(headers[':method']), path, authority: String(headers[':authority']), headers: { ...headers }, body });
+      if (path === '/refused-once' && !refusedOnce) {
+        refusedOnce = true;
+        stream.close(constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      if (path === '/cut') {
+        stream.respond({ ':status': 200 });
+        // Node's close() would end the stream cleanly first: drop the connection instead.
+        stream.write('partial', () => setTimeout(() => stream.session?.destroy(), 50));
+        return;
+      }
       if (path === '/503-once' && !failedOnce) {
         failedOnce = true;
         stream.respond({ ':status': 503 }, { endStream: true });
@@ -326,4 +341,31 @@ test('curl --http2 (Upgrade: h2c) on an HTTP2 port: the upgrade is dropped as En
   t.is(up.seen[0]!.headers['upgrade'], undefined);
   t.true(await eventually(() => proxy.accessLog.length === 1));
   t.is(parseLogLine(proxy.accessLog[0]!).request, 'GET /up HTTP/1.1');
+});
+
+test('HTTP/1.1 client on an HTTP2 port, upstream failures: REFUSED_STREAM retried, a connection lost mid-answer is UC, no upstream is 503 UF,URX', async (t) => {
+  const up = await h2cOnlyUpstream(t);
+  const yaml = `${entry('h2.example.com', up.port, 'HTTP2')}---\n${entry('down.example.com', 1, 'HTTP2')}`;
+  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
+  const curl = (host: string, path: string) =>
+    execa('curl', ['-sS', '-m', '5', '--http1.1', '-H', `Host: ${host}`, '-w', '\n%{http_code}', `http://127.0.0.1:${proxy.port}${path}`], { reject: false });
+
+  const refused = await curl('h2.example.com', '/refused-once');
+  t.is(refused.stdout, 'h2 answer to GET /refused-once body=\n201');
+  t.is(up.seen.filter((s) => s.path === '/refused-once').length, 2);
+
+  const cut = await curl('h2.example.com', '/cut');
+  t.not(cut.exitCode, 0, JSON.stringify([cut.stdout, cut.stderr, proxy.accessLog]));
+  t.regex(cut.stdout, /^partial/);
+
+  proxy.setDestination({ address: '127.0.0.1', port: 1 });
+  const down = await curl('down.example.com', '/x');
+  t.regex(down.stdout, /^upstream connect error or disconnect\/reset before headers\. reset reason: .*\n503$/);
+
+  t.true(await eventually(() => proxy.accessLog.length === 3), proxy.accessLog.join('\n'));
+  t.deepEqual(proxy.accessLog.map(parseLogLine).map((l) => `${l.request} ${l.code} ${l.flags}`), [
+    'GET /refused-once HTTP/1.1 201 -',
+    'GET /cut HTTP/1.1 200 UC',
+    'GET /x HTTP/1.1 503 UF,URX',
+  ]);
 });
