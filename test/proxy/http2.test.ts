@@ -11,10 +11,20 @@ import { constants, createServer as createHttp2Server } from 'node:http2';
 import { execa } from 'execa';
 import * as grpc from '@grpc/grpc-js';
 import { loopbackServiceEntry } from './helpers/loopback-upstream.js';
-import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
+import { startTestProxy, eventually, type TestProxy } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
+import { timeoutRoute } from './helpers/virtual-service.js';
 
 const entry = loopbackServiceEntry;
+
+/** The proxy's first `n` access-log lines as "REQUEST CODE FLAGS", once it has written them. */
+async function loggedRequests(proxy: TestProxy, n: number): Promise<string[]> {
+  await eventually(() => proxy.accessLog.length >= n);
+  return proxy.accessLog.slice(0, n).map((line) => {
+    const l = parseLogLine(line);
+    return `${l.request} ${l.code} ${l.flags}`;
+  });
+}
 
 // A gRPC service without protoc: messages are UTF-8 strings.
 const str = { serialize: (s: string) => Buffer.from(s), deserialize: (b: Buffer) => b.toString() };
@@ -63,19 +73,6 @@ async function grpcServer(t: ExecutionContext): Promise<number> {
   return port;
 }
 
-const vsWithTimeout = (host: string) => `---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: grpc-timeout}
-spec:
-  hosts: [${host}]
-  http:
-  - match: [{uri: {prefix: /test.Echo/Slow}}]
-    timeout: 200ms
-    route: [{destination: {host: ${host}}}]
-  - route: [{destination: {host: ${host}}}]
-`;
-
 /** An Echo client through the proxy at `port`, asking for `authority`; closed when the test ends. */
 function echoClient(t: ExecutionContext, port: number, authority: string) {
   const Client = grpc.makeGenericClientConstructor(Echo, 'Echo');
@@ -88,7 +85,7 @@ function echoClient(t: ExecutionContext, port: number, authority: string) {
 
 test('gRPC through a GRPC port: unary, server, client and bidirectional streaming; timeouts DEADLINE_EXCEEDED; one HTTP/2 line per call', async (t) => {
   const port = await grpcServer(t);
-  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('grpc.example.com', port, 'GRPC')}${vsWithTimeout('grpc.example.com')}`;
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('grpc.example.com', port, 'GRPC')}${timeoutRoute('grpc.example.com', '{prefix: /test.Echo/Slow}')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port });
   const client = echoClient(t, proxy.port, 'grpc.example.com');
 
@@ -161,18 +158,7 @@ test('curl --http2-prior-knowledge on an HTTP port: proxied per stream to an HTT
     server.close();
   });
   const port = (server.address() as { port: number }).port;
-  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('web.example.com', port, 'HTTP')}---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: web}
-spec:
-  hosts: [web.example.com]
-  http:
-  - match: [{uri: {exact: /slow}}]
-    timeout: 200ms
-    route: [{destination: {host: web.example.com}}]
-  - route: [{destination: {host: web.example.com}}]
-`;
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('web.example.com', port, 'HTTP')}${timeoutRoute('web.example.com', '{exact: /slow}')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port });
   const url = (path: string) => `http://127.0.0.1:${proxy.port}${path}`;
   // One curl per URL: curl 7.88 fails reusing a prior-knowledge connection even to Node's own
@@ -187,9 +173,7 @@ spec:
   t.deepEqual(seen.slice(0, 2), ['1.1 web.example.com', '1.1 web.example.com']);
   const blocked = await execa('curl', ['-sS', '--http2-prior-knowledge', '-H', 'Host: evil.example.com', '-o', '/dev/null', '-w', '%{http_code}', url('/x')], { reject: false });
   t.is(blocked.stdout, '502');
-  t.true(await eventually(() => proxy.accessLog.length === 4));
-  const lines = proxy.accessLog.map(parseLogLine);
-  t.deepEqual(lines.map((l) => `${l.request} ${l.code} ${l.flags}`), [
+  t.deepEqual(await loggedRequests(proxy, 4), [
     'GET /a HTTP/2 200 -',
     'GET /b HTTP/2 200 -',
     'GET /slow HTTP/2 504 UT',
@@ -268,22 +252,9 @@ async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; see
   return { port: (server.address() as { port: number }).port, seen };
 }
 
-const vsHttp2Port = (host: string) => `---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: h2-port}
-spec:
-  hosts: [${host}]
-  http:
-  - match: [{uri: {exact: /slow}}]
-    timeout: 200ms
-    route: [{destination: {host: ${host}}}]
-  - route: [{destination: {host: ${host}}}]
-`;
-
 test('HTTP/1.1 client on an HTTP2 port: sent upstream as an HTTP/2 stream (h2c-only upstream), answer in HTTP/1.1; retries, timeouts, log', async (t) => {
   const up = await h2cOnlyUpstream(t);
-  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('h2.example.com', up.port, 'HTTP2')}${vsHttp2Port('h2.example.com')}`;
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('h2.example.com', up.port, 'HTTP2')}${timeoutRoute('h2.example.com', '{exact: /slow}')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
   const curl = (path: string, args: string[] = []) =>
     execa('curl', ['-sS', '-m', '5', '-i', '--http1.1', '-H', 'Host: h2.example.com', ...args, '-w', '\n%{http_version}', `http://127.0.0.1:${proxy.port}${path}`], { reject: false });
@@ -316,14 +287,13 @@ test('HTTP/1.1 client on an HTTP2 port: sent upstream as an HTTP/2 stream (h2c-o
   t.regex(slow.stdout, /^HTTP\/1\.1 504 /);
   t.regex(slow.stdout, /upstream request timeout/);
 
-  t.true(await eventually(() => proxy.accessLog.length === 4), proxy.accessLog.join('\n'));
-  const lines = proxy.accessLog.map(parseLogLine);
-  t.deepEqual(lines.map((l) => `${l.request} ${l.code} ${l.flags}`), [
+  t.deepEqual(await loggedRequests(proxy, 4), [
     'POST /echo?q=1 HTTP/1.1 201 -',
     'GET /trailers HTTP/1.1 201 -',
     'GET /503-once HTTP/1.1 201 -',
     'GET /slow HTTP/1.1 504 UT',
   ]);
+  const lines = proxy.accessLog.map(parseLogLine);
   for (const l of lines) t.is(l.cluster, `outbound|${up.port}||h2.example.com`);
   t.regex(lines[0]!.upstreamLocal, /^127\.0\.0\.1:\d+$/);
   t.is(lines[0]!.bytesReceived, 'hello body'.length);
@@ -362,8 +332,7 @@ test('HTTP/1.1 client on an HTTP2 port, upstream failures: REFUSED_STREAM retrie
   const down = await curl('down.example.com', '/x');
   t.regex(down.stdout, /^upstream connect error or disconnect\/reset before headers\. reset reason: .*\n503$/);
 
-  t.true(await eventually(() => proxy.accessLog.length === 3), proxy.accessLog.join('\n'));
-  t.deepEqual(proxy.accessLog.map(parseLogLine).map((l) => `${l.request} ${l.code} ${l.flags}`), [
+  t.deepEqual(await loggedRequests(proxy, 3), [
     'GET /refused-once HTTP/1.1 201 -',
     'GET /cut HTTP/1.1 200 UC',
     'GET /x HTTP/1.1 503 UF,URX',
