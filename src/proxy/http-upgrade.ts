@@ -9,7 +9,7 @@ import { request as httpRequest, STATUS_CODES, type IncomingMessage } from 'node
 import type { Socket } from 'node:net';
 import type { AccessLogEntry } from './access-log.js';
 import { formatHostPort } from './address-format.js';
-import { relayConnected, type TcpSessionDeps } from './tcp-session.js';
+import { recordRelayEnd, relayConnected, upstreamJoined, type TcpSessionDeps } from './tcp-session.js';
 import type { Upstream } from './upstream-resolver.js';
 
 /** True for an HTTP/1.1 request asking to switch to cleartext HTTP/2 (and nothing else). */
@@ -154,11 +154,7 @@ export function forwardUpgrade(deps: UpgradeDeps, u: UpgradeRequest): Promise<vo
       const extra = u.external ? `x-envoy-upstream-service-time: ${log.upstreamServiceTimeMs}\r\n` : '';
       const responseHead = `HTTP/1.1 ${log.responseCode} ${upRes.statusMessage ?? ''}\r\n${rawHeaderLines(upRes, new Set())}${extra}\r\n`;
       up.on('error', () => {});
-      metrics.upstreamActive.inc(cluster);
-      if (down.destroyed) {
-        up.destroy();
-        metrics.upstreamActive.dec(cluster);
-        log.responseFlags = 'DC';
+      if (!upstreamJoined(metrics, cluster, log, down, up)) {
         done();
         return;
       }
@@ -175,12 +171,7 @@ export function forwardUpgrade(deps: UpgradeDeps, u: UpgradeRequest): Promise<vo
           return;
         }
         void relayConnected(deps, down, up, u.head).then((r) => {
-          metrics.upstreamActive.dec(cluster);
-          metrics.bytesSent.inc(cluster, r.bytesReceived);
-          metrics.bytesReceived.inc(cluster, r.bytesSent + early);
-          log.bytesReceived = r.bytesReceived;
-          log.bytesSent = r.bytesSent + early;
-          log.responseFlags = r.flag;
+          recordRelayEnd(metrics, cluster, log, r, early);
           done();
         });
       };
