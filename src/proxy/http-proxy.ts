@@ -257,7 +257,8 @@ export class HttpProxy {
         }
         const tlsFailure = call?.failed(err);
         if (res.destroyed) return;
-        metrics.upstreamConnectFailures.inc(labels);
+        // An HTTP/2 upstream's session counts its own connect failures (http2-upstream.ts).
+        if (!decision.http2) metrics.upstreamConnectFailures.inc(labels);
         if (tried.retried(outcomeOfError(err))) return;
         clearTimeout(timer);
         if (tlsFailure) {
