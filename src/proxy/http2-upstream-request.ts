@@ -9,7 +9,8 @@
  * - answer: `:status`, the other headers minus pseudo and connection-specific ones; no reason
  *   phrase (Node writes the standard one, as Envoy's HTTP/1 codec does); trailers dropped, as
  *   Envoy's HTTP/1 codec drops them unless `enable_trailers` is set (Istio does not set it).
- * A reset after the answer began ends the answer with 'aborted' then an error (flag UC).
+ * A reset or lost connection after the answer began ends the answer with 'aborted' then an
+ * error (flag UC).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
@@ -57,6 +58,8 @@ export class Http2UpstreamResponse extends Readable {
   readonly statusMessage = undefined;
   readonly headers: IncomingHttpHeaders = {};
   readonly rawHeaders: string[] = [];
+  /** The upstream sent the whole answer (it may still wait in this stream's buffer). */
+  complete = false;
 
   constructor(
     private readonly stream: ClientHttp2Stream,
@@ -73,7 +76,12 @@ export class Http2UpstreamResponse extends Readable {
     stream.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) stream.pause();
     });
-    stream.once('end', () => this.push(null));
+    stream.once('end', () => {
+      // A lost connection ends the stream too, with its reset code set (CANCEL): not an answer's end.
+      if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) return;
+      this.complete = true;
+      this.push(null);
+    });
   }
 
   override _read(): void {
@@ -112,8 +120,8 @@ export class Http2UpstreamRequest extends Writable {
     stream.on('error', (err: Error) => this.fail(err));
     stream.once('close', () => {
       const response = this.response;
-      // Reset (even with NO_ERROR) before the answer's end: the answer is cut short.
-      if (response && !response.readableEnded && !response.destroyed) this.fail(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' }));
+      // Closed (even with NO_ERROR) before the answer's end: the answer is cut short.
+      if (response && !response.complete && !response.destroyed) this.fail(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' }));
       else if (!response && !this.destroyed) this.destroy(Object.assign(new Error('upstream reset before headers'), { code: 'ECONNRESET' }));
     });
   }
@@ -124,7 +132,7 @@ export class Http2UpstreamRequest extends Writable {
       if (!this.destroyed) this.destroy(err);
       return;
     }
-    if (response.readableEnded || response.destroyed) return;
+    if (response.complete || response.destroyed) return;
     response.emit('aborted');
     response.destroy(err);
   }
@@ -141,7 +149,7 @@ export class Http2UpstreamRequest extends Writable {
 
   /** Cancelled by the forward path (timeout, retry, client gone): the answer just stops. */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.response && !this.response.readableEnded) this.response.destroy();
+    if (this.response && !this.response.complete) this.response.destroy();
     if (!this.stream.closed) this.stream.close(constants.NGHTTP2_CANCEL);
     cb(err);
   }

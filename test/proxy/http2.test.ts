@@ -193,7 +193,7 @@ interface SeenStream {
 /**
  * An upstream that speaks only HTTP/2 over cleartext: an HTTP/1.1 request gets no answer. `/503-once`
  * answers 503 to its first request, `/refused-once` resets its first stream with REFUSED_STREAM, `/cut`
- * drops the connection after the first body bytes, `/trailers` sends trailers, `/slow` answers after 2 s.
+ * drops the connection after the first body bytes, `/trailers` sends trailers, `/big` sends 8 MiB, `/slow` answers after 2 s.
  */
 async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; seen: SeenStream[] }> {
   const seen: SeenStream[] = [];
@@ -222,6 +222,11 @@ async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; see
         stream.respond({ ':status': 200 });
         // Node's close() would end the stream cleanly first: drop the connection instead.
         stream.write('partial', () => setTimeout(() => stream.session?.destroy(), 50));
+        return;
+      }
+      if (path === '/big') {
+        stream.respond({ ':status': 200 });
+        stream.end(Buffer.alloc(8 * 1024 * 1024, 'x'));
         return;
       }
       if (path === '/503-once' && !failedOnce) {
@@ -278,6 +283,10 @@ test('HTTP/1.1 client on an HTTP2 port: sent upstream as an HTTP/2 stream (h2c-o
   t.regex(withTrailers.stdout, /h2 answer to GET \/trailers body=\n1\.1$/);
   t.notRegex(withTrailers.stdout, /x-checksum/);
 
+  // More than every buffer on the way holds: the answer arrives whole, however slowly it is read.
+  const big = await execa('sh', ['-c', `curl -sS -m 10 --http1.1 -H 'Host: h2.example.com' http://127.0.0.1:${proxy.port}/big | (sleep 0.5; wc -c)`], { reject: false });
+  t.is(big.stdout.trim(), String(8 * 1024 * 1024), big.stderr);
+
   // Istio's default retry policy retries the 503 on a new stream.
   const retried = await curl('/503-once');
   t.regex(retried.stdout, /^HTTP\/1\.1 201 /);
@@ -287,9 +296,10 @@ test('HTTP/1.1 client on an HTTP2 port: sent upstream as an HTTP/2 stream (h2c-o
   t.regex(slow.stdout, /^HTTP\/1\.1 504 /);
   t.regex(slow.stdout, /upstream request timeout/);
 
-  t.deepEqual(await loggedRequests(proxy, 4), [
+  t.deepEqual(await loggedRequests(proxy, 5), [
     'POST /echo?q=1 HTTP/1.1 201 -',
     'GET /trailers HTTP/1.1 201 -',
+    'GET /big HTTP/1.1 200 -',
     'GET /503-once HTTP/1.1 201 -',
     'GET /slow HTTP/1.1 504 UT',
   ]);
