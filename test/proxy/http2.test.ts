@@ -326,7 +326,7 @@ test('curl --http2 (Upgrade: h2c) on an HTTP2 port: the upgrade is dropped as En
 test('HTTP/1.1 client on an HTTP2 port, upstream failures: REFUSED_STREAM retried, a connection lost mid-answer is UC, no upstream is 503 UF,URX', async (t) => {
   const up = await h2cOnlyUpstream(t);
   const yaml = `${entry('h2.example.com', up.port, 'HTTP2')}---\n${entry('down.example.com', 1, 'HTTP2')}`;
-  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
+  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port }, { metricsPort: 0 });
   const curl = (host: string, path: string) =>
     execa('curl', ['-sS', '-m', '5', '--http1.1', '-H', `Host: ${host}`, '-w', '\n%{http_code}', `http://127.0.0.1:${proxy.port}${path}`], { reject: false });
 
@@ -347,4 +347,7 @@ test('HTTP/1.1 client on an HTTP2 port, upstream failures: REFUSED_STREAM retrie
     'GET /cut HTTP/1.1 200 UC',
     'GET /x HTTP/1.1 503 UF,URX',
   ]);
+  // Three connections tried (the first attempt and Istio's two retries), each failure counted once.
+  const metrics = await (await fetch(`http://127.0.0.1:${proxy.server.ports['metrics']}/stats/prometheus`)).text();
+  t.regex(metrics, /envoy_cluster_upstream_cx_connect_fail_total\{cluster_name="outbound\|1\|\|down\.example\.com"\} 3\n/);
 });
