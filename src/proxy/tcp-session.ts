@@ -47,7 +47,6 @@ function upstreamEntry(info: TcpSessionInfo, upstream: { address: string; port: 
   };
 }
 
-/** Byte counters and log fields of a finished relay (the cluster's active gauge drops by one). */
 /**
  * The upstream has connected: counted active, unless the client left meanwhile, in which case
  * `up` is closed and the entry flagged DC. True when the relay may start.
@@ -61,7 +60,10 @@ export function upstreamJoined(metrics: ProxyMetrics, cluster: { cluster_name: s
   return false;
 }
 
-/** A relay has ended: its bytes (plus `sentBefore` bytes the client got before it began) counted and logged. */
+/**
+ * Byte counters and log fields of a finished relay (the cluster's active gauge drops by one);
+ * `sentBefore` counts bytes the client got before the relay began (an upgrade's response head).
+ */
 export function recordRelayEnd(metrics: ProxyMetrics, cluster: { cluster_name: string }, entry: AccessLogEntry, r: RelayResult, sentBefore = 0): void {
   metrics.upstreamActive.dec(cluster);
   metrics.bytesSent.inc(cluster, r.bytesReceived);
