@@ -23,7 +23,10 @@ function tokens(value: string | undefined): string[] {
 
 /**
  * Puts the request back on `socket` as it came, minus the h2c upgrade (Upgrade, HTTP2-Settings
- * and their Connection tokens), so the HTTP server parses it again as a plain request.
+ * and their Connection tokens), so the HTTP server parses it again as a plain request. These
+ * are the headers Envoy's HTTP/1 codec removes before serving such a request in HTTP/1.1
+ * (onHeadersCompleteBase in source/common/http/http1/codec_impl.cc, envoyproxy/envoy#7981);
+ * it never answers 101 to h2c (downstream h2c upgrade is the open envoyproxy/envoy#7161).
  */
 export function replayWithoutH2cUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
   let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
