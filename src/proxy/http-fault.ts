@@ -6,6 +6,7 @@
  */
 import { goDurationMs } from '../config/value-parsers.js';
 import type { FieldFail } from './http-retry.js';
+import { integerIn, isObj, type Obj } from './http-route-fields.js';
 import type { FaultPolicy } from './istio-types.js';
 
 export const FAULT_ABORT_BODY = 'fault filter abort';
@@ -17,12 +18,6 @@ const GRPC_CODES = [
   'DATA_LOSS', 'UNAUTHENTICATED',
 ];
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** `percentage.value` (0-100, fractions allowed) or the deprecated integer `percent`, as a fraction. */
 function fraction(o: Obj, field: string, fail: FieldFail): number {
   if (o['percentage'] !== undefined) {
@@ -31,9 +26,7 @@ function fraction(o: Obj, field: string, fail: FieldFail): number {
     return v / 100;
   }
   if (o['percent'] !== undefined) {
-    const v = o['percent'];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100) fail(`${field}.percent`, v, 'an integer from 0 to 100');
-    return v / 100;
+    return integerIn(o['percent'], 0, 100, `${field}.percent`, 'an integer from 0 to 100', fail) / 100;
   }
   return 1;
 }
@@ -54,11 +47,7 @@ export function readFault(raw: unknown, fail: FieldFail): FaultPolicy {
     if (!isObj(a)) fail('fault.abort', a, 'a mapping');
     if (a['http2Error'] !== undefined) fail('fault.abort.http2Error', a['http2Error'], 'httpStatus or grpcStatus (http2Error is not implemented)');
     const abort: NonNullable<FaultPolicy['abort']> = { fraction: fraction(a, 'fault.abort', fail) };
-    if (a['httpStatus'] !== undefined) {
-      const s = a['httpStatus'];
-      if (typeof s !== 'number' || !Number.isInteger(s) || s < 200 || s > 599) fail('fault.abort.httpStatus', s, 'an HTTP status from 200 to 599');
-      abort.httpStatus = s;
-    }
+    if (a['httpStatus'] !== undefined) abort.httpStatus = integerIn(a['httpStatus'], 200, 599, 'fault.abort.httpStatus', 'an HTTP status from 200 to 599', fail);
     if (a['grpcStatus'] !== undefined) {
       const g = a['grpcStatus'];
       const code = typeof g === 'string' ? GRPC_CODES.indexOf(g.toUpperCase()) : -1;

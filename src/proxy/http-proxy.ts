@@ -20,6 +20,7 @@ import { Attempt, grpcStatusOf, outcomeOfError, RetryState, setAttemptCount } fr
 import { ReplayableBody } from './http-retry-body.js';
 import { applyHeaderOperations } from './http-rewrite.js';
 import { Http2Upstreams } from './http2-upstream.js';
+import { Http2UpstreamRequest } from './http2-upstream-request.js';
 import { forwardUpgrade, type UpgradeDeps, isH2cUpgrade, replayWithoutH2cUpgrade, writeRawResponse } from './http-upgrade.js';
 import type { ProxyMetrics } from './metrics.js';
 import { randomHex } from './random-hex.js';
@@ -189,7 +190,11 @@ export class HttpProxy {
     const attempt = () => {
       setAttemptCount(headers, retry.attempt);
       const options = { host: upstream.address, port: upstream.port, method: req.method, path: decision.path, headers: headers as unknown as Record<string, string>, setHost: false };
-      const upReq = call ? call.request(options) : httpRequest({ ...options, agent: this.agent });
+      const upReq = decision.http2
+        ? this.http2Request(decision, req.method ?? 'GET', headers, noBody, log)
+        : call
+          ? call.request(options)
+          : httpRequest({ ...options, agent: this.agent });
       current = upReq;
       this.watchConnect(upReq, upstream, log);
       const tried = new Attempt(
@@ -252,14 +257,15 @@ export class HttpProxy {
         }
         const tlsFailure = call?.failed(err);
         if (res.destroyed) return;
-        metrics.upstreamConnectFailures.inc(labels);
+        // An HTTP/2 upstream's session counts its own connect failures (http2-upstream.ts).
+        if (!decision.http2) metrics.upstreamConnectFailures.inc(labels);
         if (tried.retried(outcomeOfError(err))) return;
         clearTimeout(timer);
         if (tlsFailure) {
           log.upstreamTransportFailureReason = tlsFailure;
           return this.local(res, log, 503, retry.flag('UF'), `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${tlsFailure}`);
         }
-        const flag = err.code === 'ECONNRESET' ? 'UC' : 'UF';
+        const flag = outcomeOfError(err).kind === 'reset' ? 'UC' : 'UF';
         this.local(res, log, 503, retry.flag(flag), `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
       });
       body.sendTo(upReq);
@@ -278,6 +284,16 @@ export class HttpProxy {
       clearTimeout(timer);
       if (!res.writableFinished) current?.destroy();
     });
+  }
+
+  /**
+   * The request as a stream on the upstream's HTTP/2 session (an HTTP2 or GRPC port), shaped
+   * like a ClientRequest for forward(); the session counts and bounds its own connect.
+   */
+  private http2Request(decision: Extract<RoutingDecision, { kind: 'forward' }>, method: string, headers: [string, string][], noBody: boolean, log: AccessLogEntry): ClientRequest {
+    const session = this.upstreams2.session(decision.upstream);
+    const options = { method, path: decision.path, authority: decision.authority, headers, noBody, onLocalAddress: (a: string) => (log.upstreamLocalAddress = a) };
+    return new Http2UpstreamRequest(session, options) as unknown as ClientRequest;
   }
 
   /** Counts the upstream connection, bounds the connect and notes the local address for the log. */

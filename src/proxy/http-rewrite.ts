@@ -10,6 +10,7 @@
  *   - `directResponse` → Envoy's direct_response.
  */
 import type { FieldFail } from './http-retry.js';
+import { integerIn, isObj, optString } from './http-route-fields.js';
 import type {
   DirectResponsePolicy,
   HeaderOperations,
@@ -18,19 +19,6 @@ import type {
   RedirectPolicy,
   RewritePolicy,
 } from './istio-types.js';
-
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function optString(o: Obj, key: string, field: string, fail: FieldFail): string | undefined {
-  const v = o[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') fail(`${field}.${key}`, v, 'a string');
-  return v;
-}
 
 // ---- reading ----
 
@@ -94,11 +82,7 @@ export function readRedirect(raw: unknown, fail: FieldFail): RedirectPolicy {
   if (authority) out.authority = authority;
   const scheme = optString(raw, 'scheme', 'redirect', fail);
   if (scheme) out.scheme = scheme;
-  if (raw['port'] !== undefined) {
-    const p = raw['port'];
-    if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) fail('redirect.port', p, 'a port number 1-65535');
-    out.port = p;
-  }
+  if (raw['port'] !== undefined) out.port = integerIn(raw['port'], 1, 65535, 'redirect.port', 'a port number 1-65535', fail);
   if (raw['derivePort'] !== undefined) {
     const d = raw['derivePort'];
     if (d !== 'FROM_PROTOCOL_DEFAULT' && d !== 'FROM_REQUEST_PORT') fail('redirect.derivePort', d, 'FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT');

@@ -9,7 +9,7 @@ import { request as httpRequest, STATUS_CODES, type IncomingMessage } from 'node
 import type { Socket } from 'node:net';
 import type { AccessLogEntry } from './access-log.js';
 import { formatHostPort } from './address-format.js';
-import { relayConnected, type TcpSessionDeps } from './tcp-session.js';
+import { recordRelayEnd, relayConnected, upstreamJoined, type TcpSessionDeps } from './tcp-session.js';
 import type { Upstream } from './upstream-resolver.js';
 
 /** True for an HTTP/1.1 request asking to switch to cleartext HTTP/2 (and nothing else). */
@@ -23,7 +23,10 @@ function tokens(value: string | undefined): string[] {
 
 /**
  * Puts the request back on `socket` as it came, minus the h2c upgrade (Upgrade, HTTP2-Settings
- * and their Connection tokens), so the HTTP server parses it again as a plain request.
+ * and their Connection tokens), so the HTTP server parses it again as a plain request. These
+ * are the headers Envoy's HTTP/1 codec removes before serving such a request in HTTP/1.1
+ * (onHeadersCompleteBase in source/common/http/http1/codec_impl.cc, envoyproxy/envoy#7981);
+ * it never answers 101 to h2c (downstream h2c upgrade is the open envoyproxy/envoy#7161).
  */
 export function replayWithoutH2cUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
   let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
@@ -154,11 +157,7 @@ export function forwardUpgrade(deps: UpgradeDeps, u: UpgradeRequest): Promise<vo
       const extra = u.external ? `x-envoy-upstream-service-time: ${log.upstreamServiceTimeMs}\r\n` : '';
       const responseHead = `HTTP/1.1 ${log.responseCode} ${upRes.statusMessage ?? ''}\r\n${rawHeaderLines(upRes, new Set())}${extra}\r\n`;
       up.on('error', () => {});
-      metrics.upstreamActive.inc(cluster);
-      if (down.destroyed) {
-        up.destroy();
-        metrics.upstreamActive.dec(cluster);
-        log.responseFlags = 'DC';
+      if (!upstreamJoined(metrics, cluster, log, down, up)) {
         done();
         return;
       }
@@ -175,12 +174,7 @@ export function forwardUpgrade(deps: UpgradeDeps, u: UpgradeRequest): Promise<vo
           return;
         }
         void relayConnected(deps, down, up, u.head).then((r) => {
-          metrics.upstreamActive.dec(cluster);
-          metrics.bytesSent.inc(cluster, r.bytesReceived);
-          metrics.bytesReceived.inc(cluster, r.bytesSent + early);
-          log.bytesReceived = r.bytesReceived;
-          log.bytesSent = r.bytesSent + early;
-          log.responseFlags = r.flag;
+          recordRelayEnd(metrics, cluster, log, r, early);
           done();
         });
       };

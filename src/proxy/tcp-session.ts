@@ -47,13 +47,29 @@ function upstreamEntry(info: TcpSessionInfo, upstream: { address: string; port: 
   };
 }
 
-/** Byte counters and log fields of a finished relay (the cluster's active gauge drops by one). */
-function recordRelayEnd(metrics: ProxyMetrics, cluster: { cluster_name: string }, entry: AccessLogEntry, r: RelayResult): void {
+/**
+ * The upstream has connected: counted active, unless the client left meanwhile, in which case
+ * `up` is closed and the entry flagged DC. True when the relay may start.
+ */
+export function upstreamJoined(metrics: ProxyMetrics, cluster: { cluster_name: string }, entry: AccessLogEntry, down: Socket, up: Socket): boolean {
+  metrics.upstreamActive.inc(cluster);
+  if (!down.destroyed) return true;
+  up.destroy();
+  metrics.upstreamActive.dec(cluster);
+  entry.responseFlags = 'DC';
+  return false;
+}
+
+/**
+ * Byte counters and log fields of a finished relay (the cluster's active gauge drops by one);
+ * `sentBefore` counts bytes the client got before the relay began (an upgrade's response head).
+ */
+export function recordRelayEnd(metrics: ProxyMetrics, cluster: { cluster_name: string }, entry: AccessLogEntry, r: RelayResult, sentBefore = 0): void {
   metrics.upstreamActive.dec(cluster);
   metrics.bytesSent.inc(cluster, r.bytesReceived);
-  metrics.bytesReceived.inc(cluster, r.bytesSent);
+  metrics.bytesReceived.inc(cluster, r.bytesSent + sentBefore);
   entry.bytesReceived = r.bytesReceived;
-  entry.bytesSent = r.bytesSent;
+  entry.bytesSent = r.bytesSent + sentBefore;
   entry.responseFlags = r.flag;
 }
 
@@ -147,11 +163,7 @@ export function relayTcp(
       up.setTimeout(0);
       entry.upstreamLocalAddress = formatHostPort(up.localAddress, up.localPort);
       metrics.upstreamConnections.inc(cluster);
-      metrics.upstreamActive.inc(cluster);
-      if (down.destroyed) {
-        up.destroy();
-        metrics.upstreamActive.dec(cluster);
-        entry.responseFlags = 'DC';
+      if (!upstreamJoined(metrics, cluster, entry, down, up)) {
         finish();
         return;
       }

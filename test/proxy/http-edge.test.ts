@@ -23,6 +23,8 @@ async function httpUpstream(t: ExecutionContext): Promise<{ server: Server; port
     setTimeout(() => {
       res.setHeader('x-seen-host', req.headers.host ?? '');
       res.setHeader('x-seen-upgrade', String(req.headers.upgrade ?? ''));
+      res.setHeader('x-seen-http2-settings', String(req.headers['http2-settings'] ?? ''));
+      res.setHeader('x-seen-connection', String(req.headers.connection ?? ''));
       res.end(`hello ${req.url}`);
     }, delay);
   });
@@ -135,11 +137,20 @@ test('CONNECT is answered 404 NR, as Envoy without a CONNECT upgrade config does
   t.is(line.flags, 'NR');
 });
 
-test('Upgrade: h2c is dropped and the request answered in HTTP/1.1 (curl --http2)', async (t) => {
+test('Upgrade: h2c is dropped and the request answered in HTTP/1.1 (curl --http2), as Envoy\'s HTTP/1 codec does', async (t) => {
   const proxy = await proxyToApi(t);
-  const r = await curlApi(proxy, '/up', ['-i', '--http2']);
+  // curl --http2 on cleartext sends `Connection: Upgrade, HTTP2-Settings`, `Upgrade: h2c` and HTTP2-Settings.
+  const r = await curlApi(proxy, '/up', ['-i', '--http2', '--data-binary', 'body', '-w', '\n%{http_version}']);
   t.is(r.exitCode, 0, r.stderr);
   t.regex(r.stdout, /^HTTP\/1\.1 200/);
+  t.notRegex(r.stdout, /101 Switching/);
+  // None of the upgrade reached the upstream; the body did (the request went on as HTTP/1.1).
   t.regex(r.stdout, /x-seen-upgrade: \r\n/i);
-  t.regex(r.stdout, /hello \/up$/);
+  t.regex(r.stdout, /x-seen-http2-settings: \r\n/i);
+  t.notRegex(r.stdout, /x-seen-connection: [^\r]*(upgrade|http2-settings)/i);
+  t.regex(r.stdout, /hello \/up\n1\.1$/);
+  const line = await logLine(proxy, 1);
+  t.is(line.request, 'POST /up HTTP/1.1');
+  t.is(line.code, 200);
+  t.is(line.bytesReceived, 4);
 });

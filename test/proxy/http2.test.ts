@@ -7,13 +7,24 @@
 import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
+import { constants, createServer as createHttp2Server } from 'node:http2';
 import { execa } from 'execa';
 import * as grpc from '@grpc/grpc-js';
 import { loopbackServiceEntry } from './helpers/loopback-upstream.js';
-import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
+import { startTestProxy, eventually, type TestProxy } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
+import { timeoutRoute } from './helpers/virtual-service.js';
 
 const entry = loopbackServiceEntry;
+
+/** The proxy's first `n` access-log lines as "REQUEST CODE FLAGS", once it has written them. */
+async function loggedRequests(proxy: TestProxy, n: number): Promise<string[]> {
+  await eventually(() => proxy.accessLog.length >= n);
+  return proxy.accessLog.slice(0, n).map((line) => {
+    const l = parseLogLine(line);
+    return `${l.request} ${l.code} ${l.flags}`;
+  });
+}
 
 // A gRPC service without protoc: messages are UTF-8 strings.
 const str = { serialize: (s: string) => Buffer.from(s), deserialize: (b: Buffer) => b.toString() };
@@ -62,19 +73,6 @@ async function grpcServer(t: ExecutionContext): Promise<number> {
   return port;
 }
 
-const vsWithTimeout = (host: string) => `---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: grpc-timeout}
-spec:
-  hosts: [${host}]
-  http:
-  - match: [{uri: {prefix: /test.Echo/Slow}}]
-    timeout: 200ms
-    route: [{destination: {host: ${host}}}]
-  - route: [{destination: {host: ${host}}}]
-`;
-
 /** An Echo client through the proxy at `port`, asking for `authority`; closed when the test ends. */
 function echoClient(t: ExecutionContext, port: number, authority: string) {
   const Client = grpc.makeGenericClientConstructor(Echo, 'Echo');
@@ -87,7 +85,7 @@ function echoClient(t: ExecutionContext, port: number, authority: string) {
 
 test('gRPC through a GRPC port: unary, server, client and bidirectional streaming; timeouts DEADLINE_EXCEEDED; one HTTP/2 line per call', async (t) => {
   const port = await grpcServer(t);
-  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('grpc.example.com', port, 'GRPC')}${vsWithTimeout('grpc.example.com')}`;
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('grpc.example.com', port, 'GRPC')}${timeoutRoute('grpc.example.com', '{prefix: /test.Echo/Slow}')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port });
   const client = echoClient(t, proxy.port, 'grpc.example.com');
 
@@ -160,18 +158,7 @@ test('curl --http2-prior-knowledge on an HTTP port: proxied per stream to an HTT
     server.close();
   });
   const port = (server.address() as { port: number }).port;
-  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('web.example.com', port, 'HTTP')}---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: web}
-spec:
-  hosts: [web.example.com]
-  http:
-  - match: [{uri: {exact: /slow}}]
-    timeout: 200ms
-    route: [{destination: {host: web.example.com}}]
-  - route: [{destination: {host: web.example.com}}]
-`;
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('web.example.com', port, 'HTTP')}${timeoutRoute('web.example.com', '{exact: /slow}')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port });
   const url = (path: string) => `http://127.0.0.1:${proxy.port}${path}`;
   // One curl per URL: curl 7.88 fails reusing a prior-knowledge connection even to Node's own
@@ -186,12 +173,181 @@ spec:
   t.deepEqual(seen.slice(0, 2), ['1.1 web.example.com', '1.1 web.example.com']);
   const blocked = await execa('curl', ['-sS', '--http2-prior-knowledge', '-H', 'Host: evil.example.com', '-o', '/dev/null', '-w', '%{http_code}', url('/x')], { reject: false });
   t.is(blocked.stdout, '502');
-  t.true(await eventually(() => proxy.accessLog.length === 4));
-  const lines = proxy.accessLog.map(parseLogLine);
-  t.deepEqual(lines.map((l) => `${l.request} ${l.code} ${l.flags}`), [
+  t.deepEqual(await loggedRequests(proxy, 4), [
     'GET /a HTTP/2 200 -',
     'GET /b HTTP/2 200 -',
     'GET /slow HTTP/2 504 UT',
     'GET /x HTTP/2 502 -',
   ]);
+});
+
+/** What an h2c-only upstream (node:http2 without allowHTTP1) saw of one request. */
+interface SeenStream {
+  method: string;
+  path: string;
+  authority: string;
+  headers: Record<string, unknown>;
+  body: string;
+}
+
+/**
+ * An upstream that speaks only HTTP/2 over cleartext: an HTTP/1.1 request gets no answer. `/503-once`
+ * answers 503 to its first request, `/refused-once` resets its first stream with REFUSED_STREAM, `/cut`
+ * drops the connection after the first body bytes, `/trailers` sends trailers, `/big` sends 8 MiB, `/slow` answers after 2 s.
+ */
+async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; seen: SeenStream[] }> {
+  const seen: SeenStream[] = [];
+  const server = createHttp2Server();
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  let failedOnce = false;
+  let refusedOnce = false;
+  server.on('stream', (stream, headers) => {
+    // The streams this upstream resets itself report that as an error on its side.
+    stream.on('error', () => {});
+    let body = '';
+    stream.on('data', (d: Buffer) => (body += d.toString()));
+    stream.on('end', () => {
+      const path = String(headers[':path']);
+      seen.push({ method: String(headers[':method']), path, authority: String(headers[':authority']), headers: { ...headers }, body });
+      if (path === '/refused-once' && !refusedOnce) {
+        refusedOnce = true;
+        stream.close(constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      if (path === '/cut') {
+        stream.respond({ ':status': 200 });
+        // Node's close() would end the stream cleanly first: drop the connection instead.
+        stream.write('partial', () => setTimeout(() => stream.session?.destroy(), 50));
+        return;
+      }
+      if (path === '/big') {
+        stream.respond({ ':status': 200 });
+        stream.end(Buffer.alloc(8 * 1024 * 1024, 'x'));
+        return;
+      }
+      if (path === '/503-once' && !failedOnce) {
+        failedOnce = true;
+        stream.respond({ ':status': 503 }, { endStream: true });
+        return;
+      }
+      if (path === '/slow') {
+        setTimeout(() => {
+          if (stream.destroyed) return;
+          stream.respond({ ':status': 200 });
+          stream.end('late');
+        }, 2000).unref();
+        return;
+      }
+      const trailers = path === '/trailers';
+      stream.respond({ ':status': 201, 'x-upstream': 'h2', 'set-cookie': ['a=1', 'b=2'] }, { waitForTrailers: trailers });
+      if (trailers) stream.once('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc' }));
+      stream.end(`h2 answer to ${String(headers[':method'])} ${path} body=${body}`);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
+  return { port: (server.address() as { port: number }).port, seen };
+}
+
+test('HTTP/1.1 client on an HTTP2 port: sent upstream as an HTTP/2 stream (h2c-only upstream), answer in HTTP/1.1; retries, timeouts, log', async (t) => {
+  const up = await h2cOnlyUpstream(t);
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('h2.example.com', up.port, 'HTTP2')}${timeoutRoute('h2.example.com', '{exact: /slow}')}`;
+  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
+  const curl = (path: string, args: string[] = []) =>
+    execa('curl', ['-sS', '-m', '5', '-i', '--http1.1', '-H', 'Host: h2.example.com', ...args, '-w', '\n%{http_version}', `http://127.0.0.1:${proxy.port}${path}`], { reject: false });
+
+  const post = await curl('/echo?q=1', ['-H', 'x-custom: yes', '-H', 'Connection: keep-alive', '--data-binary', 'hello body']);
+  t.is(post.exitCode, 0, post.stderr);
+  t.regex(post.stdout, /^HTTP\/1\.1 201 Created\r\n/);
+  t.regex(post.stdout, /\r\nx-upstream: h2\r\n/);
+  t.regex(post.stdout, /\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n/);
+  t.regex(post.stdout, /h2 answer to POST \/echo\?q=1 body=hello body\n1\.1$/);
+  const first = up.seen[0]!;
+  t.is(first.authority, 'h2.example.com');
+  t.is(first.headers['x-custom'], 'yes');
+  t.is(first.headers['x-envoy-attempt-count'], '1');
+  t.is(first.headers['connection'], undefined);
+  t.is(first.headers['host'], undefined);
+
+  // Trailers cannot be carried to an HTTP/1.1 client: dropped, as Envoy's HTTP/1 codec does by default.
+  const withTrailers = await curl('/trailers');
+  t.is(withTrailers.exitCode, 0, withTrailers.stderr);
+  t.regex(withTrailers.stdout, /h2 answer to GET \/trailers body=\n1\.1$/);
+  t.notRegex(withTrailers.stdout, /x-checksum/);
+
+  // More than every buffer on the way holds: the answer arrives whole, however slowly it is read.
+  const big = await execa('sh', ['-c', `curl -sS -m 10 --http1.1 -H 'Host: h2.example.com' http://127.0.0.1:${proxy.port}/big | (sleep 0.5; wc -c)`], { reject: false });
+  t.is(big.stdout.trim(), String(8 * 1024 * 1024), big.stderr);
+
+  // Istio's default retry policy retries the 503 on a new stream.
+  const retried = await curl('/503-once');
+  t.regex(retried.stdout, /^HTTP\/1\.1 201 /);
+  t.deepEqual(up.seen.filter((s) => s.path === '/503-once').map((s) => s.headers['x-envoy-attempt-count']), ['1', '2']);
+
+  const slow = await curl('/slow');
+  t.regex(slow.stdout, /^HTTP\/1\.1 504 /);
+  t.regex(slow.stdout, /upstream request timeout/);
+
+  t.deepEqual(await loggedRequests(proxy, 5), [
+    'POST /echo?q=1 HTTP/1.1 201 -',
+    'GET /trailers HTTP/1.1 201 -',
+    'GET /big HTTP/1.1 200 -',
+    'GET /503-once HTTP/1.1 201 -',
+    'GET /slow HTTP/1.1 504 UT',
+  ]);
+  const lines = proxy.accessLog.map(parseLogLine);
+  for (const l of lines) t.is(l.cluster, `outbound|${up.port}||h2.example.com`);
+  t.regex(lines[0]!.upstreamLocal, /^127\.0\.0\.1:\d+$/);
+  t.is(lines[0]!.bytesReceived, 'hello body'.length);
+});
+
+test('curl --http2 (Upgrade: h2c) on an HTTP2 port: the upgrade is dropped as Envoy does, the answer is HTTP/1.1, the upstream is reached in HTTP/2', async (t) => {
+  const up = await h2cOnlyUpstream(t);
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n---\n${entry('h2.example.com', up.port, 'HTTP2')}`;
+  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
+  const r = await execa('curl', ['-sS', '-m', '5', '--http2', '-H', 'Host: h2.example.com', '-w', '\n%{http_version} %{http_code}', `http://127.0.0.1:${proxy.port}/up`], { reject: false });
+  t.is(r.exitCode, 0, r.stderr);
+  t.is(r.stdout, 'h2 answer to GET /up body=\n1.1 201');
+  t.is(up.seen.length, 1);
+  t.is(up.seen[0]!.headers['http2-settings'], undefined);
+  t.is(up.seen[0]!.headers['upgrade'], undefined);
+  t.true(await eventually(() => proxy.accessLog.length === 1));
+  t.is(parseLogLine(proxy.accessLog[0]!).request, 'GET /up HTTP/1.1');
+});
+
+test('HTTP/1.1 client on an HTTP2 port, upstream failures: REFUSED_STREAM retried, a connection lost mid-answer is UC, no upstream is 503 UF,URX', async (t) => {
+  const up = await h2cOnlyUpstream(t);
+  const yaml = `${entry('h2.example.com', up.port, 'HTTP2')}---\n${entry('down.example.com', 1, 'HTTP2')}`;
+  const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port }, { metricsPort: 0 });
+  const curl = (host: string, path: string) =>
+    execa('curl', ['-sS', '-m', '5', '--http1.1', '-H', `Host: ${host}`, '-w', '\n%{http_code}', `http://127.0.0.1:${proxy.port}${path}`], { reject: false });
+
+  const refused = await curl('h2.example.com', '/refused-once');
+  t.is(refused.stdout, 'h2 answer to GET /refused-once body=\n201');
+  t.is(up.seen.filter((s) => s.path === '/refused-once').length, 2);
+
+  const cut = await curl('h2.example.com', '/cut');
+  t.not(cut.exitCode, 0, JSON.stringify([cut.stdout, cut.stderr, proxy.accessLog]));
+  t.regex(cut.stdout, /^partial/);
+
+  proxy.setDestination({ address: '127.0.0.1', port: 1 });
+  const down = await curl('down.example.com', '/x');
+  t.regex(down.stdout, /^upstream connect error or disconnect\/reset before headers\. reset reason: .*\n503$/);
+
+  t.deepEqual(await loggedRequests(proxy, 3), [
+    'GET /refused-once HTTP/1.1 201 -',
+    'GET /cut HTTP/1.1 200 UC',
+    'GET /x HTTP/1.1 503 UF,URX',
+  ]);
+  // Three connections tried (the first attempt and Istio's two retries), each failure counted once.
+  const metrics = await (await fetch(`http://127.0.0.1:${proxy.server.ports['metrics']}/stats/prometheus`)).text();
+  t.regex(metrics, /envoy_cluster_upstream_cx_connect_fail_total\{cluster_name="outbound\|1\|\|down\.example\.com"\} 3\n/);
 });
