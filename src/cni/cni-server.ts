@@ -99,14 +99,19 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     return next;
   };
 
+  // Connections still reading their request: cut off at close (those being answered finish).
+  const reading = new Set<Socket>();
+  const inFlight = new Set<Promise<unknown>>();
   const serve = (socket: Socket) => {
     let buf = Buffer.alloc(0);
     let done = false;
+    reading.add(socket);
     const answer = (a: PluginAnswer) => {
       if (!socket.destroyed) socket.end(encodeAnswer(a.exitCode, a.stdout));
     };
     const refuse = (err: CniError) => {
       done = true;
+      reading.delete(socket);
       socket.pause();
       clearTimeout(timer);
       opts.log(`cni socket: refused a request: ${err.message}`);
@@ -118,7 +123,10 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       if (!done) refuse(new CniError(CNI_ERROR.decodingFailure, `the request was not complete within ${opts.requestTimeoutMs} ms`));
     }, opts.requestTimeoutMs);
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => clearTimeout(timer));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      reading.delete(socket);
+    });
     socket.on('data', (chunk: Buffer) => {
       if (done) return;
       buf = Buffer.concat([buf, chunk]);
@@ -131,13 +139,15 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       }
       if (!request) return;
       done = true;
+      reading.delete(socket);
       clearTimeout(timer);
       const call = request;
-      serialized(call.env.CNI_CONTAINERID ?? '', () => run(call))
-        .then(answer, (err: unknown) => {
-          // runPlugin does not throw; a substitute might.
-          answer({ exitCode: 1, stdout: `${JSON.stringify(new CniError(CNI_ERROR.rulesFailed, `internal error: ${(err as Error)?.message ?? String(err)}`).toResult('1.1.0'))}\n` });
-        });
+      const job = serialized(call.env.CNI_CONTAINERID ?? '', () => run(call)).then(answer, (err: unknown) => {
+        // runPlugin does not throw; a substitute might.
+        answer({ exitCode: 1, stdout: `${JSON.stringify(new CniError(CNI_ERROR.rulesFailed, `internal error: ${(err as Error)?.message ?? String(err)}`).toResult('1.1.0'))}\n` });
+      });
+      inFlight.add(job);
+      void job.finally(() => inFlight.delete(job));
     });
   };
 
@@ -157,13 +167,18 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   return {
     socketPath: opts.socketPath,
     close: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      // Only our own socket: a successor may already have bound a new one at the path.
+      // Stop accepting at once (a shim connecting from now on runs the Node plugin) and only
+      // then remove the path — only our own socket: a successor may have bound a new one.
+      server.close();
       try {
         if (lstatSync(opts.socketPath).ino === ino) unlinkSync(opts.socketPath);
       } catch {
         // already gone
       }
+      for (const s of reading) s.destroy();
+      // A call being answered finishes: an interrupted ADD would leave a half-applied namespace
+      // for the runtime's retry to find (bounded: the plugin's own reads and applies time out).
+      await Promise.all([...inFlight]);
     },
   };
 }
