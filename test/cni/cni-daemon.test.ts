@@ -8,7 +8,7 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCniServer, type CniServer } from '../../src/cni/cni-server.js';
@@ -96,7 +96,8 @@ shimTest('hostile clients (garbage, an endless request, clients that never send)
   const dir = scratch(t);
   const bin = join(dir, 'bin');
   mkdirSync(bin);
-  const timeoutMs = 400;
+  // Long enough that a daemon the silent clients stalled would keep the shim waiting that long.
+  const timeoutMs = 3000;
   const logged: string[] = [];
   const server: CniServer = await startCniServer({ socketPath: join(dir, 'run', 'cni.sock'), requestTimeoutMs: timeoutMs, maxConnections: 256, log: (m) => logged.push(m) });
   t.teardown(() => server.close());
@@ -111,7 +112,8 @@ shimTest('hostile clients (garbage, an endless request, clients that never send)
   const half = createConnection(server.socketPath, () => half.end(encodeFrame(VERSION_CALL).subarray(0, 7)));
   half.on('error', () => undefined);
 
-  // The shim (the runtime's executable) is answered at once by the daemon, not after the timeout.
+  // The shim (the runtime's executable) is answered while the hostile clients still hold their
+  // connections, not after they are cut off.
   const t0 = performance.now();
   const shim = await execa(join(bin, 'interpose-cni'), [], { input: VERSION_CALL.stdin, env: { CNI_COMMAND: 'VERSION', PATH: '/nonexistent' }, extendEnv: false, reject: false });
   const shimMs = performance.now() - t0;
@@ -191,6 +193,35 @@ shimTest('the real daemon: garbage and a silent client neither crash nor stall i
   const fallback = await version();
   t.is(fallback.exitCode, 0, String(fallback.stderr));
   t.deepEqual(JSON.parse(String(fallback.stdout)).supportedVersions, ['0.4.0', '1.0.0', '1.1.0']);
+});
+
+shimTest('a daemon that takes the call and goes away without answering: the shim gives the Node plugin the configuration it read', async (t) => {
+  const dir = scratch(t);
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  mkdirSync(join(dir, 'run'), { mode: 0o700 });
+  const socket = join(dir, 'run', 'cni.sock');
+  let requests = 0;
+  // Reads the whole request, then hangs up: a daemon killed mid-call.
+  const dying = createServer((c) => {
+    let buf = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (parseFrame(buf)) {
+        requests++;
+        c.destroy();
+      }
+    });
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => dying.listen(socket, resolve));
+  t.teardown(() => new Promise<void>((resolve) => dying.close(() => resolve())));
+  installPluginFiles({ binDir: bin, socket });
+  const r = await execa(join(bin, 'interpose-cni'), [], { input: '{"cniVersion":"0.4.0"}', env: { CNI_COMMAND: 'VERSION' }, reject: false });
+  t.is(requests, 1);
+  t.is(r.exitCode, 0, String(r.stdout) + String(r.stderr));
+  // The Node plugin saw the configuration the shim had already consumed from stdin.
+  t.is(JSON.parse(String(r.stdout)).cniVersion, '0.4.0');
 });
 
 cniTest('fallback: with no daemon (socket absent, or stale with nothing listening) ADD, CHECK and DEL through the shim work as the Node plugin\'s', async (t) => {

@@ -43,10 +43,11 @@ constexpr size_t kMaxAnswer = 16u << 20;
 constexpr int kAnswerTimeoutSeconds = 120;
 const char* const kForwarded[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"};
 
-bool WriteAll(int fd, const char* data, size_t size) {
+// Writes all of data; to_socket: with send(MSG_NOSIGNAL), so a daemon that hung up is an error
+// here instead of a SIGPIPE that kills the shim (write() to stdout or a memfd otherwise).
+bool WriteAll(int fd, const char* data, size_t size, bool to_socket = false) {
   while (size > 0) {
-    // send() where it is a socket: MSG_NOSIGNAL instead of a SIGPIPE when the daemon hung up.
-    ssize_t n = fd == STDOUT_FILENO ? write(fd, data, size) : send(fd, data, size, MSG_NOSIGNAL);
+    ssize_t n = to_socket ? send(fd, data, size, MSG_NOSIGNAL) : write(fd, data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -188,7 +189,7 @@ int main(int argc, char** argv) {
   AppendU32(&request, static_cast<uint32_t>(input.size()));
   request += input;
   // A failed send is not the end: a daemon that refused the request early still answers why.
-  (void)WriteAll(fd, request.data(), request.size());
+  (void)WriteAll(fd, request.data(), request.size(), /*to_socket=*/true);
 
   timeval timeout{};
   timeout.tv_sec = kAnswerTimeoutSeconds;
