@@ -43,6 +43,8 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/native/package.json ./native/package.json
 COPY --from=build /src/native/build/Release/interpose_native.node ./native/build/Release/interpose_native.node
+# The CNI shim `interpose cni install` copies into the node's CNI bin dir (docs/cni.md).
+COPY --from=build /src/native/build/Release/interpose-cni-shim ./native/build/Release/interpose-cni-shim
 # /usr/local/bin/interpose: the package's bin, as `npm install -g` would link it.
 RUN ln -s "/opt/interpose/$(node -p "require('./package.json').bin.interpose")" /usr/local/bin/interpose \
  && interpose --version \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the prebuilt native addons the npm package ships (npm runs this as "prepack"):
 # native/prebuilds/linux-<arch>/interpose_native.napi.glibc.node, the layout node-gyp-build
-# looks up at run time (src/native.ts). Node-API 8 makes one build fit every supported Node.
+# looks up at run time (src/native.ts), and next to it interpose-cni-shim, the static CNI shim
+# `interpose cni install` copies into the CNI bin dir. Node-API 8 makes one build fit every supported Node.
 #
 # linux-x64 and linux-arm64 (glibc) are built on an x86-64 Debian host; arm64 is cross-compiled
 # with Debian's g++-aarch64-linux-gnu (scripts/install-system-deps.sh installs it). An arch
@@ -44,6 +45,8 @@ build() { # build ARCH GNU_TRIPLET: a cross build when ARCH is not the host's
   local strip=strip
   [ "$arch" != "$host_arch" ] && strip=$triplet-strip
   "$strip" --strip-unneeded -o "$dest/interpose_native.napi.glibc.node" "$out/Release/interpose_native.node"
+  # The CNI shim (native/src/cni_shim/), where src/native-loader.ts nativeExecutablePath finds it.
+  "$strip" --strip-unneeded -o "$dest/interpose-cni-shim" "$out/Release/interpose-cni-shim"
   built+=("linux-$arch")
 }
 

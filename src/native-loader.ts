@@ -78,6 +78,18 @@ function defaultAddonPath(): string | undefined {
   }
 }
 
+/**
+ * A native executable built with the addon (native/build/Release/NAME, a local build first) or
+ * shipped with its prebuild (native/prebuilds/<platform>-<arch>/NAME); undefined when neither
+ * exists. The CNI shim (native/src/cni_shim/) is found this way by `interpose cni install`.
+ */
+export function nativeExecutablePath(name: string): string | undefined {
+  for (const dir of [`${nativeDir}/build/Release`, `${nativeDir}/prebuilds/${process.platform}-${process.arch}`]) {
+    if (existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+  }
+  return undefined;
+}
+
 let addon: NativeAddon | undefined;
 
 /**

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { DEFAULT_SOCKET } from '../cni/cni-server.js';
 import { install, uninstall } from '../cni/install/installer.js';
 import { DEFAULT_EXCLUDED_NAMESPACES, LOG_LEVELS } from '../cni/plugin-config.js';
 import { ValidationError } from '../errors/index.js';
@@ -18,6 +19,7 @@ interface InstallFlags {
   nativeNftables?: boolean;
   copyNode?: boolean;
   watch?: boolean;
+  socket: string;
 }
 
 const dirOptions = () => [
@@ -41,7 +43,8 @@ export function cniCommand(): Command {
     .option('--exclude-namespaces <list>', 'comma-separated exclude_namespaces of the plugin entry', DEFAULT_EXCLUDED_NAMESPACES.join(','))
     .option('--native-nftables', 'set native_nftables in the plugin entry (interpose\'s nftables backend instead of iptables)')
     .option('--copy-node', 'copy this node executable next to the plugin (for hosts without Node.js 20); else the launcher runs `node` from PATH')
-    .option('--watch', 'keep running: re-insert interpose-cni when the primary configuration is rewritten (until SIGTERM)')
+    .option('--watch', 'keep running: re-insert interpose-cni when the primary configuration is rewritten, and serve the shim\'s CNI calls on --socket (until SIGTERM)')
+    .option('--socket <path>', 'the unix socket the installed shim forwards CNI calls to and --watch serves them on (directory 0700, socket 0600)', DEFAULT_SOCKET)
     .action(async (flags: InstallFlags) => {
       if (!(LOG_LEVELS as readonly string[]).includes(flags.logLevel)) throw new ValidationError('--log-level', flags.logLevel, `one of ${LOG_LEVELS.join(', ')}`);
       const excludeNamespaces = flags.excludeNamespaces.split(',').map((s) => s.trim()).filter(Boolean);
@@ -61,17 +64,18 @@ export function cniCommand(): Command {
           excludeNamespaces,
           nativeNftables: flags.nativeNftables === true,
           ...(flags.copyNode ? { copyNode: process.execPath } : {}),
+          socket: flags.socket,
           env: process.env,
           log: info,
         },
-        flags.watch ? { debounceMs: 200, recheckMs: 30_000, maxReinsertsPerMinute: 30, signal: controller.signal } : undefined,
+        flags.watch ? { debounceMs: 200, recheckMs: 30_000, maxReinsertsPerMinute: 30, signal: controller.signal, serve: true } : undefined,
       );
       process.off('SIGTERM', stop).off('SIGINT', stop);
     });
   for (const o of dirOptions()) installCmd.addOption(o);
 
   const uninstallCmd = new Command('uninstall')
-    .description('take out exactly what install put in: the plugin entry (restoring the original file byte for byte), the kubeconfig and the plugin files')
+    .description('take out exactly what install put in: the plugin entry (restoring the original file byte for byte), the kubeconfig and the plugin files (the shim and interpose-cni.d/)')
     .action((flags: { cniBinDir: string; cniConfDir: string }) => {
       uninstall({ binDir: flags.cniBinDir, confDir: flags.cniConfDir, log: info });
     });

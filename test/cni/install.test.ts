@@ -82,8 +82,12 @@ test('install appends interpose-cni to the lexically first conflist; uninstall l
   t.is(kubeconfig.users[0]!.user.token, 'token-1');
   t.is(statSync(join(n.conf, 'interpose-cni.kubeconfig')).mode & 0o777, 0o600);
 
-  // The installed launcher runs the installed copy (not this checkout) from the bin dir.
+  // interpose-cni is the native shim (an ELF executable) forwarding to the default socket; with
+  // nothing there it runs the installed Node plugin (not this checkout's) from the bin dir.
   t.true(existsSync(join(n.bin, 'interpose-cni.d', 'dist', 'interpose-cni.js')));
+  t.is(readFileSync(join(n.bin, 'interpose-cni')).subarray(0, 4).toString('latin1'), '\x7fELF');
+  t.is(readFileSync(join(n.bin, 'interpose-cni.d', 'daemon-socket'), 'utf8'), '/var/run/interpose/cni.sock\n');
+  t.regex(readFileSync(join(n.bin, 'interpose-cni.d', 'interpose-cni-node'), 'utf8'), /^#!\/bin\/sh\n[^]*exec node '[^']*interpose-cni\.d\/dist\/interpose-cni\.js' "\$@"\n$/);
   const version = await execa(join(n.bin, 'interpose-cni'), [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', reject: false });
   t.is(version.exitCode, 0, String(version.stderr));
   t.deepEqual(JSON.parse(String(version.stdout)).supportedVersions, ['0.4.0', '1.0.0', '1.1.0']);
@@ -207,6 +211,10 @@ test('bad input: missing conf dir, unparseable primary, no service account — a
   const badLevel = await run('--cni-conf-dir', n.conf, '--log-level', 'loud');
   t.is(badLevel.exitCode, 1);
   t.regex(String(badLevel.stderr), /--log-level: "loud"/);
+  const badSocket = await run('--cni-conf-dir', n.conf, '--socket', 'run/cni.sock');
+  t.is(badSocket.exitCode, 1);
+  t.regex(String(badSocket.stderr), /--socket: "run\/cni\.sock".*absolute path of at most 107 bytes/);
+  t.notRegex(String(badSocket.stderr), /\n\s+at /, 'no stack trace');
 
   t.deepEqual(snapshot(n.bin), bin0, 'nothing copied');
   t.deepEqual(snapshot(n.conf), conf1);
@@ -227,7 +235,7 @@ test('the CLI round trip: install, install again (also with --copy-node), uninst
   // --copy-node: the launcher runs its own node, so a host without Node.js (no node in PATH) runs the plugin.
   const copied = await execa('node', [CLI, 'cni', 'install', ...dirs, '--service-account-dir', n.sa, '--copy-node'], { reject: false, env });
   t.is(copied.exitCode, 0, String(copied.stderr));
-  t.regex(readFileSync(join(n.bin, 'interpose-cni'), 'utf8'), /exec '[^']*interpose-cni\.d\/node' /);
+  t.regex(readFileSync(join(n.bin, 'interpose-cni.d', 'interpose-cni-node'), 'utf8'), /exec '[^']*interpose-cni\.d\/node' /);
   const version = await execa(join(n.bin, 'interpose-cni'), [], { env: { CNI_COMMAND: 'VERSION', PATH: '/nonexistent' }, extendEnv: false, input: '{}', reject: false });
   t.is(version.exitCode, 0, String(version.stderr));
   t.regex(String(version.stdout), /supportedVersions/);

@@ -68,6 +68,15 @@ test('the DaemonSet runs `interpose cni install --watch` on every node with the 
   t.is(hostPath(flags!.cniConfDir), flags!.cniConfDir);
   t.is(flags!.cniBinDir, '/opt/cni/bin');
   t.is(flags!.cniConfDir, '/etc/cni/net.d');
+  // The shim on the host connects to the socket the daemon serves: its directory is the host's.
+  t.is(flags!.socket, '/var/run/interpose/cni.sock');
+  t.is(hostPath('/var/run/interpose'), '/var/run/interpose');
+  // Served calls and fallback calls must see the same records and namespaces.
+  t.is(hostPath('/var/lib/cni/interpose-cni'), '/var/lib/cni/interpose-cni');
+  t.is(hostPath('/var/run/netns'), '/var/run/netns');
+  t.is(hostPath(flags!.logFile), flags!.logFile);
+  const caps = (c as unknown as { securityContext: { capabilities: { add: string[] } } }).securityContext.capabilities.add;
+  for (const cap of ['NET_ADMIN', 'SYS_ADMIN']) t.true(caps.includes(cap), `the daemon writes pods' rules: ${cap}`);
 });
 
 test('docs/cni.md shows the manifest as it is', (t) => {

@@ -1,8 +1,9 @@
 /**
  * interpose-cni run by a real container runtime: podman 4.3 with its CNI network backend
  * executes a bridge + host-local + interpose-cni conflist from a private network config dir,
- * finding the plugins in /usr/lib/cni and a private bin dir holding the interpose-cni launcher
- * (`cni_plugin_dirs` in a containers.conf named by CONTAINERS_CONF). The container runs as uid
+ * finding the plugins in /usr/lib/cni and a private bin dir holding the interpose-cni shim,
+ * which forwards to a running node daemon (`cni_plugin_dirs` in a containers.conf named by
+ * CONTAINERS_CONF). The container runs as uid
  * 1000 with every capability dropped; its connection to a documentation address must land on
  * 15001 in its own namespace. `podman rm -f` runs DEL, which must leave nothing of ours.
  *
@@ -20,7 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { installPluginFiles } from '../../src/cni/install/plugin-files.js';
+import { CniDaemon } from './helpers/cni-daemon.js';
 import { cniSkipReason, REFERENCE_PLUGINS, rulesIn } from './helpers/cni-network.js';
 import { INJECTED, KubeStandIn, writeKubeconfig } from './helpers/kube-stand-in.js';
 
@@ -90,7 +91,10 @@ podmanTest('podman runs bridge + host-local + interpose-cni: an unprivileged con
     rmSync(dir, { recursive: true, force: true });
   });
 
-  installPluginFiles({ binDir: bin });
+  // The production shape: the node daemon (`interpose cni install --watch`) installs the native
+  // shim into the bin dir and serves the calls podman's CNI library makes through it.
+  const daemon = await CniDaemon.start({ dir, binDir: bin, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', INTERPOSE_CNI_STATE_DIR: stateDir, INTERPOSE_STATE_DIR: join(dir, 'ownership') } });
+  t.teardown(() => daemon.stop());
   writeFileSync(env.CONTAINERS_CONF, `[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = [${JSON.stringify(bin)}, ${JSON.stringify(REFERENCE_PLUGINS)}]\nnetwork_config_dir = ${JSON.stringify(netDir)}\n`);
   const octet = randomInt(1, 250);
   const logFile = join(dir, 'interpose-cni.log');
@@ -148,4 +152,6 @@ podmanTest('podman runs bridge + host-local + interpose-cni: an unprivileged con
   t.deepEqual(readdirSync(stateDir), [], 'no record of the attachment is left');
   t.deepEqual(await hostRulesOfOurs(), hostBefore, 'the host has no rules of ours');
   t.false(existsSync(netns), 'podman removed the namespace');
+  const pids = new Set([...log().matchAll(/ interpose-cni\[(\d+)\]/g)].map((m) => Number(m[1])));
+  t.deepEqual([...pids], [daemon.pid], 'ADD and DEL went through the shim to the daemon');
 });

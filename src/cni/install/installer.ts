@@ -9,6 +9,7 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, watch, writeFil
 import { join } from 'node:path';
 import { InterceptError } from '../../errors/intercept-error.js';
 import { insertPlugin, primaryIn, removePlugin, type InsertOutcome } from './conf-dir-edit.js';
+import { checkSocketPath, startCniServer } from '../cni-server.js';
 import { removePluginFiles, installPluginFiles } from './plugin-files.js';
 import { PLUGIN_TYPE, parseNetworkConf, type PluginEntry } from './primary-conflist.js';
 import { KUBECONFIG_FILE, serviceAccountKubeconfig } from './service-account-kubeconfig.js';
@@ -23,6 +24,8 @@ export interface InstallOptions {
   readonly nativeNftables: boolean;
   /** The node executable to copy next to the plugin, or undefined to run `node` from PATH. */
   readonly copyNode?: string;
+  /** The daemon's socket the shim forwards to (written next to it); with watch, served. */
+  readonly socket?: string;
   readonly env: NodeJS.ProcessEnv;
   readonly log: (message: string) => void;
 }
@@ -35,6 +38,8 @@ export interface WatchOptions {
   /** More re-insertions than this per minute: someone is fighting us; stop with an error. */
   readonly maxReinsertsPerMinute: number;
   readonly signal: AbortSignal;
+  /** Serve CNI calls on InstallOptions.socket while watching (the shim's fast path). */
+  readonly serve?: boolean;
 }
 
 function requireDir(path: string, flag: string): void {
@@ -83,13 +88,24 @@ export async function install(opts: InstallOptions, watchOpts?: WatchOptions): P
     throw new InterceptError(`--cni-conf-dir ${opts.confDir} holds no network configuration (*.conf, *.conflist, *.json) to add interpose-cni to; nothing was changed (with --watch, install waits for one)`);
   }
   if (primary !== undefined) parseNetworkConf(join(opts.confDir, primary), readFileSync(join(opts.confDir, primary)));
+  if (opts.socket !== undefined) checkSocketPath(opts.socket);
 
-  installPluginFiles({ binDir: opts.binDir, ...(opts.copyNode ? { copyNode: opts.copyNode } : {}) });
-  opts.log(`installed ${join(opts.binDir, PLUGIN_TYPE)}`);
-  if (writeKubeconfig(opts, kubeconfig)) opts.log(`wrote ${join(opts.confDir, KUBECONFIG_FILE)}`);
-  const entry = entryFor(opts);
-  opts.log(describe(insertPlugin(opts.confDir, entry), opts.confDir));
-  if (watchOpts) await watchConfDir(opts, entry, watchOpts);
+  // Served before the shim that forwards to it is in place: its first call finds it listening.
+  const server = watchOpts?.serve && opts.socket ? await startCniServer({ socketPath: opts.socket, requestTimeoutMs: 10_000, maxConnections: 256, log: opts.log }) : undefined;
+  try {
+    const files = installPluginFiles({ binDir: opts.binDir, ...(opts.copyNode ? { copyNode: opts.copyNode } : {}), ...(opts.socket ? { socket: opts.socket } : {}) });
+    opts.log(
+      files.shim
+        ? `installed ${join(opts.binDir, PLUGIN_TYPE)} (the native shim: forwards to ${files.socket}, else runs the Node plugin)`
+        : `installed ${join(opts.binDir, PLUGIN_TYPE)} as the Node plugin: no native shim is built (npm run build:native), so every call starts Node.js`,
+    );
+    if (writeKubeconfig(opts, kubeconfig)) opts.log(`wrote ${join(opts.confDir, KUBECONFIG_FILE)}`);
+    const entry = entryFor(opts);
+    opts.log(describe(insertPlugin(opts.confDir, entry), opts.confDir));
+    if (watchOpts) await watchConfDir(opts, entry, watchOpts);
+  } finally {
+    await server?.close();
+  }
 }
 
 /** Until the signal aborts: re-inserts our entry whenever the primary lacks it. */
@@ -157,5 +173,5 @@ export function uninstall(opts: UninstallOptions): void {
   opts.log(removePlugin(opts.confDir));
   rmSync(join(opts.confDir, KUBECONFIG_FILE), { force: true });
   removePluginFiles(opts.binDir);
-  opts.log(`removed ${join(opts.binDir, PLUGIN_TYPE)} and ${join(opts.confDir, KUBECONFIG_FILE)}`);
+  opts.log(`removed ${join(opts.binDir, PLUGIN_TYPE)}, ${join(opts.binDir, `${PLUGIN_TYPE}.d`)} and ${join(opts.confDir, KUBECONFIG_FILE)}`);
 }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { installPluginFiles } from '../../../src/cni/install/plugin-files.js';
+import { CniDaemon } from './cni-daemon.js';
 import { CniRuntime, type Attachment, type Conflist } from './cni-runtime.js';
 import { KubeStandIn, writeKubeconfig } from './kube-stand-in.js';
 
@@ -31,7 +32,16 @@ export interface NetworkOptions {
   plugin?: Record<string, unknown>;
   /** The kubeconfig names this server instead of the stand-in (an unreachable one). */
   server?: string;
+  /**
+   * How the runtime's call reaches the plugin logic: 'node', the Node plugin's launcher as the
+   * bin dir's interpose-cni (the package's bin); 'daemon', the native shim forwarding to a
+   * running `interpose cni install --watch` (production); 'fallback', the shim with no daemon.
+   */
+  path?: CallPath;
 }
+
+export type CallPath = 'node' | 'daemon' | 'fallback';
+export const CALL_PATHS: readonly CallPath[] = ['node', 'daemon'];
 
 export class CniNetwork {
   readonly namespaces: string[] = [];
@@ -45,6 +55,8 @@ export class CniNetwork {
     readonly logFile: string,
     readonly stateDir: string,
     readonly ownershipDir: string,
+    /** The daemon serving the calls, on the 'daemon' path. */
+    readonly daemon?: CniDaemon,
   ) {}
 
   static async create(t: ExecutionContext, options: NetworkOptions = {}): Promise<CniNetwork> {
@@ -52,8 +64,23 @@ export class CniNetwork {
     const bin = join(dir, 'bin');
     await execa('mkdir', ['-p', bin, join(dir, 'ipam'), join(dir, 'state'), join(dir, 'ownership')]);
     for (const p of ['bridge', 'host-local', 'loopback']) symlinkSync(`${REFERENCE_PLUGINS}/${p}`, join(bin, p));
-    // The plugin as `interpose cni install` puts it in a bin dir: the launcher and its files.
-    installPluginFiles({ binDir: bin });
+    const path = options.path ?? 'node';
+    const stateEnv = {
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      INTERPOSE_CNI_STATE_DIR: join(dir, 'state'),
+      INTERPOSE_STATE_DIR: join(dir, 'ownership'),
+    };
+    // The plugin as `interpose cni install` puts it in a bin dir (the daemon installs it itself).
+    // The shim's socket is private to the test; on 'fallback' nothing ever listens there.
+    let daemon: CniDaemon | undefined;
+    if (path === 'daemon') {
+      daemon = await CniDaemon.start({ dir, binDir: bin, env: stateEnv });
+      const started = daemon;
+      t.teardown(() => started.stop());
+    } else {
+      const files = installPluginFiles({ binDir: bin, socket: join(dir, 'run', 'cni.sock'), nodeOnly: path === 'node' });
+      if (path === 'fallback' && !files.shim) throw new Error('no native shim is built: npm run build:native');
+    }
     const api = await KubeStandIn.start();
     const kubeconfig = writeKubeconfig(dir, options.server ?? api.url, api.certificate);
     const octet = randomInt(1, 250);
@@ -75,12 +102,8 @@ export class CniNetwork {
         { type: 'interpose-cni', kubeconfig, log_file: logFile, plugin_log_level: 'debug', exclude_namespaces: ['kube-system'], ...options.plugin },
       ],
     };
-    const runtime = new CniRuntime(conflist, bin, {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      INTERPOSE_CNI_STATE_DIR: join(dir, 'state'),
-      INTERPOSE_STATE_DIR: join(dir, 'ownership'),
-    });
-    const net = new CniNetwork(dir, bridge, subnet, gateway, api, runtime, logFile, join(dir, 'state'), join(dir, 'ownership'));
+    const runtime = new CniRuntime(conflist, bin, stateEnv);
+    const net = new CniNetwork(dir, bridge, subnet, gateway, api, runtime, logFile, join(dir, 'state'), join(dir, 'ownership'), daemon);
     t.teardown(() => net.teardown());
     return net;
   }
@@ -108,7 +131,13 @@ export class CniNetwork {
     return existsSync(this.stateDir) ? readdirSync(this.stateDir) : [];
   }
 
+  /** The pids that wrote the log's lines (interpose-cni[PID]): which process ran the calls. */
+  logPids(): Set<number> {
+    return new Set([...this.log().matchAll(/ interpose-cni\[(\d+)\]/g)].map((m) => Number(m[1])));
+  }
+
   async teardown(): Promise<void> {
+    await this.daemon?.stop();
     for (const ns of this.namespaces) await execa('ip', ['netns', 'del', ns], { reject: false });
     await execa('ip', ['link', 'del', this.bridge], { reject: false });
     await this.api.close();
