@@ -47,6 +47,7 @@ export interface NativeAddon {
   dumpNetlink(protocol: number, request: Uint8Array, netnsPath: string): { messages: Buffer } | NativeFailure;
   namespaceCookie(netnsPath: string): bigint | NativeFailure;
   tryLockExclusive(fd: number): boolean | NativeFailure;
+  readProcNetIn(netnsPath: string, name: string): string | NativeFailure;
 }
 
 /** One answer of the kernel to a batch message: error 0 is an ack, else a positive errno. */

@@ -196,6 +196,23 @@ export function namespaceCookie(netnsPath = ''): bigint | undefined {
 }
 
 /**
+ * /proc/net/NAME as the network namespace at `netnsPath` sees it (at most 64 KiB), read by a
+ * thread of this process that enters it: no process is started there. Failures (no such
+ * namespace or file, no CAP_SYS_ADMIN for setns) throw a NativeError.
+ */
+export function readProcNetIn(netnsPath: string, name: string): string {
+  if (typeof netnsPath !== 'string' || netnsPath === '' || netnsPath.includes('\0')) {
+    throw new TypeError('readProcNetIn: netnsPath must be a non-empty path without NUL bytes');
+  }
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(name) || name === '.' || name === '..') {
+    throw new TypeError(`readProcNetIn: name must be a file name in /proc/net, got ${JSON.stringify(String(name).slice(0, 40))}`);
+  }
+  const r = loadAddon().readProcNetIn(netnsPath, name);
+  if (isFailure(r)) throw nativeError(r);
+  return r;
+}
+
+/**
  * flock(fd, LOCK_EX | LOCK_NB): true when the lock is now held through `fd`'s open file
  * description, false when another holds it. Other failures (EBADF, ENOLCK) throw a NativeError.
  */

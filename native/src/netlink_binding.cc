@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "netlink/netlink_socket.h"
+#include "netns_proc_file.h"
 
 namespace interpose {
 namespace {
@@ -126,9 +127,30 @@ Napi::Value Cookie(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, cookie);
 }
 
+// readProcNetIn(netnsPath: string, name: string) -> string | { errno, syscall }: at most 64 KiB
+// of /proc/net/NAME as the namespace sees it; src/native.ts checks the name.
+Napi::Value ProcNetFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsString() || !info[1].IsString()) {
+    throw Napi::TypeError::New(env, "readProcNetIn(netnsPath: string, name: string)");
+  }
+  std::string content;
+  const char* syscall = "";
+  const int error = ReadProcNetIn(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
+                                  64 * 1024, &content, &syscall);
+  if (error != 0) {
+    Napi::Object failure = Napi::Object::New(env);
+    failure.Set("errno", Napi::Number::New(env, error));
+    failure.Set("syscall", Napi::String::New(env, syscall));
+    return failure;
+  }
+  return Napi::String::New(env, content);
+}
+
 }  // namespace
 
 void InitNetlinkBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("readProcNetIn", Napi::Function::New(env, ProcNetFile, "readProcNetIn"));
   exports.Set("namespaceCookie", Napi::Function::New(env, Cookie, "namespaceCookie"));
   exports.Set("sendNetlink", Napi::Function::New(env, SendBatch, "sendNetlink"));
   exports.Set("dumpNetlink", Napi::Function::New(env, Dump, "dumpNetlink"));

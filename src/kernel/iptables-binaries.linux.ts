@@ -10,6 +10,9 @@ import type { IptablesBinaryChoice } from '../config/intercept-config.js';
 import { MissingToolError } from './backend.js';
 import type { IpFamily } from '../net/cidr.js';
 import type { Executor } from './executor.js';
+import { readFileSync } from 'node:fs';
+import { NativeError } from '../errors/native-error.js';
+import { readProcNetIn } from '../native.js';
 import { holdsIpTables } from './nft-netlink-tables.js';
 import { readSavesDirectly } from './xtables-saves.linux.js';
 
@@ -67,35 +70,39 @@ function nftFamilyEmpty(executor: Executor, family: IpFamily): boolean {
 }
 
 /**
- * Reads all four saves in one spawn. Missing tools show up as exit status 127. A legacy save
- * is skipped (empty output) when the namespace has no legacy table registered in
- * /proc/net/ip{,6}_tables_names: then legacy holds nothing, and the save would cost a spawn;
- * an nft save likewise when nf_tables holds no table of its family (nftFamilyEmpty).
- * In this process's own namespace no shell is needed: xtables-saves.linux.ts.
+ * Whether legacy iptables holds no table of `family` in the executor's namespace: its
+ * /proc/net/ip{,6}_tables_names lists none (or is missing: the legacy modules are not loaded).
+ * Another namespace's file is read by a thread of this process that enters it (the addon).
+ */
+function legacyFamilyEmpty(executor: Executor, family: IpFamily): boolean {
+  const name = family === 4 ? 'ip_tables_names' : 'ip6_tables_names';
+  const namespace = executor.realNamespace;
+  if (namespace === undefined) return false;
+  try {
+    return (namespace === '' ? readFileSync(`/proc/net/${name}`, 'utf8') : readProcNetIn(namespace, name)).trim() === '';
+  } catch (err) {
+    // Missing file: no legacy table anywhere. Anything else: unknown, so the save decides.
+    return namespace === '' || (err instanceof NativeError && err.code === 'ENOENT' && err.syscall === 'read');
+  }
+}
+
+/**
+ * Reads all four saves. A save known to print nothing in this namespace (legacyFamilyEmpty,
+ * nftFamilyEmpty) is not run: each costs a process, about as much as the restore itself. In
+ * this process's own namespace, or when no save is left to run, no shell is needed
+ * (xtables-saves.linux.ts); otherwise the rest run in one shell in the namespace, where a
+ * missing tool shows up as exit status 127.
  */
 async function readAllSaves(executor: Executor): Promise<Saves> {
-  const nftEmpty = new Map(([4, 6] as const).map((f) => [f, nftFamilyEmpty(executor, f)]));
-  if (executor.realNamespace === '') {
-    return readSavesDirectly(
-      executor,
-      (['legacy', 'nft'] as const).flatMap((v) =>
-        ([4, 6] as const).map((f) => ({
-          tool: TOOL(v, f, 'save'),
-          ...(v === 'legacy' ? { tablesFile: `/proc/net/ip${f === 4 ? '' : '6'}_tables_names` } : { knownEmpty: nftEmpty.get(f)! }),
-        })),
-      ),
-    );
-  }
-  const script = (['legacy', 'nft'] as const)
-    .flatMap((v) =>
-      ([4, 6] as const).map((f) => {
-        const t = TOOL(v, f, 'save');
-        const names = f === 4 ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names';
-        const run = nftEmpty.get(f) && v === 'nft' ? `echo "${MARK} rc 0"` : `${t} -c 2>/dev/null; echo "${MARK} rc $?"`;
-        const body = v === 'legacy' ? `if [ -n "$(cat ${names} 2>/dev/null)" ]; then ${run}; else echo "${MARK} rc 0"; fi` : run;
-        return `echo '${MARK} ${t}'; if command -v ${t} >/dev/null 2>&1; then ${body}; else echo "${MARK} rc 127"; fi`;
-      }),
-    )
+  const reads = (['legacy', 'nft'] as const).flatMap((v) =>
+    ([4, 6] as const).map((f) => ({ tool: TOOL(v, f, 'save'), knownEmpty: v === 'legacy' ? legacyFamilyEmpty(executor, f) : nftFamilyEmpty(executor, f) })),
+  );
+  if (executor.realNamespace === '' || reads.every((r) => r.knownEmpty)) return readSavesDirectly(executor, reads);
+  const script = reads
+    .map(({ tool, knownEmpty }) => {
+      const body = knownEmpty ? `echo "${MARK} rc 0"` : `${tool} -c 2>/dev/null; echo "${MARK} rc $?"`;
+      return `echo '${MARK} ${tool}'; if command -v ${tool} >/dev/null 2>&1; then ${body}; else echo "${MARK} rc 127"; fi`;
+    })
     .join('\n');
   const r = await executor.run(['sh', '-c', script]);
   const saves: Saves = new Map();

@@ -1,25 +1,19 @@
 /**
- * The `*-save -c` reads iptables detection makes (iptables-binaries.linux.ts), without a shell,
- * for commands that run in this process's own network namespace (Executor.realNamespace ''):
- * whether a tool is installed and whether legacy holds any table are read here, and the saves
- * that remain are spawned directly and at the same time. The shell script used otherwise runs
- * every step in series, with a `$(cat …)` subshell per legacy table list: five processes one
- * after the other where an init container then needs two at once.
+ * The `*-save -c` reads iptables detection makes (iptables-binaries.linux.ts), without a shell:
+ * for commands that run in this process's own network namespace (Executor.realNamespace ''),
+ * and for any namespace where every save is known to print nothing. Whether a tool is
+ * installed is read here, and the saves that remain are spawned directly and at the same time,
+ * where the shell script used otherwise runs them one after the other.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Executor } from './executor.js';
 
 export interface SaveRead {
   /** e.g. iptables-nft-save; run as `TOOL -c`. */
   readonly tool: string;
-  /**
-   * For legacy tools: /proc/net/ip{,6}_tables_names. When it lists no table, legacy holds
-   * nothing and the save is not run (its output is taken as empty).
-   */
-  readonly tablesFile?: string;
-  /** Known to print nothing (nf_tables holds no table of its family): not run, taken as empty. */
-  readonly knownEmpty?: boolean;
+  /** Known to print nothing here (its family holds no table): not run, taken as empty. */
+  readonly knownEmpty: boolean;
 }
 
 /**
@@ -28,9 +22,9 @@ export interface SaveRead {
  */
 export async function readSavesDirectly(executor: Executor, reads: readonly SaveRead[]): Promise<Map<string, string | undefined>> {
   const outputs = await Promise.all(
-    reads.map(async ({ tool, tablesFile, knownEmpty }): Promise<[string, string | undefined]> => {
+    reads.map(async ({ tool, knownEmpty }): Promise<[string, string | undefined]> => {
       if (!onPath(tool)) return [tool, undefined];
-      if (knownEmpty || (tablesFile !== undefined && !listsATable(tablesFile))) return [tool, ''];
+      if (knownEmpty) return [tool, ''];
       try {
         const r = await executor.run([tool, '-c']);
         return [tool, r.exitCode === 0 ? r.stdout : undefined];
@@ -53,12 +47,4 @@ function onPath(name: string): boolean {
       return false;
     }
   });
-}
-
-function listsATable(file: string): boolean {
-  try {
-    return readFileSync(file, 'utf8').trim() !== '';
-  } catch {
-    return false;
-  }
 }

@@ -1,6 +1,7 @@
 /**
- * A pod's fresh namespace holds no iptables-nft table, so the apply asks nf_tables over netlink
- * instead of starting `ip{,6}tables-nft-save` (iptables-binaries.linux.ts nftFamilyEmpty). These
+ * A pod's fresh namespace holds no iptables table, so the apply asks nf_tables over netlink and
+ * reads the namespace's /proc/net/ip{,6}_tables_names from a thread instead of starting
+ * `ip{,6}tables-{nft,legacy}-save` (iptables-binaries.linux.ts). These
  * tests watch which saves actually run (a logging wrapper first on PATH) and check the outcome is
  * the one a run that reads every save gets: in the process's own namespace (an init container)
  * and through --network-namespace (the CNI plugin's way).
@@ -9,6 +10,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { holdsIpTables } from '../../src/kernel/nft-netlink-tables.js';
+import { NativeError } from '../../src/errors/index.js';
+import { readProcNetIn } from '../../src/native.js';
 import { runCli } from '../helpers/cli.js';
 import { ISTIO_BASE } from '../helpers/istio-config.js';
 import { Netns, kernelTest } from '../helpers/kernel.js';
@@ -50,8 +53,23 @@ kernelTest('holdsIpTables: true once iptables-nft has created a table of that fa
   t.false(holdsIpTables(4, `/run/netns/${other.name}`));
 });
 
+kernelTest('readProcNetIn: /proc/net files as another namespace sees them (legacy iptables tables)', async (t) => {
+  const ns = await Netns.create(t, 'fresh');
+  const path = `/run/netns/${ns.name}`;
+  t.is(readProcNetIn(path, 'ip_tables_names').trim(), '');
+  await ns.exec(['iptables-legacy', '-t', 'nat', '-N', 'FOREIGN']);
+  t.is(readProcNetIn(path, 'ip_tables_names').trim(), 'nat');
+  t.is(readProcNetIn(path, 'ip6_tables_names').trim(), '');
+  // This process's own view is untouched.
+  t.notRegex(readProcNetIn('/proc/self/ns/net', 'ip_tables_names'), /nat/);
+  const missing = t.throws(() => readProcNetIn(path, 'no_such_file'), { instanceOf: NativeError });
+  t.is(missing!.code, 'ENOENT');
+  t.is(t.throws(() => readProcNetIn('/run/netns/interpose-no-such-ns', 'ip_tables_names'), { instanceOf: NativeError })!.syscall, 'open');
+  t.throws(() => readProcNetIn(path, '../../etc/passwd'), { instanceOf: TypeError });
+});
+
 for (const mode of ['own namespace', '--network-namespace'] as const) {
-  kernelTest(`${mode}: a fresh namespace is applied without starting an nft save, with the same rules as one that reads them`, async (t) => {
+  kernelTest(`${mode}: a fresh namespace is applied without starting any save, with the same rules as one that reads them`, async (t) => {
     const fresh = await Netns.create(t, 'fresh');
     const read = await Netns.create(t, 'fresh');
     // An empty user chain in a table of its own: iptables-nft-save must run here, and the chain
@@ -71,5 +89,12 @@ for (const mode of ['own namespace', '--network-namespace'] as const) {
     t.is(await state(fresh), await state(read));
     // Now that the fresh namespace holds our tables, a rerun reads them (and changes nothing).
     t.deepEqual(await run(fresh), ['iptables-nft-save']);
+
+    // A namespace where legacy iptables holds a table: its save runs, and istio-init's choice
+    // follows (legacy in use → the rules go to legacy).
+    const legacy = await Netns.create(t, 'fresh');
+    await legacy.exec(['iptables-legacy', '-t', 'filter', '-A', 'INPUT', '-s', '198.51.100.7/32', '-j', 'DROP']);
+    t.deepEqual(await run(legacy), ['iptables-legacy-save']);
+    t.regex(String((await legacy.exec(['iptables-legacy-save', '-t', 'nat'])).stdout), /-A OUTPUT -j ISTIO_OUTPUT/);
   });
 }
