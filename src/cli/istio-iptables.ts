@@ -5,7 +5,7 @@
 import { istioFromCommandLine, type IstioFlagValues } from './cli-settings.js';
 import { Command } from 'commander';
 import type { InterceptConfig, RunOptions } from '../config/intercept-config.js';
-import { ISTIO_ENV_ONLY, ISTIO_FLAGS } from '../config/istio-flags.js';
+import { ISTIO_ENV_ONLY } from '../config/istio-flags.js';
 import { applyRuleset, cleanupRules, type ApplyResult } from '../kernel/backend.js';
 import { SystemExecutor, type Executor } from '../kernel/executor.js';
 import { NFT_COMMIT_ENV } from '../kernel/nftables-backend.linux.js';
@@ -13,7 +13,7 @@ import { openBackend, planDryRun } from '../kernel/open-backend.linux.js';
 import { runRedirectValidation } from '../kernel/run-validation.linux.js';
 import type { Ruleset } from '../rules/ir.js';
 import { helpText } from './help-layout.js';
-import { istioFlagOption } from './istio-flag-option.js';
+import { addIstioFlagOptions } from './istio-flag-option.js';
 import { configureLogging, debug, info, warn } from './log.js';
 import { logFlagsFor, logOptions, logSettingsFromOptions } from './log-flags.js';
 import { applyCniMode } from './cni-mode.js';
@@ -27,7 +27,7 @@ export function istioIptablesCommand(): Command {
         'Every flag can also come from its environment variable; a flag wins over its variable.',
     )
     .allowExcessArguments(false);
-  for (const spec of ISTIO_FLAGS) cmd.addOption(istioFlagOption(spec));
+  addIstioFlagOptions(cmd, 'apply');
   // pilot-agent's logging flags, which Istio's injector passes (see log-flags.ts).
   for (const option of logOptions()) cmd.addOption(option);
   cmd.addHelpText(
