@@ -2,21 +2,18 @@
  * `interpose istio-iptables`: istio-init's command line, kernel-identical rules.
  * Flags, env vars and defaults come from src/config/istio-flags.ts.
  */
-import { settingsFromCommandLine } from './cli-settings.js';
+import { istioFromCommandLine, type IstioFlagValues } from './cli-settings.js';
 import { Command } from 'commander';
 import type { InterceptConfig, RunOptions } from '../config/intercept-config.js';
-import { buildIstioOptions } from '../config/istio-options.js';
-import { ISTIO_ENV_ONLY, ISTIO_FLAGS } from '../config/istio-flags.js';
+import { ISTIO_ENV_ONLY } from '../config/istio-flags.js';
 import { applyRuleset, cleanupRules, type ApplyResult } from '../kernel/backend.js';
-import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
+import { SystemExecutor, type Executor } from '../kernel/executor.js';
 import { NFT_COMMIT_ENV } from '../kernel/nft-binary.linux.js';
 import { openBackend, planDryRun } from '../kernel/open-backend.linux.js';
-import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { runRedirectValidation } from '../kernel/run-validation.linux.js';
-import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import type { Ruleset } from '../rules/ir.js';
 import { helpText } from './help-layout.js';
-import { istioFlagOption } from './istio-flag-option.js';
+import { addIstioFlagOptions } from './istio-flag-option.js';
 import { configureLogging, debug, info, warn } from './log.js';
 import { logFlagsFor, logOptions, logSettingsFromOptions } from './log-flags.js';
 import { applyCniMode } from './cni-mode.js';
@@ -30,7 +27,7 @@ export function istioIptablesCommand(): Command {
         'Every flag can also come from its environment variable; a flag wins over its variable.',
     )
     .allowExcessArguments(false);
-  for (const spec of ISTIO_FLAGS) cmd.addOption(istioFlagOption(spec));
+  addIstioFlagOptions(cmd, 'apply');
   // pilot-agent's logging flags, which Istio's injector passes (see log-flags.ts).
   for (const option of logOptions()) cmd.addOption(option);
   cmd.addHelpText(
@@ -50,24 +47,19 @@ export function istioIptablesCommand(): Command {
         '  interpose istio-iptables --network-namespace pod1 --cleanup-only\n',
     ),
   );
-  cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
-    await runIstioIptables(opts);
-  });
+  cmd.action(runIstioIptables);
   return cmd;
 }
 
-async function runIstioIptables(opts: Record<string, string | boolean | undefined>): Promise<void> {
+async function runIstioIptables(opts: IstioFlagValues): Promise<void> {
   const logging = logSettingsFromOptions(opts);
   configureLogging(logging);
-  const settings = settingsFromCommandLine(opts);
   const system = new SystemExecutor();
-  const { config, run, warnings } = await buildIstioOptions(settings, new LinuxSystemLookups(system));
+  const { config, run, warnings, ruleset, executor } = await istioFromCommandLine(opts, system);
   for (const w of warnings) warn(w);
   const cni = applyCniMode(run);
   if (cni) (cni.level === 'warn' ? warn : debug)(cni.message);
 
-  const ruleset = buildIstioRuleset(config);
-  const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
   if (run.dryRun) {
     process.stdout.write(await dryRunText(executor, ruleset, config, run));
     return;

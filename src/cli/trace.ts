@@ -3,15 +3,13 @@
  * flags, exactly as `interpose istio-iptables` would install them) or under the rules the
  * kernel holds now (`--from-kernel`), and which rule decides.
  */
-import { settingsFromCommandLine } from './cli-settings.js';
+import { executorIn, istioFromCommandLine, type IstioFlagValues } from './cli-settings.js';
 import { Command } from 'commander';
-import { buildIstioOptions } from '../config/istio-options.js';
 import { ISTIO_FLAGS, camel, flagDisplay } from '../config/istio-flags.js';
 import { ValidationError } from '../errors/validation-error.js';
-import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
+import { SystemExecutor, type Executor } from '../kernel/executor.js';
 import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
 import { parseStrictAddress } from '../net/cidr.js';
-import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { formatTrace, traceJson } from '../trace/format.js';
 import { programFromRulesetIptables, programFromRulesetNft } from '../trace/from-ruleset.js';
 import { programFromDumps, readKernelDumps, routeFor } from '../kernel/trace-program.linux.js';
@@ -66,13 +64,11 @@ export function traceCommand(): Command {
         '  interpose trace -b "*" --in eth0 --dst 192.0.2.10 --dport 8080 --json\n',
     ),
   );
-  cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
-    await runTrace(opts);
-  });
+  cmd.action(runTrace);
   return cmd;
 }
 
-async function runTrace(opts: Record<string, string | boolean | undefined>): Promise<void> {
+async function runTrace(opts: IstioFlagValues): Promise<void> {
   const system = new SystemExecutor();
   const lookups = new LinuxSystemLookups(system);
   const fromKernel = opts.fromKernel === true;
@@ -87,17 +83,16 @@ async function runTrace(opts: Record<string, string | boolean | undefined>): Pro
     }
     const ns = typeof opts.networkNamespace === 'string' && opts.networkNamespace !== '' ? opts.networkNamespace : undefined;
     if (ns) await checkNetworkNamespace(ns, '--network-namespace', lookups);
-    executor = ns ? new NamespacedExecutor(system, ns) : system;
+    executor = executorIn(system, ns);
     program = programFromDumps(await readKernelDumps(executor), ns ? `network namespace ${ns}` : 'this network namespace');
   } else {
-    const settings = settingsFromCommandLine(opts);
-    const { config, run, warnings } = await buildIstioOptions(settings, lookups);
+    const { config, run, warnings, ruleset, executor: configured } = await istioFromCommandLine(opts, system, lookups);
     for (const w of warnings) warn(w);
-    const ruleset = buildIstioRuleset(config);
     program = run.nativeNftables
       ? programFromRulesetNft(ruleset, 'configuration from flags, as the nftables backend installs it')
       : programFromRulesetIptables(ruleset, 'configuration from flags, as the iptables backend installs it');
-    if (run.networkNamespace) executor = new NamespacedExecutor(system, run.networkNamespace);
+    // Without a namespace the packet's route is not asked: the trace is of the configuration alone.
+    if (run.networkNamespace) executor = configured;
     if (!run.nativeNftables && !config.enableIPv6 && typeof opts.dst === 'string' && opts.dst.includes(':')) {
       extraNotes.push('this configuration generates no IPv6 rules (IPv6 comes with --enable-ipv6, --dual-stack, or a global IPv6 address in the namespace), so no IPv6 packet is captured');
     }

@@ -6,15 +6,12 @@
  * The comparison is the backend's own, the one `interpose istio-iptables` uses to detect drift
  * (kernel/verify-kernel.linux.ts), so verify and apply cannot disagree.
  */
-import { settingsFromCommandLine } from './cli-settings.js';
+import { istioFromCommandLine, type IstioFlagValues } from './cli-settings.js';
 import { Command } from 'commander';
-import { buildIstioOptions } from '../config/istio-options.js';
 import { InterceptError } from '../errors/intercept-error.js';
-import { NamespacedExecutor, SystemExecutor, type Executor } from '../kernel/executor.js';
-import { LinuxSystemLookups } from '../kernel/system-lookups.linux.js';
+import { SystemExecutor } from '../kernel/executor.js';
 import { compareKernel } from '../kernel/verify-kernel.linux.js';
 import { differenceObject } from '../kernel/difference-object.js';
-import { buildIstioRuleset } from '../rules/istio-ruleset.js';
 import { info, warn } from './log.js';
 import { helpText } from './help-layout.js';
 import { addIstioFlagOptions } from './istio-flag-option.js';
@@ -53,17 +50,12 @@ export function verifyCommand(): Command {
         '  interpose verify --native-nftables --network-namespace pod1 -i 10.96.0.0/12\n',
     ),
   );
-  cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
-    await runVerify(opts);
-  });
+  cmd.action(runVerify);
   return cmd;
 }
 
-async function runVerify(opts: Record<string, string | boolean | undefined>): Promise<void> {
-  const system = new SystemExecutor();
-  const { config, run } = await buildIstioOptions(settingsFromCommandLine(opts), new LinuxSystemLookups(system));
-  const ruleset = buildIstioRuleset(config);
-  const executor: Executor = run.networkNamespace ? new NamespacedExecutor(system, run.networkNamespace) : system;
+async function runVerify(opts: IstioFlagValues): Promise<void> {
+  const { run, ruleset, executor } = await istioFromCommandLine(opts, new SystemExecutor());
   const where = run.networkNamespace ? `network namespace ${run.networkNamespace}` : 'this network namespace';
 
   const r = await compareKernel(executor, ruleset, run);

@@ -1,4 +1,6 @@
 /** The `::6/128` address on lo that Envoy's (and the proxy's) inbound passthrough binds to. */
+import { constants } from 'node:os';
+import ipaddr from 'ipaddr.js';
 import { errnoText } from '../errors/errno-text.js';
 import { addonLoads, sendRouteRequest } from '../native.js';
 import type { Ruleset } from '../rules/ir.js';
@@ -12,8 +14,8 @@ const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 /** lo is interface 1 in every network namespace (the kernel's LOOPBACK_IFINDEX). */
 const LOOPBACK_IFINDEX = 1;
-const EEXIST = 17;
-const PASSTHROUGH_V6 = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6);
+const PASSTHROUGH_V6 = Uint8Array.from(ipaddr.parse('::6').toByteArray());
+const { EEXIST } = constants.errno;
 
 /**
  * The request `ip -6 addr add ::6/128 dev lo` sends: RTM_NEWADDR (create, exclusive, ack) with

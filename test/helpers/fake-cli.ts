@@ -73,3 +73,21 @@ export async function fakeClis(t: ExecutionContext, clis: Record<string, readonl
         .filter((l) => l !== ''),
   };
 }
+
+/** The VPC that each family's recorded describe-cluster fixture names. */
+const EKS_FIXTURE_VPC = { 4: 'vpc-0a1b2c3d4e5f67890', 6: 'vpc-06f0e1d2c3b4a5968' } as const;
+
+/**
+ * The three aws calls EKS discovery makes, in order — describe-cluster, list-addons, then
+ * describe-vpcs of the cluster's VPC — answered from the recorded fixtures of one family, with
+ * `--region` on each when a region is given.
+ */
+export function eksCalls(cluster: string, o: { region?: string; family?: 4 | 6; addons: string }): FakeRule[] {
+  const family = o.family ?? 4;
+  const region = o.region ? ` --region ${o.region}` : '';
+  return [
+    { args: `eks describe-cluster --name ${cluster}${region} --output json`, stdoutFixture: `eks-describe-ipv${family}.json` },
+    { args: `eks list-addons --cluster-name ${cluster}${region} --output json`, stdoutFixture: o.addons },
+    { args: `ec2 describe-vpcs --vpc-ids ${EKS_FIXTURE_VPC[family]}${region} --output json`, stdoutFixture: `eks-vpcs-ipv${family}.json` },
+  ];
+}

@@ -23,53 +23,31 @@ let standIn: ResultPromise | undefined;
 const upstreamLog: string[] = [];
 let configFile: string;
 
-const serviceEntry = (name: string, host: string, extra: string) => `---
+/**
+ * A STATIC TCP ServiceEntry for HOST (named after it) on PORT, whose one endpoint is ENDPOINT;
+ * with ADDRESS as its address, without one when ADDRESS is undefined (auto-allocation gives it
+ * one).
+ */
+const tcpEntry = (host: string, port: number, endpoint: string, address?: string) => `---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
-  name: ${name}
+  name: ${host.replaceAll('.', '-')}
 spec:
   hosts: [${host}]
-${extra}`;
+${address === undefined ? '' : `  addresses: [${address}]\n`}  ports: [{number: ${port}, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: ${endpoint}}]
+`;
 
-const dbInternal = serviceEntry(
-  'db-internal',
-  'db.internal',
-  `  addresses: [192.0.2.50]
-  ports: [{number: 5432, name: tcp, protocol: TCP}]
-  resolution: STATIC
-  endpoints: [{address: 192.0.2.50}]
-`,
-);
+const dbInternal = tcpEntry('db.internal', 5432, '192.0.2.50', '192.0.2.50');
 // No addresses: auto-allocation gives it one, and its endpoint is the httpbin stand-in.
-const tcpInternal = serviceEntry(
-  'tcp-internal',
-  'tcp.internal',
-  `  ports: [{number: 80, name: tcp, protocol: TCP}]
-  resolution: STATIC
-  endpoints: [{address: ${HTTPBIN.address}}]
-`,
-);
+const tcpInternal = tcpEntry('tcp.internal', 80, HTTPBIN.address);
 // Another address-less TCP entry on the same port, first in the file: without allocated
 // addresses it would own port 80 whole (Istio's 0.0.0.0:80 listener) and take tcp.internal's
 // connections to an address where nothing listens.
-const otherInternal = serviceEntry(
-  'other-internal',
-  'other.internal',
-  `  ports: [{number: 80, name: tcp, protocol: TCP}]
-  resolution: STATIC
-  endpoints: [{address: ${NOWHERE.address}}]
-`,
-);
-const newInternal = serviceEntry(
-  'new-internal',
-  'new.internal',
-  `  addresses: [192.0.2.51]
-  ports: [{number: 5432, name: tcp, protocol: TCP}]
-  resolution: STATIC
-  endpoints: [{address: 192.0.2.51}]
-`,
-);
+const otherInternal = tcpEntry('other.internal', 80, NOWHERE.address);
+const newInternal = tcpEntry('new.internal', 5432, '192.0.2.51', '192.0.2.51');
 const mesh = 'outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n';
 
 async function startProxy(): Promise<ProxyProcess> {

@@ -8,15 +8,15 @@
  * asserts what only the implemented policy does.
  */
 import test from 'ava';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { isRoot, kernelTest } from '../helpers/kernel.js';
 import { World } from '../../src/lab/world/world.js';
-import { ProxyProcess } from '../../src/lab/world/proxy-process.js';
+import type { ProxyProcess } from '../../src/lab/world/proxy-process.js';
 import { createTestCa, type TestCa } from '../../src/lab/world/test-ca.js';
-import { installIstioRules } from './helpers/rules.js';
+import { startPodProxy, type PodProxy } from './helpers/pod-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 import type { UpstreamSpec } from './helpers/dr-upstreams.js';
 import * as seed from '../../src/lab/seed-resources.js';
@@ -28,7 +28,7 @@ const FAILING = '203.0.113.34';
 
 let world: World;
 let proxy: ProxyProcess;
-let configFile: string;
+let reload: PodProxy['apply'];
 let ca: TestCa;
 let upstreams: ResultPromise | undefined;
 
@@ -55,10 +55,7 @@ test.before(async () => {
     upstreams!.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
     void upstreams!.then((r) => reject(new Error(`upstreams exited: ${String(r.stderr)}`)));
   });
-  configFile = `${world.dir}/mesh.yaml`;
-  writeFileSync(configFile, seed.meshMode('REGISTRY_ONLY'));
-  await installIstioRules(world.pod.name, ['-i', '*']);
-  proxy = await ProxyProcess.start(world.pod.name, ['--config', configFile, '--uid', '1337', '--gid', '1337', '--metrics-port', '0']);
+  ({ proxy, apply: reload } = await startPodProxy(world, seed.meshMode('REGISTRY_ONLY')));
 });
 
 test.after.always(async () => {
@@ -68,9 +65,9 @@ test.after.always(async () => {
   await world?.destroy();
 });
 
+/** Applies RESOURCES under a REGISTRY_ONLY mesh. */
 async function apply(...resources: string[]): Promise<void> {
-  writeFileSync(configFile, seed.docs(seed.meshMode('REGISTRY_ONLY'), ...resources));
-  if (!(await proxy.reload())) throw new Error(`config rejected: ${proxy.logs.at(-1)}`);
+  await reload(seed.docs(seed.meshMode('REGISTRY_ONLY'), ...resources));
 }
 
 /** curl http://HOST/PATH from the pod, HOST resolved to A (the proxy routes by Host). */

@@ -6,37 +6,29 @@
  * config and reloads it, as the seed applies resources to a running mesh.
  */
 import test from 'ava';
-import { writeFileSync } from 'node:fs';
 import { isRoot, kernelTest } from '../helpers/kernel.js';
 import { World } from '../../src/lab/world/world.js';
 import { GOOGLE, HTTPBIN, LINK } from '../../src/lab/world/addresses.js';
-import { ProxyProcess } from '../../src/lab/world/proxy-process.js';
+import type { ProxyProcess } from '../../src/lab/world/proxy-process.js';
 import { installIstioRules, removeIstioRules } from './helpers/rules.js';
 import { parseLogLine } from './helpers/access-log-line.js';
+import { startPodProxy, type PodProxy } from './helpers/pod-proxy.js';
 import * as seed from '../../src/lab/seed-resources.js';
 
 let world: World;
 let proxy: ProxyProcess;
-let configFile: string;
+let apply: PodProxy['apply'];
 
 test.before(async () => {
   if (!isRoot) return;
   world = await World.create({ prefix: 'seed' });
-  configFile = `${world.dir}/mesh.yaml`;
-  writeFileSync(configFile, seed.meshMode('ALLOW_ANY'));
-  await installIstioRules(world.pod.name, ['-i', '*']);
-  proxy = await ProxyProcess.start(world.pod.name, ['--config', configFile, '--uid', '1337', '--gid', '1337', '--metrics-port', '15090']);
+  ({ proxy, apply } = await startPodProxy(world, seed.meshMode('ALLOW_ANY'), { metricsPort: 15090 }));
 });
 
 test.after.always(async () => {
   await proxy?.stop();
   await world?.destroy();
 });
-
-async function apply(yaml: string): Promise<void> {
-  writeFileSync(configFile, yaml);
-  if (!(await proxy.reload())) throw new Error(`config rejected: ${proxy.logs.at(-1)}`);
-}
 
 async function curl(args: string[]) {
   const started = performance.now();

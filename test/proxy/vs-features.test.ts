@@ -4,12 +4,11 @@
  * upstream in the world namespace that fails on demand and echoes what it was sent.
  */
 import test from 'ava';
-import { writeFileSync } from 'node:fs';
 import { isRoot, kernelTest } from '../helpers/kernel.js';
 import { World } from '../../src/lab/world/world.js';
-import { ProxyProcess } from '../../src/lab/world/proxy-process.js';
+import type { ProxyProcess } from '../../src/lab/world/proxy-process.js';
 import { BackgroundProcess } from '../../src/kernel/background-process.js';
-import { installIstioRules } from './helpers/rules.js';
+import { startPodProxy } from './helpers/pod-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 import * as seed from '../../src/lab/seed-resources.js';
 
@@ -89,10 +88,7 @@ test.before(async () => {
       }
     });
   });
-  const configFile = `${world.dir}/mesh.yaml`;
-  writeFileSync(configFile, seed.docs(seed.meshMode('REGISTRY_ONLY'), config));
-  await installIstioRules(world.pod.name, ['-i', '*']);
-  proxy = await ProxyProcess.start(world.pod.name, ['--config', configFile, '--uid', '1337', '--gid', '1337', '--metrics-port', '0']);
+  ({ proxy } = await startPodProxy(world, seed.docs(seed.meshMode('REGISTRY_ONLY'), config)));
 });
 
 test.after.always(async () => {

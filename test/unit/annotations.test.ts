@@ -12,22 +12,25 @@ test('no annotations: the injector defaults, status port 15020 excluded after 15
   ]);
 });
 
+/** Every traffic annotation, the interception mode, and a label that is none of them. */
+const EVERY_ANNOTATION = {
+  [`${T}includeOutboundIPRanges`]: '10.96.0.0/12,2001:db8::/32',
+  [`${T}excludeOutboundIPRanges`]: '10.96.0.10/32',
+  [`${T}includeInboundPorts`]: '8080,9090',
+  [`${T}excludeInboundPorts`]: '9090',
+  [`${T}includeOutboundPorts`]: '5432',
+  [`${T}excludeOutboundPorts`]: '3306,6379',
+  [`${T}kubevirtInterfaces`]: 'net1',
+  [`${T}excludeInterfaces`]: 'eth1',
+  'sidecar.istio.io/interceptionMode': 'TPROXY',
+  'app.kubernetes.io/name': 'ignored',
+};
+
 test('every traffic annotation maps to its istio-iptables flag', (t) => {
-  const { argv } = annotationsToFlags({
-    [`${T}includeOutboundIPRanges`]: '10.96.0.0/12,10.244.0.0/16',
-    [`${T}excludeOutboundIPRanges`]: '10.96.0.10/32',
-    [`${T}includeInboundPorts`]: '8080,9090',
-    [`${T}excludeInboundPorts`]: '9090',
-    [`${T}includeOutboundPorts`]: '5432',
-    [`${T}excludeOutboundPorts`]: '3306,6379',
-    [`${T}kubevirtInterfaces`]: 'net1',
-    [`${T}excludeInterfaces`]: 'eth1',
-    'sidecar.istio.io/interceptionMode': 'TPROXY',
-    'app.kubernetes.io/name': 'ignored',
-  });
+  const { argv } = annotationsToFlags(EVERY_ANNOTATION);
   const flag = (f: string) => argv[argv.indexOf(f) + 1];
   t.is(flag('-m'), 'TPROXY');
-  t.is(flag('-i'), '10.96.0.0/12,10.244.0.0/16');
+  t.is(flag('-i'), '10.96.0.0/12,2001:db8::/32');
   t.is(flag('-x'), '10.96.0.10/32');
   t.is(flag('-b'), '8080,9090');
   t.is(flag('-d'), '15090,15021,9090,15020');
@@ -93,21 +96,17 @@ test('bad values name the annotation, the value and what is accepted', (t) => {
 });
 
 test('what annotations-to-flags prints, istio-iptables accepts and reads back', async (t) => {
-  const { argv } = annotationsToFlags({
-    [`${T}includeOutboundIPRanges`]: '10.96.0.0/12,2001:db8::/32',
-    [`${T}excludeOutboundIPRanges`]: '10.96.0.10/32',
-    [`${T}includeInboundPorts`]: '8080',
-    [`${T}excludeOutboundPorts`]: '3306',
-    [`${T}includeOutboundPorts`]: '5432',
-    [`${T}kubevirtInterfaces`]: 'net1',
-  });
-  const { config } = await parseIstioIptablesArgv(argv);
+  const { config } = await parseIstioIptablesArgv(annotationsToFlags(EVERY_ANNOTATION).argv);
   t.is(config.proxyPort, 15001);
-  t.deepEqual(config.inboundPorts, { kind: 'list', ports: [8080] });
-  t.deepEqual(config.outboundPortsExclude, [3306]);
+  t.is(config.interceptionMode, 'TPROXY');
+  t.deepEqual(config.inboundPorts, { kind: 'list', ports: [8080, 9090] });
+  t.deepEqual(config.inboundPortsExclude, [15090, 15021, 9090, 15020]);
+  t.deepEqual(config.outboundPortsExclude, [3306, 6379]);
   t.deepEqual(config.outboundPortsInclude, [5432]);
   t.deepEqual(config.kubeVirtInterfaces, ['net1']);
+  t.deepEqual(config.excludeInterfaces, ['eth1']);
   t.deepEqual(config.outboundInclude.cidrs.map((c) => c.text), ['10.96.0.0/12', '2001:db8::/32']);
+  t.deepEqual(config.outboundExclude.map((c) => c.text), ['10.96.0.10/32']);
   // Defaults too.
   await t.notThrowsAsync(parseIstioIptablesArgv(annotationsToFlags({}).argv));
 });

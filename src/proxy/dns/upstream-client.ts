@@ -8,6 +8,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import type { EventEmitter } from 'node:events';
 import { connect, isIP } from 'node:net';
 import { decode, type DecodedPacket, type Question } from 'dns-packet';
 import { frame, TcpFrameReader } from './tcp-frames.js';
@@ -106,54 +107,61 @@ export class UpstreamClient {
 
   private udp(server: string, message: Buffer): Promise<Buffer> {
     const port = this.options.port ?? 53;
-    return new Promise((resolve, reject) => {
+    return this.exchange(server, 'UDP', (answered) => {
       const socket = createSocket({ type: isIP(server) === 6 ? 'udp6' : 'udp4', recvBufferSize: MAX_UDP_REPLY });
-      const done = (err: Error | undefined, reply?: Buffer) => {
-        clearTimeout(timer);
-        socket.close();
-        if (err) reject(err);
-        else resolve(reply!);
-      };
-      const timer = setTimeout(
-        () => done(new UpstreamError(server, 'timeout', `no UDP reply within ${this.options.timeoutMs} ms`)),
-        this.options.timeoutMs,
-      );
-      socket.on('error', (err: NodeJS.ErrnoException) =>
-        done(new UpstreamError(server, err.code === 'ECONNREFUSED' ? 'refused' : 'error', `UDP: ${err.message}`)),
-      );
       // Others' datagrams with a wrong id are ignored; only the awaited one ends the wait.
       socket.on('message', (reply) => {
-        if (reply.length >= 2 && reply.readUInt16BE(0) === message.readUInt16BE(0)) done(undefined, reply);
+        if (reply.length >= 2 && reply.readUInt16BE(0) === message.readUInt16BE(0)) answered(reply);
       });
       // A connected socket hears the nameserver only, and ICMP "port unreachable" as ECONNREFUSED.
       socket.connect(port, server, () => socket.send(message));
+      return { socket, close: () => socket.close() };
     });
   }
 
   private tcp(server: string, message: Buffer): Promise<Buffer> {
     const port = this.options.port ?? 53;
-    return new Promise((resolve, reject) => {
+    return this.exchange(server, 'TCP', (answered, failed) => {
       const socket = connect({ host: server, port });
       const reader = new TcpFrameReader(0xffff);
-      const done = (err: Error | undefined, reply?: Buffer) => {
-        clearTimeout(timer);
-        socket.destroy();
-        if (err) reject(err);
-        else resolve(reply!);
-      };
-      const timer = setTimeout(
-        () => done(new UpstreamError(server, 'timeout', `no TCP reply within ${this.options.timeoutMs} ms`)),
-        this.options.timeoutMs,
-      );
       socket.on('connect', () => socket.write(frame(message)));
       socket.on('data', (chunk) => {
         const [reply] = reader.push(chunk);
-        if (reply) done(undefined, Buffer.from(reply));
+        if (reply) answered(Buffer.from(reply));
       });
-      socket.on('error', (err: NodeJS.ErrnoException) =>
-        done(new UpstreamError(server, err.code === 'ECONNREFUSED' ? 'refused' : 'error', `TCP: ${err.message}`)),
+      socket.on('end', () => failed(new UpstreamError(server, 'error', 'TCP: closed before a reply')));
+      return { socket, close: () => socket.destroy() };
+    });
+  }
+
+  /**
+   * One query's wait for its reply, the same over both transports: `open` makes the socket and
+   * sends; the first of its reply, a socket error or the timeout settles the wait and closes
+   * the socket.
+   */
+  private exchange(
+    server: string,
+    transport: 'UDP' | 'TCP',
+    open: (answered: (reply: Buffer) => void, failed: (err: UpstreamError) => void) => { socket: EventEmitter; close: () => void },
+  ): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | undefined, reply?: Buffer) => {
+        clearTimeout(timer);
+        close();
+        if (err) reject(err);
+        else resolve(reply!);
+      };
+      const { socket, close } = open(
+        (reply) => done(undefined, reply),
+        (err) => done(err),
       );
-      socket.on('end', () => done(new UpstreamError(server, 'error', 'TCP: closed before a reply')));
+      const timer = setTimeout(
+        () => done(new UpstreamError(server, 'timeout', `no ${transport} reply within ${this.options.timeoutMs} ms`)),
+        this.options.timeoutMs,
+      );
+      socket.on('error', (err: NodeJS.ErrnoException) =>
+        done(new UpstreamError(server, err.code === 'ECONNREFUSED' ? 'refused' : 'error', `${transport}: ${err.message}`)),
+      );
     });
   }
 }

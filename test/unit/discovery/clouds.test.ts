@@ -1,7 +1,7 @@
 import test from 'ava';
 import { discover } from '../../../src/discovery/discover.js';
 import { includeRanges } from '../../../src/discovery/cidrs.js';
-import { fakeClis } from '../../helpers/fake-cli.js';
+import { eksCalls, fakeClis } from '../../helpers/fake-cli.js';
 
 const opts = (env: NodeJS.ProcessEnv, more: object = {}) => ({ timeoutMs: 10_000, env, ...more });
 
@@ -31,13 +31,7 @@ test('gke regional dual-stack: adds the IPv6 subnet and service ranges', async (
 });
 
 test('eks with the vpc-cni add-on: service CIDR plus associated VPC blocks as pod ranges', async (t) => {
-  const fake = await fakeClis(t, {
-    aws: [
-      { args: 'eks describe-cluster --name demo --region us-west-2 --output json', stdoutFixture: 'eks-describe-ipv4.json' },
-      { args: 'eks list-addons --cluster-name demo --region us-west-2 --output json', stdoutFixture: 'eks-addons-vpc-cni.json' },
-      { args: 'ec2 describe-vpcs --vpc-ids vpc-0a1b2c3d4e5f67890 --region us-west-2 --output json', stdoutFixture: 'eks-vpcs-ipv4.json' },
-    ],
-  });
+  const fake = await fakeClis(t, { aws: eksCalls('demo', { region: 'us-west-2', addons: 'eks-addons-vpc-cni.json' }) });
   const r = await discover('eks', opts(fake.env, { cluster: 'demo', region: 'us-west-2' }));
   // The disassociated 172.31.0.0/16 block must not appear.
   t.deepEqual(includeRanges(r.findings), ['192.168.0.0/16', '100.64.0.0/16', '10.100.0.0/16']);
@@ -45,26 +39,14 @@ test('eks with the vpc-cni add-on: service CIDR plus associated VPC blocks as po
 });
 
 test('eks IPv6: serviceIpv6Cidr and the VPC IPv6 block', async (t) => {
-  const fake = await fakeClis(t, {
-    aws: [
-      { args: 'eks describe-cluster --name v6 --region eu-west-1 --output json', stdoutFixture: 'eks-describe-ipv6.json' },
-      { args: 'eks list-addons --cluster-name v6 --region eu-west-1 --output json', stdoutFixture: 'eks-addons-vpc-cni.json' },
-      { args: 'ec2 describe-vpcs --vpc-ids vpc-06f0e1d2c3b4a5968 --region eu-west-1 --output json', stdoutFixture: 'eks-vpcs-ipv6.json' },
-    ],
-  });
+  const fake = await fakeClis(t, { aws: eksCalls('v6', { region: 'eu-west-1', family: 6, addons: 'eks-addons-vpc-cni.json' }) });
   const r = await discover('eks', opts(fake.env, { cluster: 'v6', region: 'eu-west-1' }));
   t.deepEqual(includeRanges(r.findings), ['10.0.0.0/16', '2a05:d018:1b4:6e00::/56', 'fd7a:3e92:1c4b::/108']);
   t.deepEqual(r.findings.filter((f) => f.role === 'service').map((f) => f.family), [6]);
 });
 
 test('eks without the add-on lists only services and says how to add the VPC; --vpc-cni adds it', async (t) => {
-  const fake = await fakeClis(t, {
-    aws: [
-      { args: 'eks describe-cluster --name demo --output json', stdoutFixture: 'eks-describe-ipv4.json' },
-      { args: 'eks list-addons --cluster-name demo --output json', stdoutFixture: 'eks-addons-none.json' },
-      { args: 'ec2 describe-vpcs --vpc-ids vpc-0a1b2c3d4e5f67890 --output json', stdoutFixture: 'eks-vpcs-ipv4.json' },
-    ],
-  });
+  const fake = await fakeClis(t, { aws: eksCalls('demo', { addons: 'eks-addons-none.json' }) });
   const plain = await discover('eks', opts(fake.env, { cluster: 'demo' }));
   t.deepEqual(includeRanges(plain.findings), ['10.100.0.0/16']);
   t.true(plain.notes.some((n) => /--vpc-cni/.test(n)));
@@ -72,29 +54,34 @@ test('eks without the add-on lists only services and says how to add the VPC; --
   t.deepEqual(includeRanges(forced.findings), ['192.168.0.0/16', '100.64.0.0/16', '10.100.0.0/16']);
 });
 
-test('aks kubenet: networkProfile podCidrs and serviceCidrs', async (t) => {
-  const fake = await fakeClis(t, {
-    az: [{ args: 'aks show --resource-group demo-rg --name demo --output json', stdoutFixture: 'aks-kubenet.json' }],
-  });
-  const r = await discover('aks', opts(fake.env, { cluster: 'demo', resourceGroup: 'demo-rg' }));
-  t.deepEqual(includeRanges(r.findings), ['10.244.0.0/16', '10.0.0.0/16']);
-  t.deepEqual(await fake.calls('az'), ['aks show --resource-group demo-rg --name demo --output json']);
+/** `az aks show` of CLUSTER in GROUP, answered with FIXTURE. */
+const aksShow = (group: string, cluster: string, fixture: string) => ({
+  args: `aks show --resource-group ${group} --name ${cluster} --output json`,
+  stdoutFixture: fixture,
 });
 
-test('aks Azure CNI Overlay dual-stack: both families from podCidrs/serviceCidrs, no VNet lookup', async (t) => {
-  const fake = await fakeClis(t, {
-    az: [{ args: 'aks show --resource-group ds-rg --name ds --output json', stdoutFixture: 'aks-overlay-dual-stack.json' }],
+// Both families' ranges are in networkProfile itself: one `az` call, no VNet lookup.
+for (const c of [
+  { network: 'kubenet', fixture: 'aks-kubenet.json', ranges: ['10.244.0.0/16', '10.0.0.0/16'] },
+  {
+    network: 'Azure CNI Overlay dual-stack',
+    fixture: 'aks-overlay-dual-stack.json',
+    ranges: ['10.244.0.0/16', 'fd12:3456:789a::/64', '10.0.0.0/16', 'fd12:3456:789a:1::/108'],
+  },
+]) {
+  test(`aks ${c.network}: networkProfile podCidrs and serviceCidrs`, async (t) => {
+    const fake = await fakeClis(t, { az: [aksShow('demo-rg', 'demo', c.fixture)] });
+    const r = await discover('aks', opts(fake.env, { cluster: 'demo', resourceGroup: 'demo-rg' }));
+    t.deepEqual(includeRanges(r.findings), c.ranges);
+    t.deepEqual(await fake.calls('az'), ['aks show --resource-group demo-rg --name demo --output json']);
   });
-  const r = await discover('aks', opts(fake.env, { cluster: 'ds', resourceGroup: 'ds-rg' }));
-  t.deepEqual(includeRanges(r.findings), ['10.244.0.0/16', 'fd12:3456:789a::/64', '10.0.0.0/16', 'fd12:3456:789a:1::/108']);
-  t.is((await fake.calls('az')).length, 1);
-});
+}
 
 test('aks classic Azure CNI: the node subnets’ VNet prefixes are the pod ranges', async (t) => {
   const vnet = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/cni-vnet';
   const fake = await fakeClis(t, {
     az: [
-      { args: 'aks show --resource-group cni-rg --name cni --output json', stdoutFixture: 'aks-azure-cni.json' },
+      aksShow('cni-rg', 'cni', 'aks-azure-cni.json'),
       { args: `network vnet show --ids ${vnet} --output json`, stdoutFixture: 'aks-vnet.json' },
     ],
   });
@@ -108,9 +95,9 @@ test('aks Azure CNI with pod subnets reads the pod subnet, and a managed VNet is
   const podSubnet = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/dyn-vnet/subnets/pods';
   const fake = await fakeClis(t, {
     az: [
-      { args: 'aks show --resource-group dyn-rg --name dyn --output json', stdoutFixture: 'aks-azure-cni-pod-subnet.json' },
+      aksShow('dyn-rg', 'dyn', 'aks-azure-cni-pod-subnet.json'),
       { args: `network vnet subnet show --ids ${podSubnet} --output json`, stdoutFixture: 'aks-subnet.json' },
-      { args: 'aks show --resource-group managed-rg --name managed --output json', stdoutFixture: 'aks-azure-cni-managed-vnet.json' },
+      aksShow('managed-rg', 'managed', 'aks-azure-cni-managed-vnet.json'),
       { args: 'network vnet list --resource-group MC_managed-rg_managed_eastus --output json', stdoutFixture: 'aks-vnet-list.json' },
     ],
   });

@@ -127,32 +127,33 @@ class RuleCompiler {
     this.w.endNest(nest);
   }
 
-  private metaLoad(key: number): void {
-    this.expr('meta', () => {
-      this.w.u32be(NFTA_META.DREG, NFT_REG_1);
-      this.w.u32be(NFTA_META.KEY, key);
+  /**
+   * `meta KEY` / `ct KEY` read into register 1 (`load`), or set from it (`set`): the two
+   * expressions differ only in their attribute numbers. Attributes in the order nft writes them.
+   */
+  private keyExpr(name: 'meta' | 'ct', op: 'load' | 'set', key: number): void {
+    const attr = name === 'meta' ? NFTA_META : NFTA_CT;
+    this.expr(name, () => {
+      if (op === 'load') this.w.u32be(attr.DREG, NFT_REG_1);
+      this.w.u32be(attr.KEY, key);
+      if (op === 'set') this.w.u32be(attr.SREG, NFT_REG_1);
     });
+  }
+
+  private metaLoad(key: number): void {
+    this.keyExpr('meta', 'load', key);
   }
 
   private metaSet(key: number): void {
-    this.expr('meta', () => {
-      this.w.u32be(NFTA_META.KEY, key);
-      this.w.u32be(NFTA_META.SREG, NFT_REG_1);
-    });
+    this.keyExpr('meta', 'set', key);
   }
 
   private ctLoad(key: number): void {
-    this.expr('ct', () => {
-      this.w.u32be(NFTA_CT.DREG, NFT_REG_1);
-      this.w.u32be(NFTA_CT.KEY, key);
-    });
+    this.keyExpr('ct', 'load', key);
   }
 
   private ctSet(key: number): void {
-    this.expr('ct', () => {
-      this.w.u32be(NFTA_CT.KEY, key);
-      this.w.u32be(NFTA_CT.SREG, NFT_REG_1);
-    });
+    this.keyExpr('ct', 'set', key);
   }
 
   private cmp(negate: boolean | undefined, value: Uint8Array): void {
