@@ -1,7 +1,9 @@
 /**
- * Bundles the CLI into dist/interpose.js (the package's bin) plus one chunk per command, so an
- * init container's `interpose istio-iptables` reads a handful of files instead of ~60 modules:
- * start-up is what every pod waits for (bench/startup.ts measures it).
+ * Bundles the CLI for the package's bins. dist/interpose.js is src/cli/launcher.ts, which picks
+ * one of two programs: dist/interpose-istio-iptables-main.js, the init container's command
+ * bundled whole into one file (start-up is what every pod waits for: bench/startup.ts measures
+ * it), or dist/interpose-main.js, every command, split into one chunk per command so each loads
+ * only its own modules. dist/interpose-cni.js (the CNI plugin) shares the split build's chunks.
  *
  * The files sit directly in dist/ because modules that find the package from their own location
  * (src/native.ts: `new URL('..', import.meta.url)`) must keep their depth. `interpose lab` is not
@@ -22,13 +24,9 @@ const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 
 for (const f of readdirSync(dist)) if (/^interpose(-.*)?\.js$/.test(f)) rmSync(join(dist, f));
 
-await build({
-  // interpose-cni: the CNI plugin (src/cni/main.ts), a second bin a runtime runs on every pod ADD/DEL.
-  entryPoints: { interpose: join(root, 'src', 'cli', 'main.ts'), 'interpose-cni': join(root, 'src', 'cni', 'main.ts') },
+const common = {
   outdir: dist,
-  chunkNames: 'interpose-[name]-[hash]',
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
@@ -36,6 +34,16 @@ await build({
   banner: { js: "import { createRequire as __interposeRequire } from 'node:module'; const require = __interposeRequire(import.meta.url);" },
   define: { INTERPOSE_VERSION: JSON.stringify(version) },
   logLevel: 'warning',
+};
+
+await build({ ...common, entryPoints: { interpose: join(root, 'src', 'cli', 'launcher.ts') } });
+await build({ ...common, entryPoints: { 'interpose-istio-iptables-main': join(root, 'src', 'cli', 'istio-iptables-main.ts') } });
+await build({
+  ...common,
+  // interpose-cni: the CNI plugin (src/cni/main.ts), a second bin a runtime runs on every pod ADD/DEL.
+  entryPoints: { 'interpose-main': join(root, 'src', 'cli', 'main.ts'), 'interpose-cni': join(root, 'src', 'cni', 'main.ts') },
+  chunkNames: 'interpose-[name]-[hash]',
+  splitting: true,
   plugins: [
     {
       name: 'lab-stays-compiled',

@@ -9,6 +9,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findNft } from '../../src/kernel/nft-binary.linux.js';
 import { holdsIpTables } from '../../src/kernel/nft-netlink-tables.js';
 import { NativeError } from '../../src/errors/index.js';
 import { readProcNetIn } from '../../src/native.js';
@@ -49,7 +50,7 @@ kernelTest('holdsIpTables: true once iptables-nft has created a table of that fa
   t.true(holdsIpTables(6, path));
   // A table of another family (inet, as --native-nftables makes) is not an iptables table.
   const other = await Netns.create(t, 'fresh');
-  await other.exec(['nft', 'add', 'table', 'inet', 'foreign']);
+  await other.exec([findNft(), 'add', 'table', 'inet', 'foreign']);
   t.false(holdsIpTables(4, `/run/netns/${other.name}`));
 });
 
