@@ -119,6 +119,11 @@ export class HttpProxy {
    * the HTTP/2 preface when `http2`.
    */
   handle(socket: Socket, ctx: ConnectionContext, http2 = false): void {
+    // No Nagle, as Envoy and HAProxy (and Node's own HTTP server) set: a response written in
+    // two parts (a streamed body, a chunked terminator) would otherwise hold its second write
+    // for the client's ACK of the first, which a client with nothing to send delays ~40 ms.
+    // Accepted sockets come from our own listener or the splice relay, which set nothing.
+    socket.setNoDelay(true);
     if (http2) {
       this.http2.handle(socket, ctx);
       return;
