@@ -16,7 +16,7 @@ import type { ConnectionContext } from './connection-context.js';
 import { absoluteFormAuthority, MAX_REQUEST_HEAD, originForm } from './http-request-head.js';
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision } from './http-routing.js';
 import { Http2Proxy } from './http2-proxy.js';
-import { Attempt, grpcStatusOf, outcomeOfError, RetryState, setAttemptCount } from './http-retry.js';
+import { Attempt, outcomeOfError, RetryState, setAttemptCount } from './http-retry.js';
 import { ReplayableBody } from './http-retry-body.js';
 import { applyHeaderOperations } from './http-rewrite.js';
 import { Http2Upstreams } from './http2-upstream.js';
@@ -26,10 +26,43 @@ import type { ProxyMetrics } from './metrics.js';
 import { randomHex } from './random-hex.js';
 import type { Registry } from './registry.js';
 import type { TcpSessionDeps } from './tcp-session.js';
+import type { UpstreamCall } from './upstream-call.js';
 import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's business, not the request's.
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings']);
+
+/** upstreamHeaders() keeps no hop-by-hop header unless told. */
+const KEEP_NONE: ReadonlySet<string> = new Set();
+
+/** One downstream request's state, shared by routing, forwarding and the end of the exchange. */
+interface Exchange {
+  log: AccessLogEntry;
+  /** performance.now() when the request arrived. */
+  t0: number;
+  /** The route timeout, once armed. */
+  timer: NodeJS.Timeout | undefined;
+  /** The upstream request of the current attempt. */
+  current: ClientRequest | undefined;
+  /** The pool slot of a DestinationRule's cluster, given back when the exchange ends. */
+  call: UpstreamCall | undefined;
+}
+
+/** "HTTP/1.1" as the log prints it, without building the string on every request. */
+function protocolOf(req: IncomingMessage): string {
+  const v = req.httpVersion;
+  return v === '1.1' ? 'HTTP/1.1' : v === '1.0' ? 'HTTP/1.0' : `HTTP/${v}`;
+}
+
+/** grpc-status from raw headers, as grpcStatusOf() reads it from a header object (repeats joined). */
+function grpcStatusOfRaw(raw: readonly string[]): number | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 11 && name.toLowerCase() === 'grpc-status') value = value === undefined ? raw[i + 1]! : `${value}, ${raw[i + 1]!}`;
+  }
+  return value === undefined ? undefined : Number(value);
+}
 
 export interface HttpProxyOptions {
   registry: () => Registry;
@@ -87,6 +120,11 @@ export class HttpProxy {
    * the HTTP/2 preface when `http2`.
    */
   handle(socket: Socket, ctx: ConnectionContext, http2 = false): void {
+    // No Nagle, as Envoy and HAProxy (and Node's own HTTP server) set: a response written in
+    // two parts (a streamed body, a chunked terminator) would otherwise hold its second write
+    // for the client's ACK of the first, which a client with nothing to send delays ~40 ms.
+    // Accepted sockets come from our own listener or the splice relay, which set nothing.
+    socket.setNoDelay(true);
     if (http2) {
       this.http2.handle(socket, ctx);
       return;
@@ -107,7 +145,8 @@ export class HttpProxy {
   private requestInfo(req: IncomingMessage, ctx: ConnectionContext): HttpRequestInfo {
     const target = req.url ?? '/';
     // RFC 9112 §3.2.2: an absolute-form target's authority is the one that counts, Host is ignored.
-    const fromUri = absoluteFormAuthority(target);
+    // Origin form ("/…", nearly every request) cannot be absolute form: no regex for it.
+    const fromUri = target.charCodeAt(0) === 47 ? undefined : absoluteFormAuthority(target);
     const authority = fromUri ?? req.headers.host ?? formatHostPort(ctx.originalDst.address, ctx.originalDst.port);
     return { method: req.method ?? 'GET', path: fromUri !== undefined ? originForm(target) : target, authority, headers: req.headers, rawHeaders: req.rawHeaders };
   }
@@ -115,29 +154,39 @@ export class HttpProxy {
   private async route(req: IncomingMessage, res: ServerResponse, ctx: ConnectionContext): Promise<void> {
     const t0 = performance.now();
     const info = this.requestInfo(req, ctx);
-    const log = requestEntry(ctx, info, `HTTP/${req.httpVersion}`);
+    const exchange: Exchange = { log: requestEntry(ctx, info, protocolOf(req)), t0, timer: undefined, current: undefined, call: undefined };
     // Body bytes are counted in forward(): a 'data' listener here would start the flow before
-    // the upstream request exists and lose the body.
-    res.once('close', () => {
-      log.durationMs = performance.now() - t0;
-      log.responseCode = res.headersSent ? res.statusCode : log.responseCode;
-      // The client went away before its answer was complete (Envoy: DC, downstream connection termination).
-      if (!res.writableFinished && log.responseFlags === '-') log.responseFlags = 'DC';
-      this.options.accessLog.write(log);
-      if (log.upstreamCluster) this.options.metrics.response(log.upstreamCluster, log.responseCode);
-    });
+    // the upstream request exists and lose the body. One 'close' listener per request does
+    // everything the end of the exchange needs (listeners are a cost on every request).
+    res.once('close', () => this.closed(res, exchange));
     const decision = await routeRequest(this.options, ctx, info, false);
+    const log = exchange.log;
     if (decision.kind === 'local') {
       log.upstreamCluster = decision.cluster;
       return this.local(res, log, decision.code, decision.flag, decision.body, decision.headers);
     }
     log.upstreamCluster = decision.upstream.cluster;
     log.upstreamHost = formatHostPort(decision.upstream.address, decision.upstream.port);
-    this.forward(req, res, log, decision, t0);
+    this.forward(req, res, exchange, decision);
+  }
+
+  /** The downstream exchange is over (answered, or the client went away): log it, free what it held. */
+  private closed(res: ServerResponse, exchange: Exchange): void {
+    const log = exchange.log;
+    log.durationMs = performance.now() - exchange.t0;
+    log.responseCode = res.headersSent ? res.statusCode : log.responseCode;
+    // The client went away before its answer was complete (Envoy: DC, downstream connection termination).
+    if (!res.writableFinished && log.responseFlags === '-') log.responseFlags = 'DC';
+    this.options.accessLog.write(log);
+    if (log.upstreamCluster) this.options.metrics.response(log.upstreamCluster, log.responseCode);
+    exchange.call?.end();
+    clearTimeout(exchange.timer);
+    // The downstream went away: stop the upstream request too.
+    if (!res.writableFinished) exchange.current?.destroy();
   }
 
   /** The request's headers for upstream: hop-by-hop ones dropped, Host set to the authority, Envoy's added. */
-  private upstreamHeaders(req: IncomingMessage, decision: Extract<RoutingDecision, { kind: 'forward' }>, keep: Set<string> = new Set()) {
+  private upstreamHeaders(req: IncomingMessage, decision: Extract<RoutingDecision, { kind: 'forward' }>, keep: ReadonlySet<string> = KEEP_NONE) {
     const headers: [string, string][] = [];
     let hostSeen = false;
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -153,22 +202,18 @@ export class HttpProxy {
     }
     if (!hostSeen) headers.push(['host', decision.authority]);
     const added = envoyRequestHeaders(req.headers, decision, randomHex, randomUUID);
-    return { headers: applyHeaderOperations([...headers, ...added.add], decision.requestHeaders), requestId: added.requestId };
+    for (const h of added.add) headers.push(h);
+    return { headers: applyHeaderOperations(headers, decision.requestHeaders), requestId: added.requestId };
   }
 
-  private forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    log: AccessLogEntry,
-    decision: Extract<RoutingDecision, { kind: 'forward' }>,
-    t0: number,
-  ): void {
+  private forward(req: IncomingMessage, res: ServerResponse, exchange: Exchange, decision: Extract<RoutingDecision, { kind: 'forward' }>): void {
+    const log = exchange.log;
     const upstream = decision.upstream;
     const { headers, requestId } = this.upstreamHeaders(req, decision);
     log.requestId = requestId;
     if (decision.flags) log.responseFlags = decision.flags;
     const metrics = this.options.metrics;
-    const labels = { cluster_name: upstream.cluster };
+    const labels = metrics.clusterLabels(upstream.cluster);
     // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
     const noBody = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
     const body = new ReplayableBody(
@@ -181,21 +226,23 @@ export class HttpProxy {
       noBody,
     );
     const retry = new RetryState(decision.retry, body);
-    let timer: NodeJS.Timeout | undefined;
     // A DestinationRule's cluster: its pool admits the request (else 503 UO), its agent sends it (TLS origination).
     const call = upstream.policy?.start();
     if (upstream.policy && !call) return this.local(res, log, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
-    res.once('close', () => call?.end());
-    let current: ClientRequest | undefined;
+    exchange.call = call;
+    // The same options for every attempt (http.request copies them). servername '' spares the
+    // plain agent working out a TLS server name from Host on every request; it has no TLS.
+    const options = call
+      ? { host: upstream.address, port: upstream.port, method: req.method, path: decision.path, headers: headers as unknown as Record<string, string>, setHost: false }
+      : { host: upstream.address, port: upstream.port, method: req.method, path: decision.path, headers: headers as unknown as Record<string, string>, setHost: false, agent: this.agent, servername: '' };
     const attempt = () => {
       setAttemptCount(headers, retry.attempt);
-      const options = { host: upstream.address, port: upstream.port, method: req.method, path: decision.path, headers: headers as unknown as Record<string, string>, setHost: false };
       const upReq = decision.http2
         ? this.http2Request(decision, req.method ?? 'GET', headers, noBody, log)
         : call
           ? call.request(options)
-          : httpRequest({ ...options, agent: this.agent });
-      current = upReq;
+          : httpRequest(options);
+      exchange.current = upReq;
       this.watchConnect(upReq, upstream, log);
       const tried = new Attempt(
         retry,
@@ -211,21 +258,24 @@ export class HttpProxy {
       upReq.on('response', (upRes) => {
         if (tried.superseded) return upRes.resume();
         tried.settle();
-        call?.answered(upRes.statusCode ?? 502);
-        if (tried.retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusOf(upRes.headers) })) {
+        const status = upRes.statusCode ?? 502;
+        call?.answered(status);
+        // From the raw headers: upRes.headers would build a header object for every response.
+        if (tried.retried({ kind: 'response', status, grpcStatus: grpcStatusOfRaw(upRes.rawHeaders) })) {
           upRes.resume();
           return;
         }
         log.responseFlags = retry.flag(log.responseFlags);
-        log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
+        log.upstreamServiceTimeMs = Math.round(performance.now() - exchange.t0);
         let out: [string, string][] = [];
-        for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
-          const name = upRes.rawHeaders[i]!;
-          if (!HOP_BY_HOP.has(name.toLowerCase())) out.push([name, upRes.rawHeaders[i + 1]!]);
+        const raw = upRes.rawHeaders;
+        for (let i = 0; i < raw.length; i += 2) {
+          const name = raw[i]!;
+          if (!HOP_BY_HOP.has(name.toLowerCase())) out.push([name, raw[i + 1]!]);
         }
         if (decision.external) out.push(['x-envoy-upstream-service-time', String(log.upstreamServiceTimeMs)]);
         out = applyHeaderOperations(out, decision.responseHeaders);
-        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out as unknown as Record<string, string>);
+        res.writeHead(status, upRes.statusMessage, out as unknown as Record<string, string>);
         // Relayed by hand rather than with pipe(), which adds and removes half a dozen listeners
         // on both streams for every request.
         upRes.on('data', (chunk: Buffer) => {
@@ -237,7 +287,7 @@ export class HttpProxy {
           }
         });
         upRes.on('end', () => {
-          clearTimeout(timer);
+          clearTimeout(exchange.timer);
           res.end();
         });
         upRes.on('error', () => res.destroy());
@@ -250,7 +300,7 @@ export class HttpProxy {
         if (tried.superseded) return;
         tried.settle();
         if (res.headersSent || res.writableEnded) {
-          clearTimeout(timer);
+          clearTimeout(exchange.timer);
           if (log.responseFlags === '-' && !res.destroyed) log.responseFlags = 'UC';
           res.destroy();
           return;
@@ -260,7 +310,7 @@ export class HttpProxy {
         // An HTTP/2 upstream's session counts its own connect failures (http2-upstream.ts).
         if (!decision.http2) metrics.upstreamConnectFailures.inc(labels);
         if (tried.retried(outcomeOfError(err))) return;
-        clearTimeout(timer);
+        clearTimeout(exchange.timer);
         if (tlsFailure) {
           log.upstreamTransportFailureReason = tlsFailure;
           return this.local(res, log, 503, retry.flag('UF'), `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${tlsFailure}`);
@@ -272,18 +322,13 @@ export class HttpProxy {
     };
     if (decision.timeoutMs !== undefined) {
       // The route timeout covers every attempt, as Envoy's.
-      timer = setTimeout(() => {
-        current?.destroy();
+      exchange.timer = setTimeout(() => {
+        exchange.current?.destroy();
         if (!res.headersSent) this.local(res, log, 504, 'UT', 'upstream request timeout');
         else res.destroy();
       }, decision.timeoutMs);
     }
     attempt();
-    // The downstream went away: stop the upstream request too.
-    res.once('close', () => {
-      clearTimeout(timer);
-      if (!res.writableFinished) current?.destroy();
-    });
   }
 
   /**
@@ -339,7 +384,7 @@ export class HttpProxy {
     }
     const t0 = performance.now();
     const info = this.requestInfo(req, ctx);
-    const log = requestEntry(ctx, info, `HTTP/${req.httpVersion}`);
+    const log = requestEntry(ctx, info, protocolOf(req));
     const finish = () => {
       log.durationMs = performance.now() - t0;
       this.options.accessLog.write(log);

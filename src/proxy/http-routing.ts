@@ -154,25 +154,41 @@ export async function routeRequest(
   const protocol = registry.byHost(destination.host, upstreamPort)?.port.protocol;
   const route = selected?.route;
   const rewrite = route?.rewrite;
-  return {
+  // Built field by field rather than with conditional spreads: each spread is one more object
+  // per request. Fields that do not apply stay absent, as before.
+  const decision: Extract<RoutingDecision, { kind: 'forward' }> = {
     kind: 'forward',
     upstream,
     path: rewrite ? rewritePath(req.path, rewrite, selected?.match) : req.path,
     authority: rewrite?.authority ?? req.authority,
-    ...(headerPolicy?.request ? { requestHeaders: headerPolicy.request } : {}),
-    ...(headerPolicy?.response ? { responseHeaders: headerPolicy.response } : {}),
-    // Istio's default policy unless the route says otherwise (`attempts: 0` is null: none).
-    ...(route?.retries === null ? {} : { retry: route?.retries ?? DEFAULT_RETRY_POLICY }),
-    ...(flags ? { flags } : {}),
     external: true,
     decorator: `${destination.host}:${upstreamPort}/*`,
-    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     http2: protocol === 'HTTP2' || protocol === 'GRPC',
   };
+  if (headerPolicy?.request) decision.requestHeaders = headerPolicy.request;
+  if (headerPolicy?.response) decision.responseHeaders = headerPolicy.response;
+  // Istio's default policy unless the route says otherwise (`attempts: 0` is null: none).
+  if (route?.retries !== null) decision.retry = route?.retries ?? DEFAULT_RETRY_POLICY;
+  if (flags) decision.flags = flags;
+  if (timeoutMs !== undefined) decision.timeoutMs = timeoutMs;
+  return decision;
+}
+
+/** Each connection's addresses as the log prints them, formatted on its first request only. */
+const downstreamText = new WeakMap<ConnectionContext, { local: string; remote: string }>();
+
+function downstreamAddresses(ctx: ConnectionContext): { local: string; remote: string } {
+  let text = downstreamText.get(ctx);
+  if (!text) {
+    text = { local: formatHostPort(ctx.originalDst.address, ctx.originalDst.port), remote: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port) };
+    downstreamText.set(ctx, text);
+  }
+  return text;
 }
 
 /** The access log entry of a request, before anything is known about its answer. */
 export function requestEntry(ctx: ConnectionContext, req: HttpRequestInfo, protocol: string): AccessLogEntry {
+  const downstream = downstreamAddresses(ctx);
   return {
     startTime: new Date(),
     method: req.method,
@@ -186,8 +202,8 @@ export function requestEntry(ctx: ConnectionContext, req: HttpRequestInfo, proto
     userAgent: headerText(req.headers['user-agent']),
     xForwardedFor: headerText(req.headers['x-forwarded-for']),
     authority: req.authority,
-    downstreamLocalAddress: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
-    downstreamRemoteAddress: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
+    downstreamLocalAddress: downstream.local,
+    downstreamRemoteAddress: downstream.remote,
   };
 }
 

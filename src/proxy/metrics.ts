@@ -26,6 +26,15 @@ export class ProxyMetrics {
   // strings on every response.
   private readonly responseLabels = new Map<string, Map<number, { cluster_name: string; response_code: string; response_code_class: string }>>();
 
+  private readonly clusterLabelSets = new Map<string, { cluster_name: string }>();
+
+  /** The `cluster_name` label set of a cluster, one object per cluster rather than per request. */
+  clusterLabels(cluster: string): { cluster_name: string } {
+    let labels = this.clusterLabelSets.get(cluster);
+    if (!labels) this.clusterLabelSets.set(cluster, (labels = { cluster_name: cluster }));
+    return labels;
+  }
+
   /** Counts one HTTP response for a cluster. */
   response(cluster: string, code: number): void {
     let byCode = this.responseLabels.get(cluster);

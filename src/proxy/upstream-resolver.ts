@@ -3,7 +3,7 @@
  * ServiceEntry's resolution: NONE forwards to the original destination, STATIC picks among
  * endpoints, DNS resolves endpoints (or the host itself) through the system resolver.
  * getaddrinfo reports no TTL, so answers are cached for `dnsRefreshMs` (Istio's
- * dnsRefreshRate) and re-resolved after that. When a DestinationRule governs the cluster, its
+ * dnsRefreshRate) and re-resolved in the background after that. When a DestinationRule governs the cluster, its
  * subset labels narrow the endpoints, outlier detection leaves out ejected ones, its load
  * balancer picks, and the upstream carries the policy (upstream-call.ts) the request is made through.
  */
@@ -50,6 +50,8 @@ const endpointKey = (c: Candidate) => formatHostPort(c.address, c.port);
 
 export class UpstreamResolver {
   private readonly cache = new Map<string, { addresses: string[]; expires: number }>();
+  /** Lookups under way, by name. */
+  private readonly inFlight = new Map<string, Promise<string[]>>();
   private roundRobin = 0;
   /** DestinationRule state per cluster (pools, ejections, balancer), kept across reloads. */
   readonly clusters = new ClusterStates();
@@ -130,13 +132,35 @@ export class UpstreamResolver {
     return addrs[this.roundRobin++ % addrs.length]!;
   }
 
+  /**
+   * The addresses of `host`. An answer past `dnsRefreshMs` is still used while a new lookup
+   * runs in the background, as Envoy's DNS clusters refresh off the request path; concurrent
+   * requests for a name not yet known share one lookup. A failed refresh forgets the name, so
+   * the next request looks it up itself and fails as a first lookup does.
+   */
   private async resolveName(host: string): Promise<string[]> {
     if (isIP(host)) return [host];
-    const now = Date.now();
     const hit = this.cache.get(host);
-    if (hit && hit.expires > now) return hit.addresses;
-    const addresses = await this.lookup(host);
-    this.cache.set(host, { addresses, expires: now + this.dnsRefreshMs });
-    return addresses;
+    if (hit) {
+      if (hit.expires <= Date.now() && !this.inFlight.has(host)) void this.refresh(host).catch(() => this.cache.delete(host));
+      return hit.addresses;
+    }
+    return this.inFlight.get(host) ?? this.refresh(host);
+  }
+
+  private refresh(host: string): Promise<string[]> {
+    const lookup = this.lookup(host).then(
+      (addresses) => {
+        this.inFlight.delete(host);
+        this.cache.set(host, { addresses, expires: Date.now() + this.dnsRefreshMs });
+        return addresses;
+      },
+      (err: unknown) => {
+        this.inFlight.delete(host);
+        throw err;
+      },
+    );
+    this.inFlight.set(host, lookup);
+    return lookup;
   }
 }

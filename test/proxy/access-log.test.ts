@@ -1,5 +1,9 @@
 import test from 'ava';
-import { formatJson, formatText, type AccessLogEntry } from '../../src/proxy/access-log.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AccessLog, formatJson, formatText, type AccessLogEntry } from '../../src/proxy/access-log.js';
+import { ValidationError } from '../../src/errors/index.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
 const http: AccessLogEntry = {
@@ -81,4 +85,28 @@ test('JSON holds the same fields by name', (t) => {
     requested_server_name: null,
   });
   t.is(Object.keys(j).length, 20);
+});
+
+test('a file gets the lines of one loop turn in one append, written by the end of the next turn', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'interpose-access-log-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'access.log');
+  const log = new AccessLog(file, 'TEXT');
+  log.write(http);
+  log.write({ ...http, path: '/second' });
+  t.is(readFileSync(file, 'utf8'), '', 'nothing written during the turn that logged them');
+  await new Promise((r) => setImmediate(r));
+  // Appended on that immediate: no thread-pool round trip to wait for.
+  t.is(readFileSync(file, 'utf8'), `${formatText(http)}\n${formatText({ ...http, path: '/second' })}\n`);
+  log.write({ ...http, path: '/last' });
+  await log.close();
+  t.true(readFileSync(file, 'utf8').endsWith(`${formatText({ ...http, path: '/last' })}\n`), 'close() writes what is pending');
+  log.write(http);
+  await new Promise((r) => setImmediate(r));
+  t.is(readFileSync(file, 'utf8').split('\n').length, 4, 'nothing is written after close()');
+});
+
+test('a file that cannot be opened is refused naming --access-log', (t) => {
+  const err = t.throws(() => new AccessLog('/nonexistent-dir/access.log', 'TEXT'), { instanceOf: ValidationError });
+  t.regex(err!.message, /--access-log.*\/nonexistent-dir\/access\.log.*ENOENT/);
 });
