@@ -55,5 +55,14 @@ await build({
     },
   ],
 });
+// V8 keeps a source whose characters all fit in Latin-1 as one byte per character; a single
+// "…" in a comment that esbuild keeps makes the whole file two bytes per character, slower to
+// decode and scan on every start. Checked for the init container's file, where start-up counts.
+const initBundle = readFileSync(join(dist, 'interpose-istio-iptables-main.js'), 'utf8');
+const wide = initBundle.search(/[^\u0000-\u00ff]/u);
+if (wide >= 0) {
+  const line = initBundle.slice(0, wide).split('\n').length;
+  throw new Error(`dist/interpose-istio-iptables-main.js:${line}: character U+${initBundle.codePointAt(wide).toString(16).toUpperCase()} is outside Latin-1; write it in ASCII in the source (scripts/bundle-cli.mjs says why)`);
+}
 chmodSync(join(dist, 'interpose.js'), 0o755);
 chmodSync(join(dist, 'interpose-cni.js'), 0o755);

@@ -67,7 +67,7 @@ export class RulesetBuilder {
 
   /**
    * `-I chain position`. In a built-in chain, positions count from the top of interpose's own
-   * head block (which sits above any foreign rule, as istio's `-I … 1` does).
+   * head block (which sits above any foreign rule, as istio's `-I CHAIN 1` does).
    */
   insert(family: FamilySelector, table: TableName, chain: string, position: number, rule: Rule): this {
     for (const t of this.tablesFor(family, table)) {

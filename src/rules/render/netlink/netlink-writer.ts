@@ -66,7 +66,7 @@ export class NetlinkWriter {
     return this.beginMessageWithHeader(type, flags, seq, nfgenmsg);
   }
 
-  /** Starts a message whose family header (ifaddrmsg, rtmsg …, a multiple of 4 bytes) is given. */
+  /** Starts a message whose family header (ifaddrmsg, rtmsg and so on, a multiple of 4 bytes) is given. */
   beginMessageWithHeader(type: number, flags: number, seq: number, header: Uint8Array): number {
     this.reserve(NLMSG_HDRLEN + header.length);
     const start = this.at;
