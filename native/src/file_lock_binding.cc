@@ -1,5 +1,6 @@
 #include "file_lock_binding.h"
 
+#include "binding_failure.h"
 #include "file_lock.h"
 
 namespace interpose {
@@ -13,10 +14,7 @@ Napi::Value TryLockExclusiveJs(const Napi::CallbackInfo& info) {
   const char* syscall = "";
   const int err = tryLockExclusive(info[0].As<Napi::Number>().Int32Value(), &locked, &syscall);
   if (err == 0) return Napi::Boolean::New(env, locked);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("errno", err);
-  o.Set("syscall", syscall);
-  return o;
+  return FailureObject(env, err, syscall);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "binding_failure.h"
 #include "netlink/netlink_socket.h"
 #include "netns_proc_file.h"
 
@@ -118,12 +119,7 @@ Napi::Value Cookie(const Napi::CallbackInfo& info) {
   uint64_t cookie = 0;
   const char* syscall = "";
   int error = NamespaceCookie(info[0].As<Napi::String>().Utf8Value(), &cookie, &syscall);
-  if (error != 0) {
-    Napi::Object failure = Napi::Object::New(env);
-    failure.Set("errno", Napi::Number::New(env, error));
-    failure.Set("syscall", Napi::String::New(env, syscall));
-    return failure;
-  }
+  if (error != 0) return FailureObject(env, error, syscall);
   return Napi::BigInt::New(env, cookie);
 }
 
@@ -138,12 +134,7 @@ Napi::Value ProcNetFile(const Napi::CallbackInfo& info) {
   const char* syscall = "";
   const int error = ReadProcNetIn(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
                                   64 * 1024, &content, &syscall);
-  if (error != 0) {
-    Napi::Object failure = Napi::Object::New(env);
-    failure.Set("errno", Napi::Number::New(env, error));
-    failure.Set("syscall", Napi::String::New(env, syscall));
-    return failure;
-  }
+  if (error != 0) return FailureObject(env, error, syscall);
   return Napi::String::New(env, content);
 }
 

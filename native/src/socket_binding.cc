@@ -1,18 +1,12 @@
 #include "socket_binding.h"
 
+#include "binding_failure.h"
 #include "original_dst.h"
 #include "socket_opts.h"
 #include "trie_binding.h"
 
 namespace interpose {
 namespace {
-
-Napi::Object failure(Napi::Env env, int err, const char* syscall) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("errno", err);
-  o.Set("syscall", syscall);
-  return o;
-}
 
 Napi::Object success(Napi::Env env, const OriginalDst& dst, bool withMatch) {
   char text[64];
@@ -32,7 +26,7 @@ Napi::Value OriginalDstJs(const Napi::CallbackInfo& info) {
   OriginalDst dst;
   const char* syscall = "";
   const int err = readOriginalDst(fdArg(info), &dst, &syscall);
-  return err != 0 ? failure(info.Env(), err, syscall) : success(info.Env(), dst, false);
+  return err != 0 ? FailureObject(info.Env(), err, syscall) : success(info.Env(), dst, false);
 }
 
 // originalDstLookup(fd, trie) -> { address, port, family, match } | { errno, syscall }:
@@ -43,7 +37,7 @@ Napi::Value OriginalDstLookupJs(const Napi::CallbackInfo& info) {
   OriginalDst dst;
   const char* syscall = "";
   const int err = readOriginalDst(fdArg(info), &dst, &syscall);
-  if (err != 0) return failure(info.Env(), err, syscall);
+  if (err != 0) return FailureObject(info.Env(), err, syscall);
   if (dst.family == 4) {
     const uint32_t v4 = (uint32_t{dst.addr[0]} << 24) | (uint32_t{dst.addr[1]} << 16) |
                         (uint32_t{dst.addr[2]} << 8) | dst.addr[3];
@@ -58,13 +52,13 @@ Napi::Value OriginalDstLookupJs(const Napi::CallbackInfo& info) {
 Napi::Value SetTransparentJs(const Napi::CallbackInfo& info) {
   const char* syscall = "";
   const int err = setTransparent(fdArg(info), info[1].As<Napi::Number>().Int32Value(), &syscall);
-  return err != 0 ? Napi::Value(failure(info.Env(), err, syscall)) : info.Env().Undefined();
+  return err != 0 ? Napi::Value(FailureObject(info.Env(), err, syscall)) : info.Env().Undefined();
 }
 
 Napi::Value SetMarkJs(const Napi::CallbackInfo& info) {
   const char* syscall = "";
   const int err = setMark(fdArg(info), info[1].As<Napi::Number>().Uint32Value(), &syscall);
-  return err != 0 ? Napi::Value(failure(info.Env(), err, syscall)) : info.Env().Undefined();
+  return err != 0 ? Napi::Value(FailureObject(info.Env(), err, syscall)) : info.Env().Undefined();
 }
 
 }  // namespace
