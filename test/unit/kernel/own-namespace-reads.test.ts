@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { CommandResult, Executor } from '../../../src/kernel/executor.js';
 import { hasGlobalIPv6Address, readIfInet6 } from '../../../src/kernel/if-inet6.linux.js';
 import { chooseIptables } from '../../../src/kernel/iptables-binaries.linux.js';
+import { holdsIpTables } from '../../../src/kernel/nft-netlink-tables.js';
 import { LinuxSystemLookups } from '../../../src/kernel/system-lookups.linux.js';
 
 /** An executor claiming this process's namespace that answers from a table and records calls. */
@@ -64,6 +65,14 @@ test('hasGlobalIPv6 in its own namespace starts no process; in another it asks i
 
 const onPath = (tool: string) => (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(`${d}/${tool}`));
 const listsTables = (file: string) => existsSync(file) && readFileSync(file, 'utf8').trim() !== '';
+/** Whether nf_tables holds an ip/ip6 table in this namespace; true when it cannot be asked (not root), as detection then runs the save. */
+const nftHoldsTables = (family: 4 | 6) => {
+  try {
+    return holdsIpTables(family);
+  } catch {
+    return true;
+  }
+};
 
 test('iptables detection in its own namespace spawns the saves directly and together, no shell', async (t) => {
   if (!onPath('iptables-nft-save')) return t.pass('iptables-nft-save is not installed here');
@@ -71,15 +80,17 @@ test('iptables detection in its own namespace spawns the saves directly and toge
   const own = new OwnNamespace((argv) => ok(argv.includes('-nft-save') ? filter : ''));
   const chosen = await chooseIptables(own);
   t.false(own.calls.some((c) => c.startsWith('sh ')), own.calls.join('\n'));
-  const expected = ['iptables-nft-save -c', 'ip6tables-nft-save -c'].filter((c) => onPath(c.split(' ')[0]!));
-  // Legacy saves only where legacy registered a table (else legacy holds nothing).
+  // nft saves only for a family of which nf_tables holds a table here (else the save prints
+  // nothing); legacy saves only where legacy registered a table (else legacy holds nothing).
+  const nftFamilies = ([4, 6] as const).filter((f) => nftHoldsTables(f));
+  const expected = nftFamilies.map((f) => `ip${f === 4 ? '' : '6'}tables-nft-save -c`).filter((c) => onPath(c.split(' ')[0]!));
   const legacyTables = [4, 6].filter((f) => listsTables(`/proc/net/ip${f === 4 ? '' : '6'}_tables_names`));
   for (const f of legacyTables) if (onPath(`ip${f === 4 ? '' : '6'}tables-legacy-save`)) expected.push(`ip${f === 4 ? '' : '6'}tables-legacy-save -c`);
   t.deepEqual([...own.calls].sort(), expected.sort());
-  t.true(own.maxRunning >= 2, 'the saves ran at the same time');
+  if (expected.length >= 2) t.true(own.maxRunning >= 2, 'the saves ran at the same time');
   if (legacyTables.length === 0) {
     t.is(chosen.variant, 'nft');
-    t.is(chosen.takeSnapshot()?.get(4), filter, 'the save read during detection is kept for the apply');
+    t.is(chosen.takeSnapshot()?.get(4), nftFamilies.includes(4) ? filter : '', 'the save read during detection is kept for the apply');
   }
 });
 
