@@ -3,8 +3,10 @@
  * (someone on this host uses it), else iptables-nft; `--force-iptables-binary` overrides.
  *
  * The choice needs every variant's current rules, and the apply needs the chosen variant's
- * rules with counters, so one shell round trip reads all four saves at once: each spawn in a
- * namespace costs about as much as the restore itself, and this keeps an apply at two.
+ * rules with counters, so detection reads all four saves at once and hands the chosen ones on.
+ * Each process costs about as much as the restore itself, so a save that can only print nothing
+ * (its family holds no table) is not started: in a pod's fresh namespace the restore is the
+ * apply's one process.
  */
 import type { IptablesBinaryChoice } from '../config/intercept-config.js';
 import { MissingToolError } from './backend.js';
