@@ -8,6 +8,7 @@
 import test from 'ava';
 import { createServer, request, type Server } from 'node:http';
 import { listenOnLoopback, loopbackServiceEntry } from './helpers/loopback-upstream.js';
+import { matchedRoute } from './helpers/virtual-service.js';
 import { startTestProxy, eventually } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
@@ -65,18 +66,7 @@ test('HTTP/1.1 upstream: bodies, retries with a body, UC, per-try timeout, upstr
   const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 ---
 ${loopbackServiceEntry('api.example.com', port)}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: api}
-spec:
-  hosts: [api.example.com]
-  http:
-  - match: [{uri: {prefix: /hang}}]
-    retries: {attempts: 1, perTryTimeout: 150ms, retryOn: 5xx}
-    route: [{destination: {host: api.example.com}}]
-  - route: [{destination: {host: api.example.com}}]
-`;
+${matchedRoute('api.example.com', '{prefix: /hang}', 'retries: {attempts: 1, perTryTimeout: 150ms, retryOn: 5xx}', 'api')}`;
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port });
   const small = await send(proxy.port, 'POST', '/echo', Buffer.from('abcdefgh'));
   t.is(small.body, '8:abcd');
