@@ -24,23 +24,10 @@ import { execa } from 'execa';
 import { CniDaemon } from './helpers/cni-daemon.js';
 import { cniSkipReason, REFERENCE_PLUGINS, rulesIn } from './helpers/cni-network.js';
 import { INJECTED, KubeStandIn, writeKubeconfig } from './helpers/kube-stand-in.js';
-
-const image = process.env.INTERPOSE_IMAGE || 'localhost/interpose:dev';
-// As scripts/build-image.sh: ulimits within the sandbox's hard limits (podman's defaults for root exceed them).
-const podmanLimits = ['--ulimit', 'nofile=16384:16384', '--ulimit', 'nproc=4096:4096'];
+import { IMAGE, PODMAN_LIMITS, podmanImageSkipReason } from '../helpers/podman-image.js';
 
 async function skipReason(): Promise<string | undefined> {
-  const cni = cniSkipReason();
-  if (cni) return cni;
-  const podman = await execa('podman', ['--version'], { reject: false });
-  if (podman.exitCode !== 0) return 'podman is not installed (scripts/install-system-deps.sh installs it)';
-  const exists = await execa('podman', ['image', 'exists', image], { reject: false });
-  if (exists.exitCode !== 0) {
-    const message = `image ${image} is not built (bash scripts/build-image.sh builds it)`;
-    if (process.env.CI) throw new Error(`${message}: CI must build and run it`);
-    return message;
-  }
-  return undefined;
+  return cniSkipReason() ?? podmanImageSkipReason();
 }
 
 const skip = await skipReason();
@@ -120,9 +107,9 @@ podmanTest('podman runs bridge + host-local + interpose-cni: an unprivileged con
 
   // The app as CNI mode runs it: uid 1000, no capabilities; the rules come from the plugin.
   const run = await podman([
-    'run', '-d', '--name', container, '--network', network, ...podmanLimits,
+    'run', '-d', '--name', container, '--network', network, ...PODMAN_LIMITS,
     '--user', '1000:1000', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
-    '--entrypoint', 'node', image, '-e', LISTENER,
+    '--entrypoint', 'node', IMAGE, '-e', LISTENER,
   ]);
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   t.is(run.exitCode, 0, `${String(run.stderr)}\n${log()}`);

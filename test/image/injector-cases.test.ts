@@ -18,29 +18,12 @@ import { existsSync } from 'node:fs';
 import { runCli } from '../helpers/cli.js';
 import { isRoot, kernelTest, Netns } from '../helpers/kernel.js';
 import { INJECTOR_CASES_FILE, kernelRules, loadInjectorCases, type InjectorCase } from '../helpers/injector-cases.js';
-
-
-const image = process.env.INTERPOSE_IMAGE || 'localhost/interpose:dev';
-
-/**
- * Podman as root on this kind of host: runc (crun lacks the cgroup v1 mode), and ulimits within
- * the sandbox's hard limits (podman's defaults for root exceed them and runc fails to set them).
- */
-export const podmanGlobal = ['--runtime', 'runc'];
-export const podmanLimits = ['--ulimit', 'nofile=16384:16384', '--ulimit', 'nproc=4096:4096'];
+import { IMAGE, PODMAN_GLOBAL, PODMAN_LIMITS, podmanImageSkipReason } from '../helpers/podman-image.js';
 
 async function imageSkipReason(): Promise<string | undefined> {
   if (!existsSync(INJECTOR_CASES_FILE)) return `${INJECTOR_CASES_FILE} is absent (../shared is not beside the repository)`;
   if (!isRoot) return undefined; // kernelTest skips and says why
-  const podman = await execa('podman', ['--version'], { reject: false });
-  if (podman.exitCode !== 0) return 'podman is not installed (scripts/install-system-deps.sh installs it)';
-  const exists = await execa('podman', ['image', 'exists', image], { reject: false });
-  if (exists.exitCode !== 0) {
-    const message = `image ${image} is not built (bash scripts/build-image.sh builds it)`;
-    if (process.env.CI) throw new Error(`${message}: CI must build and run it`);
-    return message;
-  }
-  return undefined;
+  return podmanImageSkipReason();
 }
 
 const skipReason = await imageSkipReason();
@@ -53,7 +36,7 @@ function runImage(ns: Netns, c: InjectorCase, args: readonly string[]) {
   // readOnlyRootFilesystem: podman would mount writable tmpfs on /run, /tmp and /var/tmp; the
   // kubelet does not.
   if (c.readOnlyRootFilesystem) security.push('--read-only', '--read-only-tmpfs=false');
-  return execa('podman', [...podmanGlobal, 'run', '--rm', '--network', `ns:/run/netns/${ns.name}`, ...podmanLimits, ...security, image, ...args], {
+  return execa('podman', [...PODMAN_GLOBAL, 'run', '--rm', '--network', `ns:/run/netns/${ns.name}`, ...PODMAN_LIMITS, ...security, IMAGE, ...args], {
     reject: false,
     timeout: 180_000,
   });
