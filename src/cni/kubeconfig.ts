@@ -6,9 +6,15 @@
  * Credential plugins (exec, auth-provider) and basic auth cannot run in a CNI call: they are
  * an error naming the field, not a silent anonymous read.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { FileRefusedError, readBoundedFile } from '../config/bounded-file.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
+
+/** A kubeconfig, and each certificate, key or token file it names, is read up to this size. */
+const KUBECONFIG_MAX_BYTES = 1 << 20;
+
+const readError = (err: unknown): string =>
+  err instanceof FileRefusedError ? err.reason : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
 
 /** How to reach the API server and who to be there. */
 export interface ApiAccess {
@@ -27,18 +33,18 @@ export async function loadKubeconfig(file: string): Promise<ApiAccess> {
   const fail = (what: string) => new CniError(CNI_ERROR.invalidNetworkConfig, `the kubeconfig ${file} named by "kubeconfig": ${what}`);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedFile(file, KUBECONFIG_MAX_BYTES);
   } catch (err) {
-    throw fail(`cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw fail(`cannot be read: ${readError(err)}`);
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
     try {
-      doc = (await import('yaml')).parse(text, { maxAliasCount: 100 });
+      doc = (await import('../config/yaml-input.js')).yamlDocument(text);
     } catch (err) {
-      throw fail(`is neither JSON nor YAML: ${(err as Error).message.split('\n')[0]}`);
+      throw fail(`is neither JSON nor YAML: ${(err as Error).message}`);
     }
   }
   if (!isObj(doc)) throw fail('is not a kubeconfig (not a mapping)');
@@ -65,9 +71,9 @@ export async function loadKubeconfig(file: string): Promise<ApiAccess> {
     const path = str(o, pathKey);
     if (path === undefined) return undefined;
     try {
-      return readFileSync(isAbsolute(path) ? path : join(base, path));
+      return Buffer.from(readBoundedFile(isAbsolute(path) ? path : join(base, path), KUBECONFIG_MAX_BYTES));
     } catch (err) {
-      throw fail(`"${pathKey}" ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw fail(`"${pathKey}" ${path} cannot be read: ${readError(err)}`);
     }
   };
 

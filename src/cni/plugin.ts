@@ -160,7 +160,14 @@ async function gc(conf: PluginConfig, deps: PluginDeps, log: PluginLog): Promise
   const raw = conf.runtimeConfig?.['cni.dev/valid-attachments'];
   if (raw === undefined) return;
   if (!Array.isArray(raw)) throw new CniError(CNI_ERROR.invalidNetworkConfig, 'runtimeConfig "cni.dev/valid-attachments" must be a list');
-  const valid = new Set(raw.map((a: { containerID?: unknown; ifname?: unknown }) => `${String(a.containerID)}\0${String(a.ifname)}`));
+  // A malformed entry could stand for an attachment that is still alive: refuse rather than guess.
+  const valid = new Set<string>();
+  for (const a of raw as ({ containerID?: unknown; ifname?: unknown } | null)[]) {
+    if (typeof a?.containerID !== 'string' || typeof a.ifname !== 'string') {
+      throw new CniError(CNI_ERROR.invalidNetworkConfig, 'runtimeConfig "cni.dev/valid-attachments": every entry must be {"containerID": string, "ifname": string}');
+    }
+    valid.add(`${a.containerID}\0${a.ifname}`);
+  }
   for (const record of deps.store.list(conf.name)) {
     if (valid.has(`${record.containerId}\0${record.ifname}`)) continue;
     if (existsSync(record.rules.netns)) await (await kernel()).removeRules(record.rules);

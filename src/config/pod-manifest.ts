@@ -3,7 +3,7 @@
  * a Pod's metadata.annotations, or the pod template's of a workload (Deployment, StatefulSet,
  * DaemonSet, ReplicaSet, Job, CronJob). Pure: takes the text, returns the map.
  */
-import { parseAllDocuments } from 'yaml';
+import { yamlDocuments, YamlInputError } from './yaml-input.js';
 import { ValidationError } from '../errors/validation-error.js';
 
 /** Where each kind keeps the annotations the sidecar injector reads. */
@@ -32,11 +32,14 @@ export interface PodAnnotations {
  */
 export function podAnnotationsFromManifest(text: string, what: string, name?: string): PodAnnotations {
   const workloads: PodAnnotations[] = [];
-  for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length) {
-      throw new ValidationError(what, doc.errors[0]!.message.split('\n')[0], 'a YAML or JSON Kubernetes manifest');
-    }
-    const value: unknown = doc.toJS();
+  let values: unknown[];
+  try {
+    values = yamlDocuments(text);
+  } catch (err) {
+    if (!(err instanceof YamlInputError)) throw err;
+    throw new ValidationError(`${what} document ${err.document}`, err.reason, `a YAML or JSON Kubernetes manifest (${err.accepted})`);
+  }
+  for (const value of values) {
     if (value === null || value === undefined) continue;
     // kubectl get -o json/yaml of several objects gives a List.
     const items = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
@@ -52,7 +55,8 @@ export function podAnnotationsFromManifest(text: string, what: string, name?: st
           annotations[k] = v;
         }
       }
-      workloads.push({ kind: item.kind, name: String(dig(item, ['metadata', 'name']) ?? ''), annotations });
+      const name = dig(item, ['metadata', 'name']);
+      workloads.push({ kind: item.kind, name: typeof name === 'string' ? name : '', annotations });
     }
   }
   const chosen = name === undefined ? workloads : workloads.filter((w) => w.name === name);

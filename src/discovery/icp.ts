@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
+import { FileRefusedError, readBoundedFile } from '../config/bounded-file.js';
+import { yamlDocument } from '../config/yaml-input.js';
 import { findingsFrom } from './cidrs.js';
 import { DiscoveryError } from './discovery-error.js';
-import type { CidrFinding, DiscoveryOptions, DiscoveryResult } from './types.js';
+import { DISCOVERY_CONFIG_MAX_BYTES, type CidrFinding, type DiscoveryOptions, type DiscoveryResult } from './types.js';
 
 /** ICP's installer defaults, used when config.yaml leaves the keys commented out. */
 const ICP_DEFAULTS = { network_cidr: '10.1.0.0/16', service_cluster_ip_range: '10.0.0.1/24' } as const;
@@ -19,19 +19,19 @@ export async function discoverIcp(options: DiscoveryOptions): Promise<DiscoveryR
   const path = options.configFile ?? ICP_DEFAULT_CONFIG;
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readBoundedFile(path, DISCOVERY_CONFIG_MAX_BYTES);
   } catch (cause) {
     throw new DiscoveryError(
-      `cannot read the ICP configuration ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`,
+      `cannot read the ICP configuration ${path}: ${cause instanceof FileRefusedError ? cause.reason : ((cause as NodeJS.ErrnoException).code ?? String(cause))}`,
       'run from the ICP installation directory or pass --config PATH/TO/cluster/config.yaml',
       { cause },
     );
   }
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = yamlDocument(text);
   } catch (cause) {
-    throw new DiscoveryError(`${path} is not valid YAML: ${(cause as Error).message.split('\n')[0]}`, 'fix the file or pass the right one with --config', { cause });
+    throw new DiscoveryError(`${path} is not valid YAML: ${(cause as Error).message}`, 'fix the file or pass the right one with --config', { cause });
   }
   if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
     throw new DiscoveryError(`${path}: expected a YAML mapping of installer settings`, 'pass the ICP cluster/config.yaml with --config');

@@ -1,11 +1,12 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { FileRefusedError, readBoundedFile } from '../config/bounded-file.js';
+import { yamlDocument } from '../config/yaml-input.js';
 import { findingsFrom } from './cidrs.js';
 import { DiscoveryError } from './discovery-error.js';
 import { flagValue, kubectlJson, listItems } from './kubectl.js';
 import { field } from './json-output.js';
-import type { CidrFinding, CidrRole, DiscoveryOptions, DiscoveryResult } from './types.js';
+import { DISCOVERY_CONFIG_MAX_BYTES, type CidrFinding, type CidrRole, type DiscoveryOptions, type DiscoveryResult } from './types.js';
 
 /** k3s's built-in defaults when no flag or config sets the ranges. */
 export const K3S_DEFAULTS = { pod: '10.42.0.0/16', service: '10.43.0.0/16' } as const;
@@ -61,13 +62,13 @@ export async function discoverK3s(options: DiscoveryOptions): Promise<DiscoveryR
 
   // (2) The config file on this machine.
   const configPath = options.configFile ?? K3S_DEFAULT_CONFIG;
-  const configText = await readFile(configPath, 'utf8').catch(() => undefined);
+  const configText = readConfigFile(configPath);
   if (configText !== undefined) {
     let config: unknown;
     try {
-      config = parse(configText);
+      config = yamlDocument(configText);
     } catch (cause) {
-      throw new DiscoveryError(`${configPath} is not valid YAML`, 'fix the file or pass another one with --config', { cause });
+      throw new DiscoveryError(`${configPath} is not valid YAML: ${(cause as Error).message}`, 'fix the file or pass another one with --config', { cause });
     }
     for (const role of ['pod', 'service'] as const) {
       const key = FLAGS[role].slice(2);
@@ -112,4 +113,14 @@ async function localK3sServer(procRoot: string): Promise<{ argv: string[]; sourc
     }
   }
   return undefined;
+}
+
+/** The config file's text; undefined when it cannot be read (k3s runs fine without one). */
+function readConfigFile(path: string): string | undefined {
+  try {
+    return readBoundedFile(path, DISCOVERY_CONFIG_MAX_BYTES);
+  } catch (err) {
+    if (err instanceof FileRefusedError) throw new DiscoveryError(`${path}: ${err.reason}`, 'pass the k3s config.yaml with --config');
+    return undefined;
+  }
 }

@@ -1,4 +1,4 @@
-import { parse } from 'yaml';
+import { yamlDocument } from '../config/yaml-input.js';
 import { findingsFrom } from './cidrs.js';
 import { DiscoveryError } from './discovery-error.js';
 import { kubectlJson } from './kubectl.js';
@@ -32,9 +32,9 @@ export function kubeadmDiscoverer(platform: 'kubeadm' | 'kind') {
     }
     let config: unknown;
     try {
-      config = parse(text);
+      config = yamlDocument(text);
     } catch (cause) {
-      throw new DiscoveryError(`${cmd}: data.ClusterConfiguration is not valid YAML`, 'run the command by hand to check the ConfigMap', { cause });
+      throw new DiscoveryError(`${cmd}: data.ClusterConfiguration is not valid YAML: ${(cause as Error).message}`, 'run the command by hand to check the ConfigMap', { cause });
     }
     const source = `${cmd}: ClusterConfiguration networking`;
     const podSubnet = field(config, 'networking', 'podSubnet');

@@ -74,3 +74,6 @@ export interface DiscoveryOptions {
 
 /** A platform module: reads one cluster's ranges. */
 export type PlatformDiscoverer = (options: DiscoveryOptions) => Promise<DiscoveryResult>;
+
+/** A platform configuration file (ICP's, k3s's) is read up to this size: they are a few KiB. */
+export const DISCOVERY_CONFIG_MAX_BYTES = 1 << 20;

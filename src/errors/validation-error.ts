@@ -1,4 +1,5 @@
 import { InterceptError } from './intercept-error.js';
+import { valueText } from './value-text.js';
 
 /**
  * Bad input: names the flag (or field), the value given and what is accepted. Raised before
@@ -13,21 +14,7 @@ export class ValidationError extends InterceptError {
     readonly value: unknown,
     readonly accepted: string,
   ) {
-    super(`invalid value for ${flag}: ${shorten(quote(value))}: expected ${accepted}`);
-  }
-}
-
-/**
- * The value as JSON. JSON.stringify returns undefined (not a string) for undefined, functions
- * and symbols, and throws on bigints and cycles: a missing YAML field once turned its error
- * into `internal error: TypeError` here. Those are named in words instead.
- */
-function quote(value: unknown): string {
-  if (value === undefined) return '(not set)';
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
+    super(`invalid value for ${flag}: ${shorten(valueText(value))}: expected ${accepted}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors/index.js';
+import { valueText } from '../errors/value-text.js';
 
 /**
  * A field of an Istio resource that cannot be used as written: unknown to Istio's schema,
@@ -30,16 +31,11 @@ export function printable(value: unknown): unknown {
     JSON.stringify(value);
     return value;
   } catch {
-    return String(value);
+    return valueText(value);
   }
 }
 
 function quote(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
+  const text = valueText(value);
   return text.length <= 120 ? text : `${text.slice(0, 80)}… (${text.length} characters)`;
 }

@@ -10,9 +10,9 @@
  * in `ignored`, not rejected.
  */
 import { dirname, resolve as resolvePath } from 'node:path';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
-import { ValidationError } from '../errors/index.js';
+import { yamlDocument, yamlDocuments, YamlInputError } from '../config/yaml-input.js';
+import { ValidationError, valueText } from '../errors/index.js';
 import { parseCidr, isAddress } from '../net/cidr.js';
 import { goDurationMs } from '../config/value-parsers.js';
 import { isPort, portFromText } from '../net/port.js';
@@ -139,13 +139,6 @@ function withoutNamespace(name: string): string {
  */
 export const PROXY_CONFIG_MAX_BYTES = 8 * 1024 * 1024;
 
-/**
- * How many alias expansions one YAML document may make (the `yaml` package's maxAliasCount,
- * whose default this is, set here so it is a decision): a "billion laughs" alias bomb grows
- * exponentially with each level and would exhaust memory. Real Istio YAML uses few or none.
- */
-export const PROXY_CONFIG_MAX_ALIASES = 100;
-
 /** Reads FILE (a regular file, at most PROXY_CONFIG_MAX_BYTES); see parseProxyConfig. */
 export function loadProxyConfig(file: string): ProxyConfig {
   let text: string;
@@ -169,21 +162,15 @@ export function parseProxyConfig(text: string, source = 'config'): ProxyConfig {
     ignored: [],
     warnings: [],
   };
-  const docs = parseAllDocuments(text, { prettyErrors: true });
-  const documents = Array.isArray(docs) ? docs : [docs];
-  documents.forEach((doc, index) => {
+  let values: unknown[];
+  try {
+    values = yamlDocuments(text);
+  } catch (err) {
+    if (!(err instanceof YamlInputError)) throw err;
+    throw new ValidationError(`${source} document ${err.document}`, err.reason, err.accepted);
+  }
+  values.forEach((value, index) => {
     const where = `${source} document ${index + 1}`;
-    if (doc.errors.length > 0) {
-      throw new ValidationError(where, doc.errors[0]!.message.split('\n')[0], 'valid YAML');
-    }
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: PROXY_CONFIG_MAX_ALIASES });
-    } catch (err) {
-      // The yaml package throws a ReferenceError for an alias bomb (and for an alias to an
-      // anchor it cannot resolve): bad input, not a bug.
-      throw new ValidationError(where, (err as Error).message, `YAML whose aliases expand at most ${PROXY_CONFIG_MAX_ALIASES} times (an alias bomb is refused)`);
-    }
     if (value === null || value === undefined) return;
     if (!isObj(value)) new Path(where, '').fail(value, 'a mapping (an Istio resource or mesh config)');
     readDocument(value as Obj, where, config);
@@ -208,7 +195,7 @@ function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
   }
   const istioKind = ISTIO_KINDS.find((k) => k === kind);
   if (!istioKind) {
-    config.ignored.push(`${String(kind)} ${JSON.stringify(metaName(doc))}`);
+    config.ignored.push(`${valueText(kind)} ${JSON.stringify(metaName(doc))}`);
     return;
   }
   const maybeName = metaName(doc);
@@ -266,9 +253,10 @@ function meshMode(doc: Obj, p: Path): OutboundMode | undefined {
   if (isObj(data) && typeof data['mesh'] === 'string') {
     let mesh: unknown;
     try {
-      mesh = parseYaml(data['mesh'], { maxAliasCount: PROXY_CONFIG_MAX_ALIASES });
+      mesh = yamlDocument(data['mesh']);
     } catch (err) {
-      p.at('data.mesh').fail(String((err as Error).message).split('\n')[0], 'valid YAML');
+      if (!(err instanceof YamlInputError)) throw err;
+      p.at('data.mesh').fail(err.reason, err.accepted);
     }
     if (isObj(mesh)) candidates.push([mesh['outboundTrafficPolicy'], p.at('data.mesh.outboundTrafficPolicy')]);
   }
@@ -564,7 +552,8 @@ function readTrafficPolicy(o: Obj, p: Path): TrafficPolicy {
   }
   const lb = optObj(o['loadBalancer'], p.at('loadBalancer'));
   if (lb && lb['simple'] !== undefined) {
-    const simple = String(lb['simple']).toUpperCase();
+    const given = lb['simple'];
+    const simple = typeof given === 'string' ? given.toUpperCase() : given;
     // LEAST_CONN is Istio's deprecated name for LEAST_REQUEST.
     out.loadBalancer = oneOf(simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple, LOAD_BALANCERS, p.at('loadBalancer.simple'));
   }

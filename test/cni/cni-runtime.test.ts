@@ -146,6 +146,39 @@ for (const path of CALL_PATHS) {
     t.deepEqual(net.records(), []);
   });
 
+  cniTest('GC (CNI 1.1) removes the rules of attachments the runtime no longer lists; a malformed list removes nothing', async (t) => {
+    const net = await CniNetwork.create(t, { path });
+    net.api.addPod('shop', 'kept', { annotations: INJECTED });
+    net.api.addPod('shop', 'stale', { annotations: INJECTED });
+    const kept = await net.sandbox({ namespace: 'shop', name: 'kept' });
+    const stale = await net.sandbox({ namespace: 'shop', name: 'stale' });
+    t.true((await net.runtime.add(kept)).ok);
+    t.true((await net.runtime.add(stale)).ok);
+    t.is(net.records().length, 2);
+    const interpose = net.runtime.conflist.plugins[1]!;
+    // GC carries no container: the runtime lists the attachments that are still alive.
+    const none = { containerId: '', netns: '', ifname: '', args: '' };
+    const gc = (valid: unknown[]) => net.runtime.execPlugin('GC', interpose, none, undefined, { cniVersion: '1.1.0', runtimeConfig: { 'cni.dev/valid-attachments': valid } });
+    const live = { containerID: kept.containerId, ifname: kept.ifname };
+
+    for (const bad of [[live, { containerID: 5, ifname: 'eth0' }], [live, null], [live, { containerID: { toString: null }, ifname: 'eth0' }]]) {
+      const refused = await gc(bad);
+      t.is(refused.exitCode, 1, refused.stdout);
+      t.is(refused.output?.['code'], 7, refused.stdout);
+      t.regex(String(refused.output?.['msg']), /cni\.dev\/valid-attachments/);
+      t.is(net.records().length, 2, `${JSON.stringify(bad)} removed a record`);
+      t.true(ours(await rulesIn(stale.name)), `${JSON.stringify(bad)} removed rules`);
+    }
+
+    const done = await gc([live]);
+    t.is(done.exitCode, 0, done.stdout);
+    t.true(ours(await rulesIn(kept.name)));
+    t.false(ours(await rulesIn(stale.name)));
+    t.is(net.records().length, 1);
+    t.deepEqual(await net.runtime.del(kept), []);
+    t.deepEqual(net.records(), []);
+  });
+
   cniTest('an unreachable API server fails ADD with a CNI error naming it; excluded namespaces pass without asking', async (t) => {
     const net = await CniNetwork.create(t, { path, server: 'https://127.0.0.1:9' });
     const pod = await net.sandbox({ namespace: 'shop', name: 'web' });

@@ -94,6 +94,9 @@ const weirdValue = fc.oneof(
   fc.constant(null),
   fc.constant({}),
   fc.constant([]),
+  // A parsed mapping whose own keys shadow Object.prototype's: String() of it throws.
+  fc.constant({ toString: null }),
+  fc.constant({ toString: 'x', valueOf: [] }),
   fc.boolean(),
   fc.integer(),
   fc.constantFrom(0, -1, 65536, 2 ** 31, 2 ** 53 + 1, 1e308, -1e308, Number.MAX_SAFE_INTEGER, 0.5),
@@ -119,7 +122,9 @@ function mutate(doc: unknown, ops: fc.RecordValue<{ at: number; action: string; 
     const p = parent as Record<string | number, unknown>;
     switch (op.action) {
       case 'set':
-        p[key] = op.value;
+        // A copy: fast-check hands out the same constant objects to every case, and later
+        // mutations would otherwise change them (and so the inputs of every later case).
+        p[key] = structuredClone(op.value);
         break;
       case 'delete':
         if (Array.isArray(parent)) parent.splice(key as number, 1);
@@ -150,7 +155,7 @@ test('mutated Istio resources load cleanly or fail with a ValidationError, never
   parseProxyConfig(SEEDS.map((d) => stringify(d)).join('---\n')); // compile the schemas outside the time budget
   let loaded = 0;
   let refused = 0;
-  fc.assert(
+  const check = () => fc.assert(
     fc.property(fc.nat(SEEDS.length - 1), fc.array(mutation, { minLength: 1, maxLength: 4 }), fc.boolean(), (which, ops, asText) => {
       const doc = mutate(structuredClone(SEEDS[which]), ops);
       let text: string;
@@ -173,6 +178,13 @@ test('mutated Istio resources load cleanly or fail with a ValidationError, never
     }),
     { seed: seedValue, numRuns: Number(process.env['FUZZ_RUNS'] ?? 20_000), interruptAfterTimeLimit: 5000, markInterruptAsFailure: false },
   );
+  try {
+    check();
+  } catch (err) {
+    // fast-check attaches the property's own error as the cause, which ava does not print.
+    const cause = (err as Error).cause;
+    throw new Error(`${(err as Error).message}\n${cause instanceof Error ? cause.message : ''}`);
+  }
   t.log(`${loaded} loaded, ${refused} refused`);
   t.true(loaded + refused >= 200, `only ${loaded + refused} cases ran`);
   t.true(loaded > 0 && refused > 0, `${loaded} loaded, ${refused} refused: the mutations should produce both`);

@@ -40,7 +40,7 @@ export class CniRuntime {
   ) {}
 
   async execPlugin(command: string, plugin: Conflist['plugins'][number], a: Attachment, prevResult: unknown, extraConf: object = {}): Promise<PluginRun> {
-    const conf = { ...plugin, ...extraConf, name: this.conflist.name, cniVersion: this.conflist.cniVersion, ...(prevResult !== undefined ? { prevResult } : {}) };
+    const conf = { ...plugin, name: this.conflist.name, cniVersion: this.conflist.cniVersion, ...extraConf, ...(prevResult !== undefined ? { prevResult } : {}) };
     const r = await execa(`${this.binDir}/${plugin.type}`, [], {
       input: JSON.stringify(conf),
       reject: false,
