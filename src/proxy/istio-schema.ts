@@ -269,8 +269,17 @@ export function checkIstioSchema(doc: Record<string, unknown>, kind: IstioKind, 
     );
   });
   const data = version === schemaVersion(version) ? doc : { ...doc, apiVersion: `${GROUP}/${schemaVersion(version)}` };
+  let model: { validate(): void };
   try {
-    new (modelFor(kind, version))(data).validate();
+    model = new (modelFor(kind, version))(data);
+  } catch {
+    // The model's constructor copies the resource with is-plain-object, which throws on a
+    // mapping whose own key `constructor` is null: name that key rather than crash.
+    const at = nullConstructorKey(doc, '');
+    throw new IstioFieldError(resource, at ?? '', null, 'a key named "constructor" with a null value cannot be checked against Istio\'s schema; remove it');
+  }
+  try {
+    model.validate();
   } catch (err) {
     const errors = (err as { errors?: AjvError[] }).errors;
     if (!errors || errors.length === 0) throw err;
@@ -284,4 +293,22 @@ export function checkIstioSchema(doc: Record<string, unknown>, kind: IstioKind, 
     throw new ValidationError(`${resource} ${path}`, printable(e.data), acceptedText(e));
   }
   return fields;
+}
+
+/** The path of the first mapping key `constructor` whose value is null, or undefined. */
+function nullConstructorKey(value: unknown, path: string): string | undefined {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = nullConstructorKey(value[i], `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+  } else if (isObj(value)) {
+    for (const key of Object.keys(value)) {
+      const at = join(path, keySegment(key));
+      if (key === 'constructor' && value[key] === null) return at;
+      const found = nullConstructorKey(value[key], at);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }

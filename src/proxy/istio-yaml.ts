@@ -195,7 +195,9 @@ function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
   }
   const istioKind = ISTIO_KINDS.find((k) => k === kind);
   if (!istioKind) {
-    config.ignored.push(`${valueText(kind)} ${JSON.stringify(metaName(doc))}`);
+    const name = metaName(doc);
+    const kindText = typeof kind === 'string' ? kind : valueText(kind);
+    config.ignored.push(name === undefined ? `${kindText} (no metadata.name)` : `${kindText} ${JSON.stringify(name)}`);
     return;
   }
   const maybeName = metaName(doc);

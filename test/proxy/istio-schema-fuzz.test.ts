@@ -97,6 +97,7 @@ const weirdValue = fc.oneof(
   // A parsed mapping whose own keys shadow Object.prototype's: String() of it throws.
   fc.constant({ toString: null }),
   fc.constant({ toString: 'x', valueOf: [] }),
+  fc.constant({ constructor: null }),
   fc.boolean(),
   fc.integer(),
   fc.constantFrom(0, -1, 65536, 2 ** 31, 2 ** 53 + 1, 1e308, -1e308, Number.MAX_SAFE_INTEGER, 0.5),

@@ -46,6 +46,13 @@ test('a VirtualService http route without a destination, redirect or directRespo
   rejects(t, resource('VirtualService', '  hosts: [a.example]\n  http:\n  - name: nothing\n'), /^invalid value for mesh\.yaml: VirtualService default\/r1 spec\.http\[0\]\.route: \(not set\): expected at least one route destination$/);
 });
 
+test('mappings whose keys shadow Object.prototype (constructor: null, toString: null) are errors naming the field, not crashes', (t) => {
+  rejects(t, resource('ServiceEntry', '  hosts: [a.example]\n  ports: [{number: 80, name: {constructor: null}, protocol: HTTP}]\n'), /^mesh\.yaml: ServiceEntry default\/r1 spec\.ports\[0\]\.name\.constructor: a key named "constructor"/);
+  rejects(t, resource('ServiceEntry', '  hosts: [a.example]\n  ports: [{number: 80, name: {toString: null}, protocol: HTTP}]\n'), /spec\.ports\[0\]\.name/);
+  // An unknown kind is listed as ignored, by its JSON text (String() of it threw).
+  t.deepEqual(parseProxyConfig('kind: {toString: null}\n', 'mesh.yaml').ignored, ['{"toString":null} (no metadata.name)']);
+});
+
 test('a ServiceEntry without ports (or hosts) is an error naming the resource and the field', (t) => {
   rejects(t, resource('ServiceEntry', '  hosts: [a.example]\n  resolution: DNS\n', 'egress'), /^invalid value for mesh\.yaml: ServiceEntry egress\/r1 spec\.ports: \(not set\): expected at least one port$/);
   rejects(t, resource('ServiceEntry', '  ports: [{number: 80}]\n'), /^invalid value for mesh\.yaml: ServiceEntry default\/r1 spec\.hosts: \(not set\): expected at least one host$/);
