@@ -141,7 +141,10 @@ export function setAttemptCount(headers: [string, string][], attempt: number): v
   if (entry) entry[1] = String(attempt);
 }
 
-/** The grpc-status of a trailers-only answer, which is what Envoy's gRPC retry conditions read. */
+/**
+ * The grpc-status of a trailers-only answer, which is what Envoy's gRPC retry conditions read:
+ * a grpc-status in trailers comes after the answer began, too late to retry (as in Envoy).
+ */
 export function grpcStatusOf(headers: Record<string, unknown>): number | undefined {
   const v = headers['grpc-status'];
   return v === undefined ? undefined : Number(v);

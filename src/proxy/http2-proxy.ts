@@ -186,7 +186,7 @@ export class Http2Proxy {
         return err.code ?? err.message;
       },
       cut: (flag) => {
-        if (log.responseFlags === '-' || log.responseFlags === decision.flags) log.responseFlags = flag;
+        if (log.responseFlags === '-') log.responseFlags = flag;
         stream.close(constants.NGHTTP2_INTERNAL_ERROR);
       },
       local: (code, flag, text, timeout) => this.local(stream, log, state, grpc, code, flag, text, timeout),

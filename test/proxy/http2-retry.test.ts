@@ -25,7 +25,8 @@ const status = (code: grpc.status) => Object.assign(new Error(grpc.status[code])
 
 /**
  * An Echo server whose Unary answers by request: `<STATUS>-once` fails with that gRPC status on
- * its first call (per request text), `<STATUS>-always` on every call, `slow-once` answers its
+ * its first call (per request text), `<STATUS>-always` on every call, `<STATUS>-late` on every
+ * call but in trailers after its headers (not trailers-only), `slow-once` answers its
  * first call after 1 s; anything else is answered at once. Every call's x-envoy-attempt-count
  * is kept per request text.
  */
@@ -38,7 +39,8 @@ async function flakyGrpcServer(t: ExecutionContext): Promise<{ port: number; att
       attempts.set(call.request, seen);
       const [name, when] = call.request.split('-');
       const code = grpc.status[name as keyof typeof grpc.status] as grpc.status | undefined;
-      if (code !== undefined && (when === 'always' || seen.length === 1)) return cb(status(code));
+      if (code !== undefined && when === 'late') call.sendMetadata(new grpc.Metadata());
+      if (code !== undefined && (when === 'always' || when === 'late' || seen.length === 1)) return cb(status(code));
       if (call.request === 'slow-once' && seen.length === 1) return void setTimeout(() => cb(null, 'late'), 1000).unref();
       cb(null, `hi ${call.request}`);
     },
@@ -46,7 +48,7 @@ async function flakyGrpcServer(t: ExecutionContext): Promise<{ port: number; att
   return { port, attempts };
 }
 
-test('gRPC through a GRPC port, Istio default policy: UNAVAILABLE and CANCELLED retried with x-envoy-attempt-count, URX when the retries run out, INTERNAL not retried', async (t) => {
+test('gRPC through a GRPC port, Istio default policy: UNAVAILABLE and CANCELLED retried with x-envoy-attempt-count, URX when the retries run out; INTERNAL, and a status in trailers, not retried', async (t) => {
   const up = await flakyGrpcServer(t);
   const proxy = await startTestProxy(t, header(entry('grpc.example.com', up.port, 'GRPC')), { address: '127.0.0.1', port: up.port });
   const client = echoClient(t, proxy.port, 'grpc.example.com');
@@ -64,11 +66,17 @@ test('gRPC through a GRPC port, Istio default policy: UNAVAILABLE and CANCELLED 
   t.is(internal.error?.code, grpc.status.INTERNAL, 'the default policy does not name internal');
   t.deepEqual(up.attempts.get('INTERNAL-once'), ['1']);
 
+  // Envoy reads grpc-status from the response headers only: in trailers it comes after the answer began.
+  const late = await unaryCall(client, 'unary', 'UNAVAILABLE-late');
+  t.is(late.error?.code, grpc.status.UNAVAILABLE);
+  t.deepEqual(up.attempts.get('UNAVAILABLE-late'), ['1']);
+
   // gRPC answers are HTTP 200 whatever their grpc-status; the log shows the retries ran out.
-  t.deepEqual(await loggedRequests(proxy, 4), [
+  t.deepEqual(await loggedRequests(proxy, 5), [
     'POST /test.Echo/Unary HTTP/2 200 -',
     'POST /test.Echo/Unary HTTP/2 200 -',
     'POST /test.Echo/Unary HTTP/2 200 URX',
+    'POST /test.Echo/Unary HTTP/2 200 -',
     'POST /test.Echo/Unary HTTP/2 200 -',
   ]);
 });
