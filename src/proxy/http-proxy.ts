@@ -17,7 +17,6 @@ import { absoluteFormAuthority, MAX_REQUEST_HEAD, originForm } from './http-requ
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision } from './http-routing.js';
 import { Http2Proxy } from './http2-proxy.js';
 import { setAttemptCount } from './http-retry.js';
-import { ReplayableBody } from './http-retry-body.js';
 import { applyHeaderOperations } from './http-rewrite.js';
 import { Http2Upstreams } from './http2-upstream.js';
 import { Http2UpstreamRequest } from './http2-upstream-request.js';
@@ -27,7 +26,7 @@ import { forwardUpgrade, type UpgradeDeps, isH2cUpgrade, replayWithoutH2cUpgrade
 import type { ProxyMetrics } from './metrics.js';
 import { randomHex } from './random-hex.js';
 import type { Registry } from './registry.js';
-import { RetryDriver } from './retry-driver.js';
+import { requestBody, RetryDriver } from './retry-driver.js';
 import type { TcpSessionDeps } from './tcp-session.js';
 import type { UpstreamCall } from './upstream-call.js';
 import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
@@ -232,15 +231,7 @@ export class HttpProxy {
     const labels = metrics.clusterLabels(upstream.cluster);
     // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
     const noBody = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
-    const body = new ReplayableBody(
-      req,
-      (n) => {
-        log.bytesReceived += n;
-        metrics.bytesSent.inc(labels, n);
-      },
-      undefined,
-      noBody,
-    );
+    const body = requestBody(req, noBody, log, metrics, labels);
     // A DestinationRule's cluster: its pool admits the request (else 503 UO), its agent sends it (TLS origination).
     const call = upstream.policy?.start();
     if (upstream.policy && !call) return this.local(res, log, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');

@@ -2,8 +2,9 @@
  * Cleartext HTTP/2 (prior-knowledge h2c, gRPC) through the HTTP layer, per stream as Envoy's
  * HTTP connection manager does: each stream is routed like an HTTP/1.x request (http-routing.ts),
  * sent upstream in HTTP/2 when the ServiceEntry port says HTTP2 or GRPC (trailers and streaming
- * both ways kept, which gRPC needs) and in HTTP/1.1 otherwise, and logged with protocol
- * "HTTP/2". Local replies to gRPC requests are gRPC status replies (a route timeout is
+ * both ways kept, which gRPC needs) and in HTTP/1.1 otherwise, with the route's retries and
+ * timeouts as any request has them (retry-driver.ts), and logged with protocol "HTTP/2".
+ * Local replies to gRPC requests are gRPC status replies (a route timeout is
  * DEADLINE_EXCEEDED), as Envoy sends them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -18,10 +19,9 @@ import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, 
 import type { Http2Upstreams } from './http2-upstream.js';
 import { Http2UpstreamRequest, Http2UpstreamResponse } from './http2-upstream-request.js';
 import { grpcStatusOf as grpcStatusHeader, setAttemptCount } from './http-retry.js';
-import { ReplayableBody } from './http-retry-body.js';
 import { applyHeaderOperations, applyHeaderOperationsToObject } from './http-rewrite.js';
 import type { ProxyMetrics } from './metrics.js';
-import { RetryDriver } from './retry-driver.js';
+import { requestBody, RetryDriver } from './retry-driver.js';
 
 // Connection-specific headers (RFC 9113 §8.2.2) never cross an HTTP/2 hop; `te: trailers` is
 // re-added where gRPC needs it.
@@ -162,15 +162,7 @@ export class Http2Proxy {
     log.requestId = requestId;
     if (decision.flags) log.responseFlags = decision.flags;
     // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
-    const body = new ReplayableBody(
-      stream,
-      (n) => {
-        log.bytesReceived += n;
-        metrics.bytesSent.inc(cluster, n);
-      },
-      undefined,
-      stream.endAfterHeaders,
-    );
+    const body = requestBody(stream, stream.endAfterHeaders, log, metrics, cluster);
     const driver: RetryDriver<UpstreamResponse> = new RetryDriver<UpstreamResponse>(decision, body, metrics, cluster, {
       send: (attempt) => {
         setAttemptCount(headers, attempt);

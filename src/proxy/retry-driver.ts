@@ -15,10 +15,25 @@
  * The forward path supplies how a try is sent, what its answer means and how the client is
  * answered (ForwardPath).
  */
+import type { Readable } from 'node:stream';
+import type { AccessLogEntry } from './access-log.js';
 import { outcomeOfError, RetryState, type AttemptOutcome } from './http-retry.js';
-import type { BodySink, ReplayableBody } from './http-retry-body.js';
+import { ReplayableBody, type BodySink } from './http-retry-body.js';
 import type { RetryPolicy } from './istio-types.js';
 import type { ProxyMetrics } from './metrics.js';
+
+/**
+ * The client's request body as the tries send it: kept for replay, each byte counted once
+ * (the log's bytes received, the cluster's bytes sent) however often it is sent. `empty`: the
+ * request says it has no body.
+ */
+export function requestBody(source: Readable, empty: boolean, log: AccessLogEntry, metrics: ProxyMetrics, cluster: { cluster_name: string }): ReplayableBody {
+  const count = (n: number) => {
+    log.bytesReceived += n;
+    metrics.bytesSent.inc(cluster, n);
+  };
+  return new ReplayableBody(source, count, undefined, empty);
+}
 
 /** One try's upstream request: a ClientRequest or a look-alike (Http1UpstreamRequest, Http2UpstreamRequest). */
 export interface UpstreamTry<Res> extends BodySink {
