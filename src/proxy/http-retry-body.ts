@@ -84,6 +84,15 @@ export class ReplayableBody {
     else this.source.resume();
   }
 
+  /**
+   * No attempt follows (an answer is being relayed): what was kept is let go and nothing more
+   * is kept, as Envoy stops buffering once it has no retry left to make.
+   */
+  release(): void {
+    this.replayable = false;
+    this.chunks = [];
+  }
+
   /** The current attempt is over: hold the source until the next one. */
   detach(): void {
     this.target = undefined;

@@ -10,8 +10,9 @@
  *   the answer is complete; both start, as Envoy's do, once the client's request has fully
  *   arrived (a streaming gRPC call is not cut short while the client still sends);
  * - Envoy's retry counters: upstream_rq_retry, upstream_rq_retry_limit_exceeded (URX), and
- *   retry_or_shadow_abandoned when the body outgrows the replay buffer (it is then forwarded
- *   but never retried, and its failure is logged without URX).
+ *   retry_or_shadow_abandoned when the body outgrows the replay buffer while a retry could
+ *   still follow (it is then forwarded but never retried, and its failure is logged without
+ *   URX); once an answer is relayed nothing more of the body is kept.
  * The forward path supplies how a try is sent, what its answer means and how the client is
  * answered (ForwardPath).
  */
@@ -160,6 +161,7 @@ export class RetryDriver<Res extends Droppable> {
       return;
     }
     this.answered = true;
+    this.body.release();
     this.path.relay(res);
   }
 

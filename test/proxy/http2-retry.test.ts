@@ -128,7 +128,7 @@ test('gRPC perTryTimeout: a stalled try is retried, the last one answers DEADLIN
   ]);
 });
 
-test('gRPC client streaming: a stream within the replay buffer is sent again whole on a retry; one beyond it is not retried, logged without URX, counted as retry_or_shadow_abandoned', async (t) => {
+test('gRPC client streaming: a stream within the replay buffer is sent again whole on a retry; one beyond it is not retried, logged without URX, counted as retry_or_shadow_abandoned (a long stream after the answer began is not)', async (t) => {
   const received = new Map<string, number[]>();
   const port = await grpcServer(t, {
     clientStream: (call: grpc.ServerReadableStream<string, string>, cb: grpc.sendUnaryData<string>) => {
@@ -163,7 +163,18 @@ test('gRPC client streaming: a stream within the replay buffer is sent again who
   t.is(answer.error?.code, grpc.status.UNAVAILABLE);
   t.deepEqual(received.get('big'), [3 + 32 * 64 * 1024], 'one try only');
 
-  t.deepEqual(await loggedRequests(proxy, 2), ['POST /test.Echo/ClientStream HTTP/2 200 -', 'POST /test.Echo/ClientStream HTTP/2 200 -']);
+  // Once an answer is relayed no retry can follow: a long stream after that is not "abandoned".
+  const bidi = client['bidi']!() as grpc.ClientDuplexStream<string, string>;
+  const echoed: string[] = [];
+  bidi.on('data', (d: string) => echoed.push(d.slice(0, 8)));
+  bidi.write('first');
+  await new Promise((r) => bidi.once('data', r));
+  for (const m of big) bidi.write(m);
+  bidi.end();
+  await new Promise((r) => bidi.once('end', r));
+  t.is(echoed.length, 1 + big.length);
+
+  t.deepEqual(await loggedRequests(proxy, 3), ['POST /test.Echo/ClientStream HTTP/2 200 -', 'POST /test.Echo/ClientStream HTTP/2 200 -', 'POST /test.Echo/Bidi HTTP/2 200 -']);
   const metrics = await (await fetch(`http://127.0.0.1:${proxy.server.ports['metrics']}/stats/prometheus`)).text();
   const cluster = `cluster_name="outbound\\|${port}\\|\\|grpc\\.example\\.com"`;
   t.regex(metrics, new RegExp(`envoy_cluster_retry_or_shadow_abandoned_total\\{${cluster}\\} 1\\n`));
