@@ -52,15 +52,18 @@ http2.createServer().on('stream', (stream, headers) => {
 }).listen(81, '${UPSTREAM}', ready);
 `;
 
-const config = `apiVersion: networking.istio.io/v1
+/** A ServiceEntry for `host` on `port` whose endpoint is the stand-in. */
+const standInEntry = (host: string, port: number, protocol: string) => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: shop}
+metadata: {name: ${host.split('.')[0]}}
 spec:
-  hosts: [${HOST}]
-  ports: [{number: 80, name: http, protocol: HTTP}]
+  hosts: [${host}]
+  ports: [{number: ${port}, name: ${protocol.toLowerCase()}, protocol: ${protocol}}]
   resolution: STATIC
   endpoints: [{address: ${UPSTREAM}}]
----
+`;
+
+const config = `${standInEntry(HOST, 80, 'HTTP')}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: shop}
@@ -90,15 +93,7 @@ spec:
     directResponse: {status: 200, body: {string: "direct hello"}}
   - route: [{destination: {host: ${HOST}}}]
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: h2shop}
-spec:
-  hosts: [${H2_HOST}]
-  ports: [{number: 81, name: http2, protocol: HTTP2}]
-  resolution: STATIC
-  endpoints: [{address: ${UPSTREAM}}]
-`;
+${standInEntry(H2_HOST, 81, 'HTTP2')}`;
 
 let world: World;
 let proxy: ProxyProcess;
