@@ -16,8 +16,7 @@ import type { ConnectionContext } from './connection-context.js';
 import { absoluteFormAuthority, MAX_REQUEST_HEAD, originForm } from './http-request-head.js';
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision } from './http-routing.js';
 import { Http2Proxy } from './http2-proxy.js';
-import { Attempt, outcomeOfError, RetryState, setAttemptCount } from './http-retry.js';
-import { ReplayableBody } from './http-retry-body.js';
+import { setAttemptCount } from './http-retry.js';
 import { applyHeaderOperations } from './http-rewrite.js';
 import { Http2Upstreams } from './http2-upstream.js';
 import { Http2UpstreamRequest } from './http2-upstream-request.js';
@@ -27,6 +26,7 @@ import { forwardUpgrade, type UpgradeDeps, isH2cUpgrade, replayWithoutH2cUpgrade
 import type { ProxyMetrics } from './metrics.js';
 import { randomHex } from './random-hex.js';
 import type { Registry } from './registry.js';
+import { requestBody, RetryDriver } from './retry-driver.js';
 import type { TcpSessionDeps } from './tcp-session.js';
 import type { UpstreamCall } from './upstream-call.js';
 import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
@@ -42,10 +42,8 @@ interface Exchange {
   log: AccessLogEntry;
   /** performance.now() when the request arrived. */
   t0: number;
-  /** The route timeout, once armed. */
-  timer: NodeJS.Timeout | undefined;
-  /** The upstream request of the current attempt. */
-  current: ClientRequest | undefined;
+  /** The tries upstream, their timeouts and retries, once forwarded. */
+  driver: RetryDriver<IncomingMessage> | undefined;
   /** The pool slot of a DestinationRule's cluster, given back when the exchange ends. */
   call: UpstreamCall | undefined;
 }
@@ -172,7 +170,7 @@ export class HttpProxy {
   private async route(req: IncomingMessage, res: ServerResponse, ctx: ConnectionContext): Promise<void> {
     const t0 = performance.now();
     const info = this.requestInfo(req, ctx);
-    const exchange: Exchange = { log: requestEntry(ctx, info, protocolOf(req)), t0, timer: undefined, current: undefined, call: undefined };
+    const exchange: Exchange = { log: requestEntry(ctx, info, protocolOf(req)), t0, driver: undefined, call: undefined };
     // Body bytes are counted in forward(): a 'data' listener here would start the flow before
     // the upstream request exists and lose the body. One 'close' listener per request does
     // everything the end of the exchange needs (listeners are a cost on every request).
@@ -198,9 +196,8 @@ export class HttpProxy {
     this.options.accessLog.write(log);
     if (log.upstreamCluster) this.options.metrics.response(log.upstreamCluster, log.responseCode);
     exchange.call?.end();
-    clearTimeout(exchange.timer);
     // The downstream went away: stop the upstream request too.
-    if (!res.writableFinished) exchange.current?.destroy();
+    exchange.driver?.close(res.writableFinished);
   }
 
   /** The request's headers for upstream: hop-by-hop ones dropped, Host set to the authority, Envoy's added. */
@@ -234,16 +231,7 @@ export class HttpProxy {
     const labels = metrics.clusterLabels(upstream.cluster);
     // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
     const noBody = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
-    const body = new ReplayableBody(
-      req,
-      (n) => {
-        log.bytesReceived += n;
-        metrics.bytesSent.inc(labels, n);
-      },
-      undefined,
-      noBody,
-    );
-    const retry = new RetryState(decision.retry, body);
+    const body = requestBody(req, noBody, log, metrics, labels);
     // A DestinationRule's cluster: its pool admits the request (else 503 UO), its agent sends it (TLS origination).
     const call = upstream.policy?.start();
     if (upstream.policy && !call) return this.local(res, log, 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
@@ -255,39 +243,29 @@ export class HttpProxy {
       : { host: upstream.address, port: upstream.port, method: req.method, path: decision.path, headers: headers as unknown as Record<string, string>, setHost: false, agent: this.agent, servername: '' };
     // undici where it does all Node's client does here: not for `Expect` (undici refuses it).
     const viaUndici = !decision.http2 && !call && req.headers.expect === undefined;
-    const attempt = () => {
-      setAttemptCount(headers, retry.attempt);
-      const upReq = decision.http2
-        ? this.http2Request(decision, req.method ?? 'GET', headers, noBody, log)
-        : viaUndici
-          ? this.undiciRequest(upstream, req.method ?? 'GET', decision.path, headers, noBody, log)
-          : call
-            ? call.request(options)
-            : httpRequest(options);
-      exchange.current = upReq;
-      if (!viaUndici) this.watchConnect(upReq, upstream, log);
-      const tried = new Attempt(
-        retry,
-        body,
-        upReq,
-        {
-          waiting: () => !res.headersSent && !res.destroyed,
-          next: attempt,
-          timedOut: () => this.local(res, log, 504, retry.flag('UT'), 'upstream request timeout'),
-        },
-        decision.retry?.perTryTimeoutMs,
-      );
-      upReq.on('response', (upRes) => {
-        if (tried.superseded) return upRes.resume();
-        tried.settle();
+    const driver: RetryDriver<IncomingMessage> = new RetryDriver<IncomingMessage>(decision, body, metrics, labels, {
+      send: (attempt) => {
+        setAttemptCount(headers, attempt);
+        const upReq = decision.http2
+          ? this.http2Request(decision, req.method ?? 'GET', headers, noBody, log)
+          : viaUndici
+            ? this.undiciRequest(upstream, req.method ?? 'GET', decision.path, headers, noBody, log)
+            : call
+              ? call.request(options)
+              : httpRequest(options);
+        if (!viaUndici) this.watchConnect(upReq, upstream, log);
+        // The transport failure of an earlier try is not this one's.
+        if (call) log.upstreamTransportFailureReason = undefined;
+        return upReq;
+      },
+      outcome: (upRes) => {
         const status = upRes.statusCode ?? 502;
         call?.answered(status);
         // From the raw headers: upRes.headers would build a header object for every response.
-        if (tried.retried({ kind: 'response', status, grpcStatus: grpcStatusOfRaw(upRes.rawHeaders) })) {
-          upRes.resume();
-          return;
-        }
-        log.responseFlags = retry.flag(log.responseFlags);
+        return { kind: 'response', status, grpcStatus: grpcStatusOfRaw(upRes.rawHeaders) };
+      },
+      relay: (upRes) => {
+        log.responseFlags = driver.flag(log.responseFlags);
         log.upstreamServiceTimeMs = Math.round(performance.now() - exchange.t0);
         let out: [string, string][] = [];
         const raw = upRes.rawHeaders;
@@ -297,7 +275,7 @@ export class HttpProxy {
         }
         if (decision.external) out.push(['x-envoy-upstream-service-time', String(log.upstreamServiceTimeMs)]);
         out = applyHeaderOperations(out, decision.responseHeaders);
-        res.writeHead(status, upRes.statusMessage, out as unknown as Record<string, string>);
+        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out as unknown as Record<string, string>);
         // Relayed by hand rather than with pipe(), which adds and removes half a dozen listeners
         // on both streams for every request.
         upRes.on('data', (chunk: Buffer) => {
@@ -309,7 +287,7 @@ export class HttpProxy {
           }
         });
         upRes.on('end', () => {
-          clearTimeout(exchange.timer);
+          driver.finished();
           res.end();
         });
         upRes.on('error', () => res.destroy());
@@ -317,40 +295,25 @@ export class HttpProxy {
         upRes.on('aborted', () => {
           if (log.responseFlags === '-') log.responseFlags = 'UC';
         });
-      });
-      upReq.on('error', (err: NodeJS.ErrnoException) => {
-        if (tried.superseded) return;
-        tried.settle();
-        if (res.headersSent || res.writableEnded) {
-          clearTimeout(exchange.timer);
-          if (log.responseFlags === '-' && !res.destroyed) log.responseFlags = 'UC';
-          res.destroy();
-          return;
-        }
+      },
+      waiting: () => !res.headersSent && !res.destroyed,
+      failed: (err) => {
         const tlsFailure = call?.failed(err);
-        if (res.destroyed) return;
+        if (res.destroyed) return undefined;
         // An HTTP/2 upstream's session counts its own connect failures (http2-upstream.ts).
         if (!decision.http2) metrics.upstreamConnectFailures.inc(labels);
-        if (tried.retried(outcomeOfError(err))) return;
-        clearTimeout(exchange.timer);
-        if (tlsFailure) {
-          log.upstreamTransportFailureReason = tlsFailure;
-          return this.local(res, log, 503, retry.flag('UF'), `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${tlsFailure}`);
-        }
-        const flag = outcomeOfError(err).kind === 'reset' ? 'UC' : 'UF';
-        this.local(res, log, 503, retry.flag(flag), `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
-      });
-      body.sendTo(upReq);
-    };
-    if (decision.timeoutMs !== undefined) {
-      // The route timeout covers every attempt, as Envoy's.
-      exchange.timer = setTimeout(() => {
-        exchange.current?.destroy();
-        if (!res.headersSent) this.local(res, log, 504, 'UT', 'upstream request timeout');
-        else res.destroy();
-      }, decision.timeoutMs);
-    }
-    attempt();
+        if (!tlsFailure) return err.code ?? err.message;
+        log.upstreamTransportFailureReason = tlsFailure;
+        return `connection failure, transport failure reason: ${tlsFailure}`;
+      },
+      cut: (flag) => {
+        if (log.responseFlags === '-' && !res.destroyed) log.responseFlags = flag;
+        res.destroy();
+      },
+      local: (code, flag, text) => this.local(res, log, code, flag, text),
+    });
+    exchange.driver = driver;
+    driver.start();
   }
 
   /**

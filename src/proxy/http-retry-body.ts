@@ -6,18 +6,29 @@
  * arrive, and written again in full to the next attempt. Between attempts the source is
  * paused, so nothing arrives while no attempt can take it.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 /** Envoy's default per_connection_buffer_limit_bytes (1 MiB), which bounds its retry buffer. */
 export const REPLAY_LIMIT_BYTES = 1024 * 1024;
+
+/** Where a try's body goes: a ClientRequest, a Writable, or a look-alike with these parts. */
+export interface BodySink {
+  readonly destroyed: boolean;
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+}
 
 export class ReplayableBody {
   private chunks: Buffer[] = [];
   private size = 0;
   private ended = false;
-  private target: Writable | undefined;
+  private target: BodySink | undefined;
+  private complete: (() => void) | undefined;
   /** False once the body outgrew the limit: it cannot be sent again. */
   replayable = true;
+  /** Called once when the body outgrows the limit (Envoy counts retry_or_shadow_abandoned then). */
+  onOverflow: (() => void) | undefined;
 
   constructor(
     private readonly source: Readable,
@@ -35,6 +46,7 @@ export class ReplayableBody {
         if (this.size > this.limit) {
           this.replayable = false;
           this.chunks = [];
+          this.onOverflow?.();
         } else {
           this.chunks.push(chunk);
         }
@@ -51,15 +63,34 @@ export class ReplayableBody {
       if (this.ended) return;
       this.ended = true;
       if (this.target && !this.target.destroyed) this.target.end();
+      this.complete?.();
     });
   }
 
+  /**
+   * Calls `cb` once the whole body has arrived, at once if it has: Envoy's route and per-try
+   * timeouts start from the end of the downstream request.
+   */
+  whenComplete(cb: () => void): void {
+    if (this.ended) cb();
+    else this.complete = cb;
+  }
+
   /** Sends the body so far to `target` and what follows as it arrives, ending it with the source. */
-  sendTo(target: Writable): void {
+  sendTo(target: BodySink): void {
     this.target = target;
     for (const c of this.chunks) target.write(c);
     if (this.ended) target.end();
     else this.source.resume();
+  }
+
+  /**
+   * No attempt follows (an answer is being relayed): what was kept is let go and nothing more
+   * is kept, as Envoy stops buffering once it has no retry left to make.
+   */
+  release(): void {
+    this.replayable = false;
+    this.chunks = [];
   }
 
   /** The current attempt is over: hold the source until the next one. */

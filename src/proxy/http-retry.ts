@@ -7,8 +7,8 @@
  * is Envoy's fully jittered exponential back-off (base 25 ms, cap 10 × base). When the retries
  * run out on an outcome that would have been retried, the log gets Envoy's URX flag.
  *
- * Only what decides retries lives here; the forward paths (http-proxy.ts, http2-proxy.ts) run
- * the attempts, and http-retry-body.ts keeps the request body so that it can be sent again.
+ * Only what decides retries lives here; retry-driver.ts runs the attempts for every forward
+ * path, and http-retry-body.ts keeps the request body so that it can be sent again.
  */
 import { goDurationMs } from '../config/value-parsers.js';
 import { RETRY_CONDITIONS, type RetryCondition, type RetryPolicy } from './istio-types.js';
@@ -141,7 +141,10 @@ export function setAttemptCount(headers: [string, string][], attempt: number): v
   if (entry) entry[1] = String(attempt);
 }
 
-/** The grpc-status of a trailers-only answer, which is what Envoy's gRPC retry conditions read. */
+/**
+ * The grpc-status of a trailers-only answer, which is what Envoy's gRPC retry conditions read:
+ * a grpc-status in trailers comes after the answer began, too late to retry (as in Envoy).
+ */
 export function grpcStatusOf(headers: Record<string, unknown>): number | undefined {
   const v = headers['grpc-status'];
   return v === undefined ? undefined : Number(v);
@@ -184,59 +187,5 @@ export class RetryState {
   flag(flag: string): string {
     if (!this.limitExceeded) return flag;
     return flag === '-' ? 'URX' : `${flag},URX`;
-  }
-}
-
-/**
- * One attempt's retry bookkeeping, the same on the HTTP/1 and HTTP/2 forward paths: its
- * per-try timer, and whether a later attempt has replaced it (then its late events change
- * nothing). `retried()` schedules the next attempt when the policy allows one.
- */
-export class Attempt {
-  /** A later attempt replaced this one. */
-  superseded = false;
-  private perTry: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly retry: RetryState,
-    private readonly body: ReplayableBody,
-    private readonly upstreamRequest: { destroy(): void },
-    private readonly hooks: {
-      /** The downstream still waits for an answer (nothing sent yet, still connected). */
-      waiting(): boolean;
-      /** Starts the next attempt. */
-      next(): void;
-      /** The per-try timeout ran out and no retry follows: answer 504 UT(,URX). */
-      timedOut(): void;
-    },
-    perTryTimeoutMs: number | undefined,
-  ) {
-    if (perTryTimeoutMs !== undefined) {
-      this.perTry = setTimeout(() => {
-        if (this.retried({ kind: 'per-try-timeout' })) return;
-        this.superseded = true;
-        upstreamRequest.destroy();
-        hooks.timedOut();
-      }, perTryTimeoutMs);
-    }
-  }
-
-  /** The attempt has an outcome: its per-try timer stops. */
-  settle(): void {
-    clearTimeout(this.perTry);
-  }
-
-  /** True when `outcome` is retried: this attempt is dropped and the next one scheduled. */
-  retried(outcome: AttemptOutcome): boolean {
-    const wait = this.retry.retryAfter(outcome);
-    if (wait === undefined) return false;
-    this.superseded = true;
-    this.settle();
-    this.body.detach();
-    this.upstreamRequest.destroy();
-    setTimeout(() => {
-      if (this.hooks.waiting()) this.hooks.next();
-    }, wait);
-    return true;
   }
 }

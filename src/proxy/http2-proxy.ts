@@ -2,21 +2,14 @@
  * Cleartext HTTP/2 (prior-knowledge h2c, gRPC) through the HTTP layer, per stream as Envoy's
  * HTTP connection manager does: each stream is routed like an HTTP/1.x request (http-routing.ts),
  * sent upstream in HTTP/2 when the ServiceEntry port says HTTP2 or GRPC (trailers and streaming
- * both ways kept, which gRPC needs) and in HTTP/1.1 otherwise, and logged with protocol
- * "HTTP/2". Local replies to gRPC requests are gRPC status replies (a route timeout is
+ * both ways kept, which gRPC needs) and in HTTP/1.1 otherwise, with the route's retries and
+ * timeouts as any request has them (retry-driver.ts), and logged with protocol "HTTP/2".
+ * Local replies to gRPC requests are gRPC status replies (a route timeout is
  * DEADLINE_EXCEEDED), as Envoy sends them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { request as httpRequest, type Agent, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
-import {
-  constants,
-  createServer,
-  type ClientHttp2Stream,
-  type Http2Server,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import { request as httpRequest, type Agent, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { constants, createServer, type Http2Server, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { AccessLog, AccessLogEntry } from './access-log.js';
 import { formatHostPort } from './address-format.js';
@@ -24,25 +17,29 @@ import type { ConnectionContext } from './connection-context.js';
 import { MAX_REQUEST_HEAD } from './http-request-head.js';
 import { envoyRequestHeaders, requestEntry, routeRequest, type HttpRequestInfo, type RoutingDecision, type RoutingDeps } from './http-routing.js';
 import type { Http2Upstreams } from './http2-upstream.js';
-import { Attempt, grpcStatusOf as grpcStatusHeader, outcomeOfError, RetryState } from './http-retry.js';
-import { ReplayableBody } from './http-retry-body.js';
-import { applyHeaderOperationsToObject } from './http-rewrite.js';
+import { Http2UpstreamRequest, Http2UpstreamResponse } from './http2-upstream-request.js';
+import { grpcStatusOf as grpcStatusHeader, setAttemptCount } from './http-retry.js';
+import { applyHeaderOperations, applyHeaderOperationsToObject } from './http-rewrite.js';
 import type { ProxyMetrics } from './metrics.js';
+import { requestBody, RetryDriver } from './retry-driver.js';
 
 // Connection-specific headers (RFC 9113 §8.2.2) never cross an HTTP/2 hop; `te: trailers` is
 // re-added where gRPC needs it.
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
 
-/** A routed request on its way upstream: what the HTTP/2 and the HTTP/1.1 forwarder both start from. */
+type ForwardDecision = Extract<RoutingDecision, { kind: 'forward' }>;
+
+/** An upstream's answer: HTTP/1.1 (Node's client) or HTTP/2 (http2-upstream-request.ts). */
+type UpstreamResponse = IncomingMessage | Http2UpstreamResponse;
+
+/** A routed stream on its way upstream. */
 interface ForwardedRequest {
   stream: ServerHttp2Stream;
   info: HttpRequestInfo;
-  /** The request headers for the upstream: pseudo-headers and connection-specific ones removed. */
-  headers: OutgoingHttpHeaders;
   log: AccessLogEntry;
   state: { ended: boolean };
   grpc: boolean;
-  decision: Extract<RoutingDecision, { kind: 'forward' }>;
+  decision: ForwardDecision;
   /** When the request arrived (performance.now()), for the upstream service time. */
   t0: number;
 }
@@ -149,213 +146,104 @@ export class Http2Proxy {
     }
     log.upstreamCluster = decision.upstream.cluster;
     log.upstreamHost = formatHostPort(decision.upstream.address, decision.upstream.port);
-    const added = envoyRequestHeaders(headers, decision, (n) => randomBytes(n).toString('hex'), randomUUID);
-    log.requestId = added.requestId;
-    const upstreamHeaders: OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(headers)) {
-      if (name.startsWith(':') || CONNECTION_SPECIFIC.has(name) || value === undefined) continue;
-      upstreamHeaders[name] = value;
-    }
-    for (const [name, value] of added.add) upstreamHeaders[name] = value;
-    applyHeaderOperationsToObject(upstreamHeaders, decision.requestHeaders);
-    if (decision.flags) log.responseFlags = decision.flags;
-    const request: ForwardedRequest = { stream, info, headers: upstreamHeaders, log, state, grpc, decision, t0 };
-    if (decision.http2) this.forwardHttp2(request);
-    else this.forwardHttp1(request);
+    this.forward({ stream, info, log, state, grpc, decision, t0 });
   }
 
-  private forwardHttp2(request: ForwardedRequest): void {
-    const { stream, info, headers, log, state, grpc, decision, t0 } = request;
+  /**
+   * Sends the stream upstream, in HTTP/2 (Http2UpstreamRequest) or HTTP/1.1 as the port says,
+   * with the route's retries, per-try and route timeouts (retry-driver.ts).
+   */
+  private forward(request: ForwardedRequest): void {
+    const { stream, info, log, state, grpc, decision } = request;
     const { upstream } = decision;
-    const cluster = { cluster_name: upstream.cluster };
+    const cluster = this.options.metrics.clusterLabels(upstream.cluster);
     const metrics = this.options.metrics;
-    const session = this.options.upstreams.session(upstream);
-    const te = info.headers['te'];
-    const upStream: ClientHttp2Stream = session.request({
-      ...headers,
-      ...(te === 'trailers' ? { te } : {}),
-      ':method': info.method,
-      ':path': decision.path,
-      ':authority': decision.authority,
-      ':scheme': 'http',
+    const { headers, requestId } = upstreamHeaders(info.headers, decision);
+    log.requestId = requestId;
+    if (decision.flags) log.responseFlags = decision.flags;
+    // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
+    const body = requestBody(stream, stream.endAfterHeaders, log, metrics, cluster);
+    const driver: RetryDriver<UpstreamResponse> = new RetryDriver<UpstreamResponse>(decision, body, metrics, cluster, {
+      send: (attempt) => {
+        setAttemptCount(headers, attempt);
+        return decision.http2 ? this.http2Request(decision, info.method, headers, stream.endAfterHeaders, log) : this.http1Request(decision, info.method, headers, log);
+      },
+      outcome: (res) => ({ kind: 'response', status: res.statusCode ?? 502, grpcStatus: grpcStatusHeader(res.headers) }),
+      relay: (res) => this.relay(request, res, driver),
+      waiting: () => !stream.headersSent && !stream.destroyed,
+      failed: (err) => {
+        if (stream.destroyed) return undefined;
+        // An HTTP/2 upstream's session counts its own connect failures (http2-upstream.ts).
+        if (!decision.http2) metrics.upstreamConnectFailures.inc(cluster);
+        return err.code ?? err.message;
+      },
+      cut: (flag) => {
+        if (log.responseFlags === '-') log.responseFlags = flag;
+        stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      },
+      local: (code, flag, text, timeout) => this.local(stream, log, state, grpc, code, flag, text, timeout),
     });
-    const noteLocal = () => {
-      const s = session.socket;
-      if (s?.localAddress) log.upstreamLocalAddress = formatHostPort(s.localAddress, s.localPort);
-    };
-    if (session.connecting) session.once('connect', noteLocal);
-    else noteLocal();
-    let responded = false;
-    let timer: NodeJS.Timeout | undefined;
-    if (decision.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        upStream.close(constants.NGHTTP2_CANCEL);
-        if (!responded) this.local(stream, log, state, grpc, 504, 'UT', 'upstream request timeout', true);
-        else stream.close(constants.NGHTTP2_CANCEL);
-      }, decision.timeoutMs);
+    stream.once('close', () => driver.close(state.ended || stream.writableFinished));
+    driver.start();
+  }
+
+  /** The upstream's answer to the client: headers, body, and for an HTTP/2 upstream its trailers (gRPC's status). */
+  private relay(request: ForwardedRequest, res: UpstreamResponse, driver: RetryDriver<UpstreamResponse>): void {
+    const { stream, log, state, decision, t0 } = request;
+    const cluster = this.options.metrics.clusterLabels(decision.upstream.cluster);
+    const metrics = this.options.metrics;
+    log.responseFlags = driver.flag(log.responseFlags);
+    log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
+    log.responseCode = res.statusCode ?? 502;
+    const out: OutgoingHttpHeaders = { ':status': log.responseCode };
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (!CONNECTION_SPECIFIC.has(name) && value !== undefined) out[name] = value;
     }
-    let trailers: OutgoingHttpHeaders | undefined;
-    upStream.on('response', (responseHeaders, flags) => {
-      responded = true;
-      log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
-      log.responseCode = Number(responseHeaders[':status'] ?? 502);
-      const out: OutgoingHttpHeaders = {};
-      for (const [name, value] of Object.entries(responseHeaders)) {
-        if ((name.startsWith(':') && name !== ':status') || CONNECTION_SPECIFIC.has(name) || value === undefined) continue;
-        out[name] = value;
-      }
-      if (decision.external) out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTimeMs);
-      applyHeaderOperationsToObject(out, decision.responseHeaders);
-      // A trailers-only answer (gRPC errors) ends in its HEADERS frame.
-      if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
-        clearTimeout(timer);
-        stream.respond(out, { endStream: true });
-        state.ended = true;
-        return;
-      }
-      const withTrailers = String(out['content-type'] ?? '').startsWith('application/grpc') || out['trailer'] !== undefined;
-      stream.respond(out, { waitForTrailers: withTrailers });
-      if (withTrailers) stream.once('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
-      upStream.pipe(stream);
-    });
-    upStream.on('trailers', (t) => {
-      trailers = {};
-      for (const [name, value] of Object.entries(t)) if (!name.startsWith(':') && value !== undefined) trailers[name] = value as string | string[];
-    });
-    upStream.on('data', (chunk: Buffer) => {
+    if (decision.external) out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTimeMs);
+    applyHeaderOperationsToObject(out, decision.responseHeaders);
+    const h2 = res instanceof Http2UpstreamResponse ? res : undefined;
+    // A trailers-only answer (gRPC errors) ends in its HEADERS frame, where its grpc-status is.
+    if (h2?.headersOnly) {
+      stream.respond(out, { endStream: true });
+      state.ended = true;
+      driver.finished();
+      res.resume();
+      return;
+    }
+    const withTrailers = h2 !== undefined && (String(out['content-type'] ?? '').startsWith('application/grpc') || out['trailer'] !== undefined);
+    stream.respond(out, { waitForTrailers: withTrailers });
+    if (withTrailers) stream.once('wantTrailers', () => stream.sendTrailers(h2.trailers ?? {}));
+    res.on('data', (chunk: Buffer) => {
       log.bytesSent += chunk.length;
       metrics.bytesReceived.inc(cluster, chunk.length);
     });
-    upStream.on('end', () => clearTimeout(timer));
-    upStream.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (stream.destroyed || (log.responseFlags !== '-' && log.responseFlags !== decision.flags)) return;
-      if (responded) {
-        log.responseFlags = 'UC';
-        stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-        return;
-      }
-      const flag = err.code === 'ECONNREFUSED' || err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' ? 'UF' : 'UC';
-      this.local(stream, log, state, grpc, 503, flag, `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
+    res.pipe(stream);
+    res.on('end', () => driver.finished());
+    // The upstream went away mid-answer (Envoy: UC, upstream connection termination).
+    res.on('aborted', () => {
+      if (log.responseFlags === '-') log.responseFlags = 'UC';
+      stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     });
-    upStream.on('close', () => {
-      clearTimeout(timer);
-      // Reset by the upstream after its answer began: pass the reset on (UC).
-      if (responded && upStream.rstCode !== constants.NGHTTP2_NO_ERROR && !state.ended && !stream.destroyed) {
-        if (log.responseFlags === '-') log.responseFlags = 'UC';
-        stream.close(upStream.rstCode ?? constants.NGHTTP2_INTERNAL_ERROR);
-      }
-    });
-    stream.on('data', (chunk: Buffer) => {
-      log.bytesReceived += chunk.length;
-      metrics.bytesSent.inc(cluster, chunk.length);
-    });
-    stream.pipe(upStream);
-    stream.once('close', () => {
-      clearTimeout(timer);
-      if (!upStream.closed) upStream.close(constants.NGHTTP2_CANCEL);
-    });
+    res.on('error', () => stream.close(constants.NGHTTP2_INTERNAL_ERROR));
   }
 
-  private forwardHttp1(request: ForwardedRequest): void {
-    const { stream, info, headers, log, state, grpc, decision, t0 } = request;
+  /** A try on the upstream's HTTP/2 session (an HTTP2 or GRPC port); the session counts and bounds its own connect. */
+  private http2Request(decision: ForwardDecision, method: string, headers: [string, string][], noBody: boolean, log: AccessLogEntry): Http2UpstreamRequest {
+    const session = this.options.upstreams.session(decision.upstream);
+    return new Http2UpstreamRequest(session, { method, path: decision.path, authority: decision.authority, headers, noBody, onLocalAddress: (a) => (log.upstreamLocalAddress = a) });
+  }
+
+  /** A try in HTTP/1.1 (an HTTP port, or passthrough). */
+  private http1Request(decision: ForwardDecision, method: string, headers: [string, string][], log: AccessLogEntry): ClientRequest {
     const { upstream } = decision;
-    const cluster = { cluster_name: upstream.cluster };
-    const metrics = this.options.metrics;
-    // The body is kept while it streams, so that a retry can send it again (http-retry-body.ts).
-    const body = new ReplayableBody(stream, (n) => {
-      log.bytesReceived += n;
-      metrics.bytesSent.inc(cluster, n);
+    // Pairs, as http.request takes them: the Host pair is the authority, repeated headers stay repeated.
+    const upReq = httpRequest({ host: upstream.address, port: upstream.port, method, path: decision.path, headers: headers as unknown as Record<string, string>, agent: this.options.agent, setHost: false });
+    upReq.on('socket', (s: Socket) => {
+      const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(s.localAddress, s.localPort));
+      if (s.localAddress) noteLocal();
+      else s.once('connect', noteLocal);
     });
-    const retry = new RetryState(decision.retry, body);
-    let timer: NodeJS.Timeout | undefined;
-    let current: ClientRequest | undefined;
-    const attempt = () => {
-      if (headers['x-envoy-attempt-count'] !== undefined) headers['x-envoy-attempt-count'] = String(retry.attempt);
-      const upReq = httpRequest({
-        host: upstream.address,
-        port: upstream.port,
-        method: info.method,
-        path: decision.path,
-        headers: { host: decision.authority, ...headers } as Record<string, string>,
-        agent: this.options.agent,
-        setHost: false,
-      });
-      current = upReq;
-      upReq.on('socket', (s: Socket) => {
-        const noteLocal = () => (log.upstreamLocalAddress = formatHostPort(s.localAddress, s.localPort));
-        if (s.localAddress) noteLocal();
-        else s.once('connect', noteLocal);
-      });
-      const tried = new Attempt(
-        retry,
-        body,
-        upReq,
-        {
-          waiting: () => !stream.headersSent && !stream.destroyed,
-          next: attempt,
-          timedOut: () => this.local(stream, log, state, grpc, 504, retry.flag('UT'), 'upstream request timeout', true),
-        },
-        decision.retry?.perTryTimeoutMs,
-      );
-      upReq.on('response', (upRes) => {
-        if (tried.superseded) return upRes.resume();
-        tried.settle();
-        if (tried.retried({ kind: 'response', status: upRes.statusCode ?? 502, grpcStatus: grpcStatusHeader(upRes.headers) })) {
-          upRes.resume();
-          return;
-        }
-        log.responseFlags = retry.flag(log.responseFlags);
-        log.upstreamServiceTimeMs = Math.round(performance.now() - t0);
-        log.responseCode = upRes.statusCode ?? 502;
-        const out: OutgoingHttpHeaders = { ':status': log.responseCode };
-        for (const [name, value] of Object.entries(upRes.headers)) {
-          if (!CONNECTION_SPECIFIC.has(name) && value !== undefined) out[name] = value;
-        }
-        if (decision.external) out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTimeMs);
-        applyHeaderOperationsToObject(out, decision.responseHeaders);
-        stream.respond(out);
-        upRes.on('data', (chunk: Buffer) => {
-          log.bytesSent += chunk.length;
-          metrics.bytesReceived.inc(cluster, chunk.length);
-        });
-        upRes.pipe(stream);
-        upRes.on('end', () => clearTimeout(timer));
-        upRes.on('aborted', () => {
-          if (log.responseFlags === '-') log.responseFlags = 'UC';
-          stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-        });
-      });
-      upReq.on('error', (err: NodeJS.ErrnoException) => {
-        if (tried.superseded) return;
-        tried.settle();
-        if (stream.destroyed || (log.responseFlags !== '-' && log.responseFlags !== decision.flags)) return;
-        if (stream.headersSent) {
-          clearTimeout(timer);
-          log.responseFlags = 'UC';
-          stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-          return;
-        }
-        metrics.upstreamConnectFailures.inc(cluster);
-        if (tried.retried(outcomeOfError(err))) return;
-        clearTimeout(timer);
-        this.local(stream, log, state, grpc, 503, retry.flag(err.code === 'ECONNRESET' ? 'UC' : 'UF'), `upstream connect error or disconnect/reset before headers. reset reason: ${err.code ?? err.message}`);
-      });
-      body.sendTo(upReq);
-    };
-    if (decision.timeoutMs !== undefined) {
-      // The route timeout covers every attempt, as Envoy's.
-      timer = setTimeout(() => {
-        current?.destroy();
-        if (!stream.headersSent) this.local(stream, log, state, grpc, 504, 'UT', 'upstream request timeout', true);
-        else stream.close(constants.NGHTTP2_CANCEL);
-      }, decision.timeoutMs);
-    }
-    attempt();
-    stream.once('close', () => {
-      clearTimeout(timer);
-      if (current && (!current.writableFinished || !current.destroyed)) current.destroy();
-    });
+    return upReq;
   }
 
   /** A reply Envoy itself would generate; for gRPC a trailers-only gRPC status. */
@@ -409,4 +297,21 @@ function rawHeaderList(headers: IncomingHttpHeaders): string[] {
     for (const v of Array.isArray(value) ? value : [value]) raw.push(name, String(v));
   }
   return raw;
+}
+
+/**
+ * The request's headers for upstream as name, value pairs: Host is the authority (an HTTP/2
+ * upstream makes it :authority), pseudo-headers and connection-specific ones left out but
+ * `te: trailers` (gRPC needs it), Envoy's added, the route's header operations applied.
+ */
+function upstreamHeaders(headers: IncomingHttpHeaders, decision: ForwardDecision): { headers: [string, string][]; requestId: string | undefined } {
+  const out: [string, string][] = [['host', decision.authority]];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || CONNECTION_SPECIFIC.has(name) || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) out.push([name, v]);
+  }
+  if (headers['te'] === 'trailers') out.push(['te', 'trailers']);
+  const added = envoyRequestHeaders(headers, decision, (n) => randomBytes(n).toString('hex'), randomUUID);
+  for (const h of added.add) out.push(h);
+  return { headers: applyHeaderOperations(out, decision.requestHeaders), requestId: added.requestId };
 }

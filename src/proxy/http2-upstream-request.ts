@@ -1,14 +1,16 @@
 /**
- * An HTTP/1.x request sent upstream as one HTTP/2 stream, for ServiceEntry ports whose protocol
- * is HTTP2 or GRPC: Envoy gives such clusters http2_protocol_options, so it speaks HTTP/2
- * upstream whatever the client spoke. The request and its answer look like Node's
- * ClientRequest and IncomingMessage to the HTTP/1 forward path (http-proxy.ts), so routes,
- * timeouts, retries and the access log work there unchanged:
+ * A request sent upstream as one HTTP/2 stream, for ServiceEntry ports whose protocol is HTTP2
+ * or GRPC: Envoy gives such clusters http2_protocol_options, so it speaks HTTP/2 upstream
+ * whatever the client spoke. The request and its answer look like Node's ClientRequest and
+ * IncomingMessage to the forward paths (http-proxy.ts, http2-proxy.ts), so routes, timeouts,
+ * retries (retry-driver.ts) and the access log work the same for every upstream:
  * - request: `:method`, `:path`, `:authority` (from Host), `:scheme` http; headers lower-cased,
  *   connection-specific ones (RFC 9113 §8.2.2) left out; the body streamed as DATA frames.
  * - answer: `:status`, the other headers minus pseudo and connection-specific ones; no reason
- *   phrase (Node writes the standard one, as Envoy's HTTP/1 codec does); trailers dropped, as
- *   Envoy's HTTP/1 codec drops them unless `enable_trailers` is set (Istio does not set it).
+ *   phrase (Node writes the standard one, as Envoy's HTTP/1 codec does); its trailers, which
+ *   an HTTP/2 client gets (gRPC's status) and an HTTP/1.1 one does not, as Envoy's HTTP/1
+ *   codec drops them unless `enable_trailers` is set (Istio does not set it); whether it
+ *   ended with its headers (a gRPC trailers-only answer, relayed to an HTTP/2 client as such).
  * A reset or lost connection after the answer began ends the answer with 'aborted' then an
  * error (flag UC).
  */
@@ -60,10 +62,14 @@ export class Http2UpstreamResponse extends Readable {
   readonly rawHeaders: string[] = [];
   /** The upstream sent the whole answer (it may still wait in this stream's buffer). */
   complete = false;
+  /** The answer's trailers (pseudo-headers left out), once they arrived. */
+  trailers: Record<string, string | string[]> | undefined;
 
   constructor(
     private readonly stream: ClientHttp2Stream,
     headers: IncomingHttpHeaders,
+    /** The HEADERS frame ended the stream: no body, no trailers (gRPC's trailers-only answer). */
+    readonly headersOnly = false,
   ) {
     // destroy() cancels the stream, so it must not run on its own once the answer has ended.
     super({ autoDestroy: false });
@@ -75,6 +81,11 @@ export class Http2UpstreamResponse extends Readable {
     }
     stream.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) stream.pause();
+    });
+    stream.once('trailers', (trailers: IncomingHttpHeaders) => {
+      const kept: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(trailers)) if (!name.startsWith(':') && value !== undefined) kept[name] = value;
+      this.trailers = kept;
     });
     stream.once('end', () => {
       // A lost connection ends the stream too, with its reset code set (CANCEL): not an answer's end.
@@ -113,8 +124,8 @@ export class Http2UpstreamRequest extends Writable {
     };
     if (session.connecting) session.once('connect', noteLocal);
     else noteLocal();
-    stream.once('response', (headers: IncomingHttpHeaders) => {
-      this.response = new Http2UpstreamResponse(stream, headers);
+    stream.once('response', (headers: IncomingHttpHeaders, flags: number) => {
+      this.response = new Http2UpstreamResponse(stream, headers, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0);
       this.emit('response', this.response);
     });
     stream.on('error', (err: Error) => this.fail(err));

@@ -22,7 +22,6 @@ import { checkIstioSchema, ISTIO_KINDS } from './istio-schema.js';
 import { fullMatchRegex } from './re2-match.js';
 import { readHeaders } from './http-rewrite.js';
 import { readRouteActions } from './http-route-actions.js';
-import { checkUnsupportedCombinations } from './unsupported-combinations.js';
 import {
   MESH_GATEWAY,
   PORT_PROTOCOLS,
@@ -175,7 +174,6 @@ export function parseProxyConfig(text: string, source = 'config'): ProxyConfig {
     if (!isObj(value)) new Path(where, '').fail(value, 'a mapping (an Istio resource or mesh config)');
     readDocument(value as Obj, where, config);
   });
-  checkUnsupportedCombinations(config, source);
   return config;
 }
 

@@ -13,6 +13,9 @@ export class ProxyMetrics {
   readonly bytesSent = counter(this.registry, 'envoy_cluster_upstream_cx_tx_bytes_total', 'Bytes sent to the upstream, per cluster', ['cluster_name']);
   readonly bytesReceived = counter(this.registry, 'envoy_cluster_upstream_cx_rx_bytes_total', 'Bytes received from the upstream, per cluster', ['cluster_name']);
   readonly requests = counter(this.registry, 'envoy_cluster_upstream_rq_total', 'HTTP responses sent downstream, per cluster and response code', ['cluster_name', 'response_code', 'response_code_class']);
+  readonly retries = counter(this.registry, 'envoy_cluster_upstream_rq_retry_total', 'Requests sent again by a retry policy, per cluster', ['cluster_name']);
+  readonly retryLimitExceeded = counter(this.registry, 'envoy_cluster_upstream_rq_retry_limit_exceeded_total', 'Requests whose retries ran out on a retriable outcome (URX), per cluster', ['cluster_name']);
+  readonly retryAbandoned = counter(this.registry, 'envoy_cluster_retry_or_shadow_abandoned_total', 'Requests no longer retried because their body outgrew the replay buffer, per cluster', ['cluster_name']);
   readonly downstreamActive = gauge(this.registry, 'interpose_downstream_cx_active', 'Accepted connections open now, per listener', ['listener']);
   readonly downstreamTotal = counter(this.registry, 'interpose_downstream_cx_total', 'Connections accepted, per listener', ['listener']);
   readonly overflow = counter(this.registry, 'interpose_downstream_cx_overflow_total', 'Connections refused because --max-connections was reached');

@@ -4,84 +4,19 @@
  * streaming), per stream routing and logging ("HTTP/2"), HTTP/2 upstream for GRPC/HTTP2 ports
  * and HTTP/1.1 for HTTP ports, route timeouts as 504 or gRPC DEADLINE_EXCEEDED.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { constants, createServer as createHttp2Server } from 'node:http2';
 import { execa } from 'execa';
 import * as grpc from '@grpc/grpc-js';
 import { loopbackServiceEntry } from './helpers/loopback-upstream.js';
-import { startTestProxy, eventually, type TestProxy } from './helpers/in-process-proxy.js';
+import { startTestProxy, eventually, loggedRequests } from './helpers/in-process-proxy.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 import { timeoutRoute } from './helpers/virtual-service.js';
+import { echoClient, grpcServer } from './helpers/grpc-echo.js';
+import { h2cOnlyUpstream } from './helpers/h2c-upstream.js';
 
 const entry = loopbackServiceEntry;
-
-/** The proxy's first `n` access-log lines as "REQUEST CODE FLAGS", once it has written them. */
-async function loggedRequests(proxy: TestProxy, n: number): Promise<string[]> {
-  await eventually(() => proxy.accessLog.length >= n);
-  return proxy.accessLog.slice(0, n).map((line) => {
-    const l = parseLogLine(line);
-    return `${l.request} ${l.code} ${l.flags}`;
-  });
-}
-
-// A gRPC service without protoc: messages are UTF-8 strings.
-const str = { serialize: (s: string) => Buffer.from(s), deserialize: (b: Buffer) => b.toString() };
-const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
-  path,
-  requestStream,
-  responseStream,
-  requestSerialize: str.serialize,
-  requestDeserialize: str.deserialize,
-  responseSerialize: str.serialize,
-  responseDeserialize: str.deserialize,
-});
-const Echo = {
-  unary: method('/test.Echo/Unary', false, false),
-  serverStream: method('/test.Echo/ServerStream', false, true),
-  clientStream: method('/test.Echo/ClientStream', true, false),
-  bidi: method('/test.Echo/Bidi', true, true),
-  slow: method('/test.Echo/Slow', false, false),
-} satisfies grpc.ServiceDefinition;
-
-async function grpcServer(t: ExecutionContext): Promise<number> {
-  const server = new grpc.Server();
-  server.addService(Echo, {
-    unary: (call: grpc.ServerUnaryCall<string, string>, cb: grpc.sendUnaryData<string>) => cb(null, `hi ${call.request}`),
-    serverStream: (call: grpc.ServerWritableStream<string, string>) => {
-      for (let i = 0; i < 3; i++) call.write(`${call.request} ${i}`);
-      call.end();
-    },
-    clientStream: (call: grpc.ServerReadableStream<string, string>, cb: grpc.sendUnaryData<string>) => {
-      const got: string[] = [];
-      call.on('data', (d: string) => got.push(d));
-      call.on('end', () => cb(null, got.join('+')));
-    },
-    bidi: (call: grpc.ServerDuplexStream<string, string>) => {
-      call.on('data', (d: string) => call.write(`re ${d}`));
-      call.on('end', () => call.end());
-    },
-    slow: (_call: grpc.ServerUnaryCall<string, string>, cb: grpc.sendUnaryData<string>) => {
-      setTimeout(() => cb(null, 'late'), 2000).unref();
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  t.teardown(() => server.forceShutdown());
-  return port;
-}
-
-/** An Echo client through the proxy at `port`, asking for `authority`; closed when the test ends. */
-function echoClient(t: ExecutionContext, port: number, authority: string) {
-  const Client = grpc.makeGenericClientConstructor(Echo, 'Echo');
-  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
-    'grpc.default_authority': authority,
-  }) as unknown as Record<string, (...args: unknown[]) => unknown> & grpc.Client;
-  t.teardown(() => client.close());
-  return client;
-}
 
 test('gRPC through a GRPC port: unary, server, client and bidirectional streaming; timeouts DEADLINE_EXCEEDED; one HTTP/2 line per call', async (t) => {
   const port = await grpcServer(t);
@@ -180,82 +115,6 @@ test('curl --http2-prior-knowledge on an HTTP port: proxied per stream to an HTT
     'GET /x HTTP/2 502 -',
   ]);
 });
-
-/** What an h2c-only upstream (node:http2 without allowHTTP1) saw of one request. */
-interface SeenStream {
-  method: string;
-  path: string;
-  authority: string;
-  headers: Record<string, unknown>;
-  body: string;
-}
-
-/**
- * An upstream that speaks only HTTP/2 over cleartext: an HTTP/1.1 request gets no answer. `/503-once`
- * answers 503 to its first request, `/refused-once` resets its first stream with REFUSED_STREAM, `/cut`
- * drops the connection after the first body bytes, `/trailers` sends trailers, `/big` sends 8 MiB, `/slow` answers after 2 s.
- */
-async function h2cOnlyUpstream(t: ExecutionContext): Promise<{ port: number; seen: SeenStream[] }> {
-  const seen: SeenStream[] = [];
-  const server = createHttp2Server();
-  const sessions = new Set<import('node:http2').ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.once('close', () => sessions.delete(s));
-  });
-  let failedOnce = false;
-  let refusedOnce = false;
-  server.on('stream', (stream, headers) => {
-    // The streams this upstream resets itself report that as an error on its side.
-    stream.on('error', () => {});
-    let body = '';
-    stream.on('data', (d: Buffer) => (body += d.toString()));
-    stream.on('end', () => {
-      const path = String(headers[':path']);
-      seen.push({ method: String(headers[':method']), path, authority: String(headers[':authority']), headers: { ...headers }, body });
-      if (path === '/refused-once' && !refusedOnce) {
-        refusedOnce = true;
-        stream.close(constants.NGHTTP2_REFUSED_STREAM);
-        return;
-      }
-      if (path === '/cut') {
-        stream.respond({ ':status': 200 });
-        // Node's close() would end the stream cleanly first: drop the connection instead.
-        stream.write('partial', () => setTimeout(() => stream.session?.destroy(), 50));
-        return;
-      }
-      if (path === '/big') {
-        stream.respond({ ':status': 200 });
-        stream.end(Buffer.alloc(8 * 1024 * 1024, 'x'));
-        return;
-      }
-      if (path === '/503-once' && !failedOnce) {
-        failedOnce = true;
-        stream.respond({ ':status': 503 }, { endStream: true });
-        return;
-      }
-      if (path === '/slow') {
-        setTimeout(() => {
-          if (stream.destroyed) return;
-          stream.respond({ ':status': 200 });
-          stream.end('late');
-        }, 2000).unref();
-        return;
-      }
-      const trailers = path === '/trailers';
-      stream.respond({ ':status': 201, 'x-upstream': 'h2', 'set-cookie': ['a=1', 'b=2'] }, { waitForTrailers: trailers });
-      if (trailers) stream.once('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc' }));
-      stream.end(`h2 answer to ${String(headers[':method'])} ${path} body=${body}`);
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const s of sessions) s.destroy();
-    server.close();
-  });
-  return { port: (server.address() as { port: number }).port, seen };
-}
 
 test('HTTP/1.1 client on an HTTP2 port: sent upstream as an HTTP/2 stream (h2c-only upstream), answer in HTTP/1.1; retries, timeouts, log', async (t) => {
   const up = await h2cOnlyUpstream(t);

@@ -1,7 +1,8 @@
 /**
  * VirtualService retries, fault, rewrite, headers, redirect and directResponse with curl in a
  * pod namespace (HTTP/1.1 and HTTP/2 prior knowledge) and the proxy between it and a stand-in
- * upstream in the world namespace that fails on demand and echoes what it was sent.
+ * upstream in the world namespace that fails on demand and echoes what it was sent, in
+ * HTTP/1.1 on an HTTP port and in HTTP/2 (h2c) on an HTTP2 port.
  */
 import test from 'ava';
 import { isRoot, kernelTest } from '../helpers/kernel.js';
@@ -14,32 +15,55 @@ import * as seed from '../../src/lab/seed-resources.js';
 
 const UPSTREAM = '203.0.113.30';
 const HOST = 'shop.example';
+const H2_HOST = 'h2shop.example';
 
 // The stand-in: /flaky/KEY answers 503 twice then 200; /exhaust/KEY always 503; anything else
 // 200. Every answer echoes what arrived (path, headers) and how often that path was asked for.
+// The same in HTTP/2 only (h2c) on port 81, where /refused/KEY resets its first stream with
+// REFUSED_STREAM.
 const upstreamScript = `
 const http = require('node:http');
+const http2 = require('node:http2');
 const seen = new Map();
+const answer = (url, headers) => {
+  const n = (seen.get(url) ?? 0) + 1;
+  seen.set(url, n);
+  const status = url.startsWith('/exhaust') || (url.startsWith('/flaky') && n <= 2) ? 503 : 200;
+  return { n, status, body: JSON.stringify({ url, n, headers }) };
+};
+let listening = 0;
+const ready = () => ++listening === 2 && console.log('ready');
 http.createServer((req, res) => {
   req.resume();
-  const n = (seen.get(req.url) ?? 0) + 1;
-  seen.set(req.url, n);
-  const status = req.url.startsWith('/exhaust') || (req.url.startsWith('/flaky') && n <= 2) ? 503 : 200;
-  const body = JSON.stringify({ url: req.url, n, headers: req.headers });
-  res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': 'yes' });
-  res.end(body);
-}).listen(80, '${UPSTREAM}', () => console.log('ready'));
+  const a = answer(req.url, req.headers);
+  res.writeHead(a.status, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+  res.end(a.body);
+}).listen(80, '${UPSTREAM}', ready);
+http2.createServer().on('stream', (stream, headers) => {
+  stream.on('error', () => {});
+  stream.resume();
+  stream.on('end', () => {
+    const url = headers[':path'];
+    const a = answer(url, headers);
+    if (url.startsWith('/refused') && a.n === 1) return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    stream.respond({ ':status': a.status, 'content-type': 'application/json' });
+    stream.end(a.body);
+  });
+}).listen(81, '${UPSTREAM}', ready);
 `;
 
-const config = `apiVersion: networking.istio.io/v1
+/** A ServiceEntry for `host` on `port` whose endpoint is the stand-in. */
+const standInEntry = (host: string, port: number, protocol: string) => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: shop}
+metadata: {name: ${host.split('.')[0]}}
 spec:
-  hosts: [${HOST}]
-  ports: [{number: 80, name: http, protocol: HTTP}]
+  hosts: [${host}]
+  ports: [{number: ${port}, name: ${protocol.toLowerCase()}, protocol: ${protocol}}]
   resolution: STATIC
   endpoints: [{address: ${UPSTREAM}}]
----
+`;
+
+const config = `${standInEntry(HOST, 80, 'HTTP')}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: shop}
@@ -68,7 +92,8 @@ spec:
   - match: [{uri: {prefix: /direct}}]
     directResponse: {status: 200, body: {string: "direct hello"}}
   - route: [{destination: {host: ${HOST}}}]
-`;
+---
+${standInEntry(H2_HOST, 81, 'HTTP2')}`;
 
 let world: World;
 let proxy: ProxyProcess;
@@ -104,11 +129,11 @@ interface CurlResult {
   ms: number;
 }
 
-/** curl in the pod; `http2` uses prior knowledge (h2c), as a gRPC client would. */
-async function curl(path: string, http2: boolean, extra: string[] = []): Promise<CurlResult> {
+/** curl in the pod; `http2` uses prior knowledge (h2c), as a gRPC client would. `to`: another ServiceEntry host and port. */
+async function curl(path: string, http2: boolean, extra: string[] = [], to = { host: HOST, port: 80 }): Promise<CurlResult> {
   const t0 = performance.now();
   const r = await world.inPod(
-    ['curl', '-sS', '-m', '10', '-i', ...(http2 ? ['--http2-prior-knowledge'] : []), '--resolve', `${HOST}:80:${UPSTREAM}`, ...extra, `http://${HOST}${path}`],
+    ['curl', '-sS', '-m', '10', '-i', ...(http2 ? ['--http2-prior-knowledge'] : []), '--resolve', `${to.host}:${to.port}:${UPSTREAM}`, ...extra, `http://${to.host}:${to.port}${path}`],
     { reject: false },
   );
   const ms = performance.now() - t0;
@@ -143,6 +168,21 @@ for (const http2 of [false, true]) {
     const line = await logLine(`/exhaust/${key}`, mark);
     t.is(line.code, 503);
     t.is(line.flags, 'URX');
+  });
+
+  kernelTest(`${v} to an HTTP2 port (h2c upstream): 503 twice and REFUSED_STREAM retried by Istio's default policy with x-envoy-attempt-count`, async (t) => {
+    const mark = proxy.accessLog.length;
+    const h2 = { host: H2_HOST, port: 81 };
+    const flaky = await curl(`/flaky/${key}-to-h2`, http2, [], h2);
+    t.is(flaky.status, 200);
+    const echoed = JSON.parse(flaky.body) as { n: number; headers: Record<string, string> };
+    t.is(echoed.n, 3, 'the upstream saw three tries');
+    t.is(echoed.headers['x-envoy-attempt-count'], '3');
+    const refused = await curl(`/refused/${key}-to-h2`, http2, [], h2);
+    t.is(refused.status, 200);
+    t.is((JSON.parse(refused.body) as { n: number }).n, 2);
+    t.is((await logLine(`/flaky/${key}-to-h2`, mark)).code, 200);
+    t.is((await logLine(`/refused/${key}-to-h2`, mark)).flags, '-');
   });
 
   kernelTest(`${v} fault: abort 100% answers 418 "fault filter abort" (FI); a delay holds the request (DI)`, async (t) => {

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { CidrTrie } from '../../../src/native.js';
 import type { Endpoint } from '../../../src/proxy/original-destination.linux.js';
 import { ProxyServer, type ProxyServerOptions } from '../../../src/proxy/proxy-server.js';
+import { parseLogLine } from './access-log-line.js';
 
 export interface TestProxy {
   server: ProxyServer;
@@ -103,4 +104,13 @@ export async function eventually(predicate: () => boolean, timeoutMs = 3000): Pr
     await new Promise((r) => setTimeout(r, 10));
   }
   return predicate();
+}
+
+/** The proxy's first `n` access-log lines as "REQUEST CODE FLAGS", once it has written them. */
+export async function loggedRequests(proxy: TestProxy, n: number): Promise<string[]> {
+  await eventually(() => proxy.accessLog.length >= n);
+  return proxy.accessLog.slice(0, n).map((line) => {
+    const l = parseLogLine(line);
+    return `${l.request} ${l.code} ${l.flags}`;
+  });
 }
