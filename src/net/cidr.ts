@@ -113,6 +113,22 @@ function maskAddress(address: ipaddr.IPv4 | ipaddr.IPv6, prefixLength: number): 
   return address.kind() === 'ipv4' ? new ipaddr.IPv4(masked) : new ipaddr.IPv6(masked);
 }
 
+/**
+ * True when `address` (text as sockets report it; an IPv4-mapped IPv6 address counts as its IPv4
+ * address) lies inside `cidr`. An address of the other family, or not an address, is outside.
+ */
+export function cidrContains(cidr: Cidr, address: string): boolean {
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = parseStrictAddress(address);
+  } catch {
+    return false;
+  }
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  if (parsed.kind() !== cidr.address.kind()) return false;
+  return parsed.match(cidr.address, cidr.prefixLength);
+}
+
 /** True when the prefix lies inside loopback space (127/8 or ::1), as Go's IsLoopback sees it. */
 export function isLoopbackCidr(cidr: Cidr): boolean {
   return cidr.address.range() === 'loopback';

@@ -5,7 +5,7 @@
  */
 import { MESH_GATEWAY, type Destination } from './istio-types.js';
 import { isHttp, type Registry } from './registry.js';
-import { selectTcpRoute, selectTlsRoute, pickDestination } from './routes.js';
+import { selectTcpRoute, selectTlsRoute, pickDestination, type ConnectionFacts } from './routes.js';
 import type { Sniffed } from './sniff.js';
 import { MAX_PORT } from '../net/port.js';
 
@@ -57,14 +57,18 @@ export function needsSniffing(registry: Registry, address: string, port: number)
   return !(byAddress && byAddress.port.protocol === 'TCP' && !registry.virtualService(byAddress.host));
 }
 
-/** Classifies a connection to `address:port` whose first bytes were `sniffed`. */
+/**
+ * Classifies a connection to `address:port` (from `source`, the client's address, which
+ * VirtualService tcp `sourceSubnet` matches) whose first bytes were `sniffed`.
+ */
 export function classifyOutbound(
   registry: Registry,
-  dst: { address: string; port: number },
+  dst: { address: string; port: number; source?: string },
   sniffed: Sniffed,
   random: () => number = Math.random,
 ): OutboundDecision {
   const port = dst.port;
+  const conn: ConnectionFacts = { port, gateway: MESH_GATEWAY, destination: dst.address, source: dst.source ?? '' };
   const sni = sniffed.kind === 'tls' ? sniffed.sni : undefined;
   const httpHost = sniffed.kind === 'http' ? sniffed.host : undefined;
 
@@ -72,13 +76,13 @@ export function classifyOutbound(
   const byAddress = registry.byAddress(dst.address, port);
   if (byAddress) {
     if (isHttp(byAddress.port.protocol) && sniffed.kind === 'http') return { action: 'http' };
-    const routed = sni ? tlsRoute(registry, sni, port, random) : tcpRoute(registry, byAddress.host, port, random);
+    const routed = sni ? tlsRoute(registry, sni, conn, random) : tcpRoute(registry, byAddress.host, conn, random);
     return routed ?? { action: 'relay', destination: { host: byAddress.host, port }, ...(sni ? { requestedName: sni } : {}) };
   }
 
   // 2. TLS: the SNI picks a VirtualService tls route or a TLS/HTTPS ServiceEntry port.
   if (sni) {
-    const routed = tlsRoute(registry, sni, port, random);
+    const routed = tlsRoute(registry, sni, conn, random);
     if (routed) return routed;
     const byName = registry.byHost(sni, port);
     if (byName && !isHttp(byName.port.protocol)) {
@@ -93,8 +97,9 @@ export function classifyOutbound(
   }
 
   // 4. An address-less TCP ServiceEntry owns its whole port.
+  //    Its VirtualService tcp routes apply as on an address's (Envoy: the 0.0.0.0:port listener).
   const tcp = registry.tcpServiceOnPort(port);
-  if (tcp) return { action: 'relay', destination: { host: tcp.host, port } };
+  if (tcp) return tcpRoute(registry, tcp.host, conn, random) ?? { action: 'relay', destination: { host: tcp.host, port } };
 
   // 5. Not in the registry.
   if (registry.mode === 'ALLOW_ANY') return { action: 'passthrough' };
@@ -102,14 +107,14 @@ export function classifyOutbound(
   return sniffed.kind === 'http' ? { action: 'http' } : { action: 'refuse' };
 }
 
-function tlsRoute(registry: Registry, sni: string, port: number, random: () => number): OutboundDecision | undefined {
+function tlsRoute(registry: Registry, sni: string, conn: ConnectionFacts, random: () => number): OutboundDecision | undefined {
   const vs = registry.virtualService(sni, MESH_GATEWAY);
-  const route = vs && selectTlsRoute(vs, { sni, port, gateway: MESH_GATEWAY });
+  const route = vs && selectTlsRoute(vs, { ...conn, sni });
   return route ? { action: 'relay', destination: pickDestination(route.route, random), requestedName: sni } : undefined;
 }
 
-function tcpRoute(registry: Registry, host: string, port: number, random: () => number): OutboundDecision | undefined {
+function tcpRoute(registry: Registry, host: string, conn: ConnectionFacts, random: () => number): OutboundDecision | undefined {
   const vs = registry.virtualService(host, MESH_GATEWAY);
-  const route = vs && selectTcpRoute(vs, { port, gateway: MESH_GATEWAY });
+  const route = vs && selectTcpRoute(vs, conn);
   return route ? { action: 'relay', destination: pickDestination(route.route, random) } : undefined;
 }

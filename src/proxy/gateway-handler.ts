@@ -75,7 +75,7 @@ export async function handleGateway(deps: GatewayDeps, socket: Socket, port: num
       (x) => x.server.tlsMode === 'PASSTHROUGH' && x.server.hosts.some((h) => hostMatches(h, sni)),
     );
     const vs = match && registry.virtualService(sni, match.gateway);
-    const route = vs && match && selectTlsRoute(vs, { sni, port, gateway: match.gateway });
+    const route = vs && match && selectTlsRoute(vs, { sni, port, gateway: match.gateway, destination: local.address, source: remote.address });
     if (route) {
       try {
         const upstream = await deps.resolver.resolve(registry, pickDestination(route.route), local, sni);

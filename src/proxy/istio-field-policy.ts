@@ -151,11 +151,11 @@ export const FIELD_POLICY: readonly FieldRule[] = [
   { kind: 'VirtualService', path: 'spec.tcp[].match[].gateways', verdict: 'implemented', reason: '' },
   { kind: 'VirtualService', path: 'spec.tcp[].route', verdict: 'implemented', reason: '' },
   ...['tls', 'tcp'].flatMap((r) => [
-    { kind: 'VirtualService', path: `spec.${r}[].match[].destinationSubnets`, verdict: 'reject', reason: `${LATER}; ignoring it would widen the match` },
+    { kind: 'VirtualService', path: `spec.${r}[].match[].destinationSubnets`, verdict: 'implemented', reason: "the connection's original destination (a gateway's own address) must lie in one of them" },
     { kind: 'VirtualService', path: `spec.${r}[].match[].sourceLabels`, verdict: 'reject', reason: NO_LABELS },
     { kind: 'VirtualService', path: `spec.${r}[].match[].sourceNamespace`, verdict: 'reject', reason: 'needs the namespace of the client workload; ignoring it would widen the match' },
   ] as FieldRule[]),
-  { kind: 'VirtualService', path: 'spec.tcp[].match[].sourceSubnet', verdict: 'reject', reason: `${LATER}; ignoring it would widen the match` },
+  { kind: 'VirtualService', path: 'spec.tcp[].match[].sourceSubnet', verdict: 'implemented', reason: "the connection's source address must lie in it" },
   ...['http', 'tls', 'tcp'].flatMap((r) => [
     { kind: 'VirtualService', path: `spec.${r}[].route[].destination`, verdict: 'implemented', reason: '' },
     { kind: 'VirtualService', path: `spec.${r}[].route[].destination.host`, verdict: 'implemented', reason: '' },

@@ -3,6 +3,7 @@
  * Field names follow Istio's YAML (camelCase as written in the seeds); everything here has
  * already been validated by istio-yaml.ts, so consumers never re-check shapes.
  */
+import type { Cidr } from '../net/cidr.js';
 
 /** Istio's `outboundTrafficPolicy.mode`: what happens to destinations not in the registry. */
 export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
@@ -184,6 +185,8 @@ export interface TlsMatch {
   sniHosts: string[];
   port?: number;
   gateways?: string[];
+  /** The connection's original destination must lie in one of them. */
+  destinationSubnets?: Cidr[];
 }
 
 export interface TlsRoute {
@@ -191,8 +194,17 @@ export interface TlsRoute {
   route: RouteDestination[];
 }
 
+export interface TcpMatch {
+  port?: number;
+  gateways?: string[];
+  /** The connection's original destination must lie in one of them. */
+  destinationSubnets?: Cidr[];
+  /** The connection's source address must lie in it. */
+  sourceSubnet?: Cidr;
+}
+
 export interface TcpRoute {
-  match: { port?: number; gateways?: string[] }[];
+  match: TcpMatch[];
   route: RouteDestination[];
 }
 

@@ -13,7 +13,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
 import { yamlDocument, yamlDocuments, YamlInputError } from '../config/yaml-input.js';
 import { ValidationError, valueText } from '../errors/index.js';
-import { parseCidr, isAddress } from '../net/cidr.js';
+import { parseCidr, isAddress, type Cidr } from '../net/cidr.js';
 import { goDurationMs } from '../config/value-parsers.js';
 import { isPort, portFromText } from '../net/port.js';
 import { printable } from './istio-field-error.js';
@@ -104,6 +104,19 @@ function port(v: unknown, p: Path): number {
   const n = typeof v === 'string' ? portFromText(v) : v;
   if (!isPort(n)) p.fail(v, 'a port number 1-65535');
   return n;
+}
+
+/** An address or CIDR, as Istio's destinationSubnets and sourceSubnet take them. */
+function subnet(v: unknown, p: Path): Cidr {
+  const cidr = typeof v === 'string' ? parseCidr(v) : undefined;
+  return cidr ?? p.fail(v, 'an IP address or CIDR (192.0.2.0/24, 2001:db8::/32)');
+}
+
+/** destinationSubnets: undefined when absent or empty (an empty list matches everything). */
+function optSubnets(v: unknown, p: Path): Cidr[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const cidrs = list(v, p).map((item, i) => subnet(item, p.at(i)));
+  return cidrs.length > 0 ? cidrs : undefined;
 }
 
 function optPort(v: unknown, p: Path): number | undefined {
@@ -450,7 +463,8 @@ function readVirtualService(spec: Obj, p: Path, name: string, namespace: string)
       if (sniHosts.length === 0) mp.at('sniHosts').fail(mo['sniHosts'], 'at least one SNI host');
       const mport = optPort(mo['port'], mp.at('port'));
       const gws = gatewayRefs(mo['gateways'], mp.at('gateways'));
-      return { sniHosts, ...(mport !== undefined ? { port: mport } : {}), ...(gws ? { gateways: gws } : {}) };
+      const subnets = optSubnets(mo['destinationSubnets'], mp.at('destinationSubnets'));
+      return { sniHosts, ...(mport !== undefined ? { port: mport } : {}), ...(gws ? { gateways: gws } : {}), ...(subnets ? { destinationSubnets: subnets } : {}) };
     });
     if (match.length === 0) tp.at('match').fail(o['match'], 'at least one match with sniHosts');
     return { match, route: readDestinations(o['route'], tp.at('route')) };
@@ -463,7 +477,14 @@ function readVirtualService(spec: Obj, p: Path, name: string, namespace: string)
       const mo = obj(m, mp);
       const mport = optPort(mo['port'], mp.at('port'));
       const gws = gatewayRefs(mo['gateways'], mp.at('gateways'));
-      return { ...(mport !== undefined ? { port: mport } : {}), ...(gws ? { gateways: gws } : {}) };
+      const subnets = optSubnets(mo['destinationSubnets'], mp.at('destinationSubnets'));
+      const source = mo['sourceSubnet'] === undefined ? undefined : subnet(mo['sourceSubnet'], mp.at('sourceSubnet'));
+      return {
+        ...(mport !== undefined ? { port: mport } : {}),
+        ...(gws ? { gateways: gws } : {}),
+        ...(subnets ? { destinationSubnets: subnets } : {}),
+        ...(source ? { sourceSubnet: source } : {}),
+      };
     });
     return { match, route: readDestinations(o['route'], tp.at('route')) };
   });

@@ -120,7 +120,7 @@ export async function handleOutbound(deps: OutboundDeps, socket: Socket): Promis
     }
   }
   if (sniffed.sniffed.kind === 'tls' && sniffed.sniffed.sni) info.sni = sniffed.sniffed.sni;
-  let decision = classifyOutbound(registry, dst, sniffed.sniffed);
+  let decision = classifyOutbound(registry, { ...dst, source: info.downstreamRemote.address }, sniffed.sniffed);
   if (decision.action === 'http' && sniffed.ended) {
     // The client already sent its FIN: Node's HTTP server cannot take a finished stream, so
     // treat the bytes as TCP (rare: a one-shot request written with shutdown()).

@@ -4,6 +4,7 @@
  * block AND-ed), then a weighted pick among its destinations. HTTP matchers follow Envoy's
  * route matching as Istio configures it (header values joined by ",", regex = RE2 full match).
  */
+import { cidrContains, type Cidr } from '../net/cidr.js';
 import { hostMatches } from './host-table.js';
 import { fullMatchRegex } from './re2-match.js';
 import type {
@@ -120,27 +121,46 @@ export function selectHttpRouteMatch(vs: VirtualService, req: HttpRequestFacts):
   return undefined;
 }
 
-/** The first TLS route of `vs` matching SNI, port and gateway, if any. */
-export function selectTlsRoute(
-  vs: VirtualService,
-  facts: { sni: string; port: number; gateway: string },
-): TlsRoute | undefined {
+/** What an L4 (TLS or TCP) match looks at: the connection's addresses, port and gateway. */
+export interface ConnectionFacts {
+  port: number;
+  gateway: string;
+  /** The original destination address (a gateway's own address for gateway connections). */
+  destination: string;
+  /** The client's address. */
+  source: string;
+}
+
+/** Istio's destinationSubnets: absent matches any destination, else one must hold it. */
+function destinationMatches(subnets: readonly Cidr[] | undefined, destination: string): boolean {
+  return subnets === undefined || subnets.some((c) => cidrContains(c, destination));
+}
+
+/** The first TLS route of `vs` matching SNI, port, gateway and destination, if any. */
+export function selectTlsRoute(vs: VirtualService, facts: ConnectionFacts & { sni: string }): TlsRoute | undefined {
   return vs.tls.find((r) =>
     r.match.some(
       (m) =>
         m.sniHosts.some((h) => hostMatches(h, facts.sni)) &&
         (m.port === undefined || m.port === facts.port) &&
-        gatewayMatches(m.gateways, facts.gateway),
+        gatewayMatches(m.gateways, facts.gateway) &&
+        destinationMatches(m.destinationSubnets, facts.destination),
     ),
   );
 }
 
-/** The first TCP route of `vs` matching port and gateway, if any. */
-export function selectTcpRoute(vs: VirtualService, facts: { port: number; gateway: string }): TcpRoute | undefined {
+/** The first TCP route of `vs` matching port, gateway, destination and source, if any. */
+export function selectTcpRoute(vs: VirtualService, facts: ConnectionFacts): TcpRoute | undefined {
   return vs.tcp.find(
     (r) =>
       r.match.length === 0 ||
-      r.match.some((m) => (m.port === undefined || m.port === facts.port) && gatewayMatches(m.gateways, facts.gateway)),
+      r.match.some(
+        (m) =>
+          (m.port === undefined || m.port === facts.port) &&
+          gatewayMatches(m.gateways, facts.gateway) &&
+          destinationMatches(m.destinationSubnets, facts.destination) &&
+          (m.sourceSubnet === undefined || cidrContains(m.sourceSubnet, facts.source)),
+      ),
   );
 }
 

@@ -165,3 +165,76 @@ test('the ports the splice relay gets are those where no registry step could cla
   const byAddress = unseenPassthroughPorts(registry(seed.meshMode('ALLOW_ANY'), tcpByAddress));
   t.deepEqual([byAddress[5431], byAddress[5432], byAddress[5433]], [1, 0, 1]);
 });
+
+const dbRoutes = (match: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: db-split
+spec:
+  hosts: [db.example.com]
+  tcp:
+  - match: [${match}]
+    route: [{destination: {host: db-replica.example.com, port: {number: 5432}}}]
+  - route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+`;
+const relayTo = (host: string) => ({ action: 'relay', destination: { host, port: 5432 } });
+
+test('tcp routes: destinationSubnets match the original destination, sourceSubnet the client (both families, IPv4-mapped too)', (t) => {
+  const r = registry(seed.meshMode('REGISTRY_ONLY'), tcpByAddress, dbRoutes('{destinationSubnets: [192.0.2.128/25, "2001:db8:5:1::/64"]}'));
+  t.deepEqual(classifyOutbound(r, dst('192.0.2.200', 5432), { kind: 'other' }), relayTo('db-replica.example.com'));
+  t.deepEqual(classifyOutbound(r, dst('::ffff:192.0.2.200', 5432), { kind: 'other' }), relayTo('db-replica.example.com'));
+  t.deepEqual(classifyOutbound(r, dst('192.0.2.20', 5432), { kind: 'other' }), relayTo('db.example.com'));
+  t.deepEqual(classifyOutbound(r, dst('2001:db8:5:1::9', 5432), { kind: 'other' }), relayTo('db-replica.example.com'));
+  t.deepEqual(classifyOutbound(r, dst('2001:db8:5:2::9', 5432), { kind: 'other' }), relayTo('db.example.com'));
+  // With a VirtualService the decision needs the bytes' absence of TLS: the sniff runs.
+  t.true(needsSniffing(r, '192.0.2.200', 5432));
+
+  const bySource = registry(seed.meshMode('REGISTRY_ONLY'), tcpByAddress, dbRoutes('{sourceSubnet: 100.64.7.0/24, port: 5432}'));
+  t.deepEqual(classifyOutbound(bySource, { ...dst('192.0.2.20', 5432), source: '100.64.7.9' }, { kind: 'other' }), relayTo('db-replica.example.com'));
+  t.deepEqual(classifyOutbound(bySource, { ...dst('192.0.2.20', 5432), source: '::ffff:100.64.7.9' }, { kind: 'other' }), relayTo('db-replica.example.com'));
+  t.deepEqual(classifyOutbound(bySource, { ...dst('192.0.2.20', 5432), source: '100.64.8.9' }, { kind: 'other' }), relayTo('db.example.com'));
+  t.deepEqual(classifyOutbound(bySource, dst('192.0.2.20', 5432), { kind: 'other' }), relayTo('db.example.com'), 'no source known: a sourceSubnet match cannot hold');
+});
+
+test('tcp routes apply to an address-less TCP ServiceEntry too (its whole port)', (t) => {
+  const addressless = tcpByAddress.replace('  addresses: [192.0.2.0/24, "2001:db8:5::/48"]\n', '');
+  const r = registry(seed.meshMode('REGISTRY_ONLY'), addressless, dbRoutes('{destinationSubnets: [198.51.100.0/24]}'));
+  t.deepEqual(classifyOutbound(r, dst('198.51.100.7', 5432), { kind: 'other' }), relayTo('db-replica.example.com'));
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.7', 5432), { kind: 'other' }), relayTo('db.example.com'));
+});
+
+test('tls routes: destinationSubnets narrow an SNI match', (t) => {
+  const vs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: wiki
+spec:
+  hosts: ["*.wikipedia.org"]
+  tls:
+  - match: [{sniHosts: [en.wikipedia.org], destinationSubnets: [203.0.113.0/28]}]
+    route: [{destination: {host: mirror.wikipedia.org, port: {number: 443}}}]
+`;
+  const r = registry(seed.meshMode('REGISTRY_ONLY'), wildcardTls, vs);
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.5', 443), { kind: 'tls', sni: 'en.wikipedia.org' }), {
+    action: 'relay',
+    destination: { host: 'mirror.wikipedia.org', port: 443 },
+    requestedName: 'en.wikipedia.org',
+  });
+  t.deepEqual(classifyOutbound(r, dst('203.0.113.50', 443), { kind: 'tls', sni: 'en.wikipedia.org' }), {
+    action: 'relay',
+    destination: { host: '*.wikipedia.org', port: 443 },
+    requestedName: 'en.wikipedia.org',
+  });
+});
+
+test('destinationSubnets and sourceSubnet that are not addresses are errors naming the field', (t) => {
+  for (const [match, field] of [
+    ['{destinationSubnets: [192.0.2.0/33]}', 'destinationSubnets[0]'],
+    ['{destinationSubnets: 192.0.2.0/24}', 'destinationSubnets'],
+    ['{sourceSubnet: [100.64.0.0/10]}', 'sourceSubnet'],
+    ['{sourceSubnet: "not-an-ip"}', 'sourceSubnet'],
+  ] as const) {
+    const err = t.throws(() => registry(tcpByAddress, dbRoutes(match)));
+    t.true(err!.message.includes(`spec.tcp[0].match[0].${field}`), err!.message);
+  }
+});
