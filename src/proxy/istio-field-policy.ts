@@ -65,7 +65,7 @@ export const FIELD_POLICY: readonly FieldRule[] = [
   { kind: 'ServiceEntry', path: 'spec.endpoints[].ports', verdict: 'implemented', reason: 'per-port-name upstream port' },
   { kind: 'ServiceEntry', path: 'spec.endpoints[].ports.*', verdict: 'implemented', reason: '' },
   { kind: 'ServiceEntry', path: 'spec.endpoints[].labels', verdict: 'warn', reason: 'only DestinationRule subsets read endpoint labels, and subset labels are rejected' },
-  { kind: 'ServiceEntry', path: 'spec.endpoints[].weight', verdict: 'reject', reason: `weighted endpoint choice ${LATER}; endpoints are used round-robin` },
+  { kind: 'ServiceEntry', path: 'spec.endpoints[].weight', verdict: 'implemented', reason: 'load-balancing weight (0 means 1): weighted round robin, weighted random, least request by weight / (active + 1)' },
   { kind: 'ServiceEntry', path: 'spec.endpoints[].locality', verdict: 'warn', reason: 'Istio balances by locality only with outlierDetection, which is rejected' },
   { kind: 'ServiceEntry', path: 'spec.endpoints[].network', verdict: 'warn', reason: 'one network: every endpoint is reached directly' },
   { kind: 'ServiceEntry', path: 'spec.endpoints[].serviceAccount', verdict: 'warn', reason: 'used for Istio mutual TLS, which interpose proxy does not originate' },

@@ -29,6 +29,8 @@ export interface WorkloadEntryEndpoint {
   ports?: Record<string, number>;
   /** What DestinationRule subsets select this endpoint by. */
   labels?: Record<string, string>;
+  /** Load-balancing weight (Istio's uint32; 0 or absent means 1). */
+  weight?: number;
 }
 
 export interface ServiceEntry {

@@ -312,7 +312,16 @@ function readServiceEntry(spec: Obj, p: Path, name: string, namespace: string): 
     const epPorts: Record<string, number> = {};
     for (const [k, v] of Object.entries(portsObj ?? {})) epPorts[k] = port(v, ep.at('ports').at(k));
     const labels = readLabels(o['labels'], ep.at('labels'));
-    return { address, ...(portsObj ? { ports: epPorts } : {}), ...(Object.keys(labels).length > 0 ? { labels } : {}) };
+    const weight = o['weight'] ?? undefined;
+    if (weight !== undefined && (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 0xffffffff)) {
+      ep.at('weight').fail(weight, 'an integer 0-4294967295 (0 means 1)');
+    }
+    return {
+      address,
+      ...(portsObj ? { ports: epPorts } : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      ...(weight !== undefined ? { weight: weight as number } : {}),
+    };
   });
   if (resolution === 'STATIC' && endpoints.length === 0) p.at('endpoints').fail([], 'at least one endpoint (resolution STATIC)');
   if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && endpoints.length === 0) {

@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { clusterName, type Registry } from './registry.js';
 import { formatHostPort } from './address-format.js';
 import type { Destination } from './istio-types.js';
-import { pickEndpoint } from './load-balancer.js';
+import { endpointWeight, pickEndpoint } from './load-balancer.js';
 import { ClusterStates, type UpstreamPolicy } from './upstream-call.js';
 
 export interface Upstream {
@@ -44,9 +44,12 @@ interface Candidate {
   address: string;
   port: number;
   labels?: Record<string, string>;
+  /** The endpoint's load-balancing weight (1 unless its ServiceEntry endpoint says more). */
+  weight?: number;
 }
 
 const endpointKey = (c: Candidate) => formatHostPort(c.address, c.port);
+const weightOf = (c: Candidate) => c.weight ?? 1;
 
 export class UpstreamResolver {
   private readonly cache = new Map<string, { addresses: string[]; expires: number }>();
@@ -94,7 +97,12 @@ export class UpstreamResolver {
     } else if (entry.resolution === 'NONE') {
       candidates = [{ address: original.address, port: dest.port ?? original.port }];
     } else if (entry.endpoints.length > 0) {
-      candidates = entry.endpoints.map((ep) => ({ address: ep.address, port: targetPort(servicePort?.name, ep.ports), ...(ep.labels ? { labels: ep.labels } : {}) }));
+      candidates = entry.endpoints.map((ep) => ({
+        address: ep.address,
+        port: targetPort(servicePort?.name, ep.ports),
+        ...(ep.labels ? { labels: ep.labels } : {}),
+        weight: endpointWeight(ep.weight),
+      }));
     } else {
       const name = dest.host.startsWith('*') ? requestedName ?? dest.host : dest.host;
       const addrs = await this.resolveName(name).catch(() => []);
@@ -104,7 +112,10 @@ export class UpstreamResolver {
 
     let chosen: Candidate;
     if (!policy) {
-      chosen = candidates[this.roundRobin++ % candidates.length]!;
+      // Weighted endpoints need the cluster's round-robin credits; equal ones the shared counter.
+      chosen = candidates.some((c) => weightOf(c) !== 1)
+        ? pickEndpoint(candidates, endpointKey, 'ROUND_ROBIN', this.clusters.get(cluster).balancer, Math.random, weightOf)
+        : candidates[this.roundRobin++ % candidates.length]!;
     } else {
       const labels = policy.subsetLabels;
       const inSubset = labels ? candidates.filter((c) => Object.entries(labels).every(([k, v]) => c.labels?.[k] === v)) : candidates;
@@ -112,7 +123,7 @@ export class UpstreamResolver {
       const healthy = inSubset.filter((c) => !this.clusters.isEjected(cluster, policy, endpointKey(c)));
       // Istio sets no panic threshold: with every endpoint ejected there is no healthy upstream.
       if (healthy.length === 0) throw new NoUpstreamError(cluster, 'UH', 'every endpoint is ejected by outlier detection');
-      chosen = pickEndpoint(healthy, endpointKey, policy.loadBalancer ?? 'ROUND_ROBIN', this.clusters.get(cluster).balancer);
+      chosen = pickEndpoint(healthy, endpointKey, policy.loadBalancer ?? 'ROUND_ROBIN', this.clusters.get(cluster).balancer, Math.random, weightOf);
       const sniHost = requestedName ?? dest.host;
       const upstream = await this.addressOf(chosen, cluster);
       return { ...upstream, policy: this.clusters.policyFor(cluster, policy, endpointKey(chosen), inSubset.length, sniHost) };

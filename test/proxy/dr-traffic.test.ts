@@ -206,3 +206,20 @@ spec:
   await curl('shop.test');
   t.is(parseLogLine(await proxy.nextAccessLog(/"GET \/ HTTP\/1\.1" 200/, mark)).cluster, 'outbound|80|v1|shop.test');
 });
+
+kernelTest('ServiceEntry endpoint weights: round robin gives each endpoint its weight\'s share of every cycle, with or without a DestinationRule', async (t) => {
+  const weighted = entry('weighted.test', 8080, `[{address: ${A}, weight: 3}, {address: ${B}, weight: 1}]`);
+  for (const resources of [[weighted], [weighted, rule('weighted.test', '  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n')]]) {
+    await apply(...resources);
+    const servers: string[] = [];
+    for (let i = 0; i < 8; i++) servers.push(serverOf((await curl('weighted.test')).body));
+    // Two whole cycles of 3 + 1: exactly six answers from a and two from b.
+    t.is(servers.filter((s) => s === 'a').length, 6, servers.join(' '));
+    t.is(servers.filter((s) => s === 'b').length, 2, servers.join(' '));
+  }
+  // weight 0 means 1, as Istio sends it to Envoy: equal shares.
+  await apply(entry('weighted.test', 8080, `[{address: ${A}, weight: 0}, {address: ${B}}]`));
+  const equal: string[] = [];
+  for (let i = 0; i < 4; i++) equal.push(serverOf((await curl('weighted.test')).body));
+  t.is(equal.filter((s) => s === 'a').length, 2, equal.join(' '));
+});
