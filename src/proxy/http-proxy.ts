@@ -362,7 +362,7 @@ export class HttpProxy {
       if (socket.connecting) {
         const connectTimer = setTimeout(
           () => upReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
-          this.options.connectTimeoutMs,
+          upstream.policy?.connectTimeoutMs ?? this.options.connectTimeoutMs,
         );
         socket.once('connect', () => clearTimeout(connectTimer));
         socket.once('close', () => clearTimeout(connectTimer));

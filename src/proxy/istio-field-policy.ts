@@ -210,6 +210,7 @@ function trafficPolicyRows(at: string, top: boolean): FieldRule[] {
     dr('.connectionPool', 'implemented', 'HTTP requests to the cluster; overflow is 503 UO'),
     dr('.connectionPool.tcp', 'implemented', ''),
     dr('.connectionPool.tcp.maxConnections', 'implemented', 'connections to the cluster (HTTP ports)'),
+    dr('.connectionPool.tcp.connectTimeout', 'implemented', 'the connect to an endpoint of the cluster (HTTP ports); beyond it the attempt fails as a connect failure (UF, retried by the route\'s policy)'),
     dr('.connectionPool.http', 'implemented', ''),
     dr('.connectionPool.http.http1MaxPendingRequests', 'implemented', 'requests waiting for a connection; beyond it 503 UO'),
     dr('.connectionPool.http.maxRequestsPerConnection', 'implemented', 'a connection is closed after this many requests'),

@@ -239,6 +239,8 @@ export interface ClientTls {
 /** DestinationRule `connectionPool`, the fields interpose implements (unset = Envoy's "unlimited"). */
 export interface ConnectionPool {
   maxConnections?: number;
+  /** tcp.connectTimeout: how long a connect to an endpoint may take (default: --connect-timeout). */
+  connectTimeoutMs?: number;
   http1MaxPendingRequests?: number;
   maxRequestsPerConnection?: number;
 }

@@ -556,7 +556,9 @@ function readTrafficPolicy(o: Obj, p: Path): TrafficPolicy {
     const maxConnections = count(tcp['maxConnections'], cp.at('tcp.maxConnections'));
     const http1MaxPendingRequests = count(http['http1MaxPendingRequests'], cp.at('http.http1MaxPendingRequests'));
     const maxRequestsPerConnection = count(http['maxRequestsPerConnection'], cp.at('http.maxRequestsPerConnection'));
+    const connectTimeoutMs = optDuration(tcp['connectTimeout'], cp.at('tcp.connectTimeout'));
     out.connectionPool = {
+      ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
       // Istio: 0 means "not set" (Envoy's default, effectively unlimited) for these fields.
       ...(maxConnections ? { maxConnections } : {}),
       ...(http1MaxPendingRequests ? { http1MaxPendingRequests } : {}),

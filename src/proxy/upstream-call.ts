@@ -18,6 +18,8 @@ import { agentTlsOptions, requestTlsOptions, systemCaBundle, transportFailureRea
 export interface UpstreamPolicy {
   /** Starts a request; undefined when the connection pool overflows (503 UO). */
   start(): UpstreamCall | undefined;
+  /** connectionPool.tcp.connectTimeout, when the DestinationRule sets it. */
+  readonly connectTimeoutMs?: number;
 }
 
 export interface UpstreamCall {
@@ -105,6 +107,7 @@ export class ClusterStates {
     const pool = policy.connectionPool;
     const limit = (pool?.maxConnections ?? UNLIMITED) + (pool?.http1MaxPendingRequests ?? UNLIMITED);
     return {
+      ...(pool?.connectTimeoutMs !== undefined ? { connectTimeoutMs: pool.connectTimeoutMs } : {}),
       start: () => {
         if (state.inFlight >= limit) return undefined;
         state.inFlight++;

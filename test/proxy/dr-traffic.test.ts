@@ -25,6 +25,8 @@ const A = '203.0.113.31';
 const MTLS = '203.0.113.32';
 const B = '203.0.113.33';
 const FAILING = '203.0.113.34';
+/** An endpoint whose SYNs the world drops: a connect to it never completes. */
+const SILENT = '203.0.113.35';
 
 let world: World;
 let proxy: ProxyProcess;
@@ -35,7 +37,8 @@ let upstreams: ResultPromise | undefined;
 test.before(async () => {
   if (!isRoot) return;
   world = await World.create({ prefix: 'dr' });
-  for (const a of [A, MTLS, B, FAILING]) await world.inWorld(['ip', 'addr', 'add', `${a}/32`, 'dev', 'lo']);
+  for (const a of [A, MTLS, B, FAILING, SILENT]) await world.inWorld(['ip', 'addr', 'add', `${a}/32`, 'dev', 'lo']);
+  await world.inWorld(['iptables', '-A', 'INPUT', '-d', SILENT, '-p', 'tcp', '-j', 'DROP']);
   const dir = join(world.dir, 'dr-ca');
   mkdirSync(dir);
   ca = await createTestCa(dir, ['svc.test', 'client.test']);
@@ -222,4 +225,17 @@ kernelTest('ServiceEntry endpoint weights: round robin gives each endpoint its w
   const equal: string[] = [];
   for (let i = 0; i < 4; i++) equal.push(serverOf((await curl('weighted.test')).body));
   t.is(equal.filter((s) => s === 'a').length, 2, equal.join(' '));
+});
+
+kernelTest('connectionPool.tcp.connectTimeout bounds the connect to an endpoint that never answers: 503 UF,URX long before the proxy\'s 10 s default', async (t) => {
+  const silent = entry('silent.test', 8080, `[{address: ${SILENT}}]`);
+  await apply(silent, rule('silent.test', '  trafficPolicy: {connectionPool: {tcp: {connectTimeout: 200ms}}}\n'));
+  const mark = proxy.accessLog.length;
+  // Three tries of 200 ms (Istio's default retries) fit in curl's 5 s; three of the proxy's
+  // default 10 s would not, and curl would give up with no status (000).
+  const r = await curl('silent.test', '/', ['-m', '5']);
+  t.is(r.code, '503', r.body);
+  const line = await proxy.nextAccessLog(/"GET \/ HTTP\/1\.1" 503/, mark);
+  t.regex(line, / 503 UF,URX /);
+  t.true(line.includes(`outbound|80||silent.test`), line);
 });
