@@ -214,6 +214,7 @@ function trafficPolicyRows(at: string, top: boolean): FieldRule[] {
     dr('.connectionPool.http', 'implemented', ''),
     dr('.connectionPool.http.http1MaxPendingRequests', 'implemented', 'requests waiting for a connection; beyond it 503 UO'),
     dr('.connectionPool.http.maxRequestsPerConnection', 'implemented', 'a connection is closed after this many requests'),
+    dr('.connectionPool.http.idleTimeout', 'implemented', 'a pooled connection to the cluster idle this long is closed (default 60 s)'),
     dr('.connectionPool', 'reject', LATER),
     dr('.outlierDetection', 'implemented', 'per endpoint of the cluster, Envoy\'s defaults (5 consecutive 5xx, 10s, 30s, 10%)'),
     ...['consecutive5xxErrors', 'consecutiveGatewayErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent'].map((f) =>

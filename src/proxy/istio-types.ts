@@ -241,6 +241,8 @@ export interface ConnectionPool {
   maxConnections?: number;
   /** tcp.connectTimeout: how long a connect to an endpoint may take (default: --connect-timeout). */
   connectTimeoutMs?: number;
+  /** http.idleTimeout: a pooled upstream connection idle this long is closed. */
+  idleTimeoutMs?: number;
   http1MaxPendingRequests?: number;
   maxRequestsPerConnection?: number;
 }

@@ -557,8 +557,10 @@ function readTrafficPolicy(o: Obj, p: Path): TrafficPolicy {
     const http1MaxPendingRequests = count(http['http1MaxPendingRequests'], cp.at('http.http1MaxPendingRequests'));
     const maxRequestsPerConnection = count(http['maxRequestsPerConnection'], cp.at('http.maxRequestsPerConnection'));
     const connectTimeoutMs = optDuration(tcp['connectTimeout'], cp.at('tcp.connectTimeout'));
+    const idleTimeoutMs = optDuration(http['idleTimeout'], cp.at('http.idleTimeout'));
     out.connectionPool = {
       ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
+      ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       // Istio: 0 means "not set" (Envoy's default, effectively unlimited) for these fields.
       ...(maxConnections ? { maxConnections } : {}),
       ...(http1MaxPendingRequests ? { http1MaxPendingRequests } : {}),

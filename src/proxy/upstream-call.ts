@@ -61,7 +61,10 @@ class ClusterState {
   agentOf(policy: ClusterPolicy): HttpAgent {
     if (this.agent && this.agentFor && sameConnections(this.agentFor, policy)) return this.agent;
     const maxConnections = policy.connectionPool?.maxConnections;
-    const base = { keepAlive: true, scheduling: 'lifo' as const, timeout: 60_000, ...(maxConnections ? { maxSockets: maxConnections, maxTotalSockets: maxConnections } : {}) };
+    // The agent's socket timeout closes a pooled connection once it has been idle that long
+    // (Node's agent destroys only free sockets on timeout; a slow answer is the route's business).
+    const idleMs = policy.connectionPool?.idleTimeoutMs ?? 60_000;
+    const base = { keepAlive: true, scheduling: 'lifo' as const, timeout: idleMs, ...(maxConnections ? { maxSockets: maxConnections, maxTotalSockets: maxConnections } : {}) };
     const agent = policy.tls ? new HttpsAgent({ ...base, ...agentTlsOptions(policy.tls, systemCaBundle) }) : new HttpAgent(base);
     this.agent = limitReuse(agent, policy.connectionPool?.maxRequestsPerConnection);
     this.agentFor = policy;

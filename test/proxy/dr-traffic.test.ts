@@ -239,3 +239,18 @@ kernelTest('connectionPool.tcp.connectTimeout bounds the connect to an endpoint 
   t.regex(line, / 503 UF,URX /);
   t.true(line.includes(`outbound|80||silent.test`), line);
 });
+
+kernelTest('connectionPool.http.idleTimeout closes a pooled upstream connection once idle that long; without it the connection is reused', async (t) => {
+  const pooled = entry('idle.test', 8080, `[{address: ${A}}]`);
+  const portsWith = async (pool: string) => {
+    await apply(pooled, rule('idle.test', `  trafficPolicy: {connectionPool: {${pool}}}\n`));
+    const first = (JSON.parse((await curl('idle.test')).body) as { clientPort: number }).clientPort;
+    await new Promise((r) => setTimeout(r, 700));
+    const second = (JSON.parse((await curl('idle.test')).body) as { clientPort: number }).clientPort;
+    return [first, second];
+  };
+  const [kept1, kept2] = await portsWith('http: {maxRequestsPerConnection: 100}');
+  t.is(kept2, kept1, 'without idleTimeout the second request reuses the connection');
+  const [idle1, idle2] = await portsWith('http: {maxRequestsPerConnection: 100, idleTimeout: 200ms}');
+  t.not(idle2, idle1, 'after 700 ms idle the 200 ms idleTimeout closed the connection');
+});
