@@ -46,6 +46,27 @@ async function tcpServer(port: number, on: (query: Buffer, write: (b: Buffer) =>
   return server;
 }
 
+/**
+ * A UDP and a TCP nameserver on one port, as a real nameserver listens. The UDP port is the
+ * kernel's choice; the TCP one of the same number may be taken by another process meanwhile
+ * (EADDRINUSE on a busy machine), so the pair is tried again on a new port.
+ */
+async function udpAndTcpServers(
+  udpAnswer: (query: Buffer) => Buffer | undefined,
+  onTcp: (query: Buffer, write: (b: Buffer) => void, end: () => void) => void,
+): Promise<{ port: number; udp: Socket; tcp: Server }> {
+  for (let attempt = 1; ; attempt++) {
+    const udp = await udpServer(udpAnswer);
+    const port = (udp.address() as AddressInfo).port;
+    try {
+      return { port, udp, tcp: await tcpServer(port, onTcp) };
+    } catch (err) {
+      udp.close();
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 20) throw err;
+    }
+  }
+}
+
 const client = (port: number, timeoutMs = 2000) => new UpstreamClient({ nameservers: ['127.0.0.1'], timeoutMs, port });
 
 test('a UDP reply is the answer; a truncated one is asked again over TCP', async (t) => {
@@ -56,11 +77,8 @@ test('a UDP reply is the answer; a truncated one is asked again over TCP', async
   t.is(answer.protocol, 'udp');
   t.is((answer.packet.answers?.[0] as { data: string }).data, '192.0.2.1');
 
-  const truncating = await udpServer((q) => reply(q, '192.0.2.2', true));
-  t.teardown(() => truncating.close());
-  const tport = (truncating.address() as AddressInfo).port;
-  const tcp = await tcpServer(tport, (q, write) => write(reply(q, '192.0.2.3')));
-  t.teardown(() => tcp.close());
+  const { port: tport, udp: truncating, tcp } = await udpAndTcpServers((q) => reply(q, '192.0.2.2', true), (q, write) => write(reply(q, '192.0.2.3')));
+  t.teardown(() => (truncating.close(), tcp.close()));
   const whole = await client(tport).query(query, question, false);
   t.is(whole.protocol, 'tcp');
   t.is((whole.packet.answers?.[0] as { data: string }).data, '192.0.2.3');

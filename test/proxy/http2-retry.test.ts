@@ -27,8 +27,8 @@ const status = (code: grpc.status) => Object.assign(new Error(grpc.status[code])
  * An Echo server whose Unary answers by request: `<STATUS>-once` fails with that gRPC status on
  * its first call (per request text), `<STATUS>-always` on every call, `<STATUS>-late` on every
  * call but in trailers after its headers (not trailers-only), `slow-once` answers its
- * first call after 1 s; anything else is answered at once. Every call's x-envoy-attempt-count
- * is kept per request text.
+ * first call after 3 s; anything else is answered at once. Slow answers after 2 s. Every
+ * call's x-envoy-attempt-count is kept per request text (Slow's as `slow:<text>`).
  */
 async function flakyGrpcServer(t: ExecutionContext): Promise<{ port: number; attempts: Map<string, string[]> }> {
   const attempts = new Map<string, string[]>();
@@ -41,8 +41,13 @@ async function flakyGrpcServer(t: ExecutionContext): Promise<{ port: number; att
       const code = grpc.status[name as keyof typeof grpc.status] as grpc.status | undefined;
       if (code !== undefined && when === 'late') call.sendMetadata(new grpc.Metadata());
       if (code !== undefined && (when === 'always' || when === 'late' || seen.length === 1)) return cb(status(code));
-      if (call.request === 'slow-once' && seen.length === 1) return void setTimeout(() => cb(null, 'late'), 1000).unref();
+      if (call.request === 'slow-once' && seen.length === 1) return void setTimeout(() => cb(null, 'late'), 3000).unref();
       cb(null, `hi ${call.request}`);
+    },
+    slow: (call: grpc.ServerUnaryCall<string, string>, cb: grpc.sendUnaryData<string>) => {
+      const key = `slow:${call.request}`;
+      attempts.set(key, [...(attempts.get(key) ?? []), String(call.metadata.get('x-envoy-attempt-count')[0])]);
+      setTimeout(() => cb(null, 'late'), 2000).unref();
     },
   });
   return { port, attempts };
@@ -104,9 +109,9 @@ test('gRPC perTryTimeout: a stalled try is retried, the last one answers DEADLIN
   const up = await flakyGrpcServer(t);
   const yaml =
     header(entry('grpc.example.com', up.port, 'GRPC')) +
-    matchedRoute('grpc.example.com', '{prefix: /}', 'retries: {attempts: 1, perTryTimeout: 300ms, retryOn: 5xx}') +
+    matchedRoute('grpc.example.com', '{prefix: /}', 'retries: {attempts: 1, perTryTimeout: 1s, retryOn: 5xx}') +
     `---\n${entry('deadline.example.com', up.port, 'GRPC')}` +
-    matchedRoute('deadline.example.com', '{prefix: /}', 'timeout: 500ms\n    retries: {attempts: 5, perTryTimeout: 300ms, retryOn: 5xx}');
+    matchedRoute('deadline.example.com', '{prefix: /}', 'timeout: 1500ms\n    retries: {attempts: 5, perTryTimeout: 900ms, retryOn: 5xx}');
   const proxy = await startTestProxy(t, yaml, { address: '127.0.0.1', port: up.port });
   const client = echoClient(t, proxy.port, 'grpc.example.com');
 
@@ -114,12 +119,15 @@ test('gRPC perTryTimeout: a stalled try is retried, the last one answers DEADLIN
   t.deepEqual(up.attempts.get('slow-once'), ['1', '2']);
   const perTry = await unaryCall(client, 'slow', 'x');
   t.is(perTry.error?.code, grpc.status.DEADLINE_EXCEEDED);
+  t.is(up.attempts.get('slow:x')?.length, 2, 'attempts: 1 is the first try and one retry, each cut at 1 s');
 
+  // The route's 1.5 s fire before a third 900 ms try could start (timers run in order, whatever
+  // the load): two tries, not the six attempts: 5 would allow. The margins are wide so that a
+  // loaded machine still gets the second try to the server in time.
   const bounded = echoClient(t, proxy.port, 'deadline.example.com');
-  const started = performance.now();
-  const routeTimeout = await unaryCall(bounded, 'slow', 'x');
+  const routeTimeout = await unaryCall(bounded, 'slow', 'bounded');
   t.is(routeTimeout.error?.code, grpc.status.DEADLINE_EXCEEDED);
-  t.true(performance.now() - started < 1500, 'the route timeout, not five per-try timeouts');
+  t.is(up.attempts.get('slow:bounded')?.length, 2, 'the route timeout, not five per-try timeouts');
 
   t.deepEqual(await loggedRequests(proxy, 3), [
     'POST /test.Echo/Unary HTTP/2 200 -',
