@@ -29,6 +29,8 @@ import { randomHex } from './random-hex.js';
 import type { Registry } from './registry.js';
 import type { TcpSessionDeps } from './tcp-session.js';
 import type { UpstreamCall } from './upstream-call.js';
+import { compileFastRoute } from './http-fast-path-routes.js';
+import { NativeHttpFastPath, type FastRequestRecord } from './native-http-fast-path.linux.js';
 import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's business, not the request's.
@@ -36,6 +38,12 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
 
 /** upstreamHeaders() keeps no hop-by-hop header unless told. */
 const KEEP_NONE: ReadonlySet<string> = new Set();
+
+/** A connection the native fast path holds: its context, and how to stop counting it. */
+interface FastConnection {
+  ctx: ConnectionContext;
+  release: () => void;
+}
 
 /** One downstream request's state, shared by routing, forwarding and the end of the exchange. */
 interface Exchange {
@@ -75,6 +83,12 @@ export interface HttpProxyOptions {
   idleTimeoutMs: number;
   /** The splice relay for upgraded connections, when the proxy runs one (read per upgrade). */
   splice?: () => TcpSessionDeps['splice'];
+  /**
+   * Serve plain HTTP/1.1 keep-alive requests on eligible routes with the addon's native fast
+   * path (http-fast-path-routes.ts says which); its route answers are kept `routeTtlMs` (the
+   * DNS refresh period). Undefined: every request takes the Node path (`--no-native-http`).
+   */
+  nativeHttp?: { routeTtlMs: number };
 }
 
 /** One HTTP server instance, fed accepted sockets via `handle()`. */
@@ -93,6 +107,7 @@ export class HttpProxy {
   private readonly upstreamLocal = new WeakMap<Socket, string>();
   private readonly http2: Http2Proxy;
   readonly upstreams2: Http2Upstreams;
+  private readonly fastPath: NativeHttpFastPath<FastConnection> | undefined;
 
   constructor(private readonly options: HttpProxyOptions) {
     // Envoy's default max_request_headers_kb is 60; beyond it the answer is 431.
@@ -123,6 +138,73 @@ export class HttpProxy {
     this.dispatcher = this.newDispatcher();
     this.upstreams2 = new Http2Upstreams(options.connectTimeoutMs, options.metrics);
     this.http2 = new Http2Proxy({ ...options, upstreams: this.upstreams2, agent: this.agent });
+    this.fastPath = options.nativeHttp ? this.startFastPath(options.nativeHttp.routeTtlMs) : undefined;
+  }
+
+  /** The native fast path, wired to this proxy's routing, log and metrics, and to handle() for hand-backs. */
+  private startFastPath(routeTtlMs: number): NativeHttpFastPath<FastConnection> {
+    const fastPath: NativeHttpFastPath<FastConnection> = new NativeHttpFastPath(
+      { connectTimeoutMs: this.options.connectTimeoutMs, idleTimeoutMs: this.options.idleTimeoutMs },
+      {
+        routeMiss: (port, authority) => {
+          compileFastRoute(this.options, port, authority).then(
+            (route) => fastPath.setRoute(port, authority, route, routeTtlMs),
+            () => fastPath.setRoute(port, authority, undefined, routeTtlMs),
+          );
+        },
+        request: (record, conn) => this.fastRequestDone(record, conn.ctx),
+        handBack: (socket, conn) => {
+          // Still the same connection for the tracker: counted until this socket closes.
+          socket.once('close', conn.release);
+          this.serve(socket, conn.ctx);
+        },
+        closed: (conn) => conn.release(),
+      },
+    );
+    return fastPath;
+  }
+
+  /** Requests the native fast path served and connections it handed back (undefined: it is off). */
+  get nativeHttpStats(): { served: number; handedBack: number } | undefined {
+    return this.fastPath && { served: this.fastPath.served, handedBack: this.fastPath.handedBack };
+  }
+
+  /** The routes the fast path learnt no longer hold (the configuration was reloaded). */
+  routesChanged(): void {
+    this.fastPath?.clearRoutes();
+  }
+
+  /** A request the fast path served: its log line and metrics, as closed() writes them for the JS path. */
+  private fastRequestDone(r: FastRequestRecord, ctx: ConnectionContext): void {
+    const log: AccessLogEntry = {
+      startTime: new Date(r.startMs),
+      method: r.method,
+      path: r.path,
+      protocol: 'HTTP/1.1',
+      responseCode: r.code,
+      responseFlags: r.flags,
+      bytesReceived: r.bytesReceived,
+      bytesSent: r.bytesSent,
+      durationMs: r.durationMs,
+      userAgent: r.userAgent,
+      xForwardedFor: r.forwardedFor,
+      requestId: r.requestId,
+      authority: r.authority,
+      upstreamHost: r.upstreamHost,
+      upstreamCluster: r.cluster,
+      upstreamLocalAddress: r.upstreamLocal,
+      downstreamLocalAddress: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
+      downstreamRemoteAddress: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
+    };
+    if (r.upstreamServiceMs !== undefined) log.upstreamServiceTimeMs = r.upstreamServiceMs;
+    this.options.accessLog.write(log);
+    const metrics = this.options.metrics;
+    metrics.response(r.cluster, r.code);
+    const labels = metrics.clusterLabels(r.cluster);
+    if (r.bytesReceived > 0) metrics.bytesSent.inc(labels, r.bytesReceived);
+    if (r.bytesSent > 0) metrics.bytesReceived.inc(labels, r.bytesSent);
+    if (r.upstreamConnections > 0) metrics.upstreamConnections.inc(labels, r.upstreamConnections);
+    if (r.connectFailures > 0) metrics.upstreamConnectFailures.inc(labels, r.connectFailures);
   }
 
   /**
@@ -139,6 +221,22 @@ export class HttpProxy {
       this.http2.handle(socket, ctx);
       return;
     }
+    // Sidecar traffic goes to the native fast path, which hands back what it does not serve.
+    if (this.fastPath && ctx.gateway === 'mesh') {
+      const conn: FastConnection = { ctx, release: () => {} };
+      if (this.fastPath.take(socket, ctx.originalDst.port, conn)) {
+        // The connection outlives its Node socket (destroyed by take()): the tracker keeps
+        // counting it until the fast path closes or hands it back.
+        const fastPath = this.fastPath;
+        conn.release = this.options.splice?.()?.hold(socket, () => fastPath.closeIdle()) ?? (() => {});
+        return;
+      }
+    }
+    this.serve(socket, ctx);
+  }
+
+  /** Node's HTTP server takes the socket. */
+  private serve(socket: Socket, ctx: ConnectionContext): void {
     this.contexts.set(socket, ctx);
     this.server.emit('connection', socket);
     socket.resume();
@@ -151,6 +249,7 @@ export class HttpProxy {
   /** Closes idle keep-alive connections (used while draining). */
   closeIdle(): void {
     this.server.closeIdleConnections();
+    this.fastPath?.closeIdle();
     this.agent.destroy();
     // A closed undici Agent takes no more requests: a new one serves those still to come.
     const old = this.dispatcher;

@@ -1,0 +1,242 @@
+#include "http_fast_path_binding.h"
+
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "event_loop_util.h"
+#include "http_fast_path/fast_path.h"
+
+namespace interpose {
+namespace {
+
+namespace fp = http_fast_path;
+
+constexpr napi_type_tag kFastPathTag = {0x696e74657270736full, 0x6874747066617374ull};
+
+Napi::Value OptionalString(Napi::Env env, bool has, const std::string& s) {
+  return has ? Napi::String::New(env, s) : env.Undefined();
+}
+
+// Runs on the JS thread for each batch: onEvents(misses, logs, handbacks, closed) with
+//   misses:    [port, authority, port, authority, …]
+//   logs:      one object per finished request (fields as fp::RequestLog, camelCase)
+//   handbacks: [connId, fd, bytes: Buffer, …] — the fd is JS's from here on
+//   closed:    [connId, …]
+// With env null the function is being torn down: handed-back descriptors are closed.
+void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Events* events) {
+  std::unique_ptr<fp::Events> owned(events);
+  if (env == nullptr || on_events.IsEmpty()) {
+    for (fp::HandBack& h : owned->handbacks) close(h.fd);
+    return;
+  }
+  Napi::Array misses = Napi::Array::New(env, owned->misses.size() * 2);
+  uint32_t i = 0;
+  for (const fp::RouteMiss& m : owned->misses) {
+    misses.Set(i++, Napi::Number::New(env, m.port));
+    misses.Set(i++, Napi::String::New(env, m.authority));
+  }
+  Napi::Array logs = Napi::Array::New(env, owned->logs.size());
+  i = 0;
+  for (const fp::RequestLog& l : owned->logs) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("connId", Napi::Number::New(env, l.conn_id));
+    o.Set("startMs", Napi::Number::New(env, l.start_ms));
+    o.Set("method", Napi::String::New(env, l.method));
+    o.Set("path", Napi::String::New(env, l.path));
+    o.Set("authority", Napi::String::New(env, l.authority));
+    o.Set("userAgent", OptionalString(env, l.has_user_agent, l.user_agent));
+    o.Set("forwardedFor", OptionalString(env, l.has_forwarded_for, l.forwarded_for));
+    o.Set("requestId", Napi::String::New(env, l.request_id));
+    o.Set("code", Napi::Number::New(env, l.code));
+    o.Set("flags", Napi::String::New(env, l.flags));
+    o.Set("bytesReceived", Napi::Number::New(env, static_cast<double>(l.bytes_received)));
+    o.Set("bytesSent", Napi::Number::New(env, static_cast<double>(l.bytes_sent)));
+    o.Set("durationMs", Napi::Number::New(env, l.duration_ms));
+    o.Set("upstreamServiceMs", l.upstream_service_ms < 0 ? env.Undefined() : Napi::Number::New(env, static_cast<double>(l.upstream_service_ms)));
+    o.Set("upstreamHost", Napi::String::New(env, l.upstream_host));
+    o.Set("cluster", Napi::String::New(env, l.cluster));
+    o.Set("upstreamLocal", OptionalString(env, !l.upstream_local.empty(), l.upstream_local));
+    o.Set("upstreamConnections", Napi::Number::New(env, l.upstream_connections));
+    o.Set("connectFailures", Napi::Number::New(env, l.connect_failures));
+    logs.Set(i++, o);
+  }
+  Napi::Array handbacks = Napi::Array::New(env, owned->handbacks.size() * 3);
+  i = 0;
+  for (const fp::HandBack& h : owned->handbacks) {
+    handbacks.Set(i++, Napi::Number::New(env, h.conn_id));
+    handbacks.Set(i++, Napi::Number::New(env, h.fd));
+    handbacks.Set(i++, Napi::Buffer<char>::Copy(env, h.bytes.data(), h.bytes.size()));
+  }
+  Napi::Array closed = Napi::Array::New(env, owned->closed.size());
+  i = 0;
+  for (uint32_t id : owned->closed) closed.Set(i++, Napi::Number::New(env, id));
+  on_events.Call({misses, logs, handbacks, closed});
+}
+
+using EventsFn = Napi::TypedThreadSafeFunction<std::nullptr_t, fp::Events, Deliver>;
+
+// Owned jointly by the JS handle and the thread-safe function, as in relay_binding.cc: whichever
+// finalizer runs first stops the thread; the second frees the box.
+struct Box {
+  EventsFn fn;
+  std::unique_ptr<fp::FastPath> fast_path;
+  bool fn_finalized = false;
+  bool handle_finalized = false;
+};
+
+void FinalizeFn(Napi::Env, Box* box, std::nullptr_t*) {
+  box->fast_path.reset();
+  box->fn_finalized = true;
+  if (box->handle_finalized) delete box;
+}
+
+void FinalizeHandle(Napi::Env, Box* box) {
+  box->fast_path.reset();
+  box->handle_finalized = true;
+  if (box->fn_finalized) {
+    delete box;
+  } else {
+    box->fn.Release();
+  }
+}
+
+Box* BoxOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool ok = false;
+  if (info.Length() < 1 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kFastPathTag, &ok) != napi_ok || !ok) {
+    throw Napi::TypeError::New(env, "expected a fast path handle from fastPathCreate");
+  }
+  Box* box = info[0].As<Napi::External<Box>>().Data();
+  if (!box->fast_path) throw Napi::Error::New(env, "the fast path is stopped");
+  return box;
+}
+
+uint32_t U32(const Napi::Value& v) { return v.As<Napi::Number>().Uint32Value(); }
+
+// fastPathCreate(onEvents, connectTimeoutMs, idleMs, slowHeadMs) -> handle (unreferenced).
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "onEvents must be a function");
+  fp::Options options;
+  options.connect_timeout_ms = U32(info[1]);
+  options.idle_ms = U32(info[2]);
+  options.slow_head_ms = U32(info[3]);
+  auto* box = new Box();
+  box->fn = EventsFn::New(env, info[0].As<Napi::Function>(), "interpose-http-fast-path", 0, 1, nullptr, FinalizeFn, box);
+  box->fn.Unref(env);
+  try {
+    EventsFn fn = box->fn;
+    box->fast_path = std::make_unique<fp::FastPath>(options, [fn](fp::Events&& events) mutable {
+      auto* batch = new fp::Events(std::move(events));
+      if (fn.BlockingCall(batch) != napi_ok) {
+        for (fp::HandBack& h : batch->handbacks) close(h.fd);
+        delete batch;
+      }
+    });
+  } catch (const std::system_error& e) {
+    box->handle_finalized = true;
+    box->fn.Release();
+    throw Napi::Error::New(env, std::string("cannot start the HTTP fast path: ") + e.what());
+  }
+  auto handle = Napi::External<Box>::New(env, box, FinalizeHandle);
+  napi_type_tag_object(env, handle, &kFastPathTag);
+  return handle;
+}
+
+// fastPathAdd(handle, connId, fd, bytes: Buffer | undefined, port) -> errno (0: taken; the caller closes its fd)
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  Box* box = BoxOf(info);
+  std::string bytes;
+  if (info[3].IsBuffer()) {
+    auto b = info[3].As<Napi::Buffer<char>>();
+    bytes.assign(b.Data(), b.Length());
+  }
+  const int err = box->fast_path->add(U32(info[1]), info[2].As<Napi::Number>().Int32Value(), std::move(bytes),
+                                      static_cast<uint16_t>(U32(info[4])));
+  return Napi::Number::New(info.Env(), err);
+}
+
+std::vector<int> IntList(const Napi::Value& v) {
+  std::vector<int> out;
+  if (!v.IsArray()) return out;
+  auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  return out;
+}
+
+// fastPathSetRoute(handle, port, authority, route | null, ttlMs). route: { address, port,
+// upstreamHost, cluster, decorator, timeoutMs, retry?: { retries, backoffBaseMs, on5xx,
+// onGatewayError, onReset, onConnectFailure, onRetriable4xx, onStatusCodes, statusCodes, grpcStatuses } }
+Napi::Value SetRoute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Box* box = BoxOf(info);
+  std::unique_ptr<fp::Route> route;
+  if (info[3].IsObject()) {
+    Napi::Object o = info[3].As<Napi::Object>();
+    route = std::make_unique<fp::Route>();
+    if (!toSockaddr(o.Get("address").As<Napi::String>().Utf8Value(), U32(o.Get("port")), &route->addr, &route->addr_len)) {
+      throw Napi::TypeError::New(env, "route.address must be an IP literal");
+    }
+    route->upstream_host = o.Get("upstreamHost").As<Napi::String>().Utf8Value();
+    route->cluster = o.Get("cluster").As<Napi::String>().Utf8Value();
+    route->decorator = o.Get("decorator").As<Napi::String>().Utf8Value();
+    route->timeout_ms = U32(o.Get("timeoutMs"));
+    Napi::Value r = o.Get("retry");
+    if (r.IsObject()) {
+      Napi::Object p = r.As<Napi::Object>();
+      route->has_retry = true;
+      route->retry.retries = U32(p.Get("retries"));
+      route->retry.backoff_base_ms = U32(p.Get("backoffBaseMs"));
+      route->retry.on_5xx = p.Get("on5xx").ToBoolean();
+      route->retry.on_gateway_error = p.Get("onGatewayError").ToBoolean();
+      route->retry.on_reset = p.Get("onReset").ToBoolean();
+      route->retry.on_connect_failure = p.Get("onConnectFailure").ToBoolean();
+      route->retry.on_retriable_4xx = p.Get("onRetriable4xx").ToBoolean();
+      route->retry.on_status_codes = p.Get("onStatusCodes").ToBoolean();
+      route->retry.status_codes = IntList(p.Get("statusCodes"));
+      route->retry.grpc_statuses = IntList(p.Get("grpcStatuses"));
+    }
+  }
+  box->fast_path->setRoute(static_cast<uint16_t>(U32(info[1])), info[2].As<Napi::String>().Utf8Value(), std::move(route), U32(info[4]));
+  return env.Undefined();
+}
+
+Napi::Value ClearRoutes(const Napi::CallbackInfo& info) {
+  BoxOf(info)->fast_path->clearRoutes();
+  return info.Env().Undefined();
+}
+
+Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
+  BoxOf(info)->fast_path->closeIdle();
+  return info.Env().Undefined();
+}
+
+Napi::Value Ref(const Napi::CallbackInfo& info) {
+  BoxOf(info)->fn.Ref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Unref(const Napi::CallbackInfo& info) {
+  BoxOf(info)->fn.Unref(info.Env());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitHttpFastPathBindings(Napi::Env env, Napi::Object exports) {
+  const struct {
+    const char* name;
+    Napi::Function::Callback fn;
+  } fns[] = {
+      {"fastPathCreate", Create},       {"fastPathAdd", Add},           {"fastPathSetRoute", SetRoute},
+      {"fastPathClearRoutes", ClearRoutes}, {"fastPathCloseIdle", CloseIdle}, {"fastPathRef", Ref},
+      {"fastPathUnref", Unref},
+  };
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+}
+
+}  // namespace interpose
