@@ -143,6 +143,7 @@ struct Conn : Tag {
   size_t out_off = 0;
   bool eof = false;
   bool dead = false;
+  bool close_when_flushed = false;  // no more requests: close once the output is out
   CState state = CState::kHead;
   std::string route_key;
   uint64_t since_ms = 0;  // start of the current wait (idle, head, route)
@@ -392,6 +393,10 @@ struct FastPath::Impl {
     if (c->out_off == c->out.size()) {
       c->out.clear();
       c->out_off = 0;
+      if (c->close_when_flushed && !c->ex) {
+        closeConn(c, false);
+        return false;
+      }
     }
     updateClientInterest(c);
     return true;
@@ -443,6 +448,10 @@ struct FastPath::Impl {
       // kHead: the next request starts only once the previous answer is out (answers stay in
       // order, and a hand-back never leaves half an answer behind).
       if (c->out_off < c->out.size()) break;
+      if (c->close_when_flushed) {
+        closeConn(c, false);
+        break;
+      }
       if (c->in.empty()) {
         if (c->eof) closeConn(c, false);
         break;
@@ -453,7 +462,7 @@ struct FastPath::Impl {
         if (c->in.size() > kMaxHead || c->eof) handBack(c);
         break;
       }
-      if (st == ParseStatus::kUnsupported) {
+      if (st == ParseStatus::kUnsupported || head.head_length > kMaxHead) {
         handBack(c);
         break;
       }
@@ -1094,6 +1103,9 @@ struct FastPath::Impl {
             closeUp(ex->up);
             ex->up = nullptr;
           }
+          // The JS path's connection does not survive a route timeout (its upstream request's
+          // abort destroys the response's socket after the 504 is written): nor does this one.
+          c->close_when_flushed = true;
           localReply(c, 504, "UT", "upstream request timeout");
           if (!c->dead) advance(c);
           return;
