@@ -164,9 +164,9 @@ export class HttpProxy {
     return fastPath;
   }
 
-  /** Requests the native fast path served and connections it handed back (undefined: it is off). */
-  get nativeHttpStats(): { served: number; handedBack: number } | undefined {
-    return this.fastPath && { served: this.fastPath.served, handedBack: this.fastPath.handedBack };
+  /** Requests the native fast path served, connections it handed back and holds now (undefined: it is off). */
+  get nativeHttpStats(): { served: number; handedBack: number; open: number } | undefined {
+    return this.fastPath && { served: this.fastPath.served, handedBack: this.fastPath.handedBack, open: this.fastPath.size };
   }
 
   /** The routes the fast path learnt no longer hold (the configuration was reloaded). */

@@ -129,8 +129,8 @@ export class ProxyServer {
     return out;
   }
 
-  /** Requests the native HTTP fast path served and connections it handed back (undefined: off). */
-  get nativeHttpStats(): { served: number; handedBack: number } | undefined {
+  /** Requests the native HTTP fast path served, connections it handed back and holds (undefined: off). */
+  get nativeHttpStats(): { served: number; handedBack: number; open: number } | undefined {
     return this.http.nativeHttpStats;
   }
 
