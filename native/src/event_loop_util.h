@@ -1,5 +1,5 @@
-// Small helpers shared by the addon's epoll threads (relay/splice_relay.cc,
-// http_fast_path/fast_path.cc): clocks, TCP_NODELAY and socket address text.
+// Small helpers shared by the addon's epoll threads and their bindings (relay/, http_fast_path/,
+// relay_binding.cc, http_fast_path_binding.cc): clocks, TCP_NODELAY and socket address text and parsing.
 #pragma once
 
 #include <arpa/inet.h>
