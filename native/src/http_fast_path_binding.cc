@@ -23,7 +23,7 @@ Napi::Value OptionalString(Napi::Env env, bool has, const std::string& s) {
 
 // Runs on the JS thread for each batch: onEvents(misses, logs, handbacks, closed) with
 //   misses:    [port, authority, port, authority, …]
-//   logs:      one object per finished request (fields as fp::RequestLog, camelCase)
+//   logs:      the finished requests, flat (see below)
 //   handbacks: [connId, fd, bytes: Buffer, …] — the fd is JS's from here on
 //   closed:    [connId, …]
 // With env null the function is being torn down: handed-back descriptors are closed.
@@ -39,30 +39,33 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
     misses.Set(i++, Napi::Number::New(env, m.port));
     misses.Set(i++, Napi::String::New(env, m.authority));
   }
-  Napi::Array logs = Napi::Array::New(env, owned->logs.size());
+  // One flat array, kFields values per record (property keys cost far more than indexes):
+  // connId, startMs, method, path, authority, userAgent?, forwardedFor?, requestId, code, flags,
+  // bytesReceived, bytesSent, durationMs, upstreamServiceMs?, upstreamHost, cluster,
+  // upstreamLocal?, upstreamConnections, connectFailures.
+  constexpr uint32_t kFields = 19;
+  Napi::Array logs = Napi::Array::New(env, owned->logs.size() * kFields);
   i = 0;
   for (const fp::RequestLog& l : owned->logs) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("connId", Napi::Number::New(env, l.conn_id));
-    o.Set("startMs", Napi::Number::New(env, l.start_ms));
-    o.Set("method", Napi::String::New(env, l.method));
-    o.Set("path", Napi::String::New(env, l.path));
-    o.Set("authority", Napi::String::New(env, l.authority));
-    o.Set("userAgent", OptionalString(env, l.has_user_agent, l.user_agent));
-    o.Set("forwardedFor", OptionalString(env, l.has_forwarded_for, l.forwarded_for));
-    o.Set("requestId", Napi::String::New(env, l.request_id));
-    o.Set("code", Napi::Number::New(env, l.code));
-    o.Set("flags", Napi::String::New(env, l.flags));
-    o.Set("bytesReceived", Napi::Number::New(env, static_cast<double>(l.bytes_received)));
-    o.Set("bytesSent", Napi::Number::New(env, static_cast<double>(l.bytes_sent)));
-    o.Set("durationMs", Napi::Number::New(env, l.duration_ms));
-    o.Set("upstreamServiceMs", l.upstream_service_ms < 0 ? env.Undefined() : Napi::Number::New(env, static_cast<double>(l.upstream_service_ms)));
-    o.Set("upstreamHost", Napi::String::New(env, l.upstream_host));
-    o.Set("cluster", Napi::String::New(env, l.cluster));
-    o.Set("upstreamLocal", OptionalString(env, !l.upstream_local.empty(), l.upstream_local));
-    o.Set("upstreamConnections", Napi::Number::New(env, l.upstream_connections));
-    o.Set("connectFailures", Napi::Number::New(env, l.connect_failures));
-    logs.Set(i++, o);
+    logs.Set(i++, Napi::Number::New(env, l.conn_id));
+    logs.Set(i++, Napi::Number::New(env, l.start_ms));
+    logs.Set(i++, Napi::String::New(env, l.method));
+    logs.Set(i++, Napi::String::New(env, l.path));
+    logs.Set(i++, Napi::String::New(env, l.authority));
+    logs.Set(i++, OptionalString(env, l.has_user_agent, l.user_agent));
+    logs.Set(i++, OptionalString(env, l.has_forwarded_for, l.forwarded_for));
+    logs.Set(i++, Napi::String::New(env, l.request_id));
+    logs.Set(i++, Napi::Number::New(env, l.code));
+    logs.Set(i++, Napi::String::New(env, l.flags));
+    logs.Set(i++, Napi::Number::New(env, static_cast<double>(l.bytes_received)));
+    logs.Set(i++, Napi::Number::New(env, static_cast<double>(l.bytes_sent)));
+    logs.Set(i++, Napi::Number::New(env, l.duration_ms));
+    logs.Set(i++, l.upstream_service_ms < 0 ? env.Undefined() : Napi::Number::New(env, static_cast<double>(l.upstream_service_ms)));
+    logs.Set(i++, Napi::String::New(env, l.upstream_host));
+    logs.Set(i++, Napi::String::New(env, l.cluster));
+    logs.Set(i++, OptionalString(env, !l.upstream_local.empty(), l.upstream_local));
+    logs.Set(i++, Napi::Number::New(env, l.upstream_connections));
+    logs.Set(i++, Napi::Number::New(env, l.connect_failures));
   }
   Napi::Array handbacks = Napi::Array::New(env, owned->handbacks.size() * 3);
   i = 0;

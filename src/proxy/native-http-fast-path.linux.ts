@@ -38,7 +38,10 @@ export interface FastRequestRecord {
   connectFailures: number;
 }
 
-type OnEvents = (misses: (number | string)[], logs: FastRequestRecord[], handbacks: (number | Buffer)[], closed: number[]) => void;
+/** Values per record in the flat log array (http_fast_path_binding.cc Deliver). */
+const RECORD_FIELDS = 19;
+
+type OnEvents = (misses: (number | string)[], logs: (number | string | undefined)[], handbacks: (number | Buffer)[], closed: number[]) => void;
 
 interface FastPathAddon {
   fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number): FastPathHandle;
@@ -59,6 +62,31 @@ export interface NativeHttpFastPathHooks<C> {
   handBack(socket: Socket, ctx: C): void;
   /** The fast path closed a connection it held. */
   closed(ctx: C): void;
+}
+
+/** The record starting at index `i` of the flat log array. */
+function recordAt(v: (number | string | undefined)[], i: number): FastRequestRecord {
+  return {
+    connId: v[i] as number,
+    startMs: v[i + 1] as number,
+    method: v[i + 2] as string,
+    path: v[i + 3] as string,
+    authority: v[i + 4] as string,
+    userAgent: v[i + 5] as string | undefined,
+    forwardedFor: v[i + 6] as string | undefined,
+    requestId: v[i + 7] as string,
+    code: v[i + 8] as number,
+    flags: v[i + 9] as string,
+    bytesReceived: v[i + 10] as number,
+    bytesSent: v[i + 11] as number,
+    durationMs: v[i + 12] as number,
+    upstreamServiceMs: v[i + 13] as number | undefined,
+    upstreamHost: v[i + 14] as string,
+    cluster: v[i + 15] as string,
+    upstreamLocal: v[i + 16] as string | undefined,
+    upstreamConnections: v[i + 17] as number,
+    connectFailures: v[i + 18] as number,
+  };
 }
 
 const MAX_U32 = 0xffffffff;
@@ -154,13 +182,13 @@ export class NativeHttpFastPath<C> {
     else this.addon.fastPathUnref(this.handle);
   }
 
-  private events(misses: (number | string)[], logs: FastRequestRecord[], handbacks: (number | Buffer)[], closed: number[]): void {
+  private events(misses: (number | string)[], logs: (number | string | undefined)[], handbacks: (number | Buffer)[], closed: number[]): void {
     for (let i = 0; i < misses.length; i += 2) this.hooks.routeMiss(misses[i] as number, misses[i + 1] as string);
-    this.served += logs.length;
+    this.served += logs.length / RECORD_FIELDS;
     this.handedBack += handbacks.length / 3;
-    for (const record of logs) {
-      const ctx = this.contexts.get(record.connId);
-      if (ctx !== undefined) this.hooks.request(record, ctx);
+    for (let i = 0; i < logs.length; i += RECORD_FIELDS) {
+      const ctx = this.contexts.get(logs[i] as number);
+      if (ctx !== undefined) this.hooks.request(recordAt(logs, i), ctx);
     }
     for (let i = 0; i < handbacks.length; i += 3) {
       const id = handbacks[i] as number;

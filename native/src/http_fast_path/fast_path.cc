@@ -40,6 +40,11 @@ constexpr size_t kMaxResponseHead = 64 * 1024;
 constexpr uint64_t kPoolIdleMs = 60000;
 // A request waiting on TypeScript for its route longer than this is handed back.
 constexpr uint64_t kRouteWaitMs = 5000;
+// Log records and closed connections wait at most this long, or until this many are queued,
+// to reach JS together: JS then wakes far less often than once per request. Route misses and
+// hand-backs go at once. Times in the records are taken here, so batching does not skew them.
+constexpr uint64_t kBatchMs = 5;
+constexpr size_t kBatchMax = 256;
 
 bool isHopByHop(std::string_view name) {
   static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"};
@@ -277,8 +282,18 @@ struct FastPath::Impl {
 
   // ---- events for JS ---------------------------------------------------------------------
 
-  void flushEvents() {
-    if (pending.misses.empty() && pending.logs.empty() && pending.handbacks.empty() && pending.closed.empty()) return;
+  // When the queued bookkeeping must go out (0: nothing queued).
+  uint64_t batch_due_ms = 0;
+
+  void flushEvents(uint64_t now) {
+    const bool urgent = !pending.misses.empty() || !pending.handbacks.empty();
+    const size_t queued = pending.logs.size() + pending.closed.size();
+    if (!urgent && queued == 0) return;
+    if (!urgent && queued < kBatchMax) {
+      if (batch_due_ms == 0) batch_due_ms = now + kBatchMs;
+      if (now < batch_due_ms) return;
+    }
+    batch_due_ms = 0;
     Events out = std::move(pending);
     pending = Events{};
     if (on_events) {
@@ -363,7 +378,9 @@ struct FastPath::Impl {
       const ssize_t n = recv(c->fd, read_buf, sizeof read_buf, 0);
       if (n > 0) {
         c->in.append(read_buf, static_cast<size_t>(n));
-        if (c->in.size() > kMaxHead + kMaxBody) return true;
+        // A short read drained the socket for now: epoll (level-triggered) reports anything
+        // more, which spares a recv() that would only say EAGAIN.
+        if (static_cast<size_t>(n) < sizeof read_buf || c->in.size() > kMaxHead + kMaxBody) return true;
         continue;
       }
       if (n == 0) {
@@ -632,7 +649,7 @@ struct FastPath::Impl {
       up->owner = c;
       ex->up = up;
       ex->log.upstream_local = up->local;
-      setInterest(up->fd, up, &up->interest, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+      // Written at once; flushUp() asks for EPOLLOUT only if the kernel did not take it all.
       flushUp(c);
       return;
     }
@@ -761,6 +778,7 @@ struct FastPath::Impl {
         ex->up_in.append(read_buf, static_cast<size_t>(n));
         processResponse(c);
         if (c->dead || !c->ex || c->ex->up != up) return;
+        if (static_cast<size_t>(n) < sizeof read_buf) break;  // drained for now, as in readClient()
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -1138,9 +1156,10 @@ struct FastPath::Impl {
   }
 
   int waitMs() {
-    if (timers.empty()) return 1000;
+    uint64_t at = timers.empty() ? 0 : timers.top().at;
+    if (batch_due_ms != 0 && (at == 0 || batch_due_ms < at)) at = batch_due_ms;
+    if (at == 0) return 1000;
     const uint64_t now = nowMs();
-    const uint64_t at = timers.top().at;
     return at <= now ? 0 : static_cast<int>(std::min<uint64_t>(at - now, 1000));
   }
 
@@ -1233,7 +1252,7 @@ struct FastPath::Impl {
         sweepPool(now);
         last_sweep = now;
       }
-      flushEvents();
+      flushEvents(nowMs());
       // Freed only here: events later in the same batch may still point at them.
       for (Conn* c : graveyard) delete c;
       graveyard.clear();
