@@ -17,8 +17,28 @@ namespace fp = http_fast_path;
 
 constexpr napi_type_tag kFastPathTag = {0x696e74657270736full, 0x6874747066617374ull};
 
+// Request bytes as JS strings, one character per byte, as Node's HTTP parser gives header
+// values (latin1), so that a byte outside ASCII reads the same on both paths (and no UTF-8
+// decoding is spent on it).
+Napi::Value Latin1(Napi::Env env, const std::string& s) {
+  napi_value v = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_create_string_latin1(env, s.data(), s.size(), &v), Napi::Value());
+  return Napi::Value(env, v);
+}
+
+// The reverse of Latin1(): a JS string as bytes (the route's names go back into request heads).
+std::string Latin1Bytes(const Napi::Value& v) {
+  napi_env env = v.Env();
+  size_t len = 0;
+  NAPI_THROW_IF_FAILED(env, napi_get_value_string_latin1(env, v, nullptr, 0, &len), std::string());
+  std::string out(len + 1, '\0');
+  NAPI_THROW_IF_FAILED(env, napi_get_value_string_latin1(env, v, out.data(), out.size(), &len), std::string());
+  out.resize(len);
+  return out;
+}
+
 Napi::Value OptionalString(Napi::Env env, bool has, const std::string& s) {
-  return has ? Napi::String::New(env, s) : env.Undefined();
+  return has ? Latin1(env, s) : env.Undefined();
 }
 
 // Runs on the JS thread for each batch: onEvents(misses, logs, handbacks, closed) with
@@ -37,7 +57,7 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
   uint32_t i = 0;
   for (const fp::RouteMiss& m : owned->misses) {
     misses.Set(i++, Napi::Number::New(env, m.port));
-    misses.Set(i++, Napi::String::New(env, m.authority));
+    misses.Set(i++, Latin1(env, m.authority));
   }
   // One flat array, kFields values per record (property keys cost far more than indexes):
   // connId, startMs, method, path, authority, userAgent?, forwardedFor?, requestId, code, flags,
@@ -49,20 +69,20 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
   for (const fp::RequestLog& l : owned->logs) {
     logs.Set(i++, Napi::Number::New(env, l.conn_id));
     logs.Set(i++, Napi::Number::New(env, l.start_ms));
-    logs.Set(i++, Napi::String::New(env, l.method));
-    logs.Set(i++, Napi::String::New(env, l.path));
-    logs.Set(i++, Napi::String::New(env, l.authority));
+    logs.Set(i++, Latin1(env, l.method));
+    logs.Set(i++, Latin1(env, l.path));
+    logs.Set(i++, Latin1(env, l.authority));
     logs.Set(i++, OptionalString(env, l.has_user_agent, l.user_agent));
     logs.Set(i++, OptionalString(env, l.has_forwarded_for, l.forwarded_for));
-    logs.Set(i++, Napi::String::New(env, l.request_id));
+    logs.Set(i++, Latin1(env, l.request_id));
     logs.Set(i++, Napi::Number::New(env, l.code));
-    logs.Set(i++, Napi::String::New(env, l.flags));
+    logs.Set(i++, Latin1(env, l.flags));
     logs.Set(i++, Napi::Number::New(env, static_cast<double>(l.bytes_received)));
     logs.Set(i++, Napi::Number::New(env, static_cast<double>(l.bytes_sent)));
     logs.Set(i++, Napi::Number::New(env, l.duration_ms));
     logs.Set(i++, l.upstream_service_ms < 0 ? env.Undefined() : Napi::Number::New(env, static_cast<double>(l.upstream_service_ms)));
-    logs.Set(i++, Napi::String::New(env, l.upstream_host));
-    logs.Set(i++, Napi::String::New(env, l.cluster));
+    logs.Set(i++, Latin1(env, l.upstream_host));
+    logs.Set(i++, Latin1(env, l.cluster));
     logs.Set(i++, OptionalString(env, !l.upstream_local.empty(), l.upstream_local));
     logs.Set(i++, Napi::Number::New(env, l.upstream_connections));
     logs.Set(i++, Napi::Number::New(env, l.connect_failures));
@@ -184,9 +204,9 @@ Napi::Value SetRoute(const Napi::CallbackInfo& info) {
     if (!toSockaddr(o.Get("address").As<Napi::String>().Utf8Value(), U32(o.Get("port")), &route->addr, &route->addr_len)) {
       throw Napi::TypeError::New(env, "route.address must be an IP literal");
     }
-    route->upstream_host = o.Get("upstreamHost").As<Napi::String>().Utf8Value();
-    route->cluster = o.Get("cluster").As<Napi::String>().Utf8Value();
-    route->decorator = o.Get("decorator").As<Napi::String>().Utf8Value();
+    route->upstream_host = Latin1Bytes(o.Get("upstreamHost"));
+    route->cluster = Latin1Bytes(o.Get("cluster"));
+    route->decorator = Latin1Bytes(o.Get("decorator"));
     route->timeout_ms = U32(o.Get("timeoutMs"));
     Napi::Value r = o.Get("retry");
     if (r.IsObject()) {
@@ -204,7 +224,7 @@ Napi::Value SetRoute(const Napi::CallbackInfo& info) {
       route->retry.grpc_statuses = IntList(p.Get("grpcStatuses"));
     }
   }
-  box->fast_path->setRoute(static_cast<uint16_t>(U32(info[1])), info[2].As<Napi::String>().Utf8Value(), std::move(route), U32(info[4]));
+  box->fast_path->setRoute(static_cast<uint16_t>(U32(info[1])), Latin1Bytes(info[2]), std::move(route), U32(info[4]));
   return env.Undefined();
 }
 

@@ -62,6 +62,8 @@ export interface NativeHttpFastPathHooks<C> {
   handBack(socket: Socket, ctx: C): void;
   /** The fast path closed a connection it held. */
   closed(ctx: C): void;
+  /** The end of one delivery of records (what request() accumulated can be flushed). */
+  batchDone(): void;
 }
 
 /** The record starting at index `i` of the flat log array. */
@@ -190,6 +192,7 @@ export class NativeHttpFastPath<C> {
       const ctx = this.contexts.get(logs[i] as number);
       if (ctx !== undefined) this.hooks.request(recordAt(logs, i), ctx);
     }
+    if (logs.length > 0) this.hooks.batchDone();
     for (let i = 0; i < handbacks.length; i += 3) {
       const id = handbacks[i] as number;
       const fd = handbacks[i + 1] as number;

@@ -271,6 +271,7 @@ const corpus: Case[] = [
   { name: 'pipelined requests', steps: [{ write: get('/chunked') + get('/cl') + get('/echo') }, { answers: 3 }], native: true },
   { name: 'keep-alive reuse', steps: [{ write: get('/cl') }, { answers: 1 }, { write: get('/chunked') }, { answers: 2 }, { write: get('/cl') }, { answers: 3 }], native: true },
   { name: 'client request id and trace kept', steps: [{ write: get('/cl', 'api.example.com', 'X-Request-Id: abc-123\r\nX-B3-TraceId: 0123456789abcdef0123456789abcdef\r\n') }, { answers: 1 }], native: true },
+  { name: 'a byte outside ASCII in User-Agent', steps: [{ write: `GET /cl HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: caf\xe9/1\r\n\r\n` }, { answers: 1 }], native: true },
   { name: 'hop-by-hop request headers dropped', steps: [{ write: get('/cl', 'api.example.com', 'Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n') }, { answers: 1 }], native: true },
   { name: 'a 20 KiB header', steps: [{ write: get('/cl', 'api.example.com', `X-Big: ${'a'.repeat(20_000)}\r\n`) }, { answers: 1 }], native: true },
   { name: 'a 50 KiB header (handed back)', steps: [{ write: get('/cl', 'api.example.com', `X-Big: ${'b'.repeat(50_000)}\r\n`) }, { answers: 1 }], native: false },
