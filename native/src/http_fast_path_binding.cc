@@ -238,6 +238,12 @@ Napi::Value CloseIdle(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// fastPathAbort(handle, connId)
+Napi::Value Abort(const Napi::CallbackInfo& info) {
+  BoxOf(info)->fast_path->abort(U32(info[1]));
+  return info.Env().Undefined();
+}
+
 Napi::Value Ref(const Napi::CallbackInfo& info) {
   BoxOf(info)->fn.Ref(info.Env());
   return info.Env().Undefined();
@@ -257,7 +263,7 @@ void InitHttpFastPathBindings(Napi::Env env, Napi::Object exports) {
   } fns[] = {
       {"fastPathCreate", Create},       {"fastPathAdd", Add},           {"fastPathSetRoute", SetRoute},
       {"fastPathClearRoutes", ClearRoutes}, {"fastPathCloseIdle", CloseIdle}, {"fastPathRef", Ref},
-      {"fastPathUnref", Unref},
+      {"fastPathUnref", Unref},         {"fastPathAbort", Abort},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }

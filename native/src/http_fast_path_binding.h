@@ -7,7 +7,7 @@
 
 namespace interpose {
 
-/** Registers fastPathCreate, fastPathAdd, fastPathSetRoute, fastPathClearRoutes, fastPathCloseIdle, fastPathRef, fastPathUnref. */
+/** Registers fastPathCreate, fastPathAbort, fastPathAdd, fastPathSetRoute, fastPathClearRoutes, fastPathCloseIdle, fastPathRef, fastPathUnref. */
 void InitHttpFastPathBindings(Napi::Env env, Napi::Object exports);
 
 }  // namespace interpose

@@ -46,6 +46,8 @@ interface FastConnection {
   /** The downstream addresses as the log prints them, formatted once per connection. */
   local: string;
   remote: string;
+  /** The Node socket the fast path took it from (the connection tracker knows it by that). */
+  taken?: Socket;
 }
 
 /** One downstream request's state, shared by routing, forwarding and the end of the exchange. */
@@ -157,7 +159,9 @@ export class HttpProxy {
         },
         request: (record, conn) => this.fastRequestDone(record, conn),
         handBack: (socket, conn) => {
-          // Still the same connection for the tracker: counted until this socket closes.
+          // Still the same connection for the tracker: counted until this socket closes, and
+          // ended through it at the drain deadline.
+          if (conn.taken) conn.release = this.options.splice?.()?.hold(conn.taken, () => socket.destroy()) ?? conn.release;
           socket.once('close', conn.release);
           this.serve(socket, conn.ctx);
         },
@@ -251,11 +255,13 @@ export class HttpProxy {
         local: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
         remote: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
       };
-      if (this.fastPath.take(socket, ctx.originalDst.port, conn)) {
+      const id = this.fastPath.take(socket, ctx.originalDst.port, conn);
+      if (id !== undefined) {
         // The connection outlives its Node socket (destroyed by take()): the tracker keeps
         // counting it until the fast path closes or hands it back.
         const fastPath = this.fastPath;
-        conn.release = this.options.splice?.()?.hold(socket, () => fastPath.closeIdle()) ?? (() => {});
+        conn.taken = socket;
+        conn.release = this.options.splice?.()?.hold(socket, () => fastPath.abort(id)) ?? (() => {});
         return;
       }
     }

@@ -49,6 +49,7 @@ interface FastPathAddon {
   fastPathSetRoute(h: FastPathHandle, port: number, authority: string, route: FastRoute | null, ttlMs: number): void;
   fastPathClearRoutes(h: FastPathHandle): void;
   fastPathCloseIdle(h: FastPathHandle): void;
+  fastPathAbort(h: FastPathHandle, connId: number): void;
   fastPathRef(h: FastPathHandle): void;
   fastPathUnref(h: FastPathHandle): void;
 }
@@ -126,15 +127,15 @@ export class NativeHttpFastPath<C> {
   }
 
   /**
-   * Takes over `socket` (an accepted connection whose original destination port is `port`);
-   * false when the addon could not take it (the socket is then untouched).
+   * Takes over `socket` (an accepted connection whose original destination port is `port`):
+   * its id, or undefined when the addon could not take it (the socket is then untouched).
    */
-  take(socket: Socket, port: number, ctx: C): boolean {
+  take(socket: Socket, port: number, ctx: C): number | undefined {
     let fd: number;
     try {
       fd = socketFd(socket);
     } catch {
-      return false;
+      return undefined;
     }
     // What Node holds already: bytes unshifted by sniffing, or read ahead while paused.
     const buffered: Buffer[] = [];
@@ -144,13 +145,18 @@ export class NativeHttpFastPath<C> {
     const err = this.addon.fastPathAdd(this.handle, id, fd, bytes, port);
     if (err !== 0) {
       if (bytes) socket.unshift(bytes);
-      return false;
+      return undefined;
     }
     this.contexts.set(id, ctx);
     this.updateRef();
     // Node's descriptor goes; the addon's dup keeps the connection open.
     socket.destroy();
-    return true;
+    return id;
+  }
+
+  /** Ends connection `id` now (drain deadline); a request in flight is logged DC. */
+  abort(id: number): void {
+    this.addon.fastPathAbort(this.handle, id);
   }
 
   /** Answers a route miss (null: not eligible) for `ttlMs`. */

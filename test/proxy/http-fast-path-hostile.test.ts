@@ -83,3 +83,23 @@ maybe('10k connections opened and dropped leak nothing; a never-finished head co
   // Sockets close asynchronously: allow a little slack, not one descriptor per connection.
   t.true(await eventually(() => openFds() <= fdsBefore + 16, 5000), `descriptors: ${fdsBefore} before, ${openFds()} after`);
 });
+
+maybe('the drain deadline ends a fast-path request still in flight (DC) and its connection', async (t) => {
+  const origin = createServer((req, res) => {
+    const timer = setTimeout(() => res.end('late'), 10_000);
+    res.on('close', () => clearTimeout(timer));
+  });
+  const originPort = await listenOnLoopback(t, origin);
+  const proxy = await startTestProxy(t, loopbackServiceEntry('api.example.com', originPort), { address: '127.0.0.1', port: originPort }, { nativeHttp: true, drainTimeoutMs: 300 });
+  const s = connect(proxy.port, '127.0.0.1');
+  await once(s, 'connect');
+  s.on('error', () => {});
+  s.write('GET /slow HTTP/1.1\r\nHost: api.example.com\r\n\r\n');
+  t.true(await eventually(() => proxy.server.nativeHttpStats!.open === 1 && proxy.server.openConnections === 1));
+  const closed = once(s, 'close');
+  const { remaining } = await proxy.server.stop();
+  t.is(remaining, 1, 'the request was still in flight at the deadline');
+  await closed;
+  t.true(await eventually(() => proxy.accessLog.length === 1));
+  t.regex(proxy.accessLog[0]!, /"GET \/slow HTTP\/1\.1" 0 DC /);
+});

@@ -205,6 +205,7 @@ struct FastPath::Impl {
   std::vector<RouteUpdate> updates;
   bool clear_requested = false;
   bool close_idle_requested = false;
+  std::vector<uint32_t> aborts;
 
   std::unordered_map<uint32_t, Conn*> conns;
   std::unordered_map<std::string, RouteEntry> routes;
@@ -410,6 +411,8 @@ struct FastPath::Impl {
     if (c->out_off == c->out.size()) {
       c->out.clear();
       c->out_off = 0;
+      // A kept-alive connection does not keep a large answer's buffer while it waits.
+      if (c->out.capacity() > 16384) std::string().swap(c->out);
       if (c->close_when_flushed && !c->ex) {
         closeConn(c, false);
         return false;
@@ -1185,10 +1188,12 @@ struct FastPath::Impl {
     std::vector<Incoming> in;
     std::vector<RouteUpdate> ups;
     bool clear = false, idle = false;
+    std::vector<uint32_t> to_abort;
     {
       std::lock_guard<std::mutex> lock(mutex);
       in.swap(incoming);
       ups.swap(updates);
+      to_abort.swap(aborts);
       clear = clear_requested;
       idle = close_idle_requested;
       clear_requested = close_idle_requested = false;
@@ -1209,6 +1214,10 @@ struct FastPath::Impl {
       }
     }
     for (Incoming& r : in) admit(r);
+    for (uint32_t id : to_abort) {
+      auto it = conns.find(id);
+      if (it != conns.end()) abortExchange(it->second);
+    }
     if (idle) {
       std::vector<Conn*> idle_conns;
       for (auto& [id, c] : conns) {
@@ -1336,6 +1345,14 @@ void FastPath::clearRoutes() {
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl_->clear_requested = true;
+  }
+  impl_->wake();
+}
+
+void FastPath::abort(uint32_t conn_id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->aborts.push_back(conn_id);
   }
   impl_->wake();
 }

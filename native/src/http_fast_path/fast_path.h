@@ -130,6 +130,11 @@ class FastPath {
   void clearRoutes();
   /** Closes idle keep-alive connections, downstream and upstream (draining). */
   void closeIdle();
+  /**
+   * Closes connection `conn_id` now (the drain deadline); a request in flight is logged with
+   * DC, as when the client goes away. Unknown ids are ignored.
+   */
+  void abort(uint32_t conn_id);
 
  private:
   struct Impl;
