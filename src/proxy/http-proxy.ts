@@ -29,8 +29,7 @@ import { randomHex } from './random-hex.js';
 import type { Registry } from './registry.js';
 import type { TcpSessionDeps } from './tcp-session.js';
 import type { UpstreamCall } from './upstream-call.js';
-import { compileFastRoute } from './http-fast-path-routes.js';
-import { NativeHttpFastPath, type FastRequestRecord } from './native-http-fast-path.linux.js';
+import { HttpFastPath } from './http-fast-path.js';
 import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's business, not the request's.
@@ -38,17 +37,6 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
 
 /** upstreamHeaders() keeps no hop-by-hop header unless told. */
 const KEEP_NONE: ReadonlySet<string> = new Set();
-
-/** A connection the native fast path holds: its context, and how to stop counting it. */
-interface FastConnection {
-  ctx: ConnectionContext;
-  release: () => void;
-  /** The downstream addresses as the log prints them, formatted once per connection. */
-  local: string;
-  remote: string;
-  /** The Node socket the fast path took it from (the connection tracker knows it by that). */
-  taken?: Socket;
-}
 
 /** One downstream request's state, shared by routing, forwarding and the end of the exchange. */
 interface Exchange {
@@ -90,8 +78,8 @@ export interface HttpProxyOptions {
   splice?: () => TcpSessionDeps['splice'];
   /**
    * Serve plain HTTP/1.1 keep-alive requests on eligible routes with the addon's native fast
-   * path (http-fast-path-routes.ts says which); its route answers are kept `routeTtlMs` (the
-   * DNS refresh period). Undefined: every request takes the Node path (`--no-native-http`).
+   * path (http-fast-path.ts); its route answers are kept `routeTtlMs` (the DNS refresh
+   * period). Undefined: every request takes the Node path (`--no-native-http`).
    */
   nativeHttp?: { routeTtlMs: number };
 }
@@ -112,7 +100,7 @@ export class HttpProxy {
   private readonly upstreamLocal = new WeakMap<Socket, string>();
   private readonly http2: Http2Proxy;
   readonly upstreams2: Http2Upstreams;
-  private readonly fastPath: NativeHttpFastPath<FastConnection> | undefined;
+  private readonly fastPath: HttpFastPath | undefined;
 
   constructor(private readonly options: HttpProxyOptions) {
     // Envoy's default max_request_headers_kb is 60; beyond it the answer is 431.
@@ -143,94 +131,19 @@ export class HttpProxy {
     this.dispatcher = this.newDispatcher();
     this.upstreams2 = new Http2Upstreams(options.connectTimeoutMs, options.metrics);
     this.http2 = new Http2Proxy({ ...options, upstreams: this.upstreams2, agent: this.agent });
-    this.fastPath = options.nativeHttp ? this.startFastPath(options.nativeHttp.routeTtlMs) : undefined;
-  }
-
-  /** The native fast path, wired to this proxy's routing, log and metrics, and to handle() for hand-backs. */
-  private startFastPath(routeTtlMs: number): NativeHttpFastPath<FastConnection> {
-    const fastPath: NativeHttpFastPath<FastConnection> = new NativeHttpFastPath(
-      { connectTimeoutMs: this.options.connectTimeoutMs, idleTimeoutMs: this.options.idleTimeoutMs },
-      {
-        routeMiss: (port, authority) => {
-          compileFastRoute(this.options, port, authority).then(
-            (route) => fastPath.setRoute(port, authority, route, routeTtlMs),
-            () => fastPath.setRoute(port, authority, undefined, routeTtlMs),
-          );
-        },
-        request: (record, conn) => this.fastRequestDone(record, conn),
-        handBack: (socket, conn) => {
-          // Still the same connection for the tracker: counted until this socket closes, and
-          // ended through it at the drain deadline.
-          if (conn.taken) conn.release = this.options.splice?.()?.hold(conn.taken, () => socket.destroy()) ?? conn.release;
-          socket.once('close', conn.release);
-          this.serve(socket, conn.ctx);
-        },
-        closed: (conn) => conn.release(),
-        batchDone: () => this.flushFastMetrics(),
-      },
-    );
-    return fastPath;
+    this.fastPath = options.nativeHttp
+      ? new HttpFastPath({ ...options, routeTtlMs: options.nativeHttp.routeTtlMs, serve: (socket, ctx) => this.serve(socket, ctx) })
+      : undefined;
   }
 
   /** Requests the native fast path served, connections it handed back and holds now (undefined: it is off). */
   get nativeHttpStats(): { served: number; handedBack: number; open: number } | undefined {
-    return this.fastPath && { served: this.fastPath.served, handedBack: this.fastPath.handedBack, open: this.fastPath.size };
+    return this.fastPath?.stats;
   }
 
-  /** The metrics of fast-path requests accumulated by fastRequestDone(), per cluster. */
-  private readonly fastMetrics = new Map<string, { codes: Map<number, number>; bytesIn: number; bytesOut: number; connections: number; failures: number }>();
-
-  private flushFastMetrics(): void {
-    const metrics = this.options.metrics;
-    for (const [cluster, m] of this.fastMetrics) {
-      for (const [code, n] of m.codes) metrics.response(cluster, code, n);
-      const labels = metrics.clusterLabels(cluster);
-      if (m.bytesIn > 0) metrics.bytesSent.inc(labels, m.bytesIn);
-      if (m.bytesOut > 0) metrics.bytesReceived.inc(labels, m.bytesOut);
-      if (m.connections > 0) metrics.upstreamConnections.inc(labels, m.connections);
-      if (m.failures > 0) metrics.upstreamConnectFailures.inc(labels, m.failures);
-    }
-    this.fastMetrics.clear();
-  }
-
-  /** The routes the fast path learnt no longer hold (the configuration was reloaded). */
+  /** The configuration was reloaded: routes the fast path learnt no longer hold. */
   routesChanged(): void {
-    this.fastPath?.clearRoutes();
-  }
-
-  /** A request the fast path served: its log line and metrics, as closed() writes them for the JS path. */
-  private fastRequestDone(r: FastRequestRecord, conn: FastConnection): void {
-    const log: AccessLogEntry = {
-      startTime: new Date(r.startMs),
-      method: r.method,
-      path: r.path,
-      protocol: 'HTTP/1.1',
-      responseCode: r.code,
-      responseFlags: r.flags,
-      bytesReceived: r.bytesReceived,
-      bytesSent: r.bytesSent,
-      durationMs: r.durationMs,
-      userAgent: r.userAgent,
-      xForwardedFor: r.forwardedFor,
-      requestId: r.requestId,
-      authority: r.authority,
-      upstreamHost: r.upstreamHost,
-      upstreamCluster: r.cluster,
-      upstreamLocalAddress: r.upstreamLocal,
-      downstreamLocalAddress: conn.local,
-      downstreamRemoteAddress: conn.remote,
-    };
-    if (r.upstreamServiceMs !== undefined) log.upstreamServiceTimeMs = r.upstreamServiceMs;
-    this.options.accessLog.write(log);
-    // Counted per cluster and added once per delivery: each counter increment costs a label
-    // lookup, which per request was a good part of the fast path's JS time.
-    let m = this.fastMetrics.get(r.cluster);
-    if (!m) this.fastMetrics.set(r.cluster, (m = { codes: new Map(), bytesIn: 0, bytesOut: 0, connections: 0, failures: 0 }));
-    m.codes.set(r.code, (m.codes.get(r.code) ?? 0) + 1);
-    m.bytesIn += r.bytesReceived;
-    m.bytesOut += r.bytesSent;
-    m.connections += r.upstreamConnections;
-    m.failures += r.connectFailures;
+    this.fastPath?.routesChanged();
   }
 
   /**
@@ -248,23 +161,7 @@ export class HttpProxy {
       return;
     }
     // Sidecar traffic goes to the native fast path, which hands back what it does not serve.
-    if (this.fastPath && ctx.gateway === 'mesh') {
-      const conn: FastConnection = {
-        ctx,
-        release: () => {},
-        local: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
-        remote: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
-      };
-      const id = this.fastPath.take(socket, ctx.originalDst.port, conn);
-      if (id !== undefined) {
-        // The connection outlives its Node socket (destroyed by take()): the tracker keeps
-        // counting it until the fast path closes or hands it back.
-        const fastPath = this.fastPath;
-        conn.taken = socket;
-        conn.release = this.options.splice?.()?.hold(socket, () => fastPath.abort(id)) ?? (() => {});
-        return;
-      }
-    }
+    if (this.fastPath && ctx.gateway === 'mesh' && this.fastPath.take(socket, ctx)) return;
     this.serve(socket, ctx);
   }
 

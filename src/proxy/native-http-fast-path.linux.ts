@@ -1,10 +1,9 @@
 /**
- * The native HTTP/1.1 fast path (native/src/http_fast_path/fast_path.h) seen from TypeScript:
- * hands accepted HTTP/1.1 connections to the addon's fast-path thread, answers its route
- * questions (http-fast-path-routes.ts), and turns what it reports into what the JS path
- * produces: one access-log line and the metrics per request, and connections handed back —
- * as a paused Node socket with the bytes already read put back in front — when a request is
- * one the fast path does not serve.
+ * The addon's native HTTP/1.1 fast path (native/src/http_fast_path/fast_path.h) as a typed
+ * object: hands accepted connections to its thread, passes route answers to it, and turns its
+ * batched reports into calls — route questions, one record per request served, connections
+ * handed back (as a paused Node socket with the bytes already read put back in front) and
+ * connections it closed. What those mean for the proxy is http-fast-path.ts's business.
  *
  * The Node socket given to take() is destroyed once the addon holds its own dup of the
  * descriptor, as the splice relay does (splice-relay.linux.ts).
