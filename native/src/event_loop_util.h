@@ -5,11 +5,16 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
+#include <system_error>
 
 namespace interpose {
 
@@ -51,6 +56,28 @@ inline void formatSockaddr(const sockaddr_storage& ss, std::string* address, uin
     *port = ntohs(in6.sin6_port);
   }
   *address = text;
+}
+
+// An epoll set with an eventfd in it (data.ptr nullptr) that other threads write to wake the
+// loop. Throws std::system_error, leaving nothing open, when one of them cannot be made.
+inline void openEpollWithWake(int* epfd, int* wakefd) {
+  *epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (*epfd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  *wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (*wakefd < 0) {
+    const int err = errno;
+    close(*epfd);
+    throw std::system_error(err, std::generic_category(), "eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the wake-up descriptor
+  if (epoll_ctl(*epfd, EPOLL_CTL_ADD, *wakefd, &ev) != 0) {
+    const int err = errno;
+    close(*wakefd);
+    close(*epfd);
+    throw std::system_error(err, std::generic_category(), "epoll_ctl");
+  }
 }
 
 // Parses an IP literal and port into a socket address; false when it is not an IP literal.

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -1288,24 +1289,10 @@ struct FastPath::Impl {
 
 FastPath::FastPath(const Options& options, EventsCallback on_events)
     : impl_(std::make_unique<Impl>(options, std::move(on_events))) {
-  impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (impl_->epfd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-  impl_->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (impl_->wakefd < 0) {
-    const int err = errno;
-    close(impl_->epfd);
-    throw std::system_error(err, std::generic_category(), "eventfd");
-  }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;
-  if (epoll_ctl(impl_->epfd, EPOLL_CTL_ADD, impl_->wakefd, &ev) != 0) {
-    const int err = errno;
-    close(impl_->wakefd);
-    close(impl_->epfd);
-    throw std::system_error(err, std::generic_category(), "epoll_ctl");
-  }
+  openEpollWithWake(&impl_->epfd, &impl_->wakefd);
   impl_->thread = std::thread([this] { impl_->run(); });
+  // Named so per-thread CPU (top -H, /proc/PID/task) tells it from Node's threads.
+  pthread_setname_np(impl_->thread.native_handle(), "interpose-http");
 }
 
 FastPath::~FastPath() {

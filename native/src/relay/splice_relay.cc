@@ -713,23 +713,7 @@ struct SpliceRelay::Impl {
 };
 
 SpliceRelay::SpliceRelay(EventsCallback on_events) : impl_(std::make_unique<Impl>(std::move(on_events))) {
-  impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (impl_->epfd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-  impl_->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (impl_->wakefd < 0) {
-    const int err = errno;
-    close(impl_->epfd);
-    throw std::system_error(err, std::generic_category(), "eventfd");
-  }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // the wake-up descriptor
-  if (epoll_ctl(impl_->epfd, EPOLL_CTL_ADD, impl_->wakefd, &ev) != 0) {
-    const int err = errno;
-    close(impl_->wakefd);
-    close(impl_->epfd);
-    throw std::system_error(err, std::generic_category(), "epoll_ctl");
-  }
+  openEpollWithWake(&impl_->epfd, &impl_->wakefd);
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
   // Named so per-thread CPU (top -H, /proc/PID/task) tells the relay from Node's threads.
   pthread_setname_np(impl_->thread.native_handle(), "interpose-relay");
