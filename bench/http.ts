@@ -9,7 +9,9 @@
  *   haproxy    — HAProxy 1 thread, `mode http`, transparent (server 0.0.0.0 = SO_ORIGINAL_DST),
  *                as uid 1337, a Host check, the route's 15 s server timeout, httplog to a file;
  *   interpose  — `interpose proxy` as uid 1337: REGISTRY_ONLY, a ServiceEntry HTTP port, a
- *                VirtualService route with a 15 s timeout, the TEXT access log to a file.
+ *                VirtualService route with a 15 s timeout, the TEXT access log to a file;
+ *   interpose-js — the same with --no-native-http: every request through Node's HTTP server
+ *                and client (the native fast path off), for the before/after in one run.
  * The proxied targets get the load from an app uid (1000), redirected by the rules.
  * Per target and round: saturation (wrk, 16 connections, 1 thread: requests/s, p50/p99, the
  * proxy's CPU per request and requests per CPU-second), fixed rates of 1k and 5k requests/s
@@ -18,7 +20,7 @@
  * 1 ms apart: what an idle proxy adds to one request), h2c saturation (h2load, 16
  * connections × 10 streams), and the proxy's RSS per idle keep-alive connection (1000 held open).
  *
- *   npm run bench:http -- [--rounds N] [--seconds S] [--idle N] [--only direct,haproxy,interpose] [--cpu-prof DIR]
+ *   npm run bench:http -- [--rounds N] [--seconds S] [--idle N] [--only direct,haproxy,interpose,interpose-js] [--cpu-prof DIR]
  *
  * Needs root, haproxy, wrk, h2load (scripts/install-system-deps.sh). Not part of `npm test`.
  */
@@ -50,7 +52,7 @@ const APP_UID = '1000';
 const PROXY_UID = '1337';
 const BODY = 'x'.repeat(1024);
 
-type TargetName = 'direct' | 'haproxy' | 'interpose' | 'baseline';
+type TargetName = 'direct' | 'haproxy' | 'interpose' | 'interpose-js' | 'baseline';
 
 interface Round {
   target: TargetName;
@@ -170,7 +172,8 @@ spec:
         : existsSync(built) ? [process.execPath, built] : [process.execPath, '--import', 'tsx', `${root}src/cli/main.ts`];
       proxy = await ProxyProcess.start(
         world.pod.name,
-        ['--config', meshCfg, '--uid', PROXY_UID, '--gid', PROXY_UID, '--access-log', interposeLog, '--metrics-port', '0', '--no-dns-capture'],
+        ['--config', meshCfg, '--uid', PROXY_UID, '--gid', PROXY_UID, '--access-log', interposeLog, '--metrics-port', '0', '--no-dns-capture',
+          ...(target === 'interpose-js' ? ['--no-native-http'] : [])],
         20_000,
         command.flatMap((a, i) =>
           i === 0 && CPU_PROF ? [a, '--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [a]),
@@ -286,7 +289,7 @@ spec:
       }
     };
 
-    const targets = (['direct', 'haproxy', 'interpose', 'baseline'] as const).filter((t) => ONLY.has(t) || (t === 'baseline' && BASELINE));
+    const targets = (['direct', 'haproxy', 'interpose', 'interpose-js', 'baseline'] as const).filter((t) => ONLY.has(t) || (t === 'baseline' && BASELINE));
     const rounds: Round[][] = [];
     for (let i = 0; i < ROUNDS; i++) {
       // Rotate the order so no target always follows the same one.
@@ -324,11 +327,11 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
   console.log(`\nbench:http — ${rounds.length} alternating rounds of ${SECONDS} s saturation; medians over rounds; ` +
     `1 KiB GETs, HTTP/1.1 keep-alive; load average at the end ${load}\n`);
   // "1k/s": bursts of 10 requests every 10 ms (one h2load); "1k/s spread": about one request per ms (spreadRate).
-  console.log('target    | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | idle KiB/conn');
-  console.log('----------|-----------|----------------|------------------|----------------|-----------------|------------------------|---------------------------|-----------|--------------');
+  console.log('target      | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | idle KiB/conn');
+  console.log('------------|-----------|----------------|------------------|----------------|-----------------|------------------------|---------------------------|-----------|--------------');
   for (const t of targets) {
     console.log([
-      t.padEnd(10),
+      t.padEnd(12),
       f(med(t, (r) => r.sat.rps)).padStart(10) + ' ',
       ` ${f(med(t, (r) => r.sat.p50), 2)} / ${f(med(t, (r) => r.sat.p99), 2)}`.padEnd(16),
       ` ${f(med(t, (r) => r.cpuUsPerRequest), 1)}`.padEnd(18),
@@ -342,16 +345,17 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
   }
   const failures = rounds.flat().reduce((n, r) => n + r.sat.errors + r.h2c.failed + r.spread.failed + Object.values(r.fixed).reduce((m, x) => m + x.failed, 0), 0);
   console.log(`\nfailed or non-2xx requests over all runs: ${failures}`);
-  for (const against of ['haproxy', 'baseline'] as const) {
-    if (!targets.includes('interpose') || !targets.includes(against)) continue;
+  const pairs = [['interpose', 'haproxy'], ['interpose-js', 'haproxy'], ['interpose', 'interpose-js'], ['interpose', 'baseline']] as const;
+  for (const [subject, against] of pairs) {
+    if (!targets.includes(subject) || !targets.includes(against)) continue;
     // Ratios per round (both measured seconds apart), then the median of those.
     const ratio = (pick: (r: Round) => number | undefined) =>
       median(rounds.map((r) => {
-        const i = r.find((x) => x.target === 'interpose');
+        const i = r.find((x) => x.target === subject);
         const h = r.find((x) => x.target === against);
         return i && h ? (pick(i) ?? NaN) / (pick(h) ?? NaN) : NaN;
       }));
-    console.log(`interpose ÷ ${against} (median of per-round ratios): ` +
+    console.log(`${subject} ÷ ${against} (median of per-round ratios): ` +
       `saturation req/s ${f(ratio((r) => r.sat.rps), 2)}×, req/s per core ${f(ratio((r) => r.rpsPerCore), 2)}×, ` +
       `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}×, ` +
       `idle RSS per connection ${f(ratio((r) => r.idleKiBPerConn), 2)}×`);

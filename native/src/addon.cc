@@ -1,8 +1,10 @@
 // Module registration only; the bindings live in trie_binding.cc, socket_binding.cc,
-// relay_binding.cc, netlink_binding.cc and file_lock_binding.cc.
+// relay_binding.cc, netlink_binding.cc, file_lock_binding.cc and
+// http_fast_path_binding.cc.
 #include <napi.h>
 
 #include "file_lock_binding.h"
+#include "http_fast_path_binding.h"
 #include "netlink_binding.h"
 #include "relay_binding.h"
 #include "socket_binding.h"
@@ -16,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   interpose::InitRelayBindings(env, exports);
   interpose::InitNetlinkBindings(env, exports);
   interpose::InitFileLockBindings(env, exports);
+  interpose::InitHttpFastPathBindings(env, exports);
   return exports;
 }
 

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "event_loop_util.h"
 #include "relay/splice_relay.h"
 
 namespace interpose {
@@ -138,33 +139,13 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   return handle;
 }
 
-// Parses an IP literal and port into a sockaddr (TypeScript has checked both).
-bool ToSockaddr(const std::string& address, uint32_t port, sockaddr_storage* out, socklen_t* len) {
-  *out = sockaddr_storage{};
-  auto* in = reinterpret_cast<sockaddr_in*>(out);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
-  if (inet_pton(AF_INET, address.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(static_cast<uint16_t>(port));
-    *len = sizeof(sockaddr_in);
-    return true;
-  }
-  if (inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(static_cast<uint16_t>(port));
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
-}
-
 // relayListen(handle, listenerId, address, port, backlog) -> [errno, boundPort]
 Napi::Value Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RelayBox* box = Box(info);
   sockaddr_storage addr;
   socklen_t len = 0;
-  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), U32Arg(info, 3), &addr, &len)) {
+  if (!toSockaddr(info[2].As<Napi::String>().Utf8Value(), U32Arg(info, 3), &addr, &len)) {
     throw Napi::TypeError::New(env, "address must be an IP literal");
   }
   uint16_t port = 0;
@@ -221,11 +202,11 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RelayBox* box = Box(info);
   relay::ConnectTarget target;
-  if (!ToSockaddr(info[2].As<Napi::String>().Utf8Value(), U32Arg(info, 3), &target.addr, &target.addr_len)) {
+  if (!toSockaddr(info[2].As<Napi::String>().Utf8Value(), U32Arg(info, 3), &target.addr, &target.addr_len)) {
     throw Napi::TypeError::New(env, "address must be an IP literal");
   }
   const std::string bind_address = info[4].As<Napi::String>().Utf8Value();
-  if (!bind_address.empty() && !ToSockaddr(bind_address, 0, &target.bind, &target.bind_len)) {
+  if (!bind_address.empty() && !toSockaddr(bind_address, 0, &target.bind, &target.bind_len)) {
     throw Napi::TypeError::New(env, "bindAddress must be an IP literal or empty");
   }
   target.timeout_ms = U32Arg(info, 5);

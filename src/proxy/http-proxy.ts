@@ -29,6 +29,7 @@ import type { Registry } from './registry.js';
 import { requestBody, RetryDriver } from './retry-driver.js';
 import type { TcpSessionDeps } from './tcp-session.js';
 import type { UpstreamCall } from './upstream-call.js';
+import { HttpFastPath } from './http-fast-path.js';
 import type { Upstream, UpstreamResolver } from './upstream-resolver.js';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's business, not the request's.
@@ -73,6 +74,12 @@ export interface HttpProxyOptions {
   idleTimeoutMs: number;
   /** The splice relay for upgraded connections, when the proxy runs one (read per upgrade). */
   splice?: () => TcpSessionDeps['splice'];
+  /**
+   * Serve plain HTTP/1.1 keep-alive requests on eligible routes with the addon's native fast
+   * path (http-fast-path.ts); its route answers are kept `routeTtlMs` (the DNS refresh
+   * period). Undefined: every request takes the Node path (`--no-native-http`).
+   */
+  nativeHttp?: { routeTtlMs: number };
 }
 
 /** One HTTP server instance, fed accepted sockets via `handle()`. */
@@ -91,6 +98,7 @@ export class HttpProxy {
   private readonly upstreamLocal = new WeakMap<Socket, string>();
   private readonly http2: Http2Proxy;
   readonly upstreams2: Http2Upstreams;
+  private readonly fastPath: HttpFastPath | undefined;
 
   constructor(private readonly options: HttpProxyOptions) {
     // Envoy's default max_request_headers_kb is 60; beyond it the answer is 431.
@@ -121,6 +129,19 @@ export class HttpProxy {
     this.dispatcher = this.newDispatcher();
     this.upstreams2 = new Http2Upstreams(options.connectTimeoutMs, options.metrics);
     this.http2 = new Http2Proxy({ ...options, upstreams: this.upstreams2, agent: this.agent });
+    this.fastPath = options.nativeHttp
+      ? new HttpFastPath({ ...options, routeTtlMs: options.nativeHttp.routeTtlMs, serve: (socket, ctx) => this.serve(socket, ctx) })
+      : undefined;
+  }
+
+  /** Requests the native fast path served, connections it handed back and holds now (undefined: it is off). */
+  get nativeHttpStats(): { served: number; handedBack: number; open: number } | undefined {
+    return this.fastPath?.stats;
+  }
+
+  /** The configuration was reloaded: routes the fast path learnt no longer hold. */
+  routesChanged(): void {
+    this.fastPath?.routesChanged();
   }
 
   /**
@@ -137,6 +158,13 @@ export class HttpProxy {
       this.http2.handle(socket, ctx);
       return;
     }
+    // Sidecar traffic goes to the native fast path, which hands back what it does not serve.
+    if (this.fastPath && ctx.gateway === 'mesh' && this.fastPath.take(socket, ctx)) return;
+    this.serve(socket, ctx);
+  }
+
+  /** Node's HTTP server takes the socket. */
+  private serve(socket: Socket, ctx: ConnectionContext): void {
     this.contexts.set(socket, ctx);
     this.server.emit('connection', socket);
     socket.resume();
@@ -149,6 +177,7 @@ export class HttpProxy {
   /** Closes idle keep-alive connections (used while draining). */
   closeIdle(): void {
     this.server.closeIdleConnections();
+    this.fastPath?.closeIdle();
     this.agent.destroy();
     // A closed undici Agent takes no more requests: a new one serves those still to come.
     const old = this.dispatcher;

@@ -38,13 +38,13 @@ export class ProxyMetrics {
     return labels;
   }
 
-  /** Counts one HTTP response for a cluster. */
-  response(cluster: string, code: number): void {
+  /** Counts one HTTP response for a cluster (or `count` of them with the same code). */
+  response(cluster: string, code: number, count = 1): void {
     let byCode = this.responseLabels.get(cluster);
     if (!byCode) this.responseLabels.set(cluster, (byCode = new Map()));
     let labels = byCode.get(code);
     if (!labels) byCode.set(code, (labels = { cluster_name: cluster, response_code: String(code), response_code_class: `${Math.floor(code / 100)}xx` }));
-    this.requests.inc(labels);
+    this.requests.inc(labels, count);
   }
 
   /** Serves the registry on `http://address:port/stats/prometheus`. */

@@ -57,6 +57,11 @@ export interface ProxyServerOptions {
   relay?: 'splice' | 'streams';
   dnsRefreshMs: number;
   /**
+   * Plain HTTP/1.1 requests on eligible routes go through the addon's native fast path
+   * (http-fast-path-routes.ts); default true. `--no-native-http` sets false.
+   */
+  nativeHttp?: boolean;
+  /**
    * The DNS proxy (istio-agent's, for `istio-iptables --redirect-dns`); undefined = none.
    * `autoAllocate` gives address-less ServiceEntry hosts addresses in 240.240.0.0/16 and 2001:2::/48.
    */
@@ -99,6 +104,7 @@ export class ProxyServer {
       connectTimeoutMs: options.connectTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
       splice: () => this.handlerDeps().splice,
+      ...(options.nativeHttp !== false ? { nativeHttp: { routeTtlMs: options.dnsRefreshMs } } : {}),
     });
   }
 
@@ -121,6 +127,11 @@ export class ProxyServer {
     const m = this.metricsServer?.address();
     if (m && typeof m === 'object') out['metrics'] = m.port;
     return out;
+  }
+
+  /** Requests the native HTTP fast path served, connections it handed back and holds (undefined: off). */
+  get nativeHttpStats(): { served: number; handedBack: number; open: number } | undefined {
+    return this.http.nativeHttpStats;
   }
 
   get openConnections(): number {
@@ -344,6 +355,7 @@ export class ProxyServer {
       return false;
     }
     this.registry = registry;
+    this.http.routesChanged();
     this.dns?.update(registry.config.serviceEntries, allocated);
     this.syncRelayPolicy();
     await this.syncGatewayListeners();

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "event_loop_util.h"
 #include "original_dst.h"
 
 namespace interpose::relay {
@@ -53,54 +54,10 @@ constexpr int kSweepMs = 100;
 constexpr uint64_t kBatchMs = 5;
 constexpr size_t kBatchMax = 256;
 
-uint64_t nowUs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
-
-double wallClockMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) * 1000.0 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-uint64_t nowMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
-}
-
 bool isReset(int err) { return err == ECONNRESET || err == EPIPE; }
-
-// Small writes go out at once, as with Envoy and HAProxy: Nagle would hold a second small
-// write of an exchange for the peer's (possibly delayed) ACK.
-void setNoDelay(int fd) {
-  const int on = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
 
 // Accepted connections get ids with the top bit set; ids the owner picks for add() must not.
 constexpr uint32_t kAcceptedIdBit = 0x80000000u;
-
-// Text form of a socket address (IPv4-mapped IPv6 shown as IPv4, as Node does not).
-void formatSockaddr(const sockaddr_storage& ss, std::string* address, uint16_t* port) {
-  char text[INET6_ADDRSTRLEN] = "";
-  if (ss.ss_family == AF_INET) {
-    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
-    inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
-    *port = ntohs(in.sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
-    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
-      inet_ntop(AF_INET, &in6.sin6_addr.s6_addr[12], text, sizeof text);
-    } else {
-      inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
-    }
-    *port = ntohs(in6.sin6_port);
-  }
-  *address = text;
-}
 
 // What an epoll registration points at (data.ptr); nullptr is the wake-up eventfd.
 enum class TagKind { kConnSide, kListener };
@@ -756,23 +713,7 @@ struct SpliceRelay::Impl {
 };
 
 SpliceRelay::SpliceRelay(EventsCallback on_events) : impl_(std::make_unique<Impl>(std::move(on_events))) {
-  impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (impl_->epfd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-  impl_->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (impl_->wakefd < 0) {
-    const int err = errno;
-    close(impl_->epfd);
-    throw std::system_error(err, std::generic_category(), "eventfd");
-  }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // the wake-up descriptor
-  if (epoll_ctl(impl_->epfd, EPOLL_CTL_ADD, impl_->wakefd, &ev) != 0) {
-    const int err = errno;
-    close(impl_->wakefd);
-    close(impl_->epfd);
-    throw std::system_error(err, std::generic_category(), "epoll_ctl");
-  }
+  openEpollWithWake(&impl_->epfd, &impl_->wakefd);
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
   // Named so per-thread CPU (top -H, /proc/PID/task) tells the relay from Node's threads.
   pthread_setname_np(impl_->thread.native_handle(), "interpose-relay");

@@ -1,0 +1,223 @@
+/**
+ * The addon's native HTTP/1.1 fast path (native/src/http_fast_path/fast_path.h) as a typed
+ * object: hands accepted connections to its thread, passes route answers to it, and turns its
+ * batched reports into calls — route questions, one record per request served, connections
+ * handed back (as a paused Node socket with the bytes already read put back in front) and
+ * connections it closed. What those mean for the proxy is http-fast-path.ts's business.
+ *
+ * The Node socket given to take() is destroyed once the addon holds its own dup of the
+ * descriptor, as the splice relay does (splice-relay.linux.ts).
+ */
+import { Socket } from 'node:net';
+import { loadAddon, socketFd, type NativeAddon } from '../native.js';
+import type { FastRoute } from './http-fast-path-routes.js';
+
+type FastPathHandle = object & { readonly __httpFastPath: unique symbol };
+
+/** One finished request, as the addon reports it (fast_path.h RequestLog). */
+export interface FastRequestRecord {
+  connId: number;
+  startMs: number;
+  method: string;
+  path: string;
+  authority: string;
+  userAgent: string | undefined;
+  forwardedFor: string | undefined;
+  requestId: string;
+  code: number;
+  flags: string;
+  bytesReceived: number;
+  bytesSent: number;
+  durationMs: number;
+  upstreamServiceMs: number | undefined;
+  upstreamHost: string;
+  cluster: string;
+  upstreamLocal: string | undefined;
+  upstreamConnections: number;
+  connectFailures: number;
+}
+
+/** Values per record in the flat log array (http_fast_path_binding.cc Deliver). */
+const RECORD_FIELDS = 19;
+
+type OnEvents = (misses: (number | string)[], logs: (number | string | undefined)[], handbacks: (number | Buffer)[], closed: number[]) => void;
+
+interface FastPathAddon {
+  fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number): FastPathHandle;
+  fastPathAdd(h: FastPathHandle, connId: number, fd: number, bytes: Buffer | undefined, port: number): number;
+  fastPathSetRoute(h: FastPathHandle, port: number, authority: string, route: FastRoute | null, ttlMs: number): void;
+  fastPathClearRoutes(h: FastPathHandle): void;
+  fastPathCloseIdle(h: FastPathHandle): void;
+  fastPathAbort(h: FastPathHandle, connId: number): void;
+  fastPathRef(h: FastPathHandle): void;
+  fastPathUnref(h: FastPathHandle): void;
+}
+
+export interface NativeHttpFastPathHooks<C> {
+  /** The fast path has no answer for (port, authority): call setRoute() (always, even on failure). */
+  routeMiss(port: number, authority: string): void;
+  /** A request the fast path finished. */
+  request(record: FastRequestRecord, ctx: C): void;
+  /** A connection given back: serve it on the JS path (the socket is paused, its bytes unshifted). */
+  handBack(socket: Socket, ctx: C): void;
+  /** The fast path closed a connection it held. */
+  closed(ctx: C): void;
+  /** The end of one delivery of records (what request() accumulated can be flushed). */
+  batchDone(): void;
+}
+
+/** The record starting at index `i` of the flat log array. */
+function recordAt(v: (number | string | undefined)[], i: number): FastRequestRecord {
+  return {
+    connId: v[i] as number,
+    startMs: v[i + 1] as number,
+    method: v[i + 2] as string,
+    path: v[i + 3] as string,
+    authority: v[i + 4] as string,
+    userAgent: v[i + 5] as string | undefined,
+    forwardedFor: v[i + 6] as string | undefined,
+    requestId: v[i + 7] as string,
+    code: v[i + 8] as number,
+    flags: v[i + 9] as string,
+    bytesReceived: v[i + 10] as number,
+    bytesSent: v[i + 11] as number,
+    durationMs: v[i + 12] as number,
+    upstreamServiceMs: v[i + 13] as number | undefined,
+    upstreamHost: v[i + 14] as string,
+    cluster: v[i + 15] as string,
+    upstreamLocal: v[i + 16] as string | undefined,
+    upstreamConnections: v[i + 17] as number,
+    connectFailures: v[i + 18] as number,
+  };
+}
+
+const MAX_U32 = 0xffffffff;
+const clampMs = (ms: number) => Math.max(0, Math.min(Math.round(ms), MAX_U32));
+
+/** One fast-path thread; `C` is the owner's per-connection context. */
+export class NativeHttpFastPath<C> {
+  private readonly addon: NativeAddon & FastPathAddon;
+  private readonly handle: FastPathHandle;
+  private readonly contexts = new Map<number, C>();
+  private nextId = 1;
+  private referenced = false;
+  /** Requests served natively so far (tests and debugging). */
+  served = 0;
+  /** Connections handed back to the JS path so far. */
+  handedBack = 0;
+
+  /** Starts the thread. Throws InterceptError when the addon is not built. */
+  constructor(
+    options: { connectTimeoutMs: number; idleTimeoutMs: number; slowHeadMs?: number },
+    private readonly hooks: NativeHttpFastPathHooks<C>,
+  ) {
+    this.addon = loadAddon() as NativeAddon & FastPathAddon;
+    this.handle = this.addon.fastPathCreate(
+      (misses, logs, handbacks, closed) => this.events(misses, logs, handbacks, closed),
+      clampMs(options.connectTimeoutMs),
+      clampMs(options.idleTimeoutMs),
+      clampMs(options.slowHeadMs ?? 5000),
+    );
+  }
+
+  /** Connections the fast path holds now. */
+  get size(): number {
+    return this.contexts.size;
+  }
+
+  /**
+   * Takes over `socket` (an accepted connection whose original destination port is `port`):
+   * its id, or undefined when the addon could not take it (the socket is then untouched).
+   */
+  take(socket: Socket, port: number, ctx: C): number | undefined {
+    let fd: number;
+    try {
+      fd = socketFd(socket);
+    } catch {
+      return undefined;
+    }
+    // What Node holds already: bytes unshifted by sniffing, or read ahead while paused.
+    const buffered: Buffer[] = [];
+    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) buffered.push(chunk);
+    const bytes = buffered.length > 0 ? Buffer.concat(buffered) : undefined;
+    const id = this.allocateId();
+    const err = this.addon.fastPathAdd(this.handle, id, fd, bytes, port);
+    if (err !== 0) {
+      if (bytes) socket.unshift(bytes);
+      return undefined;
+    }
+    this.contexts.set(id, ctx);
+    this.updateRef();
+    // Node's descriptor goes; the addon's dup keeps the connection open.
+    socket.destroy();
+    return id;
+  }
+
+  /** Ends connection `id` now (drain deadline); a request in flight is logged DC. */
+  abort(id: number): void {
+    this.addon.fastPathAbort(this.handle, id);
+  }
+
+  /** Answers a route miss (null: not eligible) for `ttlMs`. */
+  setRoute(port: number, authority: string, route: FastRoute | undefined, ttlMs: number): void {
+    this.addon.fastPathSetRoute(this.handle, port, authority, route ?? null, clampMs(ttlMs));
+  }
+
+  /** The configuration changed: every route is asked for again. */
+  clearRoutes(): void {
+    this.addon.fastPathClearRoutes(this.handle);
+  }
+
+  /** Closes idle keep-alive connections (draining). */
+  closeIdle(): void {
+    this.addon.fastPathCloseIdle(this.handle);
+  }
+
+  private allocateId(): number {
+    do {
+      this.nextId = this.nextId >= MAX_U32 ? 1 : this.nextId + 1;
+    } while (this.contexts.has(this.nextId));
+    return this.nextId;
+  }
+
+  /** The thread keeps the process alive while it holds connections. */
+  private updateRef(): void {
+    const wanted = this.contexts.size > 0;
+    if (wanted === this.referenced) return;
+    this.referenced = wanted;
+    if (wanted) this.addon.fastPathRef(this.handle);
+    else this.addon.fastPathUnref(this.handle);
+  }
+
+  private events(misses: (number | string)[], logs: (number | string | undefined)[], handbacks: (number | Buffer)[], closed: number[]): void {
+    for (let i = 0; i < misses.length; i += 2) this.hooks.routeMiss(misses[i] as number, misses[i + 1] as string);
+    this.served += logs.length / RECORD_FIELDS;
+    this.handedBack += handbacks.length / 3;
+    for (let i = 0; i < logs.length; i += RECORD_FIELDS) {
+      const ctx = this.contexts.get(logs[i] as number);
+      if (ctx !== undefined) this.hooks.request(recordAt(logs, i), ctx);
+    }
+    if (logs.length > 0) this.hooks.batchDone();
+    for (let i = 0; i < handbacks.length; i += 3) {
+      const id = handbacks[i] as number;
+      const fd = handbacks[i + 1] as number;
+      const bytes = handbacks[i + 2] as Buffer;
+      const ctx = this.contexts.get(id);
+      this.contexts.delete(id);
+      // pauseOnCreate: nothing is read until the JS path resumes it.
+      const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0]);
+      if (ctx === undefined) {
+        socket.destroy();
+        continue;
+      }
+      if (bytes.length > 0) socket.unshift(bytes);
+      this.hooks.handBack(socket, ctx);
+    }
+    for (const id of closed) {
+      const ctx = this.contexts.get(id);
+      this.contexts.delete(id);
+      if (ctx !== undefined) this.hooks.closed(ctx);
+    }
+    this.updateRef();
+  }
+}
