@@ -8,7 +8,7 @@
  * A route is eligible only when everything the JS path would do for any request on it is
  * expressible in that data: a ServiceEntry HTTP port (HTTP/1.1 upstream), a resolution other
  * than NONE (NONE forwards to each connection's own original destination), at most one
- * endpoint (the JS path round-robins per request), no DestinationRule traffic policy, and
+ * endpoint resolving to one address (the JS path round-robins per request), no DestinationRule traffic policy, and
  * either no VirtualService or one with a single catch-all route to a single destination, with
  * no fault, rewrite, redirect, direct response, header changes or per-try timeout. Everything
  * else stays on the JS path.
@@ -98,6 +98,9 @@ export async function compileFastRoute(deps: RoutingDeps, port: number, authorit
   const destinationHost = vs ? vs.http[0]!.route[0]!.destination.host : binding.host;
   const entry = registry.byHost(destinationHost, vs?.http[0]!.route[0]!.destination.port ?? port)?.entry ?? registry.entryForHost(destinationHost);
   if (!entry || entry.resolution === 'NONE' || entry.endpoints.length > 1) return undefined;
+  // A name with several addresses is round-robined per request by the JS path: not expressible.
+  const resolvedName = entry.endpoints[0]?.address ?? destinationHost;
+  if ((await deps.resolver.addressCount(resolvedName)) !== 1) return undefined;
   // The original destination is never read for such a route (byHost matched, resolution is not NONE).
   const ctx: ConnectionContext = { originalDst: { address: '0.0.0.0', port }, downstreamRemote: { address: '0.0.0.0', port: 0 }, gateway: 'mesh' };
   const decision = await routeRequest(deps, ctx, { method: 'GET', path: '/', authority, headers: {}, rawHeaders: [] }, false).catch(() => undefined);

@@ -149,6 +149,15 @@ export class UpstreamResolver {
    * requests for a name not yet known share one lookup. A failed refresh forgets the name, so
    * the next request looks it up itself and fails as a first lookup does.
    */
+  /**
+   * How many addresses `host` has (1 for an IP address), resolving it when not known yet: the
+   * fast path serves only single-address upstreams, since the forward path round-robins over
+   * a name's addresses request by request.
+   */
+  async addressCount(host: string): Promise<number> {
+    return (await this.resolveName(host).catch(() => [])).length;
+  }
+
   private async resolveName(host: string): Promise<string[]> {
     if (isIP(host)) return [host];
     const hit = this.cache.get(host);
