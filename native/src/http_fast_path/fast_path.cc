@@ -1125,9 +1125,8 @@ struct FastPath::Impl {
             closeUp(ex->up);
             ex->up = nullptr;
           }
-          // The JS path's connection does not survive a route timeout (its upstream request's
-          // abort destroys the response's socket after the 504 is written): nor does this one.
-          c->close_when_flushed = true;
+          // The connection survives the 504, as Envoy's (and the JS path's) does: the route
+          // timer starts once the request is complete, so nothing of it is left unread.
           localReply(c, 504, "UT", "upstream request timeout");
           if (!c->dead) advance(c);
           return;
