@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import type { CommandEntry } from './commands.js';
+import { flushedExit } from './flushed-exit.js';
 import { applyHelpLayout } from './help-layout.js';
 import { reportAndExit } from './run-action.js';
 import { refuseStrayArguments } from './stray-arguments.js';
@@ -38,7 +39,7 @@ export async function runProgram(entries: readonly CommandEntry[]): Promise<void
     applyHelpLayout(program);
     refuseStrayArguments(program);
     await program.parseAsync(process.argv);
-    if (requested?.exitWhenDone) process.exit();
+    if (requested?.exitWhenDone) await flushedExit();
   } catch (err) {
     reportAndExit(err);
   }

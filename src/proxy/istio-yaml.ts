@@ -296,8 +296,8 @@ function readServiceEntry(spec: Obj, p: Path, name: string, namespace: string): 
     const address = str(o['address'], ep.at('address'));
     if (resolution === 'STATIC' && !isAddress(address)) ep.at('address').fail(address, 'an IP address (resolution STATIC)');
     const portsObj = optObj(o['ports'], ep.at('ports'));
-    const epPorts: Record<string, number> = {};
-    for (const [k, v] of Object.entries(portsObj ?? {})) epPorts[k] = port(v, ep.at('ports').at(k));
+    // fromEntries defines own properties: a port named __proto__ is kept, not assigned to the prototype.
+    const epPorts: Record<string, number> = Object.fromEntries(Object.entries(portsObj ?? {}).map(([k, v]) => [k, port(v, ep.at('ports').at(k))]));
     const labels = readLabels(o['labels'], ep.at('labels'));
     return { address, ...(portsObj ? { ports: epPorts } : {}), ...(Object.keys(labels).length > 0 ? { labels } : {}) };
   });
@@ -489,12 +489,10 @@ function readDestinationRule(spec: Obj, p: Path, name: string, namespace: string
 }
 
 function readLabels(v: unknown, p: Path): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const [k, val] of Object.entries(optObj(v, p) ?? {})) {
-    if (typeof val !== 'string') p.at(k).fail(val, 'a string label value');
-    labels[k] = val as string;
-  }
-  return labels;
+  const entries = Object.entries(optObj(v, p) ?? {});
+  for (const [k, val] of entries) if (typeof val !== 'string') p.at(k).fail(val, 'a string label value');
+  // fromEntries defines own properties: a label named __proto__ is kept, not assigned to the prototype.
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 function readTopTrafficPolicy(v: unknown, p: Path): TopTrafficPolicy | undefined {
