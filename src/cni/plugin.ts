@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { ValidationError } from '../errors/validation-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
+import { shortened } from '../errors/value-text.js';
 import { AttachmentStore, type Attachment } from './attachment-store.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { CniEnvironment } from './cni-environment.js';
@@ -151,7 +152,7 @@ async function check(env: CniEnvironment, attachment: Attachment, deps: PluginDe
 
 function status(conf: PluginConfig): void {
   if (conf.kubeconfig && !existsSync(conf.kubeconfig)) {
-    throw new CniError(CNI_ERROR.pluginNotAvailable, `the kubeconfig ${conf.kubeconfig} named by "kubeconfig" does not exist`);
+    throw new CniError(CNI_ERROR.pluginNotAvailable, `the kubeconfig ${shortened(conf.kubeconfig)} named by "kubeconfig" does not exist`);
   }
 }
 

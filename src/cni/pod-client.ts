@@ -10,6 +10,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { shortened } from '../errors/value-text.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { PodRef } from './cni-environment.js';
 import { loadKubeconfig, type ApiAccess } from './kubeconfig.js';
@@ -33,7 +34,7 @@ export const DEFAULT_POD_READ: PodReadOptions = { timeoutMs: 5_000, attempts: 3,
 export async function readPod(kubeconfig: string, pod: PodRef, options: PodReadOptions = DEFAULT_POD_READ): Promise<PodInfo> {
   const access = await loadKubeconfig(kubeconfig);
   const server = access.server;
-  const what = `pod ${pod.namespace}/${pod.name}`;
+  const what = `pod ${shortened(`${pod.namespace}/${pod.name}`)}`;
   const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
   let lastError = '';
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
