@@ -4,7 +4,7 @@
  * someone writes, and either stalled the proxy's config load (or reload) for good.
  */
 import { isAbsolute, join } from 'node:path';
-import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
+import { FileRefusedError, formatBytes, readBoundedBytes } from '../config/bounded-file.js';
 import { ValidationError } from '../errors/index.js';
 
 /** A PEM bundle of many CA certificates is a few hundred KiB. */
@@ -17,7 +17,7 @@ export const PEM_MAX_BYTES = 1 << 20;
 export function readPemFile(field: string, file: string, baseDir: string | undefined): Buffer {
   const path = isAbsolute(file) || !baseDir ? file : join(baseDir, file);
   try {
-    return Buffer.from(readBoundedFile(path, PEM_MAX_BYTES), 'utf8');
+    return readBoundedBytes(path, PEM_MAX_BYTES);
   } catch (err) {
     const reason = err instanceof FileRefusedError ? err.reason : ((err as NodeJS.ErrnoException).code ?? String(err));
     throw new ValidationError(field, file, `a readable PEM file (${reason}${path !== file ? `, read as ${path}` : ''}; at most ${formatBytes(PEM_MAX_BYTES)})`);
