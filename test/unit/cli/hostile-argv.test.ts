@@ -90,3 +90,24 @@ test('annotations-to-flags still reads a manifest from a pipe path (process subs
   t.is(r.exitCode, 0, String(r.stderr));
   t.deepEqual((JSON.parse(String(r.stdout)) as string[]).slice(-2), ['-o', '5432']);
 });
+
+const proxyConfig = join(files, 'proxy.yaml');
+writeFileSync(proxyConfig, 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: se}\nspec:\n  hosts: [a.example]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: NONE\n');
+/** Ports of this test's own, on 127.0.0.1: the listeners that do bind must not collide with other tests'. */
+const ports = (base: number) => ['--bind-address', '127.0.0.1', '--outbound-port', String(base), '--inbound-port', String(base + 1), '--dns-port', String(base + 2)];
+
+const badAddresses: { name: string; args: string[]; names: RegExp }[] = [
+  { name: '--bind-address that is not an IP (was an internal error in the relay)', args: ['--bind-address', 'constructor'], names: /--bind-address: "constructor": expected an IPv4 or IPv6 address/ },
+  { name: '--metrics-address that does not resolve (was getaddrinfo\'s internal error)', args: [...ports(31_101), '--metrics-address', 'bogus.invalid'], names: /--metrics-address: "bogus\.invalid": expected an IPv4 or IPv6 address/ },
+  { name: '--gateway-address that is not an IP', args: ['--gateway-address', '1e999'], names: /--gateway-address: "1e999"/ },
+  { name: '--metrics-address this host does not hold (was EADDRNOTAVAIL with a stack)', args: [...ports(31_111), '--metrics-address', '192.0.2.254', '--metrics-port', '31114'], names: /--metrics-port \/ --metrics-address: "192\.0\.2\.254 port 31114": expected an address of this host .*\(EADDRNOTAVAIL\)/ },
+];
+
+for (const c of badAddresses) {
+  test(`interpose proxy: ${c.name}`, async (t) => {
+    const r = await runCli(['proxy', '--config', proxyConfig, ...c.args]);
+    t.is(r.exitCode, 1, r.stderr.slice(0, 500));
+    t.regex(r.stderr, c.names);
+    t.notRegex(r.stderr, /internal error|\n\s+at /);
+  });
+}
