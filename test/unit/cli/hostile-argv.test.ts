@@ -97,9 +97,9 @@ writeFileSync(proxyConfig, 'apiVersion: networking.istio.io/v1\nkind: ServiceEnt
 const ports = (base: number) => ['--bind-address', '127.0.0.1', '--outbound-port', String(base), '--inbound-port', String(base + 1), '--dns-port', String(base + 2)];
 
 const badAddresses: { name: string; args: string[]; names: RegExp }[] = [
-  { name: '--bind-address that is not an IP (was an internal error in the relay)', args: ['--bind-address', 'constructor'], names: /--bind-address: "constructor": expected an IPv4 or IPv6 address/ },
-  { name: '--metrics-address that does not resolve (was getaddrinfo\'s internal error)', args: [...ports(31_101), '--metrics-address', 'bogus.invalid'], names: /--metrics-address: "bogus\.invalid": expected an IPv4 or IPv6 address/ },
-  { name: '--gateway-address that is not an IP', args: ['--gateway-address', '1e999'], names: /--gateway-address: "1e999"/ },
+  { name: '--bind-address that is not an IP (was an internal error in the relay)', args: [...ports(31_121), '--metrics-port', '0', '--bind-address', 'constructor'], names: /--bind-address: "constructor": expected an IPv4 or IPv6 address/ },
+  { name: '--metrics-address that does not resolve (was getaddrinfo\'s internal error)', args: [...ports(31_101), '--metrics-port', '31104', '--metrics-address', 'bogus.invalid'], names: /--metrics-address: "bogus\.invalid": expected an IPv4 or IPv6 address/ },
+  { name: '--gateway-address that is not an IP', args: [...ports(31_131), '--metrics-port', '0', '--gateway-address', '1e999'], names: /--gateway-address: "1e999"/ },
   { name: '--metrics-address this host does not hold (was EADDRNOTAVAIL with a stack)', args: [...ports(31_111), '--metrics-address', '192.0.2.254', '--metrics-port', '31114'], names: /--metrics-port \/ --metrics-address: "192\.0\.2\.254 port 31114": expected an address of this host .*\(EADDRNOTAVAIL\)/ },
 ];
 
