@@ -13,6 +13,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
 import { yamlDocument, yamlDocuments, YamlInputError } from '../config/yaml-input.js';
 import { ValidationError, valueText } from '../errors/index.js';
+import { shortened } from '../errors/value-text.js';
 import { parseCidr, isAddress } from '../net/cidr.js';
 import { goDurationMs } from '../config/value-parsers.js';
 import { isPort, portFromText } from '../net/port.js';
@@ -195,7 +196,8 @@ function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
   }
   const istioKind = ISTIO_KINDS.find((k) => k === kind);
   if (!istioKind) {
-    config.ignored.push(`${valueText(kind)} ${JSON.stringify(metaName(doc))}`);
+    // A kind as written (AuthorizationPolicy), anything else as JSON; either shortened.
+    config.ignored.push(`${shortened(typeof kind === 'string' ? kind : valueText(kind))} ${shortened(JSON.stringify(metaName(doc)) ?? '')}`);
     return;
   }
   const maybeName = metaName(doc);
