@@ -9,8 +9,18 @@ export async function flushedExit(code?: number): Promise<never> {
   process.exit(code);
 }
 
-/** Resolves once everything written to `stream` so far is out (or failed, e.g. EPIPE). */
+/**
+ * Resolves once everything written to `stream` so far is out, or the reader is gone (EPIPE
+ * after `| head -1`: what was not read is not wanted, and the error is no crash of ours).
+ */
 export function drained(stream: NodeJS.WritableStream & { writableLength?: number }): Promise<void> {
-  // Callbacks run in write order, so an empty write's says the earlier ones are done.
-  return new Promise((resolve) => (stream.writableLength === 0 ? resolve() : stream.write('', () => resolve())));
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) {
+      resolve();
+      return;
+    }
+    stream.on('error', () => resolve());
+    // Callbacks run in write order, so an empty write's says the earlier ones are done.
+    stream.write('', () => resolve());
+  });
 }

@@ -32,7 +32,11 @@ async function main(): Promise<number> {
  * at once (64 KiB), and a result passing a large prevResult through is bigger than that.
  */
 function answer(text: string): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(text, () => resolve()));
+  return new Promise((resolve) => {
+    // A runtime that closed our stdout (EPIPE) has stopped listening; nothing is left to say.
+    process.stdout.on('error', () => resolve());
+    process.stdout.write(text, () => resolve());
+  });
 }
 
 // Exit as soon as the answer is out: a Kubernetes client's idle sockets must not hold the pod.
