@@ -1,8 +1,10 @@
 import { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { annotationsToFlags } from '../config/annotations.js';
+import { createReadStream } from 'node:fs';
+import { FileRefusedError, formatBytes } from '../config/bounded-file.js';
+import { readBoundedStream } from '../config/bounded-stream.js';
 import { podAnnotationsFromManifest } from '../config/pod-manifest.js';
-import { InterceptError, ValidationError } from '../errors/index.js';
+import { ValidationError } from '../errors/index.js';
 import { helpText } from './help-layout.js';
 
 const FORMATS = ['args', 'json', 'shell'] as const;
@@ -67,16 +69,20 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/**
+ * The largest manifest read (file or stdin). A pod is a few KiB; `kubectl get deploy -A -o yaml`
+ * of a large cluster a few MiB. /dev/zero or an endless stdin is refused once past it. A file is
+ * read as a stream, like stdin, so `<(kubectl get pod web -o yaml)` (a pipe) works too.
+ */
+export const MANIFEST_MAX_BYTES = 16 * 1024 * 1024;
+
 async function readInput(path: string): Promise<string> {
   try {
-    if (path === '-') {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
-    }
-    return await readFile(path, 'utf8');
+    return await readBoundedStream(path === '-' ? process.stdin : createReadStream(path), MANIFEST_MAX_BYTES);
   } catch (cause) {
-    throw new InterceptError(`cannot read ${path === '-' ? 'stdin' : path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause });
+    const reason = cause instanceof FileRefusedError ? cause.reason : ((cause as NodeJS.ErrnoException).code ?? String(cause));
+    const [flag, accepted] = path === '-' ? ['stdin', 'a manifest on stdin'] : ['[manifest]', 'a readable file'];
+    throw new ValidationError(flag, path, `${accepted} of at most ${formatBytes(MANIFEST_MAX_BYTES)} (${reason})`);
   }
 }
 

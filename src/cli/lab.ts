@@ -1,6 +1,6 @@
 /** `interpose lab [egress|gateway|tls-origination]`: the seeds, end to end, in network namespaces. */
 import { Command, Option } from 'commander';
-import { InterceptError } from '../errors/intercept-error.js';
+import { ValidationError } from '../errors/validation-error.js';
 
 export function labCommand(): Command {
   return new Command('lab')
@@ -18,7 +18,7 @@ export function labCommand(): Command {
     .addOption(new Option('--no-color', 'plain output even on a terminal'))
     .action(async (seed: string, opts: { json?: boolean; keep?: boolean; color?: boolean }) => {
       if (seed !== 'egress' && seed !== 'gateway' && seed !== 'tls-origination') {
-        throw new InterceptError(`invalid value for [seed]: ${JSON.stringify(seed)}: expected egress, gateway or tls-origination`);
+        throw new ValidationError('[seed]', seed, 'egress, gateway or tls-origination');
       }
       const { runLab } = await import('../lab/lab-runner.js');
       const color = opts.color !== false && !opts.json && process.stdout.isTTY === true && !process.env.NO_COLOR;

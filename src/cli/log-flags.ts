@@ -15,6 +15,7 @@
 import { Option } from 'commander';
 import { closeSync, openSync } from 'node:fs';
 import { ValidationError } from '../errors/validation-error.js';
+import { quotedItem } from '../errors/value-text.js';
 import { parseBool } from '../config/value-parsers.js';
 import { DEFAULT_LOG_SETTINGS, LOG_LEVELS, type LogLevel, type LogSettings, type LogTarget } from './log.js';
 
@@ -64,10 +65,10 @@ function defaultScopeLevel(flag: string, text: string): LogLevel {
   let level: LogLevel = DEFAULT_LOG_SETTINGS.level;
   for (const item of text.split(',')) {
     const pieces = item.split(':');
-    if (pieces.length > 2) throw new ValidationError(flag, text, `${accepted}; "${item}" has more than one ":"`);
+    if (pieces.length > 2) throw new ValidationError(flag, text, `${accepted}; ${quotedItem(item)} has more than one ":"`);
     const [scope, name] = pieces.length === 1 ? ['default', pieces[0]!] : [pieces[0]!, pieces[1]!];
-    if (!(LOG_LEVELS as readonly string[]).includes(name)) throw new ValidationError(flag, text, `${accepted}; "${name}" is not a level`);
-    if (!SCOPE_NAME.test(scope)) throw new ValidationError(flag, text, `${accepted}; "${scope}" is not a scope name`);
+    if (!(LOG_LEVELS as readonly string[]).includes(name)) throw new ValidationError(flag, text, `${accepted}; ${quotedItem(name)} is not a level`);
+    if (!SCOPE_NAME.test(scope)) throw new ValidationError(flag, text, `${accepted}; ${quotedItem(scope)} is not a scope name`);
     if (scope === 'default' || scope === 'all') level = name as LogLevel;
   }
   return level;

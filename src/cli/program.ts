@@ -6,6 +6,8 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import type { CommandEntry } from './commands.js';
+import { boundUsageErrors } from './bounded-usage-errors.js';
+import { flushedExit } from './flushed-exit.js';
 import { applyHelpLayout } from './help-layout.js';
 import { reportAndExit } from './run-action.js';
 import { refuseStrayArguments } from './stray-arguments.js';
@@ -37,8 +39,9 @@ export async function runProgram(entries: readonly CommandEntry[]): Promise<void
     for (const entry of requested ? [requested] : versionOnly ? [] : entries) program.addCommand((await entry.load()).exitOverride());
     applyHelpLayout(program);
     refuseStrayArguments(program);
+    boundUsageErrors(program);
     await program.parseAsync(process.argv);
-    if (requested?.exitWhenDone) process.exit();
+    if (requested?.exitWhenDone) await flushedExit();
   } catch (err) {
     reportAndExit(err);
   }

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { destination, pino } from 'pino';
 import { ValidationError } from '../errors/index.js';
@@ -13,6 +14,37 @@ function portFlag(flag: string, allowZero = false) {
     if (port === undefined) throw new ValidationError(flag, value, allowZero ? 'a port number 0-65535 (0 = off)' : 'a port number 1-65535');
     return port;
   };
+}
+
+/** An IP literal: the listeners bind it as given (the splice relay takes nothing else). */
+function addressFlag(value: string): string {
+  if (isIP(value) === 0) throw new ValidationError('--bind-address', value, 'an IPv4 or IPv6 address such as :: (all, dual stack), 0.0.0.0 or 127.0.0.1');
+  return value;
+}
+
+/** The same check, naming `flag`. */
+function addressFlagNamed(flag: string) {
+  return (value: string): string => {
+    if (isIP(value) === 0) throw new ValidationError(flag, value, 'an IPv4 or IPv6 address such as 0.0.0.0, :: or 127.0.0.1');
+    return value;
+  };
+}
+
+/**
+ * A listener that could not bind (address not on this host, port taken, no permission) as the
+ * error naming the flag that chose it, not an internal error with a stack.
+ */
+function listenFailure(err: unknown, flags: ProxyFlags): ValidationError | undefined {
+  const e = err as { syscall?: unknown; code?: unknown; address?: unknown; port?: unknown };
+  if (e?.syscall !== 'listen' || typeof e.code !== 'string') return undefined;
+  const byPort: [number | undefined, string][] = [
+    [flags.outboundPort, '--outbound-port'],
+    [flags.inboundPort, '--inbound-port'],
+    [flags.metricsPort, '--metrics-port / --metrics-address'],
+    [flags.dnsPort, '--dns-port'],
+  ];
+  const flag = byPort.find(([port]) => port === e.port)?.[1] ?? '--gateway-address (a Gateway server port)';
+  return new ValidationError(flag, `${String(e.address)} port ${String(e.port)}`, `an address of this host and a free port interpose may listen on (${e.code})`);
 }
 
 function idFlag(flag: string) {
@@ -95,7 +127,7 @@ export function proxyCommand(): Command {
     .requiredOption('--config <file>', 'multi-document Istio YAML (resources and outboundTrafficPolicy); reloaded on change and SIGHUP')
     .option('--outbound-port <port>', 'outbound listener, the target of istio-iptables -p', portFlag('--outbound-port'), 15001)
     .option('--inbound-port <port>', 'inbound listener, the target of istio-iptables -z', portFlag('--inbound-port'), 15006)
-    .option('--bind-address <address>', 'address of the outbound and inbound listeners ("::" takes IPv4 too)', '::')
+    .option('--bind-address <address>', 'address of the outbound and inbound listeners ("::" takes IPv4 too)', addressFlag, '::')
     .addOption(
       new Option('-m, --interception-mode <mode>', 'how inbound traffic arrives, as istio-iptables -m')
         .choices(['REDIRECT', 'TPROXY'])
@@ -106,8 +138,8 @@ export function proxyCommand(): Command {
     .option('--access-log <path>', 'access log destination: a file, "-" for stdout, "off"', '-')
     .addOption(new Option('--access-log-encoding <encoding>', 'access log encoding').choices(['TEXT', 'JSON']).default('TEXT'))
     .option('--metrics-port <port>', 'Prometheus endpoint /stats/prometheus (0 = off)', portFlag('--metrics-port', true), 15090)
-    .option('--metrics-address <address>', 'address of the metrics endpoint', '0.0.0.0')
-    .option('--gateway-address <address>', 'address the Gateway servers\' listeners bind', '0.0.0.0')
+    .option('--metrics-address <address>', 'address of the metrics endpoint', addressFlagNamed('--metrics-address'), '0.0.0.0')
+    .option('--gateway-address <address>', 'address the Gateway servers\' listeners bind', addressFlagNamed('--gateway-address'), '0.0.0.0')
     .option('--max-connections <n>', 'refuse (RST) connections beyond this many open ones, with a log line', positiveInt('--max-connections'), 65536)
     .addOption(new Option('--connect-timeout <duration>', 'upstream connect timeout').argParser(durationFlag('--connect-timeout')).default(10_000, '10s'))
     .addOption(new Option('--idle-timeout <duration>', 'close TCP connections idle this long in both directions').argParser(durationFlag('--idle-timeout')).default(3_600_000, '1h'))
@@ -168,6 +200,8 @@ export function proxyCommand(): Command {
         nativeHttp: flags.nativeHttp,
         watch: flags.watch,
         log,
+      }).catch((err: unknown) => {
+        throw listenFailure(err, flags) ?? err;
       });
       await new Promise<void>((done) => {
         const stop = (signal: string) => {

@@ -1,4 +1,4 @@
-import { InterceptError } from '../errors/index.js';
+import { isInterceptError } from '../errors/intercept-error.js';
 import { error as logError } from './log.js';
 
 /**
@@ -10,7 +10,7 @@ export function reportAndExit(err: unknown): never {
     // commander already printed its message (unknown option, missing argument …).
     process.exit(err.exitCode === 0 ? 0 : 1);
   }
-  if (err instanceof InterceptError) {
+  if (isInterceptError(err)) {
     // Through the logger, so --log_as_json and --log_output_level apply to the last line too.
     logError(err.message);
     process.exit(err.exitCode);

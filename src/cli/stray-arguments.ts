@@ -5,6 +5,7 @@
  * the user needs. This replaces that check with one that names the argument.
  */
 import type { Command } from 'commander';
+import { quotedItem } from '../errors/value-text.js';
 
 /** On `cmd` and every subcommand: an argument beyond the declared ones is an error naming it. */
 export function refuseStrayArguments(cmd: Command): Command {
@@ -19,7 +20,7 @@ export function refuseStrayArguments(cmd: Command): Command {
     if (stray.length === 0) return;
     const takes = declared.length === 0 ? 'takes no arguments' : `takes at most ${declared.map((a) => `[${a.name()}]`).join(' ')}`;
     action.error(
-      `error: unexpected argument ${JSON.stringify(stray[0])} for '${action.name()}': it ${takes}; options start with - or --, and a value with spaces must be quoted`,
+      `error: unexpected argument ${quotedItem(stray[0]!)} for '${action.name()}': it ${takes}; options start with - or --, and a value with spaces must be quoted`,
       { code: 'commander.excessArguments' },
     );
   });

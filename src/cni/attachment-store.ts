@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBoundedFile } from '../config/bounded-file.js';
+import { shortened } from '../errors/value-text.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { PodRules } from './kernel-rules.js';
 
@@ -39,12 +40,12 @@ export class AttachmentStore {
       text = readBoundedFile(this.file(a), 64 * 1024);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new CniError(CNI_ERROR.ioFailure, `cannot read the record of what ADD installed, ${this.file(a)}: ${(err as Error).message}`);
+      throw new CniError(CNI_ERROR.ioFailure, `cannot read the record of what ADD installed, ${shortened(this.file(a))}: ${shortened((err as Error).message)}`);
     }
     try {
       return JSON.parse(text) as AttachmentRecord;
     } catch {
-      throw new CniError(CNI_ERROR.ioFailure, `the record of what ADD installed, ${this.file(a)}, is not JSON; delete it after removing the pod's rules`);
+      throw new CniError(CNI_ERROR.ioFailure, `the record of what ADD installed, ${shortened(this.file(a))}, is not JSON; delete it after removing the pod's rules`);
     }
   }
 
@@ -55,7 +56,7 @@ export class AttachmentStore {
       writeFileSync(`${file}.tmp`, `${JSON.stringify(record)}\n`, { mode: 0o600 });
       renameSync(`${file}.tmp`, file);
     } catch (err) {
-      throw new CniError(CNI_ERROR.ioFailure, `cannot record what ADD installed in ${file}: ${(err as Error).message}`);
+      throw new CniError(CNI_ERROR.ioFailure, `cannot record what ADD installed in ${shortened(file)}: ${shortened((err as Error).message)}`);
     }
   }
 

@@ -2,6 +2,8 @@
  * A CNI error result (CNI spec, "Error"): the code, a message and details, printed as JSON on
  * stdout with a non-zero exit. Codes 1–99 are the specification's own; 100 and up are ours.
  */
+import { shortened } from '../errors/value-text.js';
+
 export const CNI_ERROR = {
   /** The configuration's cniVersion is not one this plugin speaks. */
   incompatibleVersion: 1,
@@ -31,14 +33,17 @@ export const CNI_ERROR = {
 
 export class CniError extends Error {
   override name = 'CniError';
+  readonly details: string;
 
   constructor(
     readonly code: number,
     message: string,
-    readonly details = '',
+    details = '',
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    // Bounded, whatever a message quotes: the runtime logs it, and a pipe answer must stay small.
+    super(shortened(message, 4000), options);
+    this.details = shortened(details, 16000);
   }
 
   /** The spec's error object; `cniVersion` is the configuration's (or the newest we speak). */

@@ -8,6 +8,7 @@
  */
 import { dirname, isAbsolute, join } from 'node:path';
 import { FileRefusedError, readBoundedFile } from '../config/bounded-file.js';
+import { shortened } from '../errors/value-text.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 
 /** A kubeconfig, and each certificate, key or token file it names, is read up to this size. */
@@ -30,7 +31,7 @@ export interface ApiAccess {
 type Obj = Record<string, unknown>;
 
 export async function loadKubeconfig(file: string): Promise<ApiAccess> {
-  const fail = (what: string) => new CniError(CNI_ERROR.invalidNetworkConfig, `the kubeconfig ${file} named by "kubeconfig": ${what}`);
+  const fail = (what: string) => new CniError(CNI_ERROR.invalidNetworkConfig, `the kubeconfig ${shortened(file)} named by "kubeconfig": ${what}`);
   let text: string;
   try {
     text = readBoundedFile(file, KUBECONFIG_MAX_BYTES);
@@ -73,7 +74,7 @@ export async function loadKubeconfig(file: string): Promise<ApiAccess> {
     try {
       return Buffer.from(readBoundedFile(isAbsolute(path) ? path : join(base, path), KUBECONFIG_MAX_BYTES));
     } catch (err) {
-      throw fail(`"${pathKey}" ${path} cannot be read: ${readError(err)}`);
+      throw fail(`"${pathKey}" ${shortened(path)} cannot be read: ${readError(err)}`);
     }
   };
 

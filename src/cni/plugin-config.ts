@@ -3,6 +3,7 @@
  * own keys plus interpose-cni's (istio-cni's names). Any other key is refused naming it, and
  * so is a value of the wrong kind: a typo must not silently turn interception off.
  */
+import { quotedItem } from '../errors/value-text.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 
 /** The specification versions this plugin speaks (VERSION reports them). */
@@ -53,7 +54,7 @@ export function parsePluginConfig(text: string): PluginConfig {
     if (!SPEC_KEYS.includes(key) && !OWN_KEYS.includes(key)) {
       throw new CniError(
         CNI_ERROR.unsupportedField,
-        `unsupported key "${key}" in the interpose-cni configuration: ${shorten(JSON.stringify(o[key]))}`,
+        `unsupported key ${quotedItem(key)} in the interpose-cni configuration: ${shorten(JSON.stringify(o[key]))}`,
         `accepted keys: ${[...OWN_KEYS, ...SPEC_KEYS].join(', ')}`,
       );
     }
@@ -66,7 +67,7 @@ export function parsePluginConfig(text: string): PluginConfig {
   };
   const cniVersion = str('cniVersion', true)!;
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion)) {
-    throw new CniError(CNI_ERROR.incompatibleVersion, `cniVersion ${JSON.stringify(cniVersion)} is not supported`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+    throw new CniError(CNI_ERROR.incompatibleVersion, `cniVersion ${quotedItem(cniVersion)} is not supported`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   const level = str('plugin_log_level', false) ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw invalid('plugin_log_level', level, LOG_LEVELS.join(', '));

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { ValidationError } from '../errors/validation-error.js';
 import { InterceptError } from '../errors/intercept-error.js';
+import { shortened, valueText } from '../errors/value-text.js';
 import { AttachmentStore, type Attachment } from './attachment-store.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { CniEnvironment } from './cni-environment.js';
@@ -76,7 +77,12 @@ async function add(env: CniEnvironment, conf: PluginConfig, attachment: Attachme
   if (conf.prevResult === undefined) {
     throw new CniError(CNI_ERROR.invalidNetworkConfig, 'interpose-cni is a chained plugin: ADD got no prevResult; list it after the plugin that creates the interface');
   }
-  const passThrough = conf.prevResult as object;
+  // Passed through as ADD's own result: `null` or `42` would be printed as one, exit 0.
+  const prev = conf.prevResult;
+  if (typeof prev !== 'object' || prev === null || Array.isArray(prev)) {
+    throw new CniError(CNI_ERROR.invalidNetworkConfig, `invalid value for "prevResult" in the interpose-cni configuration: ${shortened(valueText(prev))}: expected an object (the previous plugin's result)`);
+  }
+  const passThrough = prev;
   if (!env.pod) {
     log.info('CNI_ARGS names no Kubernetes pod; left alone');
     return passThrough;
@@ -151,7 +157,7 @@ async function check(env: CniEnvironment, attachment: Attachment, deps: PluginDe
 
 function status(conf: PluginConfig): void {
   if (conf.kubeconfig && !existsSync(conf.kubeconfig)) {
-    throw new CniError(CNI_ERROR.pluginNotAvailable, `the kubeconfig ${conf.kubeconfig} named by "kubeconfig" does not exist`);
+    throw new CniError(CNI_ERROR.pluginNotAvailable, `the kubeconfig ${shortened(conf.kubeconfig)} named by "kubeconfig" does not exist`);
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { shortened } from '../errors/value-text.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 import type { PodRef } from './cni-environment.js';
 import { loadKubeconfig, type ApiAccess } from './kubeconfig.js';
@@ -33,18 +34,24 @@ export const DEFAULT_POD_READ: PodReadOptions = { timeoutMs: 5_000, attempts: 3,
 export async function readPod(kubeconfig: string, pod: PodRef, options: PodReadOptions = DEFAULT_POD_READ): Promise<PodInfo> {
   const access = await loadKubeconfig(kubeconfig);
   const server = access.server;
-  const what = `pod ${pod.namespace}/${pod.name}`;
+  const what = `pod ${shortened(`${pod.namespace}/${pod.name}`)}`;
   const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
   let lastError = '';
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
     try {
       const r = await get(access, path, options.timeoutMs);
       if (r.status === 200) {
+        let pod: unknown;
         try {
-          return podInfo(JSON.parse(r.body) as V1PodLike);
+          pod = JSON.parse(r.body);
         } catch {
           throw new CniError(CNI_ERROR.tryAgainLater, `the Kubernetes API server ${server} answered the read of ${what} with something that is not JSON`, r.body.slice(0, 500));
         }
+        const info = podInfo(pod);
+        if (typeof info === 'string') {
+          throw new CniError(CNI_ERROR.tryAgainLater, `the Kubernetes API server ${server} answered the read of ${what} with a pod whose ${info}`, r.body.slice(0, 500));
+        }
+        return info;
       }
       if (r.status === 404) throw new CniError(CNI_ERROR.unknownContainer, `${what} does not exist on the Kubernetes API server ${server}`);
       if (r.status >= 400 && r.status < 500 && r.status !== 429) {
@@ -99,16 +106,40 @@ function get(access: ApiAccess, path: string, timeoutMs: number): Promise<{ stat
   });
 }
 
-interface V1PodLike {
-  metadata?: { annotations?: Record<string, string> };
-  spec?: { hostNetwork?: boolean; containers?: Array<{ name?: string; env?: Array<{ name?: string; value?: string }> }> };
+/**
+ * The three things read from a pod, or what is wrong with its shape. The API server is trusted
+ * to send a pod, but a proxy or a broken server in between must not become an internal error
+ * (a number where a string belongs crashed `.toLowerCase()` in the interception decision).
+ */
+function podInfo(pod: unknown): PodInfo | string {
+  const metadata = field(pod, 'metadata');
+  const annotations = field(metadata, 'annotations') ?? {};
+  if (!isStringMap(annotations)) return 'metadata.annotations is not a map of strings';
+  const spec = field(pod, 'spec');
+  const hostNetwork = field(spec, 'hostNetwork');
+  if (hostNetwork !== undefined && typeof hostNetwork !== 'boolean') return 'spec.hostNetwork is not a boolean';
+  const containers = field(spec, 'containers') ?? [];
+  if (!Array.isArray(containers)) return 'spec.containers is not a list';
+  const proxy: unknown = containers.find((c) => field(c, 'name') === 'istio-proxy');
+  const env = field(proxy, 'env') ?? [];
+  if (!Array.isArray(env)) return 'istio-proxy container\'s env is not a list';
+  // A null-prototype map: a variable named __proto__ is a variable, not the map's prototype.
+  const proxyEnv: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const e of env) {
+    const name = field(e, 'name');
+    const value = field(e, 'value');
+    if (typeof name === 'string' && name !== '' && typeof value === 'string') proxyEnv[name] = value;
+  }
+  return { annotations, hostNetwork: hostNetwork === true, proxyEnv };
 }
 
-function podInfo(pod: V1PodLike): PodInfo {
-  const proxy = pod.spec?.containers?.find((c) => c.name === 'istio-proxy');
-  const proxyEnv: Record<string, string> = {};
-  for (const e of proxy?.env ?? []) if (e.name && e.value !== undefined) proxyEnv[e.name] = e.value;
-  return { annotations: pod.metadata?.annotations ?? {}, hostNetwork: pod.spec?.hostNetwork === true, proxyEnv };
+/** `o[key]` when `o` is a mapping and holds `key` itself (not through its prototype). */
+function field(o: unknown, key: string): unknown {
+  return typeof o === 'object' && o !== null && !Array.isArray(o) && Object.hasOwn(o, key) ? (o as Record<string, unknown>)[key] : undefined;
+}
+
+function isStringMap(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 }
 
 class DeadlineError extends Error {}

@@ -28,6 +28,11 @@ export function formatBytes(n: number): string {
  * when it cannot be opened.
  */
 export function readBoundedFile(path: string, maxBytes: number): string {
+  return readBoundedBytes(path, maxBytes).toString('utf8');
+}
+
+/** readBoundedFile's bytes, for files that are not text or are hashed as they are (PEM, conf files). */
+export function readBoundedBytes(path: string, maxBytes: number): Buffer {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
@@ -51,7 +56,7 @@ export function readBoundedFile(path: string, maxBytes: number): string {
       length += n;
     }
     if (length > maxBytes) throw tooLarge();
-    return chunk.toString('utf8', 0, length);
+    return chunk.subarray(0, length);
   } finally {
     closeSync(fd);
   }

@@ -4,6 +4,7 @@
  * naming the flag or variable, the value and what is accepted.
  */
 import { ValidationError } from '../errors/validation-error.js';
+import { quotedItem } from '../errors/value-text.js';
 import { parseCidr } from '../net/cidr.js';
 import type {
   InboundPorts,
@@ -235,9 +236,9 @@ async function resolveId(
   } else if (/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(item)) {
     const id = await lookup(item);
     if (id !== undefined) return id;
-    throw new ValidationError(setting.source, setting.value, `numeric ${what} ids or ${what} names that exist on this host ("${item}" does not resolve)`);
+    throw new ValidationError(setting.source, setting.value, `numeric ${what} ids or ${what} names that exist on this host (${quotedItem(item)} does not resolve)`);
   }
-  throw new ValidationError(setting.source, setting.value, `a comma-separated list of numeric ${what} ids (0-4294967294) or ${what} names (bad item "${item}")`);
+  throw new ValidationError(setting.source, setting.value, `a comma-separated list of numeric ${what} ids (0-4294967294) or ${what} names (bad item ${quotedItem(item)})`);
 }
 
 /** istio's ParseInterceptFilter: "*" or empty include means "all groups except the exclude list". */

@@ -44,7 +44,8 @@ export function podAnnotationsFromManifest(text: string, what: string, name?: st
     // kubectl get -o json/yaml of several objects gives a List.
     const items = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
     for (const item of items) {
-      if (!isObject(item) || typeof item.kind !== 'string' || !(item.kind in TEMPLATE_PATHS)) continue;
+      // hasOwn, not `in`: a kind named toString or constructor is Object.prototype's, not a workload.
+      if (!isObject(item) || typeof item.kind !== 'string' || !Object.hasOwn(TEMPLATE_PATHS, item.kind)) continue;
       const raw = dig(item, TEMPLATE_PATHS[item.kind]!);
       const annotations: Record<string, string> = {};
       if (isObject(raw)) {

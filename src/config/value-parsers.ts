@@ -3,6 +3,7 @@
  * names the flag (or env var), the value and what is accepted.
  */
 import { ValidationError } from '../errors/validation-error.js';
+import { quotedItem } from '../errors/value-text.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 import { portFromText } from '../net/port.js';
 
@@ -25,7 +26,7 @@ export function parsePortList(value: string, source: string): number[] {
     try {
       return parsePort(item, source);
     } catch {
-      throw new ValidationError(source, value, `a comma-separated list of ports from 1 to 65535 (bad item "${item}")`);
+      throw new ValidationError(source, value, `a comma-separated list of ports from 1 to 65535 (bad item ${quotedItem(item)})`);
     }
   });
   return [...new Set(ports)];
@@ -38,7 +39,7 @@ export function parseCidrList(value: string, source: string): Cidr[] {
       throw new ValidationError(
         source,
         value,
-        `a comma-separated list of IPv4 or IPv6 CIDRs such as 10.0.0.0/8 or 2001:db8::/32 (bad item "${item}")`,
+        `a comma-separated list of IPv4 or IPv6 CIDRs such as 10.0.0.0/8 or 2001:db8::/32 (bad item ${quotedItem(item)})`,
       );
     }
     return c;
@@ -59,7 +60,7 @@ export function parseInterfaceList(value: string, source: string): string[] {
       throw new ValidationError(
         source,
         value,
-        `a comma-separated list of interface names (1-15 printable characters, no "/", ":" or spaces; "+" only at the end) (bad item "${name}")`,
+        `a comma-separated list of interface names (1-15 printable characters, no "/", ":" or spaces; "+" only at the end) (bad item ${quotedItem(name)})`,
       );
     }
     return name;

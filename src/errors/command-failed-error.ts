@@ -1,4 +1,5 @@
 import { InterceptError } from './intercept-error.js';
+import { shortened } from './value-text.js';
 
 /** An external command (iptables-restore, nft, ip …) exited non-zero or could not start. */
 export class CommandFailedError extends InterceptError {
@@ -13,7 +14,8 @@ export class CommandFailedError extends InterceptError {
   ) {
     const what = options?.context ? `${options.context}: ` : '';
     const code = commandExitCode === undefined ? 'could not run' : `exited ${commandExitCode}`;
-    const detail = stderr.trim() ? `: ${stderr.trim()}` : '';
-    super(`${what}${argv.join(' ')} ${code}${detail}`, { cause: options?.cause });
+    // Bounded: an argument can be a user's 100 KB value, and a tool's stderr often repeats it.
+    const detail = stderr.trim() ? `: ${shortened(stderr.trim(), 8000)}` : '';
+    super(`${what}${argv.map((a) => shortened(a)).join(' ')} ${code}${detail}`, { cause: options?.cause });
   }
 }

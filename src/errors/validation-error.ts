@@ -1,5 +1,5 @@
 import { InterceptError } from './intercept-error.js';
-import { valueText } from './value-text.js';
+import { shortened, valueText } from './value-text.js';
 
 /**
  * Bad input: names the flag (or field), the value given and what is accepted. Raised before
@@ -14,11 +14,7 @@ export class ValidationError extends InterceptError {
     readonly value: unknown,
     readonly accepted: string,
   ) {
-    super(`invalid value for ${flag}: ${shorten(valueText(value))}: expected ${accepted}`);
+    // Each part bounded: the flag may be a key from a user's YAML, `accepted` may quote an item.
+    super(`invalid value for ${shortened(flag)}: ${shortened(valueText(value))}: expected ${shortened(accepted, 2000)}`);
   }
-}
-
-/** A value of thousands of CIDRs is quoted by its start and length: the bad item is named apart. */
-function shorten(quoted: string): string {
-  return quoted.length <= 200 ? quoted : `${quoted.slice(0, 120)}… (${quoted.length} characters)`;
 }

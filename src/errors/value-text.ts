@@ -18,3 +18,21 @@ export function valueText(value: unknown): string {
     return Array.isArray(value) ? '(a list)' : `(${typeof value})`;
   }
 }
+
+/**
+ * A message part cut to a readable length: a value of thousands of CIDRs, or a 100 KB argument,
+ * is named by its start and its length. The whole value is the user's; the message only has
+ * to let them find it.
+ */
+export function shortened(text: string, max = 200): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(20, max - 80))}… (${text.length} characters)`;
+}
+
+/**
+ * One item of a user's value (a list entry, a key, a path) as a quoted message part: JSON quotes
+ * show control characters instead of letting them move the terminal's cursor, and a long item is
+ * shortened.
+ */
+export function quotedItem(item: string): string {
+  return shortened(JSON.stringify(item));
+}

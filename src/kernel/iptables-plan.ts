@@ -201,7 +201,8 @@ export function ownedSnapshot(saved: SavedState, known: OwnedState): OwnedSnapsh
     for (const r of table.rules) {
       const n = (position.get(r.chain) ?? 0) + 1;
       position.set(r.chain, n);
-      if (r.chain in chains) chains[r.chain]!.push(r.spec);
+      // hasOwn: a foreign chain named toString or constructor is not one of ours.
+      if (Object.hasOwn(chains, r.chain)) chains[r.chain]!.push(r.spec);
       else if (isBuiltinChain(name, r.chain) && (jumpsToOwned(r.spec) || (knownBuiltin?.get(r.chain)?.includes(r.spec) ?? false))) {
         (builtin[r.chain] ??= []).push([n, r.spec]);
       }

@@ -7,10 +7,9 @@
  * loaded or reloaded: a missing file refuses the config, naming the field, instead of failing
  * every request later. Also refuses policies on ports where interpose could not honour them.
  */
-import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import { ValidationError } from '../errors/index.js';
 import { HostTable } from './host-table.js';
+import { readPemFile } from './pem-file.js';
 import type {
   ClientTls,
   ConnectionPool,
@@ -139,14 +138,9 @@ function tlsSettings(dr: DestinationRule): ClientTls[] {
 }
 
 function readPem(field: string, file: string, baseDir: string | undefined): Buffer {
-  const path = isAbsolute(file) || !baseDir ? file : join(baseDir, file);
-  try {
-    const pem = readFileSync(path);
-    if (!pem.includes('-----BEGIN ')) throw Object.assign(new Error('not PEM'), { code: 'no PEM block' });
-    return pem;
-  } catch (err) {
-    throw new ValidationError(field, file, `a readable PEM file (${(err as NodeJS.ErrnoException).code ?? String(err)}${path !== file ? `, read as ${path}` : ''})`);
-  }
+  const pem = readPemFile(field, file, baseDir);
+  if (!pem.includes('-----BEGIN ')) throw new ValidationError(field, file, 'a readable PEM file (no PEM block)');
+  return pem;
 }
 
 function loadTls(tls: ClientTls, baseDir: string | undefined): LoadedTls {

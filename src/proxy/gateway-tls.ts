@@ -5,13 +5,12 @@
  * layout of a mounted Kubernetes TLS secret; a relative path is read from the --config
  * file's directory.
  */
-import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { ValidationError } from '../errors/index.js';
 import type { GatewayServer, ProxyConfig } from './istio-types.js';
+import { readPemFile } from './pem-file.js';
 
 export function gatewayTlsContexts(config: ProxyConfig): Map<GatewayServer, SecureContext> {
   const contexts = new Map<GatewayServer, SecureContext>();
@@ -19,14 +18,7 @@ export function gatewayTlsContexts(config: ProxyConfig): Map<GatewayServer, Secu
     for (const server of gw.servers) {
       const c = server.credential;
       if (!c) continue;
-      const read = (file: string) => {
-        const path = isAbsolute(file) || !config.baseDir ? file : join(config.baseDir, file);
-        try {
-          return readFileSync(path);
-        } catch (err) {
-          throw new ValidationError(c.field, file, `a readable PEM file (${(err as NodeJS.ErrnoException).code ?? String(err)}${path !== file ? `, read as ${path}` : ''})`);
-        }
-      };
+      const read = (file: string) => readPemFile(c.field, file, config.baseDir);
       try {
         contexts.set(server, createSecureContext({ cert: read(c.certFile), key: read(c.keyFile) }));
       } catch (err) {

@@ -13,6 +13,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { FileRefusedError, formatBytes, readBoundedFile } from '../config/bounded-file.js';
 import { yamlDocument, yamlDocuments, YamlInputError } from '../config/yaml-input.js';
 import { ValidationError, valueText } from '../errors/index.js';
+import { shortened } from '../errors/value-text.js';
 import { parseCidr, isAddress, type Cidr } from '../net/cidr.js';
 import { goDurationMs } from '../config/value-parsers.js';
 import { isPort, portFromText } from '../net/port.js';
@@ -206,9 +207,10 @@ function readDocument(doc: Obj, where: string, config: ProxyConfig): void {
   }
   const istioKind = ISTIO_KINDS.find((k) => k === kind);
   if (!istioKind) {
+    // A kind as written (AuthorizationPolicy), anything else as JSON; either shortened.
     const name = metaName(doc);
-    const kindText = typeof kind === 'string' ? kind : valueText(kind);
-    config.ignored.push(name === undefined ? `${kindText} (no metadata.name)` : `${kindText} ${JSON.stringify(name)}`);
+    const kindText = shortened(typeof kind === 'string' ? kind : valueText(kind));
+    config.ignored.push(name === undefined ? `${kindText} (no metadata.name)` : `${kindText} ${shortened(JSON.stringify(name))}`);
     return;
   }
   const maybeName = metaName(doc);
@@ -309,8 +311,8 @@ function readServiceEntry(spec: Obj, p: Path, name: string, namespace: string): 
     const address = str(o['address'], ep.at('address'));
     if (resolution === 'STATIC' && !isAddress(address)) ep.at('address').fail(address, 'an IP address (resolution STATIC)');
     const portsObj = optObj(o['ports'], ep.at('ports'));
-    const epPorts: Record<string, number> = {};
-    for (const [k, v] of Object.entries(portsObj ?? {})) epPorts[k] = port(v, ep.at('ports').at(k));
+    // fromEntries defines own properties: a port named __proto__ is kept, not assigned to the prototype.
+    const epPorts: Record<string, number> = Object.fromEntries(Object.entries(portsObj ?? {}).map(([k, v]) => [k, port(v, ep.at('ports').at(k))]));
     const labels = readLabels(o['labels'], ep.at('labels'));
     const weight = o['weight'] ?? undefined;
     if (weight !== undefined && (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 0xffffffff)) {
@@ -519,12 +521,10 @@ function readDestinationRule(spec: Obj, p: Path, name: string, namespace: string
 }
 
 function readLabels(v: unknown, p: Path): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const [k, val] of Object.entries(optObj(v, p) ?? {})) {
-    if (typeof val !== 'string') p.at(k).fail(val, 'a string label value');
-    labels[k] = val as string;
-  }
-  return labels;
+  const entries = Object.entries(optObj(v, p) ?? {});
+  for (const [k, val] of entries) if (typeof val !== 'string') p.at(k).fail(val, 'a string label value');
+  // fromEntries defines own properties: a label named __proto__ is kept, not assigned to the prototype.
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 function readTopTrafficPolicy(v: unknown, p: Path): TopTrafficPolicy | undefined {

@@ -84,8 +84,9 @@ export class UpstreamResolver {
     if (found.kind === 'unknown-subset') throw new NoUpstreamError(cluster, 'NC', `subset ${dest.subset} is not defined (${found.rule})`);
     const policy = found.kind === 'policy' ? found.policy : undefined;
     const servicePort = binding?.port ?? entry?.ports.find((p) => p.number === port);
+    // hasOwn: a port named toString or constructor must not find Object.prototype's.
     const targetPort = (name: string | undefined, epPorts?: Record<string, number>): number =>
-      (name !== undefined ? epPorts?.[name] : undefined) ?? servicePort?.targetPort ?? port;
+      (name !== undefined && epPorts !== undefined && Object.hasOwn(epPorts, name) ? epPorts[name] : undefined) ?? servicePort?.targetPort ?? port;
 
     let candidates: Candidate[];
     if (!entry) {

@@ -99,6 +99,6 @@ test('CLI: unknown keys and bad input exit 1 naming what is wrong', async (t) =>
   t.regex(unknown.stderr, /invalid value for annotation traffic\.sidecar\.istio\.io\/excludeOutboundIps/);
   t.regex(badPair.stderr, /invalid value for --annotation: "no-equals-sign": expected key=value/);
   t.regex(nothing.stderr, /a manifest file, "-" for stdin, or at least one --annotation/);
-  t.regex(missing.stderr, /cannot read \/nonexistent\/pod\.yaml: ENOENT/);
+  t.regex(missing.stderr, /invalid value for \[manifest\]: "\/nonexistent\/pod\.yaml": expected a readable file .*\(ENOENT\)/);
   t.regex(badFormat.stderr, /invalid value for --format: "yaml"/);
 });

@@ -7,19 +7,24 @@
  * file when the kubelet rotates the token. Written as JSON (a kubeconfig may be YAML or JSON):
  * the plugin then parses it without loading a YAML parser.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { FileRefusedError, readBoundedFile } from '../../config/bounded-file.js';
 import { InterceptError } from '../../errors/intercept-error.js';
 import { ValidationError } from '../../errors/validation-error.js';
 
 export const KUBECONFIG_FILE = 'interpose-cni.kubeconfig';
 
+/** A token, a CA bundle or a namespace name: kilobytes. */
+const SECRET_MAX_BYTES = 1 << 20;
+
 function readSecret(dir: string, name: string): string {
   try {
-    return readFileSync(join(dir, name), 'utf8');
+    // Bounded: a FIFO there blocked install for good (deaf to SIGTERM), /dev/zero ate the memory.
+    return readBoundedFile(join(dir, name), SECRET_MAX_BYTES);
   } catch (err) {
+    const reason = err instanceof FileRefusedError ? err.reason : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
     throw new InterceptError(
-      `cannot read ${join(dir, name)} (--service-account-dir): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; ` +
+      `cannot read ${join(dir, name)} (--service-account-dir): ${reason}; ` +
         'the installer needs its pod\'s service account token, ca.crt and namespace',
     );
   }
