@@ -45,6 +45,9 @@ interface ClusterCounts {
   bytesOut: number;
   connections: number;
   failures: number;
+  retries: number;
+  /** Requests whose retries ran out on a retriable outcome (URX). */
+  retryLimitExceeded: number;
 }
 
 export class HttpFastPath {
@@ -136,12 +139,14 @@ export class HttpFastPath {
     // Counted here and added once per delivery: each counter increment costs a label lookup,
     // which per request was a good part of the fast path's JS time.
     let c = this.counts.get(r.cluster);
-    if (!c) this.counts.set(r.cluster, (c = { codes: new Map(), bytesIn: 0, bytesOut: 0, connections: 0, failures: 0 }));
+    if (!c) this.counts.set(r.cluster, (c = { codes: new Map(), bytesIn: 0, bytesOut: 0, connections: 0, failures: 0, retries: 0, retryLimitExceeded: 0 }));
     c.codes.set(r.code, (c.codes.get(r.code) ?? 0) + 1);
     c.bytesIn += r.bytesReceived;
     c.bytesOut += r.bytesSent;
     c.connections += r.upstreamConnections;
     c.failures += r.connectFailures;
+    c.retries += r.retries;
+    if (r.flags.includes('URX')) c.retryLimitExceeded++;
   }
 
   /** The same counters the JS path increments per request (http-proxy.ts forward(), closed()). */
@@ -154,6 +159,8 @@ export class HttpFastPath {
       if (c.bytesOut > 0) metrics.bytesReceived.inc(labels, c.bytesOut);
       if (c.connections > 0) metrics.upstreamConnections.inc(labels, c.connections);
       if (c.failures > 0) metrics.upstreamConnectFailures.inc(labels, c.failures);
+      if (c.retries > 0) metrics.retries.inc(labels, c.retries);
+      if (c.retryLimitExceeded > 0) metrics.retryLimitExceeded.inc(labels, c.retryLimitExceeded);
     }
     this.counts.clear();
   }

@@ -35,10 +35,12 @@ export interface FastRequestRecord {
   upstreamLocal: string | undefined;
   upstreamConnections: number;
   connectFailures: number;
+  /** Attempts sent again by the retry policy. */
+  retries: number;
 }
 
 /** Values per record in the flat log array (http_fast_path_binding.cc Deliver). */
-const RECORD_FIELDS = 19;
+const RECORD_FIELDS = 20;
 
 type OnEvents = (misses: (number | string)[], logs: (number | string | undefined)[], handbacks: (number | Buffer)[], closed: number[]) => void;
 
@@ -88,6 +90,7 @@ function recordAt(v: (number | string | undefined)[], i: number): FastRequestRec
     upstreamLocal: v[i + 16] as string | undefined,
     upstreamConnections: v[i + 17] as number,
     connectFailures: v[i + 18] as number,
+    retries: v[i + 19] as number,
   };
 }
 

@@ -325,8 +325,8 @@ maybe('the fast path and the JS path answer, forward and log the corpus alike', 
   probe.server.close();
   const yaml = mesh(up.port, refusedPort);
   const dst = { address: '127.0.0.1', port: up.port };
-  const native = await startTestProxy(t, yaml, dst, { nativeHttp: true });
-  const js = await startTestProxy(t, yaml, dst, { nativeHttp: false });
+  const native = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0 });
+  const js = await startTestProxy(t, yaml, dst, { nativeHttp: false, metricsPort: 0 });
   t.is(js.server.nativeHttpStats, undefined, 'nativeHttp false turns the fast path off');
   for (const c of corpus) {
     const before = { ...native.server.nativeHttpStats! };
@@ -341,4 +341,13 @@ maybe('the fast path and the JS path answer, forward and log the corpus alike', 
     if (c.native === false) t.is(after.served, before.served, `${c.name}: not served by the fast path`);
     if (c.native === false) t.true(after.handedBack > before.handedBack, `${c.name}: handed back to the JS path`);
   }
+  // The whole corpus counted alike: responses by code, retries, retries run out, connect failures.
+  const counters = async (p: TestProxy) =>
+    (await (await fetch(`http://127.0.0.1:${p.server.ports['metrics']}/stats/prometheus`)).text())
+      .split('\n')
+      .filter((l) => /^envoy_cluster_(upstream_rq_total|upstream_rq_retry_total|upstream_rq_retry_limit_exceeded_total|upstream_cx_connect_fail_total)\{/.test(l))
+      .sort();
+  const nativeCounters = await counters(native);
+  t.true(nativeCounters.some((l) => l.startsWith('envoy_cluster_upstream_rq_retry_total')), nativeCounters.join('\n'));
+  t.deepEqual(nativeCounters, await counters(js), 'the metrics');
 });

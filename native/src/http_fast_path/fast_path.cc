@@ -834,6 +834,7 @@ struct FastPath::Impl {
     uint64_t wait = ceiling == 0 ? 0 : rng() % ceiling;
     wait = std::min<uint64_t>(wait, uint64_t{p.backoff_base_ms} * 10);
     ex->attempt++;
+    ex->log.retries++;
     if (ex->up) {
       closeUp(ex->up);
       ex->up = nullptr;

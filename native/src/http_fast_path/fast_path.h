@@ -95,6 +95,7 @@ struct RequestLog {
   std::string upstream_host, cluster, upstream_local;
   uint32_t upstream_connections = 0;  // new upstream connections made for it
   uint32_t connect_failures = 0;
+  uint32_t retries = 0;  // attempts sent again by the retry policy
 };
 
 struct Events {
