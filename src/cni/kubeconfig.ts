@@ -7,7 +7,7 @@
  * an error naming the field, not a silent anonymous read.
  */
 import { dirname, isAbsolute, join } from 'node:path';
-import { FileRefusedError, readBoundedFile } from '../config/bounded-file.js';
+import { FileRefusedError, readBoundedBytes, readBoundedFile } from '../config/bounded-file.js';
 import { shortened } from '../errors/value-text.js';
 import { CNI_ERROR, CniError } from './cni-error.js';
 
@@ -72,7 +72,7 @@ export async function loadKubeconfig(file: string): Promise<ApiAccess> {
     const path = str(o, pathKey);
     if (path === undefined) return undefined;
     try {
-      return Buffer.from(readBoundedFile(isAbsolute(path) ? path : join(base, path), KUBECONFIG_MAX_BYTES));
+      return readBoundedBytes(isAbsolute(path) ? path : join(base, path), KUBECONFIG_MAX_BYTES);
     } catch (err) {
       throw fail(`"${pathKey}" ${shortened(path)} cannot be read: ${readError(err)}`);
     }

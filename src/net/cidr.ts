@@ -125,8 +125,12 @@ export function cidrContains(cidr: Cidr, address: string): boolean {
     return false;
   }
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
-  if (parsed.kind() !== cidr.address.kind()) return false;
-  return parsed.match(cidr.address, cidr.prefixLength);
+  return addressInCidr(parsed, cidr);
+}
+
+/** True when a parsed address lies inside `cidr`; one of the other family never does. */
+export function addressInCidr(addr: ipaddr.IPv4 | ipaddr.IPv6, cidr: Cidr): boolean {
+  return addr.kind() === cidr.address.kind() && addr.match(cidr.address, cidr.prefixLength);
 }
 
 /** True when the prefix lies inside loopback space (127/8 or ::1), as Go's IsLoopback sees it. */

@@ -18,6 +18,7 @@ import { formatHostPort } from './address-format.js';
 import type { ConnectionContext } from './connection-context.js';
 import { stripPort } from './http-request-head.js';
 import { routeRequest, type RoutingDeps } from './http-routing.js';
+import { GRPC_CONDITIONS } from './http-retry.js';
 import { MESH_GATEWAY, type RetryPolicy, type VirtualService } from './istio-types.js';
 
 /** The retry numbers of a fast route (RetryPolicy as booleans and lists). */
@@ -47,9 +48,6 @@ export interface FastRoute {
   retry?: FastRetry;
 }
 
-/** gRPC statuses Envoy's retry_on conditions retry (http-retry.ts GRPC_CONDITIONS). */
-const GRPC_CONDITIONS: Record<string, number> = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 };
-
 export function fastRetry(p: RetryPolicy): FastRetry {
   const on = (c: string) => (p.on as readonly string[]).includes(c);
   return {
@@ -62,7 +60,7 @@ export function fastRetry(p: RetryPolicy): FastRetry {
     onRetriable4xx: on('retriable-4xx'),
     onStatusCodes: on('retriable-status-codes'),
     statusCodes: [...p.statusCodes],
-    grpcStatuses: Object.entries(GRPC_CONDITIONS).filter(([c]) => on(c)).map(([, s]) => s),
+    grpcStatuses: Object.entries(GRPC_CONDITIONS).filter(([c]) => on(c)).map(([, s]) => s!),
   };
 }
 

@@ -87,7 +87,8 @@ export type AttemptOutcome =
   | { kind: 'reset'; refused?: boolean }
   | { kind: 'per-try-timeout' };
 
-const GRPC_CONDITIONS: Partial<Record<RetryCondition, number>> = {
+/** The gRPC status each of Envoy's gRPC retry_on conditions retries (also the fast path's, as data). */
+export const GRPC_CONDITIONS: Partial<Record<RetryCondition, number>> = {
   cancelled: 1,
   'deadline-exceeded': 4,
   'resource-exhausted': 8,

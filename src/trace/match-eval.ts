@@ -4,7 +4,7 @@
  * owner matches need a local socket, marks compare all 32 bits (interpose never masks them).
  */
 import ipaddr from 'ipaddr.js';
-import type { Cidr } from '../net/cidr.js';
+import { addressInCidr } from '../net/cidr.js';
 import { formatAddress } from '../net/ip-format.js';
 import { rangesContain } from './address-range.js';
 import type { RuleSyntax, TraceMatch } from './program.js';
@@ -38,11 +38,6 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 const HOLD: MatchResult = { ok: true };
 const fail = (why: string): MatchResult => ({ ok: false, why });
 
-function inCidr(addr: ipaddr.IPv4 | ipaddr.IPv6, cidr: Cidr): boolean {
-  if ((addr.kind() === 'ipv4') !== (cidr.family === 4)) return false;
-  return addr.match(cidr.address, cidr.prefixLength);
-}
-
 /**
  * Interface name test. The IR writes the prefix wildcard as iptables does (`eth+`), whichever
  * backend the rule came from: the nftables renderer installs it as `eth*`, and the nft dump
@@ -65,12 +60,12 @@ export function evaluateMatch(m: TraceMatch, p: PacketView, syntax: RuleSyntax):
     case 'source': {
       const a = formatAddress(p.src);
       if (m.cidr.family !== p.family) return fail(`source ${a} is not IPv${m.cidr.family}`);
-      return test(inCidr(p.src, m.cidr), m.negate, `source ${a} is not in ${m.cidr.text}`, `source ${a} is in ${m.cidr.text}`);
+      return test(addressInCidr(p.src, m.cidr), m.negate, `source ${a} is not in ${m.cidr.text}`, `source ${a} is in ${m.cidr.text}`);
     }
     case 'destination': {
       const a = formatAddress(p.dst);
       if (m.cidr.family !== p.family) return fail(`destination ${a} is not IPv${m.cidr.family}`);
-      return test(inCidr(p.dst, m.cidr), m.negate, `destination ${a} is not in ${m.cidr.text}`, `destination ${a} is in ${m.cidr.text}`);
+      return test(addressInCidr(p.dst, m.cidr), m.negate, `destination ${a} is not in ${m.cidr.text}`, `destination ${a} is in ${m.cidr.text}`);
     }
     case 'addressSet': {
       const addr = m.field === 'source' ? p.src : p.dst;

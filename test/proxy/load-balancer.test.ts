@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import { endpointWeight, pickEndpoint, type BalancerState } from '../../src/proxy/load-balancer.js';
+import { SeededRandom } from '../helpers/seeded-random.js';
 
 interface Ep { key: string; weight: number }
 const eps = (...weights: number[]): Ep[] => weights.map((weight, i) => ({ key: `ep${i}`, weight }));
@@ -18,15 +19,10 @@ function counts(picks: Ep[]): Record<string, number> {
 }
 
 /** A seeded generator, so the proportional draws are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const seeded = (seed: number) => {
+  const r = new SeededRandom(seed);
+  return () => r.next();
+};
 
 test('weighted round robin: each cycle of sum(weights) picks gives every endpoint exactly its weight, spread out', (t) => {
   const list = eps(5, 1, 2);
@@ -47,14 +43,14 @@ test('equal weights keep the plain balancers (round robin in order)', (t) => {
 
 test('weighted RANDOM draws in proportion to weight', (t) => {
   const list = eps(9, 1);
-  const rnd = mulberry32(7);
+  const rnd = seeded(7);
   const c = counts(Array.from({ length: 10_000 }, () => pickEndpoint(list, key, 'RANDOM', fresh(), rnd, weight)));
   t.true(c['ep0']! > 8700 && c['ep0']! < 9300, JSON.stringify(c));
 });
 
 test('weighted LEAST_REQUEST: weight / (active + 1), so a busy heavy endpoint yields to an idle light one', (t) => {
   const list = eps(4, 1);
-  const rnd = mulberry32(11);
+  const rnd = seeded(11);
   const idle = counts(Array.from({ length: 10_000 }, () => pickEndpoint(list, key, 'LEAST_REQUEST', fresh(), rnd, weight)));
   t.true(idle['ep0']! > 7700 && idle['ep0']! < 8300, `idle: ${JSON.stringify(idle)}`);
   // ep0 with 7 active requests: 4/8 = 0.5 against 1/1: ep1 gets two thirds.
