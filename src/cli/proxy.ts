@@ -16,16 +16,10 @@ function portFlag(flag: string, allowZero = false) {
   };
 }
 
-/** An IP literal: the listeners bind it as given (the splice relay takes nothing else). */
-function addressFlag(value: string): string {
-  if (isIP(value) === 0) throw new ValidationError('--bind-address', value, 'an IPv4 or IPv6 address such as :: (all, dual stack), 0.0.0.0 or 127.0.0.1');
-  return value;
-}
-
-/** The same check, naming `flag`. */
-function addressFlagNamed(flag: string) {
+/** An IP literal, naming `flag`: the listeners bind it as given (the splice relay takes nothing else). */
+function addressFlag(flag: string, examples = '0.0.0.0, :: or 127.0.0.1') {
   return (value: string): string => {
-    if (isIP(value) === 0) throw new ValidationError(flag, value, 'an IPv4 or IPv6 address such as 0.0.0.0, :: or 127.0.0.1');
+    if (isIP(value) === 0) throw new ValidationError(flag, value, `an IPv4 or IPv6 address such as ${examples}`);
     return value;
   };
 }
@@ -127,7 +121,7 @@ export function proxyCommand(): Command {
     .requiredOption('--config <file>', 'multi-document Istio YAML (resources and outboundTrafficPolicy); reloaded on change and SIGHUP')
     .option('--outbound-port <port>', 'outbound listener, the target of istio-iptables -p', portFlag('--outbound-port'), 15001)
     .option('--inbound-port <port>', 'inbound listener, the target of istio-iptables -z', portFlag('--inbound-port'), 15006)
-    .option('--bind-address <address>', 'address of the outbound and inbound listeners ("::" takes IPv4 too)', addressFlag, '::')
+    .option('--bind-address <address>', 'address of the outbound and inbound listeners ("::" takes IPv4 too)', addressFlag('--bind-address', ':: (all, dual stack), 0.0.0.0 or 127.0.0.1'), '::')
     .addOption(
       new Option('-m, --interception-mode <mode>', 'how inbound traffic arrives, as istio-iptables -m')
         .choices(['REDIRECT', 'TPROXY'])
@@ -138,8 +132,8 @@ export function proxyCommand(): Command {
     .option('--access-log <path>', 'access log destination: a file, "-" for stdout, "off"', '-')
     .addOption(new Option('--access-log-encoding <encoding>', 'access log encoding').choices(['TEXT', 'JSON']).default('TEXT'))
     .option('--metrics-port <port>', 'Prometheus endpoint /stats/prometheus (0 = off)', portFlag('--metrics-port', true), 15090)
-    .option('--metrics-address <address>', 'address of the metrics endpoint', addressFlagNamed('--metrics-address'), '0.0.0.0')
-    .option('--gateway-address <address>', 'address the Gateway servers\' listeners bind', addressFlagNamed('--gateway-address'), '0.0.0.0')
+    .option('--metrics-address <address>', 'address of the metrics endpoint', addressFlag('--metrics-address'), '0.0.0.0')
+    .option('--gateway-address <address>', 'address the Gateway servers\' listeners bind', addressFlag('--gateway-address'), '0.0.0.0')
     .option('--max-connections <n>', 'refuse (RST) connections beyond this many open ones, with a log line', positiveInt('--max-connections'), 65536)
     .addOption(new Option('--connect-timeout <duration>', 'upstream connect timeout').argParser(durationFlag('--connect-timeout')).default(10_000, '10s'))
     .addOption(new Option('--idle-timeout <duration>', 'close TCP connections idle this long in both directions').argParser(durationFlag('--idle-timeout')).default(3_600_000, '1h'))
