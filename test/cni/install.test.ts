@@ -221,6 +221,22 @@ test('bad input: missing conf dir, unparseable primary, no service account — a
   t.not(conf0['10-bridge.conflist'], conf1['10-bridge.conflist']);
 });
 
+test('an oversized primary (2 MiB of valid JSON) is refused naming the file and the limit; nothing is read whole or changed', async (t) => {
+  // Valid JSON, so only the size limit can refuse it: padding inside the plugin list.
+  const huge = BRIDGE_CONFLIST.replace('"plugins": [', `"plugins": [${' '.repeat(2 << 20)}`);
+  const n = node(t, { '10-bridge.conflist': huge });
+  const conf0 = snapshot(n.conf);
+  const bin0 = snapshot(n.bin);
+  const env = { ...process.env, KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+  const r = await execa('node', [CLI, 'cni', 'install', '--cni-bin-dir', n.bin, '--cni-conf-dir', n.conf, '--service-account-dir', n.sa], { reject: false, env });
+  t.is(r.exitCode, 1);
+  t.regex(String(r.stderr), /cannot read .*10-bridge\.conflist: larger than 1 MiB/);
+  t.true(String(r.stderr).length < 1000, 'the message does not carry the file');
+  t.notRegex(String(r.stderr), /\n\s+at /, 'no stack trace');
+  t.deepEqual(snapshot(n.conf), conf0);
+  t.deepEqual(snapshot(n.bin), bin0);
+});
+
 test('the CLI round trip: install, install again (also with --copy-node), uninstall leaves the conf dir byte-identical', async (t) => {
   const n = node(t, { '05-mynet.conf': BRIDGE_CONF, '10-bridge.conflist': BRIDGE_CONFLIST });
   const conf0 = snapshot(n.conf);

@@ -7,8 +7,9 @@
  * new one, never half of one.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { FileRefusedError, formatBytes, readBoundedBytes } from '../../config/bounded-file.js';
 import { InterceptError } from '../../errors/intercept-error.js';
 import {
   conflistNameFor,
@@ -41,6 +42,19 @@ export type InsertOutcome = { readonly changed: false; readonly file: string } |
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** Network configurations are a few hundred bytes; the conf dir is the host's, still not trusted to be sane. */
+export const CONF_FILE_MAX_BYTES = 1 << 20;
+
+/** A file of the conf dir, read bounded (a runaway or hostile file is refused, naming it). */
+export function readConfFile(path: string): Buffer {
+  try {
+    return readBoundedBytes(path, CONF_FILE_MAX_BYTES);
+  } catch (err) {
+    const why = err instanceof FileRefusedError ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    throw new InterceptError(`cannot read ${path}: ${why} (network configurations up to ${formatBytes(CONF_FILE_MAX_BYTES)} are read); nothing was changed`);
+  }
+}
+
 function listDir(dir: string): string[] {
   try {
     return readdirSync(dir).filter((n) => statSync(join(dir, n)).isFile());
@@ -63,8 +77,9 @@ function writeAtomically(dir: string, name: string, bytes: Buffer, mode: number)
 function readRecord(dir: string): OriginalRecord | undefined {
   const path = join(dir, ORIGINAL_FILE);
   if (!existsSync(path)) return undefined;
+  const bytes = readConfFile(path);
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as OriginalRecord;
+    return JSON.parse(bytes.toString('utf8')) as OriginalRecord;
   } catch (err) {
     throw new InterceptError(`cannot read ${path}, interpose-cni's copy of the original network configuration: ${(err as Error).message}`);
   }
@@ -79,7 +94,7 @@ export function insertPlugin(dir: string, entry: PluginEntry): InsertOutcome | u
   const primary = primaryIn(dir);
   if (primary === undefined) return undefined;
   const path = join(dir, primary);
-  const bytes = readFileSync(path);
+  const bytes = readConfFile(path);
   const mode = statSync(path).mode & 0o7777;
   const { conflist, wasSinglePlugin } = parseNetworkConf(path, bytes);
   if (!wasSinglePlugin && holdsExactly(conflist, entry)) return { changed: false, file: primary };
@@ -87,7 +102,7 @@ export function insertPlugin(dir: string, entry: PluginEntry): InsertOutcome | u
   const previous = readRecord(dir);
   // Our own .conflist from an earlier .conf may be replaced (another CNI rewrote the .conf);
   // anybody else's file may not.
-  const ours = previous !== undefined && previous.file === target && existsSync(join(dir, target)) && sha256(readFileSync(join(dir, target))) === previous.writtenSha256;
+  const ours = previous !== undefined && previous.file === target && existsSync(join(dir, target)) && sha256(readConfFile(join(dir, target))) === previous.writtenSha256;
   if (wasSinglePlugin && existsSync(join(dir, target)) && !ours) {
     throw new InterceptError(`cannot turn ${path} into ${join(dir, target)}: that file exists already; nothing was changed`);
   }
@@ -116,7 +131,7 @@ export function insertPlugin(dir: string, entry: PluginEntry): InsertOutcome | u
  */
 function takeOut(dir: string, record: OriginalRecord): string {
   const path = join(dir, record.file);
-  const bytes = readFileSync(path);
+  const bytes = readConfFile(path);
   if (sha256(bytes) === record.writtenSha256) {
     if (record.originalName !== record.file) unlinkSync(path);
     writeAtomically(dir, record.originalName, Buffer.from(record.originalBase64, 'base64'), record.originalMode);
@@ -142,7 +157,7 @@ export function removePlugin(dir: string): string {
     done = takeOut(dir, record);
   } else {
     const primary = primaryIn(dir);
-    if (primary !== undefined) done = removeEntry(dir, primary, readFileSync(join(dir, primary)));
+    if (primary !== undefined) done = removeEntry(dir, primary, readConfFile(join(dir, primary)));
   }
   if (record) unlinkSync(join(dir, ORIGINAL_FILE));
   return done;

@@ -5,10 +5,11 @@
  * watched and interpose-cni put back whenever another CNI (or an operator) rewrites the primary
  * configuration without it.
  */
-import { existsSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readBoundedBytes } from '../../config/bounded-file.js';
 import { InterceptError } from '../../errors/intercept-error.js';
-import { insertPlugin, primaryIn, removePlugin, type InsertOutcome } from './conf-dir-edit.js';
+import { CONF_FILE_MAX_BYTES, insertPlugin, primaryIn, readConfFile, removePlugin, type InsertOutcome } from './conf-dir-edit.js';
 import { checkSocketPath, startCniServer } from '../cni-server.js';
 import { removePluginFiles, installPluginFiles } from './plugin-files.js';
 import { PLUGIN_TYPE, parseNetworkConf, type PluginEntry } from './primary-conflist.js';
@@ -63,10 +64,19 @@ function entryFor(opts: InstallOptions): PluginEntry {
   };
 }
 
+/** A file we wrote earlier, as it is now; undefined when it cannot be read or is not ours any more (too large). */
+function currentText(path: string): string | undefined {
+  try {
+    return readBoundedBytes(path, CONF_FILE_MAX_BYTES).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Writes the kubeconfig when its content changed (the token rotates); true when it did. */
 function writeKubeconfig(opts: InstallOptions, content: string): boolean {
   const path = join(opts.confDir, KUBECONFIG_FILE);
-  if (existsSync(path) && readFileSync(path, 'utf8') === content) return false;
+  if (existsSync(path) && currentText(path) === content) return false;
   const tmp = join(opts.confDir, `.${KUBECONFIG_FILE}-${process.pid}.tmp`);
   writeFileSync(tmp, content, { mode: 0o600 });
   renameSync(tmp, path);
@@ -87,7 +97,7 @@ export async function install(opts: InstallOptions, watchOpts?: WatchOptions): P
   if (primary === undefined && !watchOpts) {
     throw new InterceptError(`--cni-conf-dir ${opts.confDir} holds no network configuration (*.conf, *.conflist, *.json) to add interpose-cni to; nothing was changed (with --watch, install waits for one)`);
   }
-  if (primary !== undefined) parseNetworkConf(join(opts.confDir, primary), readFileSync(join(opts.confDir, primary)));
+  if (primary !== undefined) parseNetworkConf(join(opts.confDir, primary), readConfFile(join(opts.confDir, primary)));
   if (opts.socket !== undefined) checkSocketPath(opts.socket);
 
   // Served before the shim that forwards to it is in place: its first call finds it listening.
