@@ -13,9 +13,10 @@ ARG RUNTIME_BASE=node:20-bookworm-slim
 
 # Build stage: compiler and cmake for the native addon (cmake-js), tsc for dist/. Ninja, which
 # cmake-js picks when present, compiles on every core (make would compile one file at a time).
+# libnghttp2-dev: the header of the HTTP/2 fast path (the addon uses the nghttp2 Node carries).
 FROM ${BUILD_BASE} AS build
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake g++ make ninja-build >/dev/null \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake g++ make ninja-build libnghttp2-dev >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
