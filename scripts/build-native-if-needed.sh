@@ -16,7 +16,7 @@ fi
 
 target=$(node -p 'process.platform + "-" + process.arch')
 echo "interpose: no prebuilt native addon loads on $target: building it from source with cmake-js" \
-  "(needs cmake >= 3.15 and a C++17 compiler)" >&2
+  "(needs cmake >= 3.15, a C++17 compiler and nghttp2's header: Debian's libnghttp2-dev)" >&2
 
 if [ -x node_modules/.bin/cmake-js ] && [ -d node_modules/node-addon-api ]; then
   exec node_modules/.bin/cmake-js compile --directory native --out native/build
