@@ -19,8 +19,9 @@
  * together, so these arrive in bursts of 10 and 20), 1k requests/s evenly (one connection, a
  * request every ms, for --latency-seconds: the latency a proxy adds to a request that does not
  * queue behind others), 1k requests/s spread out (10 one-client h2loads started 1 ms apart),
- * h2c saturation (h2load, 16
- * connections × 10 streams), and the proxy's RSS per idle keep-alive connection (1000 held open).
+ * h2c saturation (h2load, 16 connections × 10 streams) to the HTTP port (HTTP/1.1 upstream) and
+ * to an HTTP2 port (HTTP/2 upstream, as gRPC goes: the origin's second listener speaks h2c), and
+ * the proxy's RSS per idle keep-alive connection (1000 held open).
  *
  *   npm run bench:http -- [--rounds N] [--seconds S] [--idle N] [--latency-seconds S] [--only direct,haproxy,interpose,interpose-js] [--cpu-prof DIR]
  *
@@ -51,6 +52,8 @@ const CPU_PROF = flag('--cpu-prof', '');
 /** Another checkout's built interpose (DIR/dist/cli/main.js), measured as target "baseline": before/after in one run. */
 const BASELINE = flag('--baseline', '');
 const PORT = 8080;
+/** The ServiceEntry's HTTP2 port: HTTP/2 upstream, as GRPC ports are proxied. */
+const H2_PORT = 8081;
 const URL_ = `http://${HTTPBIN.host}:${PORT}/`;
 const APP_UID = '1000';
 const PROXY_UID = '1337';
@@ -69,6 +72,8 @@ interface Round {
   /** 1k/s from clients whose requests do not coincide (see spreadRate). */
   spread: { achieved: number; p50: number; p99: number; failed: number };
   h2c: { rps: number; failed: number };
+  /** h2c to the HTTP2 port: HTTP/2 on both sides of the proxy. */
+  h2cToH2: { rps: number; failed: number };
   idleKiBPerConn?: number;
 }
 
@@ -112,7 +117,7 @@ async function main(): Promise<void> {
     writeFileSync(originCfg, [
       'global', '  nbthread 1', '  maxconn 8000',
       'defaults', '  mode http', '  timeout client 1h', '  timeout server 1h', '  timeout connect 5s', '  timeout http-keep-alive 1h',
-      'frontend origin', `  bind ${HTTPBIN.address}:${PORT}`,
+      'frontend origin', `  bind ${HTTPBIN.address}:${PORT}`, `  bind ${HTTPBIN.address}:${H2_PORT} proto h2`,
       `  http-request return status 200 content-type text/plain string "${BODY}"`, '',
     ].join('\n'));
     const origin = execa('ip', ['netns', 'exec', world.world.name, 'haproxy', '-db', '-f', originCfg], { reject: false, buffer: false, stdout: 'ignore', stderr: 'inherit' });
@@ -133,8 +138,11 @@ async function main(): Promise<void> {
       'frontend redirected', '  bind 0.0.0.0:15001',
       // REGISTRY_ONLY with one registered host: anything else is refused as BlackHoleCluster would be.
       `  http-request deny deny_status 502 unless { hdr(host) -m dom ${HTTPBIN.host} }`,
+      `  use_backend httpbin_h2 if { dst_port ${H2_PORT} }`,
       '  default_backend httpbin',
-      'backend httpbin', '  http-request set-header x-forwarded-proto http', '  server original 0.0.0.0', '',
+      'backend httpbin', '  http-request set-header x-forwarded-proto http', '  server original 0.0.0.0',
+      // The HTTP2 port's upstream in HTTP/2, as Envoy (and interpose) speak to HTTP2/GRPC ports.
+      'backend httpbin_h2', '  http-request set-header x-forwarded-proto http', '  server original 0.0.0.0 proto h2', '',
     ].join('\n'));
     const haproxyLog = `${scratch}/haproxy-access.log`;
 
@@ -147,7 +155,7 @@ metadata: {name: httpbin}
 spec:
   hosts: [${HTTPBIN.host}]
   location: MESH_EXTERNAL
-  ports: [{number: ${PORT}, name: http, protocol: HTTP}]
+  ports: [{number: ${PORT}, name: http, protocol: HTTP}, {number: ${H2_PORT}, name: http2, protocol: HTTP2}]
   resolution: DNS
 ---
 apiVersion: networking.istio.io/v1
@@ -158,7 +166,7 @@ spec:
   http:
   - timeout: 15s
     route:
-    - destination: {host: ${HTTPBIN.host}, port: {number: ${PORT}}}
+    - destination: {host: ${HTTPBIN.host}}  # no port: each port routes to itself
 `);
     const interposeLog = `${scratch}/interpose-access.log`;
     const built = `${root}dist/cli/main.js`;
@@ -255,8 +263,8 @@ spec:
       return { achieved: ms.length / seconds, p50: percentile(ms, 0.5), p99: percentile(ms, 0.99), failed };
     };
 
-    const h2c = async (uid: string, seconds: number) => {
-      const out = await run(uid, ['h2load', '-c16', '-m10', `-D${seconds}`, URL_]);
+    const h2c = async (uid: string, seconds: number, url = URL_) => {
+      const out = await run(uid, ['h2load', '-c16', '-m10', `-D${seconds}`, url]);
       return { rps: Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]), failed: Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0) };
     };
 
@@ -294,6 +302,7 @@ spec:
         const spread = await spreadRate(uid, 1000, Math.max(2, SECONDS / 2));
         const even = await evenRate(uid, 1000, LATENCY_SECONDS);
         const h2 = await h2c(uid, Math.max(2, SECONDS / 2));
+        const h2ToH2 = await h2c(uid, Math.max(2, SECONDS / 2), `http://${HTTPBIN.host}:${H2_PORT}/`);
         const idle = t.pid ? await idleRss(uid, t.pid) : undefined;
         return {
           target,
@@ -303,6 +312,7 @@ spec:
           even,
           spread,
           h2c: h2,
+          h2cToH2: h2ToH2,
           ...(idle !== undefined ? { idleKiBPerConn: idle } : {}),
         };
       } finally {
@@ -349,8 +359,8 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
     `1 KiB GETs, HTTP/1.1 keep-alive; load average at the end ${load}\n`);
   // "1k/s even": one connection, a request every ms (evenRate); "1k/s bursts": 10 requests at
   // once every 10 ms (one h2load, fixedRate); "1k/s spread": 10 connections about 1 ms apart (spreadRate).
-  console.log('target      | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s even p50/p99 ms | 1k/s bursts p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | idle KiB/conn');
-  console.log('------------|-----------|----------------|------------------|----------------|----------------------|------------------------|------------------------|---------------------------|-----------|--------------');
+  console.log('target      | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s even p50/p99 ms | 1k/s bursts p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | h2c→h2 req/s | idle KiB/conn');
+  console.log('------------|-----------|----------------|------------------|----------------|----------------------|------------------------|------------------------|---------------------------|-----------|--------------|--------------');
   for (const t of targets) {
     console.log([
       t.padEnd(12),
@@ -363,10 +373,11 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
       ` ${f(med(t, (r) => r.spread.p50), 2)} / ${f(med(t, (r) => r.spread.p99), 2)}`.padEnd(24),
       ` ${f(med(t, (r) => r.fixed[5000]!.achieved))}, ${f(med(t, (r) => r.fixed[5000]!.p50), 2)} / ${f(med(t, (r) => r.fixed[5000]!.p99), 2)}`.padEnd(27),
       ` ${f(med(t, (r) => r.h2c.rps))}`.padEnd(11),
+      ` ${f(med(t, (r) => r.h2cToH2.rps))}`.padEnd(14),
       ` ${f(med(t, (r) => r.idleKiBPerConn), 1)}`,
     ].join('|'));
   }
-  const failures = rounds.flat().reduce((n, r) => n + r.sat.errors + r.h2c.failed + r.spread.failed + r.even.failed + Object.values(r.fixed).reduce((m, x) => m + x.failed, 0), 0);
+  const failures = rounds.flat().reduce((n, r) => n + r.sat.errors + r.h2c.failed + r.h2cToH2.failed + r.spread.failed + r.even.failed + Object.values(r.fixed).reduce((m, x) => m + x.failed, 0), 0);
   console.log(`\nfailed or non-2xx requests over all runs: ${failures}`);
   const pairs = [['interpose', 'haproxy'], ['interpose-js', 'haproxy'], ['interpose', 'interpose-js'], ['interpose', 'baseline']] as const;
   for (const [subject, against] of pairs) {
@@ -380,7 +391,7 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
       }));
     console.log(`${subject} ÷ ${against} (median of per-round ratios): ` +
       `saturation req/s ${f(ratio((r) => r.sat.rps), 2)}×, req/s per core ${f(ratio((r) => r.rpsPerCore), 2)}×, ` +
-      `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}×, ` +
+      `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}×, h2c→h2 req/s ${f(ratio((r) => r.h2cToH2.rps), 2)}×, ` +
       `idle RSS per connection ${f(ratio((r) => r.idleKiBPerConn), 2)}×`);
   }
   if (targets.includes('direct')) {
