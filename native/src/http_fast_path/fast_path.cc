@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -23,6 +24,8 @@
 
 #include "event_loop_util.h"
 #include "http_fast_path/http1_head.h"
+#include "http_fast_path/http2_session.h"
+#include "http_fast_path/node_headers.h"
 
 namespace interpose::http_fast_path {
 namespace {
@@ -139,6 +142,9 @@ struct Exchange {
 
 enum class CState { kHead, kRoute, kExchange };
 
+struct H2State;
+struct H2StreamState;
+
 struct Conn : Tag {
   Conn() : Tag(TagKind::kClient) {}
   uint32_t id = 0;
@@ -157,7 +163,41 @@ struct Conn : Tag {
   uint32_t interest = 0;
   uint64_t timer_seq = 0;
   uint64_t armed_ms = 0;
+  // HTTP/2 (h2c; the "HTTP/2" section of Impl). On the client connection: its session and
+  // streams. Each stream is a Conn of its own without a descriptor (parent set), so that the
+  // exchange code serves it as it serves an HTTP/1.1 connection: its `in` holds the request
+  // body received, its `out` the response body not yet taken into DATA frames.
+  std::unique_ptr<H2State> h2;
+  Conn* parent = nullptr;
+  int32_t stream_id = 0;
+  std::unique_ptr<H2StreamState> h2s;
+  ~Conn();
 };
+
+struct H2StreamState {
+  Http2Request req;
+  bool req_end = false;  // the client's half ended
+  bool gone = false;     // nghttp2 closed the stream
+  uint64_t t0_us = 0;
+  double start_ms = 0;
+};
+
+struct H2State {
+  std::unique_ptr<Http2Session::Listener> listener;  // declared first: outlives the session
+  std::unique_ptr<Http2Session> session;
+  std::map<int32_t, Conn*> streams;  // by stream id: the order requests came in
+  bool committed = false;  // something was sent: the connection can no longer be handed back
+  bool going_away = false;
+  int32_t goaway_last = 0;  // the last stream id our GOAWAY announced
+  bool closing = false;    // our FIN is sent; the client's is awaited (bounded)
+  int32_t first = 0;
+  int32_t last_accepted = 0;
+  size_t fed = 0;          // before commit: bytes of Conn::in already given to the session
+  uint64_t declared_body = 0;  // Content-Length sum of the streams being served
+  bool dirty = false;      // has output to produce at the end of the loop turn
+};
+
+Conn::~Conn() = default;
 
 struct RouteEntry {
   std::shared_ptr<const Route> route;  // null: not eligible
@@ -169,6 +209,7 @@ struct Incoming {
   int fd;
   std::string bytes;
   uint16_t port;
+  bool http2;
 };
 
 struct RouteUpdate {
@@ -259,6 +300,10 @@ struct FastPath::Impl {
   }
 
   void arm(Conn* c) {
+    if (c->h2) {
+      h2Arm(c);
+      return;
+    }
     uint64_t at = 0;
     auto consider = [&at](uint64_t t) {
       if (t != 0 && (at == 0 || t < at)) at = t;
@@ -331,6 +376,11 @@ struct FastPath::Impl {
 
   void closeConn(Conn* c, bool reset) {
     if (c->dead) return;
+    if (c->parent) {
+      h2CloseStream(c);
+      return;
+    }
+    if (c->h2) h2DropStreams(c, true);
     dropExchange(c);
     if (reset) {
       const linger lg{1, 0};
@@ -346,6 +396,11 @@ struct FastPath::Impl {
   // Gives the connection back to JS with the bytes not served yet; nothing of them went upstream.
   void handBack(Conn* c) {
     if (c->dead) return;
+    if (c->parent) {
+      h2Refuse(c);
+      return;
+    }
+    if (c->h2) h2DropStreams(c, false);
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, nullptr);
     pending.handbacks.push_back({c->id, c->fd, std::move(c->in)});
     c->fd = -1;
@@ -369,6 +424,10 @@ struct FastPath::Impl {
       return;
     }
     conns[c->id] = c;
+    if (r.http2) {
+      h2Admit(c);
+      return;
+    }
     advance(c);
   }
 
@@ -398,6 +457,7 @@ struct FastPath::Impl {
 
   // Writes pending output; false when the client is gone (the exchange was ended).
   bool flushClient(Conn* c) {
+    if (c->parent) return h2StreamOutput(c);
     while (c->out_off < c->out.size()) {
       const ssize_t n = send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
       if (n > 0) {
@@ -435,6 +495,10 @@ struct FastPath::Impl {
   }
 
   void onClient(Conn* c, uint32_t events) {
+    if (c->h2) {
+      h2OnClient(c, events);
+      return;
+    }
     if (events & EPOLLOUT) {
       if (!flushClient(c)) return;
     }
@@ -447,6 +511,14 @@ struct FastPath::Impl {
 
   // Moves a connection on as far as its bytes allow.
   void advance(Conn* c) {
+    if (c->h2) {
+      h2Advance(c);
+      return;
+    }
+    if (c->parent) {
+      h2StreamAdvance(c);
+      return;
+    }
     while (!c->dead) {
       if (c->state == CState::kRoute) break;
       if (c->state == CState::kExchange) {
@@ -947,6 +1019,10 @@ struct FastPath::Impl {
 
   // The head as Node's ServerResponse writes it for res.writeHead(status, reason, headers).
   void writeResponseHead(Conn* c, const ResponseHead& head) {
+    if (c->parent) {
+      h2ResponseHead(c, head);
+      return;
+    }
     Exchange* ex = c->ex.get();
     std::string& o = c->out;
     o.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
@@ -1052,6 +1128,10 @@ struct FastPath::Impl {
 
   // A reply Envoy itself would make (503 UF/UC, 504 UT), as http-proxy.ts local() writes it.
   void localReply(Conn* c, int code, const std::string& flag, const std::string& body) {
+    if (c->parent) {
+      h2LocalReply(c, code, flag, body);
+      return;
+    }
     Exchange* ex = c->ex.get();
     ex->log.code = code;
     ex->log.flags = flag;
@@ -1081,10 +1161,632 @@ struct FastPath::Impl {
     finishLog(c);
   }
 
+  // ---- HTTP/2 (prior-knowledge h2c) ---------------------------------------------------------
+  //
+  // A connection taken as HTTP/2 is parsed by an nghttp2 server session (http2_session.h) but
+  // nothing is sent to it until its first request's headers are complete and its route is
+  // known and eligible: only then is it committed (our SETTINGS and whatever else nghttp2
+  // queued go out). A first request this side does not serve, a parse error, a slow client, an
+  // early close — anything before the commit — hands the whole connection back with every
+  // byte read, and node:http2 serves it from its preface on, as if it had never been here.
+  //
+  // After the commit each stream is served like an HTTP/1.1 request (its own upstream
+  // exchange from the pool, retries, route timeout, log record), converted as http2-proxy.ts
+  // converts it. A later stream this side does not serve is never answered here nor sent
+  // upstream: it is refused (RST_STREAM REFUSED_STREAM and GOAWAY, RFC 9113 §8.7), so the
+  // client retries it on a new connection, whose first stream then goes to the JS path.
+  // Policy (REGISTRY_ONLY) is thus decided for every stream by the same code as for HTTP/1.1.
+
+  // Streams served at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS; nghttp2 refuses more).
+  static constexpr uint32_t kH2MaxStreams = 100;
+  // A request header list larger than this, or with more fields, is left to the JS path
+  // (handed back or refused), which applies its own limits and answers (60 KiB, 431).
+  static constexpr size_t kH2MaxHeaderBytes = 32 * 1024;
+  static constexpr size_t kH2MaxFields = 100;
+  // Request bodies buffered per connection (each at most kMaxBody, kept for retries).
+  static constexpr uint64_t kH2MaxConnectionBody = 8 << 20;
+  // Bytes read before the commit beyond this: not a request this side will serve soon.
+  static constexpr size_t kH2MaxUncommitted = 256 * 1024;
+  // Frames produced ahead of the socket at most.
+  static constexpr size_t kH2OutChunk = 64 * 1024;
+  // After our FIN, how long the client's is awaited before the connection is closed.
+  static constexpr uint64_t kH2LingerMs = 1000;
+  static constexpr uint32_t kH2InternalError = 2;  // RFC 9113 §7 INTERNAL_ERROR
+
+  struct H2Listener : Http2Session::Listener {
+    Impl* impl = nullptr;
+    Conn* c = nullptr;
+    void onRequest(int32_t id, Http2Request&& r) override { impl->h2OnRequest(c, id, std::move(r)); }
+    void onData(int32_t id, const char* data, size_t len) override {
+      if (Conn* s = impl->h2Stream(c, id)) s->in.append(data, len);
+    }
+    void onEndStream(int32_t id) override {
+      if (Conn* s = impl->h2Stream(c, id)) s->h2s->req_end = true;
+    }
+    void onStreamClose(int32_t id, uint32_t code) override { impl->h2OnStreamClose(c, id, code); }
+    long readBody(int32_t id, char* buf, size_t len, bool* eof) override { return impl->h2ReadBody(c, id, buf, len, eof); }
+  };
+
+  uint32_t next_stream_conn_id = 0x80000000u;
+  std::vector<Conn*> h2_dirty;
+  std::vector<Conn*> h2_unthrottle;
+
+  Conn* h2Stream(Conn* c, int32_t id) {
+    auto it = c->h2->streams.find(id);
+    return it == c->h2->streams.end() ? nullptr : it->second;
+  }
+
+  void h2MarkDirty(Conn* c) {
+    if (c->dead || c->h2->dirty) return;
+    c->h2->dirty = true;
+    h2_dirty.push_back(c);
+  }
+
+  void h2Admit(Conn* c) {
+    auto listener = std::make_unique<H2Listener>();
+    listener->impl = this;
+    listener->c = c;
+    c->h2 = std::make_unique<H2State>();
+    c->h2->session = std::make_unique<Http2Session>(listener.get(), kH2MaxStreams);
+    c->h2->listener = std::move(listener);
+    h2Advance(c);
+  }
+
+  void h2OnClient(Conn* c, uint32_t events) {
+    if (events & EPOLLOUT) h2MarkDirty(c);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      if ((events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN)) c->eof = true;
+      else readClient(c);
+    }
+    h2Advance(c);
+  }
+
+  // Feeds what was read to the session and moves the streams on.
+  void h2Advance(Conn* c) {
+    if (getenv("H2DEBUG")) fprintf(stderr, "h2Advance in=%zu fed=%zu committed=%d eof=%d streams=%zu\n", c->in.size(), c->h2->fed, c->h2->committed, c->eof, c->h2->streams.size());
+    if (c->dead) return;
+    H2State& h = *c->h2;
+    if (h.closing) {
+      c->in.clear();  // after our GOAWAY and FIN: only the client's FIN is awaited
+      if (c->eof) closeConn(c, false);
+      return;
+    }
+    if (h.fed < c->in.size()) {
+      const bool ok = h.session->receive(c->in.data() + h.fed, c->in.size() - h.fed);
+      if (c->dead) return;
+      if (!h.committed) {
+        // Kept whole until the commit: a hand-back gives JS every byte.
+        h.fed = c->in.size();
+        if (!ok || h.fed > kH2MaxUncommitted) {
+          handBack(c);
+          return;
+        }
+      } else {
+        c->in.clear();
+        h.fed = 0;
+        c->since_ms = nowMs();
+        if (!ok) {
+          // nghttp2 queued its GOAWAY (PROTOCOL_ERROR …): it goes out, then the connection closes.
+          if (!h.going_away) h.goaway_last = h.last_accepted;
+          h.going_away = true;
+        }
+      }
+    }
+    if (!h.committed) {
+      // The first stream was reset or refused by nghttp2 before a decision: JS decides.
+      if (c->eof || (h.first != 0 && h2Stream(c, h.first) == nullptr)) {
+        handBack(c);
+        return;
+      }
+    } else if (c->eof) {
+      closeConn(c, false);  // the client is gone: its streams in flight are logged DC
+      return;
+    }
+    h2Decide(c);
+    if (!c->dead) h2MarkDirty(c);
+  }
+
+  // Streams with something to do: not started yet (started, parked or refused now), or
+  // request body bytes to pass on. The caller writes the connection's output.
+  void h2Decide(Conn* c) {
+    std::vector<Conn*> waiting;
+    for (auto& [id, s] : c->h2->streams) {
+      if (s->state == CState::kHead || (s->state == CState::kExchange && !s->in.empty())) waiting.push_back(s);
+    }
+    for (Conn* s : waiting) {
+      if (c->dead) return;
+      h2StreamStep(s);
+    }
+  }
+
+  void h2OnRequest(Conn* c, int32_t id, Http2Request&& r) {
+    H2State& h = *c->h2;
+    if (h.going_away && h.committed) {
+      // After a refusal or a GOAWAY: a new stream is not processed (the client retries it).
+      h.session->refuse(id, h.goaway_last);
+      return;
+    }
+    if (h.first == 0) h.first = id;
+    auto* s = new Conn();
+    do {
+      s->id = next_stream_conn_id;
+      next_stream_conn_id = next_stream_conn_id == 0xffffffffu ? 0x80000000u : next_stream_conn_id + 1;
+    } while (conns.count(s->id) != 0);
+    s->parent = c;
+    s->stream_id = id;
+    s->port = c->port;
+    s->since_ms = nowMs();
+    s->h2s = std::make_unique<H2StreamState>();
+    s->h2s->req = std::move(r);
+    s->h2s->req_end = s->h2s->req.end_stream;
+    s->h2s->t0_us = nowUs();
+    s->h2s->start_ms = wallClockMs();
+    conns[s->id] = s;
+    h.streams[id] = s;
+  }
+
+  void h2OnStreamClose(Conn* c, int32_t id, uint32_t) {
+    Conn* s = h2Stream(c, id);
+    if (s == nullptr) return;
+    s->h2s->gone = true;
+    // The client reset it (or went away) before its answer was complete: Envoy's DC.
+    if (s->ex && !s->ex->response_done) {
+      RequestLog& log = s->ex->log;
+      log.code = s->ex->head_sent ? s->ex->status : 0;
+      if (log.flags == "-") log.flags = "DC";
+      finishLog(s);
+    }
+    h2Forget(s);
+  }
+
+  // Removes a stream's Conn (its exchange and upstream too), without a word to the client.
+  void h2Forget(Conn* s) {
+    if (s->dead) return;
+    Conn* c = s->parent;
+    if (s->ex && s->ex->body_len > 0) c->h2->declared_body -= std::min<uint64_t>(c->h2->declared_body, s->ex->body_len);
+    dropExchange(s);
+    if (s->state == CState::kRoute) {
+      auto it = parked.find(s->route_key);
+      if (it != parked.end()) {
+        auto& ids = it->second;
+        ids.erase(std::remove(ids.begin(), ids.end(), s->id), ids.end());
+      }
+    }
+    c->h2->streams.erase(s->stream_id);
+    forget(s);
+  }
+
+  // The connection closes or is handed back: its streams go, those in flight logged DC.
+  void h2DropStreams(Conn* c, bool log_in_flight) {
+    std::vector<Conn*> all;
+    for (auto& [id, s] : c->h2->streams) all.push_back(s);
+    for (Conn* s : all) {
+      if (log_in_flight && s->ex && !s->ex->response_done) {
+        RequestLog& log = s->ex->log;
+        log.code = s->ex->head_sent ? s->ex->status : 0;
+        if (log.flags == "-") log.flags = "DC";
+        finishLog(s);
+      }
+      h2Forget(s);
+    }
+  }
+
+  // closeConn() of a stream: RST_STREAM INTERNAL_ERROR, as http2-proxy.ts stream.close() sends.
+  void h2CloseStream(Conn* s) {
+    Conn* c = s->parent;
+    if (!s->h2s->gone) c->h2->session->reset(s->stream_id, kH2InternalError);
+    h2Forget(s);
+    h2MarkDirty(c);
+  }
+
+  // A stream this side does not serve: before the commit (the first one) the connection goes
+  // back to JS; after it, the stream is refused and no new one is taken on this connection.
+  void h2Refuse(Conn* s) {
+    Conn* c = s->parent;
+    H2State& h = *c->h2;
+    if (!h.committed) {
+      handBack(c);
+      return;
+    }
+    if (!h.going_away) {
+      h.going_away = true;
+      h.goaway_last = h.last_accepted;
+    }
+    h.session->refuse(s->stream_id, h.goaway_last);
+    s->h2s->gone = true;  // nothing more is said on it
+    h2Forget(s);
+    h2MarkDirty(c);
+  }
+
+  static bool h2ConnectionSpecific(std::string_view n) {
+    return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" || n == "upgrade" || n == "te" ||
+           n == "host" || n == "http2-settings";
+  }
+
+  // Node's http client sends a body without Content-Length chunked for these methods
+  // (OutgoingMessage useChunkedEncodingByDefault).
+  static bool chunkedByDefault(std::string_view m) {
+    return !(m == "GET" || m == "HEAD" || m == "DELETE" || m == "OPTIONS" || m == "TRACE" || m == "CONNECT");
+  }
+
+  // advance() of a stream (a route answer, an upstream event, a timer): one step, then the
+  // connection's output is written at the end of the loop turn.
+  void h2StreamAdvance(Conn* s) {
+    if (s->dead) return;
+    Conn* c = s->parent;
+    h2StreamStep(s);
+    h2MarkDirty(c);
+  }
+
+  void h2StreamStep(Conn* s) {
+    if (s->dead) return;
+    Conn* c = s->parent;
+    H2State& h = *c->h2;
+    if (s->state == CState::kRoute) return;
+    if (s->state == CState::kExchange) {
+      feedBody(s);
+      if (!s->dead) arm(s);
+      return;
+    }
+    if (!h.committed && s->stream_id != h.first) return;  // decided once the first one is
+    h2Start(s);
+    if (!s->dead) arm(s);
+  }
+
+  // Checks the stream's request and route and starts its exchange (or parks or refuses it).
+  void h2Start(Conn* s) {
+    if (getenv("H2DEBUG")) fprintf(stderr, "h2Start %d\n", s->stream_id);
+    Conn* c = s->parent;
+    H2State& h = *c->h2;
+    H2StreamState& st = *s->h2s;
+    const Http2Request& r = st.req;
+    // After a GOAWAY the client retries streams above its last stream id: none is served.
+    if (h.going_away && s->stream_id > h.goaway_last) return h2Refuse(s);
+    if (r.method.empty() || r.method == "CONNECT" || !r.protocol.empty() || r.header_bytes > kH2MaxHeaderBytes ||
+        r.headers.size() > kH2MaxFields) {
+      h2Refuse(s);
+      return;
+    }
+    std::string_view authority;
+    bool has_authority = false;
+    if (r.has_authority) authority = r.authority, has_authority = true;
+    int lengths = 0;
+    std::string_view length_text;
+    for (const auto& [n, v] : r.headers) {
+      if (n == "host" && !has_authority) authority = v, has_authority = true;
+      else if (n == "content-length") lengths++, length_text = v;
+      else if (n == "content-type" && v.rfind("application/grpc", 0) == 0) return h2Refuse(s);  // gRPC: the JS path's
+      else if (n == "expect" || n == "x-envoy-attempt-count") return h2Refuse(s);
+    }
+    if (!has_authority || authority.empty() || lengths > 1) return h2Refuse(s);
+    uint64_t body_len = 0;
+    if (lengths == 1 && (!parseDecimal(length_text, &body_len) || body_len > kMaxBody)) return h2Refuse(s);
+    // A body without Content-Length: Node's client sends it chunked (collected whole here
+    // first, so only after the commit, when the client can be given window for it).
+    const bool chunked = lengths == 0 && !r.end_stream && chunkedByDefault(r.method);
+    if (lengths == 0 && !r.end_stream && !chunked) return h2Refuse(s);
+    if (chunked && !h.committed && !st.req_end) return h2Refuse(s);
+    if (chunked && s->in.size() > kMaxBody) return h2Refuse(s);
+    if (h.declared_body + body_len > kH2MaxConnectionBody) return h2Refuse(s);
+
+    const std::string key = std::to_string(s->port) + " " + std::string(authority);
+    const uint64_t now = nowMs();
+    auto it = routes.find(key);
+    if (it == routes.end() || it->second.expires_ms <= now) {
+      auto& waiting = parked[key];
+      if (waiting.empty()) pending.misses.push_back({s->port, std::string(authority)});
+      waiting.push_back(s->id);
+      s->state = CState::kRoute;
+      s->route_key = key;
+      s->since_ms = now;
+      return;
+    }
+    if (!it->second.route) return h2Refuse(s);
+    if (chunked && !st.req_end) return;  // the route serves it: wait for the whole body
+    const std::shared_ptr<const Route>& route = it->second.route;
+
+    if (!h.committed) {
+      // Nothing of the connection goes back to JS now; every byte read was given to the session.
+      h.committed = true;
+      c->in.clear();
+      h.fed = 0;
+      c->since_ms = now;
+    }
+    h.last_accepted = std::max(h.last_accepted, s->stream_id);
+    h.declared_body += body_len;
+
+    auto ex = std::make_unique<Exchange>();
+    ex->route = route;
+    ex->t0_us = st.t0_us;
+    ex->head_method = r.method == "HEAD";
+    const HeaderList fields = nodeHttp2RequestFields(r.headers);
+    std::string_view request_id, user_agent;
+    bool has_trace = false, te_trailers = false, has_agent = false, has_forwarded_for = false;
+    std::string forwarded_for;
+    for (const auto& [n, v] : fields) {
+      if (n == "x-request-id") {
+        if (request_id.empty()) request_id = v;
+      } else if (n == "x-b3-traceid") {
+        has_trace = has_trace || !v.empty();
+      } else if (n == "user-agent") {
+        user_agent = v, has_agent = true;
+      } else if (n == "te") {
+        te_trailers = v == "trailers";
+      } else if (n == "x-forwarded-for") {
+        // headerText(): a repeated one joined with ", "
+        if (has_forwarded_for) forwarded_for += ", ";
+        forwarded_for += v;
+        has_forwarded_for = true;
+      }
+    }
+    RequestLog& log = ex->log;
+    log.conn_id = c->id;
+    log.start_ms = st.start_ms;
+    log.method = r.method;
+    log.path = r.path;
+    log.authority.assign(authority);
+    log.has_user_agent = has_agent;
+    log.user_agent.assign(user_agent);
+    log.has_forwarded_for = has_forwarded_for;
+    log.forwarded_for = std::move(forwarded_for);
+    log.upstream_host = route->upstream_host;
+    log.cluster = route->cluster;
+
+    // The head as node:http's ClientRequest writes it for http2-proxy.ts http1Request(): the
+    // header pairs upstreamHeaders() lists, then Connection (the keep-alive agent's) and framing.
+    std::string& a = ex->head_a;
+    a.reserve(512);
+    a.append(r.method).append(" ").append(r.path).append(" HTTP/1.1\r\nhost: ").append(authority).append("\r\n");
+    // A repeated x-request-id reaches the header object as a list: headerText() joins it.
+    std::string joined_id;
+    for (const auto& [n, v] : fields) {
+      if (h2ConnectionSpecific(n)) continue;
+      a.append(n).append(": ").append(v).append("\r\n");
+      if (n == "x-request-id") joined_id = joined_id.empty() ? v : joined_id + ", " + v;
+    }
+    if (te_trailers) a.append("te: trailers\r\n");
+    if (request_id.empty()) {
+      log.request_id = uuid();
+      a.append("x-request-id: ").append(log.request_id).append("\r\n");
+    } else {
+      log.request_id = joined_id;
+    }
+    a.append("x-forwarded-proto: http\r\nx-envoy-attempt-count: ");
+    std::string& b = ex->head_b;
+    b.append("\r\n");
+    if (!route->decorator.empty()) b.append("x-envoy-decorator-operation: ").append(route->decorator).append("\r\n");
+    if (!has_trace) b.append("x-b3-traceid: ").append(randomHex(16)).append("\r\nx-b3-spanid: ").append(randomHex(8)).append("\r\nx-b3-sampled: 0\r\n");
+    b.append("Connection: keep-alive\r\n");
+    if (chunked) {
+      b.append("Transfer-Encoding: chunked\r\n");
+      log.bytes_received = s->in.size();
+      if (!s->in.empty()) ex->body.append(hexOf(s->in.size())).append("\r\n").append(s->in).append("\r\n");
+      ex->body.append("0\r\n\r\n");
+      ex->body_len = ex->body.size();
+      s->in.clear();
+    } else {
+      // A request with no body: for the methods Node frames by default, end() before any
+      // write makes it Content-Length: 0.
+      if (lengths == 0 && chunkedByDefault(r.method)) b.append("Content-Length: 0\r\n");
+      ex->body_len = body_len;
+    }
+    b.append("\r\n");
+
+    s->ex = std::move(ex);
+    s->state = CState::kExchange;
+    if (route->timeout_ms > 0) s->ex->deadline_ms = now + route->timeout_ms;
+    feedBody(s);
+    startAttempt(s);
+  }
+
+  // The upstream's head as http2-proxy.ts relay() answers with it.
+  void h2ResponseHead(Conn* s, const ResponseHead& head) {
+    if (getenv("H2DEBUG")) fprintf(stderr, "h2ResponseHead %d\n", head.status);
+    Exchange* ex = s->ex.get();
+    std::vector<std::pair<std::string_view, std::string_view>> raw;
+    raw.reserve(head.headers.size());
+    for (const HeaderField& f : head.headers) raw.emplace_back(f.name, f.value);
+    HeaderList out;
+    out.reserve(head.headers.size() + 3);
+    out.emplace_back(":status", std::to_string(head.status));
+    bool has_date = false, has_service_time = false;
+    const std::string service_time = std::to_string(ex->log.upstream_service_ms);
+    for (auto& [n, v] : nodeHttp1ResponseFields(raw)) {
+      if (h2ConnectionSpecific(n)) continue;
+      if (n == "date") has_date = true;
+      if (n == "x-envoy-upstream-service-time") {
+        has_service_time = true;
+        v = service_time;
+      }
+      out.emplace_back(std::move(n), std::move(v));
+    }
+    if (!has_service_time) out.emplace_back("x-envoy-upstream-service-time", service_time);
+    // node:http2 respond() adds Date when there is none.
+    if (!has_date) out.emplace_back("date", dates.get());
+    ex->client_chunked = false;
+    ex->head_sent = true;
+    s->parent->h2->session->respond(s->stream_id, out, ex->framing != Framing::kNone);
+    h2MarkDirty(s->parent);
+  }
+
+  // http2-proxy.ts local(): a reply of the proxy's own (503 UF/UC, 504 UT).
+  void h2LocalReply(Conn* s, int code, const std::string& flag, const std::string& body) {
+    Exchange* ex = s->ex.get();
+    ex->log.code = code;
+    ex->log.flags = flag;
+    if (ex->head_sent) {
+      finishLog(s);
+      closeConn(s, false);
+      return;
+    }
+    if (ex->up) {
+      closeUp(ex->up);
+      ex->up = nullptr;
+    }
+    const HeaderList out = {{":status", std::to_string(code)},
+                            {"content-length", std::to_string(body.size())},
+                            {"content-type", "text/plain"},
+                            {"server", "envoy"},
+                            {"date", dates.get()}};
+    if (!ex->head_method) s->out.append(body);
+    ex->head_sent = true;
+    ex->status = code;
+    ex->log.bytes_sent = body.size();
+    ex->response_done = true;
+    ex->deadline_ms = 0;
+    ex->retry_at_ms = 0;
+    ex->connect_deadline_ms = 0;
+    s->parent->h2->session->respond(s->stream_id, out, !ex->head_method);
+    if (!flushClient(s)) return;
+    finishLog(s);
+  }
+
+  // flushClient() of a stream: its body bytes wait in `out` for nghttp2 to take them.
+  bool h2StreamOutput(Conn* s) {
+    if (s->ex && s->ex->head_sent) s->parent->h2->session->resume(s->stream_id);
+    h2MarkDirty(s->parent);
+    return !s->dead;
+  }
+
+  long h2ReadBody(Conn* c, int32_t id, char* buf, size_t len, bool* eof) {
+    Conn* s = h2Stream(c, id);
+    if (s == nullptr || !s->ex) {
+      *eof = true;
+      return 0;
+    }
+    const size_t avail = s->out.size() - s->out_off;
+    const bool was_high = avail > kOutHigh;
+    const size_t n = std::min(avail, len);
+    if (n == 0 && !s->ex->response_done) return -1;
+    memcpy(buf, s->out.data() + s->out_off, n);
+    s->out_off += n;
+    if (s->out_off == s->out.size()) {
+      s->out.clear();
+      s->out_off = 0;
+    }
+    *eof = s->ex->response_done && s->out.empty();
+    // The client took enough: the upstream may be read again (readUp() stops above kOutHigh).
+    if (was_high && s->out.size() - s->out_off <= kOutHigh) h2_unthrottle.push_back(s);
+    return static_cast<long>(n);
+  }
+
+  // Writes what the session has to say; closes the connection once neither side has more.
+  void h2Flush(Conn* c) {
+    if (getenv("H2DEBUG")) fprintf(stderr, "h2Flush committed=%d out=%zu\n", c->h2->committed, c->out.size());
+    H2State& h = *c->h2;
+    if (!h.committed) return;  // nothing goes out before the commit
+    for (;;) {
+      if (c->out_off < c->out.size()) {
+        const ssize_t n = send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+          c->out_off += static_cast<size_t>(n);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        closeConn(c, false);
+        return;
+      }
+      c->out.clear();
+      c->out_off = 0;
+      if (h.closing) break;
+      const bool ok = h.session->produce(&c->out, kH2OutChunk);
+      if (!h2_unthrottle.empty()) {
+        std::vector<Conn*> again;
+        again.swap(h2_unthrottle);
+        for (Conn* s : again) {
+          if (!s->dead && s->ex && s->ex->up) flushUp(s);
+        }
+        if (c->dead) return;
+      }
+      if (!ok) {
+        closeConn(c, false);
+        return;
+      }
+      if (c->out.empty()) break;
+    }
+    if (c->out_off == c->out.size() && c->out.capacity() > 16384) std::string().swap(c->out);
+    if (!h.closing && c->out.empty() && h.session->finished()) {
+      // Both sides are done (a GOAWAY and its streams, or a connection error): our FIN, then
+      // the client's is awaited a moment so that unread bytes do not turn the close into a reset.
+      h.closing = true;
+      shutdown(c->fd, SHUT_WR);
+      c->since_ms = nowMs();
+      if (c->eof) {
+        closeConn(c, false);
+        return;
+      }
+    }
+    uint32_t wanted = EPOLLIN | EPOLLRDHUP;
+    if (c->out_off < c->out.size()) wanted |= EPOLLOUT;
+    if (c->eof) wanted &= ~static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP);
+    setInterest(c->fd, c, &c->interest, wanted);
+    h2Arm(c);
+  }
+
+  // Streams and connections touched in this loop turn: decided and written once, together.
+  void h2FlushDirty() {
+    while (!h2_dirty.empty()) {
+      std::vector<Conn*> batch;
+      batch.swap(h2_dirty);
+      for (Conn* c : batch) {
+        if (c->dead) continue;
+        c->h2->dirty = false;
+        if (c->h2->committed) h2Decide(c);
+        if (!c->dead) h2Flush(c);
+      }
+    }
+  }
+
+  void h2GoAway(Conn* c) {
+    H2State& h = *c->h2;
+    if (!h.committed || h.going_away) return;
+    h.going_away = true;
+    h.goaway_last = h.last_accepted;
+    h.session->goAway(h.goaway_last);
+    h2MarkDirty(c);
+  }
+
+  void h2Arm(Conn* c) {
+    const H2State& h = *c->h2;
+    uint64_t at = 0;
+    if (!h.committed) at = c->since_ms + options.slow_head_ms;
+    else if (h.closing) at = c->since_ms + kH2LingerMs;
+    else if (options.idle_ms > 0 && h.streams.empty()) at = c->since_ms + options.idle_ms;
+    if (at == 0 || at == c->armed_ms) return;
+    c->armed_ms = at;
+    timers.push({at, c->id, ++c->timer_seq});
+  }
+
+  void h2OnTimer(Conn* c, uint64_t now) {
+    H2State& h = *c->h2;
+    if (!h.committed) {
+      // A first request still incomplete (or its route unknown) after this long: JS's.
+      if (now >= c->since_ms + options.slow_head_ms && (h.first == 0 || h2Stream(c, h.first) == nullptr ||
+                                                         h2Stream(c, h.first)->state != CState::kRoute)) {
+        handBack(c);
+        return;
+      }
+    } else if (h.closing) {
+      if (now >= c->since_ms + kH2LingerMs) {
+        closeConn(c, false);
+        return;
+      }
+    } else if (options.idle_ms > 0 && h.streams.empty() && now >= c->since_ms + options.idle_ms) {
+      // node:http2's session timeout: session.close(), a GOAWAY, then the end.
+      h2GoAway(c);
+    }
+    h2Arm(c);
+  }
+
   // ---- timers ----------------------------------------------------------------------------------
 
   void onTimer(Conn* c, uint64_t now) {
     c->armed_ms = 0;
+    if (c->h2) {
+      h2OnTimer(c, now);
+      return;
+    }
     switch (c->state) {
       case CState::kHead:
         if (!c->in.empty()) {
@@ -1221,10 +1923,13 @@ struct FastPath::Impl {
     }
     if (idle) {
       std::vector<Conn*> idle_conns;
+      std::vector<Conn*> h2_conns;
       for (auto& [id, c] : conns) {
-        if (c->state == CState::kHead && c->in.empty() && c->out_off >= c->out.size()) idle_conns.push_back(c);
+        if (c->h2) h2_conns.push_back(c);
+        else if (c->parent == nullptr && c->state == CState::kHead && c->in.empty() && c->out_off >= c->out.size()) idle_conns.push_back(c);
       }
       for (Conn* c : idle_conns) closeConn(c, false);
+      for (Conn* c : h2_conns) h2GoAway(c);
       for (auto& [key, ups_idle] : pool) {
         for (Up* u : ups_idle) closeUp(u);
         ups_idle.clear();
@@ -1262,6 +1967,7 @@ struct FastPath::Impl {
         sweepPool(now);
         last_sweep = now;
       }
+      h2FlushDirty();
       flushEvents(nowMs());
       // Freed only here: events later in the same batch may still point at them.
       for (Conn* c : graveyard) delete c;
@@ -1303,7 +2009,7 @@ FastPath::~FastPath() {
   close(impl_->epfd);
 }
 
-int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port) {
+int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2) {
   const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) return errno;
   const int flags = fcntl(own, F_GETFL);
@@ -1314,7 +2020,7 @@ int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port) {
   }
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->incoming.push_back({conn_id, own, std::move(bytes), port});
+    impl_->incoming.push_back({conn_id, own, std::move(bytes), port, http2});
   }
   impl_->wake();
   return 0;

@@ -118,10 +118,13 @@ class FastPath {
 
   /**
    * Takes over a connected, accepted TCP socket (dup()ed; the caller closes its own fd) whose
-   * original destination port is `port`, with `bytes` already read from it. Returns 0 or an
-   * errno (then nothing was taken).
+   * original destination port is `port`, with `bytes` already read from it. `http2`: its
+   * first bytes are the HTTP/2 client preface (prior-knowledge h2c); it is then served as
+   * HTTP/2 (or handed back whole, before anything was sent to it: see fast_path.cc "HTTP/2").
+   * Returns 0 or an errno (then nothing was taken). Connection ids must stay below
+   * 0x80000000: the ids above are the HTTP/2 streams' own.
    */
-  int add(uint32_t conn_id, int fd, std::string bytes, uint16_t port);
+  int add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2 = false);
   /**
    * Answers a RouteMiss (or refreshes a route): `route` null marks the authority not eligible
    * (its requests are handed back). The answer is used for `ttl_ms`, then asked for again.
