@@ -751,6 +751,7 @@ struct FastPath::Impl {
       return;
     }
     ex->connect_deadline_ms = options.connect_timeout_ms > 0 ? nowMs() + options.connect_timeout_ms : 0;
+    if (c->parent) h2NoteConnecting(c, up);
   }
 
   static const char* strerrorname(int err) {
@@ -1461,9 +1462,10 @@ struct FastPath::Impl {
     if (!has_authority || authority.empty() || lengths > 1) return h2Refuse(s);
     uint64_t body_len = 0;
     if (lengths == 1 && (!parseDecimal(length_text, &body_len) || body_len > kMaxBody)) return h2Refuse(s);
-    // A body without Content-Length: Node's client sends it chunked (collected whole here
-    // first, so only after the commit, when the client can be given window for it).
-    const bool chunked = lengths == 0 && !r.end_stream && chunkedByDefault(r.method);
+    // No Content-Length: for these methods Node's client sends the body chunked, an empty one
+    // too (collected whole here first, so only after the commit, when the client can be
+    // given window for it, or when it is complete already).
+    const bool chunked = lengths == 0 && chunkedByDefault(r.method);
     if (lengths == 0 && !r.end_stream && !chunked) return h2Refuse(s);
     if (chunked && !h.committed && !st.req_end) return h2Refuse(s);
     if (chunked && s->in.size() > kMaxBody) return h2Refuse(s);
@@ -1565,9 +1567,6 @@ struct FastPath::Impl {
       ex->body_len = ex->body.size();
       s->in.clear();
     } else {
-      // A request with no body: for the methods Node frames by default, end() before any
-      // write makes it Content-Length: 0.
-      if (lengths == 0 && chunkedByDefault(r.method)) b.append("Content-Length: 0\r\n");
       ex->body_len = body_len;
     }
     b.append("\r\n");
@@ -1577,6 +1576,20 @@ struct FastPath::Impl {
     if (route->timeout_ms > 0) s->ex->deadline_ms = now + route->timeout_ms;
     feedBody(s);
     startAttempt(s);
+  }
+
+  // node:http's socket has its local address as soon as connect() began, and http2-proxy.ts
+  // logs it from there: a refused connection (UF) is logged with it too.
+  void h2NoteConnecting(Conn* s, Up* up) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(up->fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+    std::string addr;
+    uint16_t port = 0;
+    formatSockaddr(ss, &addr, &port);
+    if (port == 0) return;
+    s->ex->log.upstream_local = ss.ss_family == AF_INET6 && addr.find(':') != std::string::npos ? "[" + addr + "]:" + std::to_string(port)
+                                                                                              : addr + ":" + std::to_string(port);
   }
 
   // The upstream's head as http2-proxy.ts relay() answers with it.

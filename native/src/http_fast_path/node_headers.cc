@@ -57,10 +57,10 @@ HeaderList nodeHttp2RequestFields(const HeaderList& fields) {
       groups.push_back({name, {value}});
     } else if (http2SingleValue(name)) {
       // kept once: the first
-    } else if (name == "cookie") {
-      g->values[0].append("; ").append(value);
+    } else if (name == "set-cookie") {
+      g->values.push_back(value);  // a list, listed again as several fields
     } else {
-      g->values.push_back(value);
+      g->values[0].append(name == "cookie" ? "; " : ", ").append(value);
     }
   }
   return flatten(groups);

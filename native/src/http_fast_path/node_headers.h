@@ -17,9 +17,9 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 /**
  * Request fields as node:http2 turns them into an object (internal/http2/util.js
- * toHeaderObject) and http2-proxy.ts lists them again: a repeated cookie joined with "; ", a
- * repeated field that Node keeps once dropped after the first, any other repeated field kept
- * as several fields next to its first one. Names are lowercase already (HTTP/2).
+ * toHeaderObject) and http2-proxy.ts lists them again: a field that Node keeps once dropped
+ * after the first, set-cookie kept as several fields next to its first one, cookie joined
+ * with "; ", any other joined with ", ". Names are lowercase already (HTTP/2).
  */
 HeaderList nodeHttp2RequestFields(const HeaderList& fields);
 
