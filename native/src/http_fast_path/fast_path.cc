@@ -193,6 +193,7 @@ struct H2State {
   int32_t first = 0;
   int32_t last_accepted = 0;
   size_t fed = 0;          // before commit: bytes of Conn::in already given to the session
+  uint64_t last_read_ms = 0;  // before commit: when the client last sent something
   uint64_t declared_body = 0;  // Content-Length sum of the streams being served
   bool dirty = false;      // has output to produce at the end of the loop turn
 };
@@ -1186,6 +1187,11 @@ struct FastPath::Impl {
   static constexpr size_t kH2MaxFields = 100;
   // Request bodies buffered per connection (each at most kMaxBody, kept for retries).
   static constexpr uint64_t kH2MaxConnectionBody = 8 << 20;
+  // A client quiet this long after its preface without having begun a request is handed back
+  // at once: some clients (grpc-js among them) send nothing before the server's SETTINGS,
+  // which this side holds back until the commit. Every client that does not wait (curl,
+  // h2load, node:http2, Go) sends its first HEADERS with its preface.
+  static constexpr uint64_t kH2QuietMs = 50;
   // Bytes read before the commit beyond this: not a request this side will serve soon.
   static constexpr size_t kH2MaxUncommitted = 256 * 1024;
   // Frames produced ahead of the socket at most.
@@ -1258,7 +1264,11 @@ struct FastPath::Impl {
       if (!h.committed) {
         // Kept whole until the commit: a hand-back gives JS every byte.
         h.fed = c->in.size();
-        if (!ok || h.fed > kH2MaxUncommitted) {
+        h.last_read_ms = nowMs();
+        // What nghttp2 has to say is produced (into `out`, held until the commit) so that a
+        // connection error it found (its GOAWAY) shows: such a connection is JS's to judge.
+        const bool produced = ok && h.session->produce(&c->out, kH2MaxUncommitted);
+        if (!produced || h.fed > kH2MaxUncommitted || c->out.size() >= kH2MaxUncommitted || h.session->stoppedReading()) {
           handBack(c);
           return;
         }
@@ -1687,7 +1697,10 @@ struct FastPath::Impl {
   void h2Flush(Conn* c) {
     if (getenv("H2DEBUG")) fprintf(stderr, "h2Flush committed=%d out=%zu\n", c->h2->committed, c->out.size());
     H2State& h = *c->h2;
-    if (!h.committed) return;  // nothing goes out before the commit
+    if (!h.committed) {  // nothing goes out before the commit
+      h2Arm(c);
+      return;
+    }
     for (;;) {
       if (c->out_off < c->out.size()) {
         const ssize_t n = send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
@@ -1763,7 +1776,7 @@ struct FastPath::Impl {
   void h2Arm(Conn* c) {
     const H2State& h = *c->h2;
     uint64_t at = 0;
-    if (!h.committed) at = c->since_ms + options.slow_head_ms;
+    if (!h.committed) at = h.first == 0 ? std::min(h.last_read_ms + kH2QuietMs, c->since_ms + options.slow_head_ms) : c->since_ms + options.slow_head_ms;
     else if (h.closing) at = c->since_ms + kH2LingerMs;
     else if (options.idle_ms > 0 && h.streams.empty()) at = c->since_ms + options.idle_ms;
     if (at == 0 || at == c->armed_ms) return;
@@ -1774,7 +1787,12 @@ struct FastPath::Impl {
   void h2OnTimer(Conn* c, uint64_t now) {
     H2State& h = *c->h2;
     if (!h.committed) {
-      // A first request still incomplete (or its route unknown) after this long: JS's.
+      // No request begun and the client quiet, or a first request still incomplete (its
+      // route not being asked for) after this long: JS's.
+      if (h.first == 0 && now >= h.last_read_ms + kH2QuietMs) {
+        handBack(c);
+        return;
+      }
       if (now >= c->since_ms + options.slow_head_ms && (h.first == 0 || h2Stream(c, h.first) == nullptr ||
                                                          h2Stream(c, h.first)->state != CState::kRoute)) {
         handBack(c);

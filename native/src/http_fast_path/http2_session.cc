@@ -125,6 +125,8 @@ bool Http2Session::produce(std::string* out, size_t limit) {
   return true;
 }
 
+bool Http2Session::stoppedReading() const { return nghttp2_session_want_read(session_) == 0; }
+
 bool Http2Session::finished() const { return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0; }
 
 bool Http2Session::respond(int32_t stream_id, const std::vector<std::pair<std::string, std::string>>& headers, bool with_body) {

@@ -70,6 +70,8 @@ class Http2Session {
   bool produce(std::string* out, size_t limit);
   /** Neither side has anything more to say: the connection can be closed. */
   bool finished() const;
+  /** The session reads no more (a connection error, or a GOAWAY with no stream left). */
+  bool stoppedReading() const;
 
   /** A response head (":status" first); `with_body` false ends the stream with it. */
   bool respond(int32_t stream_id, const std::vector<std::pair<std::string, std::string>>& headers, bool with_body);

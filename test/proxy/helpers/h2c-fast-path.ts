@@ -157,7 +157,7 @@ export function h2Request(
     stream.on('data', (d: Buffer) => (out.body += d.toString('latin1')));
     stream.on('error', (e: NodeJS.ErrnoException) => (out.error ??= e.code));
     stream.on('close', () => {
-      if (stream.rstCode !== constants.NGHTTP2_NO_ERROR) out.error ??= `rst ${stream.rstCode}`;
+      if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) out.error = `rst ${stream.rstCode}`;
       resolve(out);
     });
     if (Array.isArray(body)) {
