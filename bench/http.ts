@@ -62,7 +62,8 @@ interface Round {
   fixed: Record<number, { achieved: number; p50: number; p99: number; failed: number }>;
   /** 1k/s from clients whose requests do not coincide (see spreadRate). */
   spread: { achieved: number; p50: number; p99: number; failed: number };
-  h2c: { rps: number; failed: number };
+  /** h2c saturation; per core from the proxy's CPU time over the h2load run (/proc, as the saturation run). */
+  h2c: { rps: number; failed: number; rpsPerCore?: number };
   idleKiBPerConn?: number;
 }
 
@@ -273,7 +274,11 @@ spec:
         const fixed: Round['fixed'] = {};
         for (const rate of [1000, 5000]) fixed[rate] = await fixedRate(uid, rate, Math.max(2, SECONDS / 2));
         const spread = await spreadRate(uid, 1000, Math.max(2, SECONDS / 2));
-        const h2 = await h2c(uid, Math.max(2, SECONDS / 2));
+        const h2cSeconds = Math.max(2, SECONDS / 2);
+        const h2cCpu0 = t.pid ? cpuSeconds(t.pid) : 0;
+        const h2 = await h2c(uid, h2cSeconds);
+        const h2cCpu = t.pid ? cpuSeconds(t.pid) - h2cCpu0 : undefined;
+        if (h2cCpu) (h2 as Round['h2c']).rpsPerCore = (h2.rps * h2cSeconds) / h2cCpu;
         const idle = t.pid ? await idleRss(uid, t.pid) : undefined;
         return {
           target,
@@ -327,8 +332,8 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
   console.log(`\nbench:http — ${rounds.length} alternating rounds of ${SECONDS} s saturation; medians over rounds; ` +
     `1 KiB GETs, HTTP/1.1 keep-alive; load average at the end ${load}\n`);
   // "1k/s": bursts of 10 requests every 10 ms (one h2load); "1k/s spread": about one request per ms (spreadRate).
-  console.log('target      | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | idle KiB/conn');
-  console.log('------------|-----------|----------------|------------------|----------------|-----------------|------------------------|---------------------------|-----------|--------------');
+  console.log('target      | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | h2c req/s per core | idle KiB/conn');
+  console.log('------------|-----------|----------------|------------------|----------------|-----------------|------------------------|---------------------------|-----------|--------------------|--------------');
   for (const t of targets) {
     console.log([
       t.padEnd(12),
@@ -340,6 +345,7 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
       ` ${f(med(t, (r) => r.spread.p50), 2)} / ${f(med(t, (r) => r.spread.p99), 2)}`.padEnd(24),
       ` ${f(med(t, (r) => r.fixed[5000]!.achieved))}, ${f(med(t, (r) => r.fixed[5000]!.p50), 2)} / ${f(med(t, (r) => r.fixed[5000]!.p99), 2)}`.padEnd(27),
       ` ${f(med(t, (r) => r.h2c.rps))}`.padEnd(11),
+      ` ${f(med(t, (r) => r.h2c.rpsPerCore))}`.padEnd(20),
       ` ${f(med(t, (r) => r.idleKiBPerConn), 1)}`,
     ].join('|'));
   }
@@ -357,7 +363,7 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
       }));
     console.log(`${subject} ÷ ${against} (median of per-round ratios): ` +
       `saturation req/s ${f(ratio((r) => r.sat.rps), 2)}×, req/s per core ${f(ratio((r) => r.rpsPerCore), 2)}×, ` +
-      `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}×, ` +
+      `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}×, h2c req/s per core ${f(ratio((r) => r.h2c.rpsPerCore), 2)}×, ` +
       `idle RSS per connection ${f(ratio((r) => r.idleKiBPerConn), 2)}×`);
   }
   if (targets.includes('direct')) {
