@@ -1250,7 +1250,6 @@ struct FastPath::Impl {
 
   // Feeds what was read to the session and moves the streams on.
   void h2Advance(Conn* c) {
-    if (getenv("H2DEBUG")) fprintf(stderr, "h2Advance in=%zu fed=%zu committed=%d eof=%d streams=%zu\n", c->in.size(), c->h2->fed, c->h2->committed, c->eof, c->h2->streams.size());
     if (c->dead) return;
     H2State& h = *c->h2;
     if (h.closing) {
@@ -1446,7 +1445,6 @@ struct FastPath::Impl {
 
   // Checks the stream's request and route and starts its exchange (or parks or refuses it).
   void h2Start(Conn* s) {
-    if (getenv("H2DEBUG")) fprintf(stderr, "h2Start %d\n", s->stream_id);
     Conn* c = s->parent;
     H2State& h = *c->h2;
     H2StreamState& st = *s->h2s;
@@ -1604,7 +1602,6 @@ struct FastPath::Impl {
 
   // The upstream's head as http2-proxy.ts relay() answers with it.
   void h2ResponseHead(Conn* s, const ResponseHead& head) {
-    if (getenv("H2DEBUG")) fprintf(stderr, "h2ResponseHead %d\n", head.status);
     Exchange* ex = s->ex.get();
     std::vector<std::pair<std::string_view, std::string_view>> raw;
     raw.reserve(head.headers.size());
@@ -1695,7 +1692,6 @@ struct FastPath::Impl {
 
   // Writes what the session has to say; closes the connection once neither side has more.
   void h2Flush(Conn* c) {
-    if (getenv("H2DEBUG")) fprintf(stderr, "h2Flush committed=%d out=%zu\n", c->h2->committed, c->out.size());
     H2State& h = *c->h2;
     if (!h.committed) {  // nothing goes out before the commit
       h2Arm(c);
