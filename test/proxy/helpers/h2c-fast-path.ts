@@ -31,7 +31,8 @@ export interface Origin {
 export async function h2cOrigin(t: ExecutionContext): Promise<Origin> {
   const seen: Seen[] = [];
   let flaky = 0;
-  let huge: ServerResponse | undefined;
+  /** Bytes of /huge that left the origin's Node buffers (each write waits for 'drain'). */
+  let hugeWritten = 0;
   const server = createServer((req: IncomingMessage, res) => {
     const entry: Seen = { method: req.method!, url: req.url!, host: req.headers.host ?? '', rawHeaders: req.rawHeaders, body: '', complete: false };
     seen.push(entry);
@@ -59,14 +60,15 @@ export async function h2cOrigin(t: ExecutionContext): Promise<Origin> {
       res.end(body);
     } else if (url === '/huge') {
       // 64 MiB, written as fast as the proxy takes it (a client that never reads must stall it).
-      huge = res;
       res.writeHead(200, { 'Content-Length': String(64 << 20) });
       const chunk = Buffer.alloc(1 << 16, 'y');
       let left = 1024;
       const pump = () => {
         while (left > 0) {
           left--;
-          if (!res.write(chunk)) return void res.once('drain', pump);
+          const more = res.write(chunk);
+          hugeWritten += chunk.length;
+          if (!more) return void res.once('drain', pump);
         }
         res.end();
       };
@@ -97,7 +99,7 @@ export async function h2cOrigin(t: ExecutionContext): Promise<Origin> {
   return {
     port,
     seen,
-    hugeWritten: () => huge?.socket?.bytesWritten ?? 0,
+    hugeWritten: () => hugeWritten,
     reset: () => ((seen.length = 0), (flaky = 0)),
   };
 }
