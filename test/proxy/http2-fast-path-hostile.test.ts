@@ -194,3 +194,31 @@ maybe('a client that waits for the server SETTINGS before its first request is h
   t.is(proxy.server.nativeHttpStats!.handedBack, 1, 'from node:http2, after a hand-back');
   waiting.socket.destroy();
 });
+
+maybe('an idle connection gets a GOAWAY after --idle-timeout and is closed, as node:http2 does', async (t) => {
+  const origin = await h2cOrigin(t);
+  const proxy = await startTestProxy(t, h2cMesh(origin.port, 1), { address: '127.0.0.1', port: origin.port }, { nativeHttp: true, idleTimeoutMs: 300 });
+  const session = await h2Session(proxy.port);
+  let goaway = false;
+  let closed = false;
+  session.on('goaway', () => (goaway = true));
+  session.on('close', () => (closed = true));
+  t.is((await h2Request(session, { ':path': '/cl', ':authority': `api.example.com:${origin.port}` })).status, 200);
+  t.false(goaway, 'not while a stream is open');
+  t.true(await eventually(() => goaway && closed, 3000), 'GOAWAY, then closed');
+  t.true(await eventually(() => proxy.server.nativeHttpStats!.open === 0), 'the fast path let go of it');
+});
+
+maybe('draining: a connection with a stream in flight gets a GOAWAY, the stream finishes', async (t) => {
+  const { proxy, origin } = await setup(t);
+  const session = await h2Session(proxy.port);
+  let goaway = false;
+  session.on('goaway', () => (goaway = true));
+  const slow = h2Request(session, { ':path': '/slow', ':authority': `api.example.com:${origin.port}` });
+  await eventually(() => origin.seen.length === 1);
+  (proxy.server as unknown as { http: { closeIdle(): void } }).http.closeIdle();
+  t.true(await eventually(() => goaway, 2000), 'GOAWAY at once');
+  const answer = await slow;
+  t.is(answer.status, 200);
+  t.is(answer.body, 'late');
+});

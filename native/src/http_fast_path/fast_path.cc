@@ -1772,12 +1772,25 @@ struct FastPath::Impl {
   void h2Arm(Conn* c) {
     const H2State& h = *c->h2;
     uint64_t at = 0;
-    if (!h.committed) at = h.first == 0 ? std::min(h.last_read_ms + kH2QuietMs, c->since_ms + options.slow_head_ms) : c->since_ms + options.slow_head_ms;
-    else if (h.closing) at = c->since_ms + kH2LingerMs;
-    else if (options.idle_ms > 0 && h.streams.empty()) at = c->since_ms + options.idle_ms;
+    if (!h.committed) {
+      const Conn* first = h.first == 0 ? nullptr : h2StreamConst(c, h.first);
+      if (h.first == 0) at = std::min(h.last_read_ms + kH2QuietMs, c->since_ms + options.slow_head_ms);
+      else if (first != nullptr && first->state != CState::kRoute) at = c->since_ms + options.slow_head_ms;
+      // A first stream waiting for its route: its own timer (kRouteWaitMs) decides.
+    } else if (h.closing) {
+      at = c->since_ms + kH2LingerMs;
+    } else if (!h.going_away && options.idle_ms > 0 && h.streams.empty()) {
+      at = c->since_ms + options.idle_ms;
+    }
     if (at == 0 || at == c->armed_ms) return;
+    at = std::max(at, nowMs() + 1);  // never due at once again: runTimers() would spin
     c->armed_ms = at;
     timers.push({at, c->id, ++c->timer_seq});
+  }
+
+  const Conn* h2StreamConst(const Conn* c, int32_t id) const {
+    auto it = c->h2->streams.find(id);
+    return it == c->h2->streams.end() ? nullptr : it->second;
   }
 
   void h2OnTimer(Conn* c, uint64_t now) {
