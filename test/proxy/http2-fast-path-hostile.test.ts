@@ -222,3 +222,16 @@ maybe('draining: a connection with a stream in flight gets a GOAWAY, the stream 
   t.is(answer.status, 200);
   t.is(answer.body, 'late');
 });
+
+maybe('a GOAWAY from the client: its stream in flight still gets its answer', async (t) => {
+  const { proxy, origin } = await setup(t);
+  const session = await h2Session(proxy.port);
+  const slow = h2Request(session, { ':path': '/slow', ':authority': `api.example.com:${origin.port}` });
+  await eventually(() => origin.seen.length === 1);
+  session.goaway(0, 1);
+  const answer = await slow;
+  t.is(answer.status, 200);
+  t.is(answer.body, 'late');
+  t.true(await eventually(() => proxy.accessLog.length === 1));
+  t.regex(proxy.accessLog[0]!, /"GET \/slow HTTP\/2" 200 - /);
+});
