@@ -68,6 +68,7 @@ const corpus: Case[] = [
   { name: 'GET with a chunked answer', go: streams([{ path: '/chunked' }]), native: true },
   { name: 'HEAD', go: streams([{ path: '/cl', method: 'HEAD' }]), native: true },
   { name: '204 answer', go: streams([{ path: '/nocontent' }]), native: true },
+  { name: '304 answer', go: streams([{ path: '/notmodified', headers: { 'if-none-match': '"v1"' } }]), native: true },
   { name: 'POST with Content-Length', go: streams([{ path: '/echo', method: 'POST', headers: { 'content-length': '11', 'x-forwarded-for': '192.0.2.9' }, body: 'hello world' }]), native: true },
   { name: 'POST with the body in two DATA frames', go: streams([{ path: '/echo', method: 'POST', headers: { 'content-length': '6' }, body: ['ab', 'cdef'] }]), native: true },
   { name: 'POST without Content-Length (chunked upstream), after a GET', go: async (port, op) => [...(await streams([{ path: '/cl' }, { path: '/echo', method: 'POST', body: 'no length' }])(port, op))], native: true },

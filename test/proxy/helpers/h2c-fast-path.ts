@@ -87,6 +87,9 @@ export async function h2cOrigin(t: ExecutionContext): Promise<Origin> {
       res.writeHead(200, { 'Content-Length': '100' });
       res.write('0123456789');
       setTimeout(() => res.socket?.destroy(), 50);
+    } else if (url === '/notmodified') {
+      res.writeHead(304, { ETag: '"v1"', 'Cache-Control': 'max-age=60' });
+      res.end();
     } else if (url === '/nocontent') {
       res.writeHead(204, { 'X-Empty': 'yes' });
       res.end();
