@@ -71,10 +71,17 @@ interface Round {
   even: { achieved: number; p50: number; p99: number; failed: number };
   /** 1k/s from clients whose requests do not coincide (see spreadRate). */
   spread: { achieved: number; p50: number; p99: number; failed: number };
-  h2c: { rps: number; failed: number };
+  /** h2c saturation; per core from the proxy's CPU time over the h2load run (/proc, as the saturation run). */
+  h2c: H2cRun;
   /** h2c to the HTTP2 port: HTTP/2 on both sides of the proxy. */
-  h2cToH2: { rps: number; failed: number };
+  h2cToH2: H2cRun;
   idleKiBPerConn?: number;
+}
+
+interface H2cRun {
+  rps: number;
+  failed: number;
+  rpsPerCore?: number;
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far. */
@@ -263,9 +270,13 @@ spec:
       return { achieved: ms.length / seconds, p50: percentile(ms, 0.5), p99: percentile(ms, 0.99), failed };
     };
 
-    const h2c = async (uid: string, seconds: number, url = URL_) => {
+    const h2c = async (uid: string, seconds: number, pid: number | undefined, url = URL_): Promise<H2cRun> => {
+      const cpu0 = pid ? cpuSeconds(pid) : 0;
       const out = await run(uid, ['h2load', '-c16', '-m10', `-D${seconds}`, url]);
-      return { rps: Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]), failed: Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0) };
+      const cpu = pid ? cpuSeconds(pid) - cpu0 : 0;
+      const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);
+      const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0);
+      return { rps, failed, ...(cpu > 0 ? { rpsPerCore: (rps * seconds) / cpu } : {}) };
     };
 
     /** The proxy's RSS with IDLE keep-alive connections open, less its RSS before, per connection. */
@@ -301,8 +312,8 @@ spec:
         for (const rate of [1000, 5000]) fixed[rate] = await fixedRate(uid, rate, Math.max(2, SECONDS / 2));
         const spread = await spreadRate(uid, 1000, Math.max(2, SECONDS / 2));
         const even = await evenRate(uid, 1000, LATENCY_SECONDS);
-        const h2 = await h2c(uid, Math.max(2, SECONDS / 2));
-        const h2ToH2 = await h2c(uid, Math.max(2, SECONDS / 2), `http://${HTTPBIN.host}:${H2_PORT}/`);
+        const h2 = await h2c(uid, Math.max(2, SECONDS / 2), t.pid);
+        const h2ToH2 = await h2c(uid, Math.max(2, SECONDS / 2), t.pid, `http://${HTTPBIN.host}:${H2_PORT}/`);
         const idle = t.pid ? await idleRss(uid, t.pid) : undefined;
         return {
           target,
@@ -359,8 +370,8 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
     `1 KiB GETs, HTTP/1.1 keep-alive; load average at the end ${load}\n`);
   // "1k/s even": one connection, a request every ms (evenRate); "1k/s bursts": 10 requests at
   // once every 10 ms (one h2load, fixedRate); "1k/s spread": 10 connections about 1 ms apart (spreadRate).
-  console.log('target      | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s even p50/p99 ms | 1k/s bursts p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | h2c→h2 req/s | idle KiB/conn');
-  console.log('------------|-----------|----------------|------------------|----------------|----------------------|------------------------|------------------------|---------------------------|-----------|--------------|--------------');
+  console.log('target      | sat req/s | sat p50/p99 ms | proxy CPU µs/req | req/s per core | 1k/s even p50/p99 ms | 1k/s bursts p50/p99 ms | 1k/s spread p50/p99 ms | 5k/s achieved, p50/p99 ms | h2c req/s | h2c req/s per core | h2c→h2 req/s | h2c→h2 per core | idle KiB/conn');
+  console.log('------------|-----------|----------------|------------------|----------------|----------------------|------------------------|------------------------|---------------------------|-----------|--------------------|--------------|-----------------|--------------');
   for (const t of targets) {
     console.log([
       t.padEnd(12),
@@ -373,7 +384,9 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
       ` ${f(med(t, (r) => r.spread.p50), 2)} / ${f(med(t, (r) => r.spread.p99), 2)}`.padEnd(24),
       ` ${f(med(t, (r) => r.fixed[5000]!.achieved))}, ${f(med(t, (r) => r.fixed[5000]!.p50), 2)} / ${f(med(t, (r) => r.fixed[5000]!.p99), 2)}`.padEnd(27),
       ` ${f(med(t, (r) => r.h2c.rps))}`.padEnd(11),
+      ` ${f(med(t, (r) => r.h2c.rpsPerCore))}`.padEnd(20),
       ` ${f(med(t, (r) => r.h2cToH2.rps))}`.padEnd(14),
+      ` ${f(med(t, (r) => r.h2cToH2.rpsPerCore))}`.padEnd(17),
       ` ${f(med(t, (r) => r.idleKiBPerConn), 1)}`,
     ].join('|'));
   }
@@ -391,7 +404,8 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
       }));
     console.log(`${subject} ÷ ${against} (median of per-round ratios): ` +
       `saturation req/s ${f(ratio((r) => r.sat.rps), 2)}×, req/s per core ${f(ratio((r) => r.rpsPerCore), 2)}×, ` +
-      `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}×, h2c→h2 req/s ${f(ratio((r) => r.h2cToH2.rps), 2)}×, ` +
+      `CPU per request ${f(ratio((r) => r.cpuUsPerRequest), 2)}×, h2c req/s ${f(ratio((r) => r.h2c.rps), 2)}× (per core ${f(ratio((r) => r.h2c.rpsPerCore), 2)}×), ` +
+      `h2c→h2 req/s ${f(ratio((r) => r.h2cToH2.rps), 2)}× (per core ${f(ratio((r) => r.h2cToH2.rpsPerCore), 2)}×), ` +
       `idle RSS per connection ${f(ratio((r) => r.idleKiBPerConn), 2)}×`);
   }
   if (targets.includes('direct')) {

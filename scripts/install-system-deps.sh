@@ -10,6 +10,7 @@ packages=(
   nftables        # nft, for the native nftables backend
   iproute2        # ip netns, ip rule, ip route, veth
   cmake g++ make  # the native addon (cmake-js)
+  libnghttp2-dev  # nghttp2's header for the addon's h2c fast path (the addon uses Node's own nghttp2; the sanitizer test binary links this one)
   ninja-build     # cmake-js builds with ninja when present: every core, not one file at a time
   python3         # shared conformance tool
   curl            # the lab's and tests' HTTP client

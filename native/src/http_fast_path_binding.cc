@@ -171,7 +171,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   return handle;
 }
 
-// fastPathAdd(handle, connId, fd, bytes: Buffer | undefined, port) -> errno (0: taken; the caller closes its fd)
+// fastPathAdd(handle, connId, fd, bytes: Buffer | undefined, port, http2?: boolean) -> errno (0: taken; the caller closes its fd)
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Box* box = BoxOf(info);
   std::string bytes;
@@ -179,8 +179,9 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
     auto b = info[3].As<Napi::Buffer<char>>();
     bytes.assign(b.Data(), b.Length());
   }
+  const bool http2 = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
   const int err = box->fast_path->add(U32(info[1]), info[2].As<Napi::Number>().Int32Value(), std::move(bytes),
-                                      static_cast<uint16_t>(U32(info[4])));
+                                      static_cast<uint16_t>(U32(info[4])), http2);
   return Napi::Number::New(info.Env(), err);
 }
 

@@ -3,7 +3,10 @@
 // chunked decoder fed seeded random and mutated input; then the loop itself — a GET, pipelined
 // requests, a chunked answer, a POST body, a 503 retried, a route miss answered, requests
 // handed back (Upgrade, a route that is not eligible), a client aborting, a head sent a byte at
-// a time, a thousand connections opened and dropped — and shutting down with connections open.
+// a time, a thousand connections opened and dropped — and shutting down with connections open;
+// and HTTP/2 (h2c): multiplexed streams and a request body served, a later stream to a host not
+// eligible refused (RST_STREAM REFUSED_STREAM, GOAWAY), a first stream handed back with every
+// byte, a client reset (DC), garbage after a served request (GOAWAY PROTOCOL_ERROR).
 // Prints "http_fast_path_test ok" on success. Loopback only; no root needed.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -384,11 +387,158 @@ int main(int argc, char** argv) {
     std::lock_guard<std::mutex> lock(reports.mu);
     for (size_t i = 2; i < reports.handbacks.size(); i++) close(reports.handbacks[i].fd);
   }
-  // Shutting down with a connection still open: it is closed, nothing leaks.
+  int h2_left = -1;
+  {  // HTTP/2 (h2c), frames written and read by hand.
+    struct Frame {
+      uint8_t type, flags;
+      uint32_t stream;
+      std::string payload;
+    };
+    auto frame = [](uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+      std::string f;
+      f.push_back(static_cast<char>(payload.size() >> 16));
+      f.push_back(static_cast<char>(payload.size() >> 8));
+      f.push_back(static_cast<char>(payload.size()));
+      f.push_back(static_cast<char>(type));
+      f.push_back(static_cast<char>(flags));
+      for (int shift = 24; shift >= 0; shift -= 8) f.push_back(static_cast<char>(stream >> shift));
+      return f + payload;
+    };
+    // HPACK literal without indexing, name by static index (RFC 7541 §6.2.2), short values.
+    auto lit = [](unsigned index, const std::string& v) {
+      std::string s;
+      if (index < 15) {
+        s.push_back(static_cast<char>(index));
+      } else {
+        s.push_back(0x0f);
+        s.push_back(static_cast<char>(index - 15));
+      }
+      s.push_back(static_cast<char>(v.size()));
+      return s + v;
+    };
+    // :method GET (0x82) or POST (0x83), :scheme http (0x86), :authority (1), :path (4), content-length (28).
+    auto request = [&](uint32_t stream, bool post, const std::string& path, const std::string& authority, const std::string& length = "") {
+      std::string block = std::string(1, post ? '\x83' : '\x82') + "\x86" + lit(1, authority) + lit(4, path);
+      if (!length.empty()) block += lit(28, length);
+      return frame(1, post ? 0x4 : 0x5, stream, block);  // END_HEADERS, and END_STREAM for a GET
+    };
+    auto parse = [](const std::string& bytes) {
+      std::vector<Frame> out;
+      size_t i = 0;
+      while (bytes.size() - i >= 9) {
+        const auto len = (static_cast<size_t>(static_cast<uint8_t>(bytes[i])) << 16) | (static_cast<size_t>(static_cast<uint8_t>(bytes[i + 1])) << 8) |
+                         static_cast<uint8_t>(bytes[i + 2]);
+        if (bytes.size() - i < 9 + len) break;
+        uint32_t stream = 0;
+        for (size_t k = 5; k < 9; k++) stream = (stream << 8) | static_cast<uint8_t>(bytes[i + k]);
+        out.push_back({static_cast<uint8_t>(bytes[i + 3]), static_cast<uint8_t>(bytes[i + 4]), stream & 0x7fffffffu, bytes.substr(i + 9, len)});
+        i += 9 + len;
+      }
+      return out;
+    };
+    auto u32 = [](const std::string& p, size_t at) {
+      uint32_t v = 0;
+      for (size_t k = at; k < at + 4; k++) v = (v << 8) | static_cast<uint8_t>(p[k]);
+      return v;
+    };
+    // The body of `stream` once complete (END_STREAM on DATA), else empty.
+    auto bodyOf = [&](const std::string& bytes, uint32_t stream) {
+      std::string body;
+      for (const Frame& f : parse(bytes)) {
+        if (f.type == 0 && f.stream == stream) {
+          body += f.payload;
+          if (f.flags & 1) return body + "<end>";
+        }
+      }
+      return std::string();
+    };
+    auto openH2 = [&](const std::string& first) {
+      const int client = connectTo(front_port);
+      const int accepted = accept(front, nullptr, nullptr);
+      const uint32_t id = next_id++;
+      CHECK(fast->add(id, accepted, first, 80, true) == 0);
+      close(accepted);
+      return std::make_pair(client, id);
+    };
+    const std::string preface = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + frame(4, 0, 0, "");
+    const size_t logs_before = reports.logs.size();
+
+    // Two multiplexed GETs and a POST with its body in a later DATA frame: served.
+    auto [c, id] = openH2(preface + request(1, false, "/x", "api.example.com") + request(3, false, "/chunked", "api.example.com"));
+    send_all(c, request(5, true, "/p", "api.example.com", "4") + frame(0, 0, 5, "bo"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    send_all(c, frame(0, 1, 5, "dy"));
+    std::string got = readUntil(c, [&](const std::string& s) { return !bodyOf(s, 1).empty() && !bodyOf(s, 3).empty() && !bodyOf(s, 5).empty(); });
+    CHECK(bodyOf(got, 1) == "ok<end>");
+    CHECK(bodyOf(got, 3) == "abcde<end>");
+    CHECK(bodyOf(got, 5) == "okbody<end>");
+    CHECK(parse(got).at(0).type == 4);  // our SETTINGS first, once committed
+    // A later stream to a host that is not eligible: refused, and no new stream is taken.
+    send_all(c, request(7, false, "/x", "other.example"));
+    got = readUntil(c, [&](const std::string& s) {
+      for (const Frame& f : parse(s)) {
+        if (f.type == 7) return true;
+      }
+      return false;
+    });
+    bool refused = false, goaway = false;
+    for (const Frame& f : parse(got)) {
+      if (f.type == 3 && f.stream == 7) refused = u32(f.payload, 0) == 7;        // REFUSED_STREAM
+      if (f.type == 7) goaway = u32(f.payload, 0) == 5 && u32(f.payload, 4) == 0;  // last stream 5, NO_ERROR
+    }
+    CHECK(refused);
+    CHECK(goaway);
+    close(c);
+    CHECK(reports.waitFor([&] { return reports.logs.size() >= logs_before + 3; }));
+    {
+      std::lock_guard<std::mutex> lock(reports.mu);
+      for (size_t i = logs_before; i < reports.logs.size(); i++) CHECK(reports.logs[i].conn_id == id && reports.logs[i].code == 200);
+    }
+
+    // A first stream that is not eligible: the whole connection back, every byte, nothing sent.
+    const size_t handbacks_before = reports.handbacks.size();
+    const std::string bytes = preface + request(1, false, "/x", "other.example");
+    auto [c2, id2] = openH2(bytes);
+    CHECK(reports.waitFor([&] { return reports.handbacks.size() > handbacks_before; }));
+    {
+      std::lock_guard<std::mutex> lock(reports.mu);
+      CHECK(reports.handbacks.back().conn_id == id2 && reports.handbacks.back().bytes == bytes);
+      close(reports.handbacks.back().fd);
+    }
+    pollfd p{c2, POLLIN, 0};
+    CHECK(poll(&p, 1, 100) == 1 && recv(c2, &p, 1, 0) == 0);  // closed by the test, nothing sent before
+    close(c2);
+
+    // A client resetting a request mid-body (DC), then garbage: GOAWAY PROTOCOL_ERROR, closed.
+    const size_t logs_mid = reports.logs.size();
+    auto [c3, id3] = openH2(preface + request(1, true, "/p", "api.example.com", "50") + frame(0, 0, 1, "abc"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    send_all(c3, frame(3, 0, 1, std::string("\0\0\0\x08", 4)));  // RST_STREAM CANCEL
+    CHECK(reports.waitFor([&] { return reports.logs.size() > logs_mid; }));
+    {
+      std::lock_guard<std::mutex> lock(reports.mu);
+      CHECK(reports.logs.back().conn_id == id3 && reports.logs.back().flags == "DC" && reports.logs.back().bytes_received == 3);
+    }
+    send_all(c3, frame(0, 0, 0, "garbage"));
+    got = readUntil(c3, [](const std::string&) { return false; });  // until closed
+    bool protocol_error = false;
+    for (const Frame& f : parse(got)) {
+      if (f.type == 7) protocol_error = u32(f.payload, 4) == 1;
+    }
+    CHECK(protocol_error);
+    close(c3);
+
+    // Left open for the shutdown below: a stream in flight, its upstream exchange started.
+    auto [c4, id4] = openH2(preface + request(1, true, "/p", "api.example.com", "50") + frame(0, 0, 1, "abc"));
+    readUntil(c4, [&](const std::string& s) { return !parse(s).empty(); });  // committed: SETTINGS came
+    h2_left = c4;
+  }
+  // Shutting down with connections still open (and an HTTP/2 stream in flight): closed, nothing leaks.
   auto [left, left_id] = open(get);
   readUntil(left, [](const std::string& s) { return s.find("\r\n\r\nok") != std::string::npos; });
   fast.reset();
   close(left);
+  close(h2_left);
   close(front);
   origin.finish();
   if (check_failures != 0) {

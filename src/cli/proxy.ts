@@ -150,7 +150,7 @@ export function proxyCommand(): Command {
     .option('--dns-port <port>', 'DNS proxy port on 127.0.0.1 and ::1, UDP and TCP (the target of --redirect-dns)', portFlag('--dns-port'), 15053)
     .option('--dns-auto-allocate', 'answer address-less ServiceEntry hosts with addresses from 240.240.0.0/16 and 2001:2::/48 (default: ISTIO_META_DNS_AUTO_ALLOCATE)')
     .option('--no-dns-auto-allocate', 'no auto-allocated addresses, whatever ISTIO_META_DNS_AUTO_ALLOCATE says')
-    .option('--no-native-http', 'serve every HTTP/1.1 request with Node\'s HTTP server instead of the native fast path (see docs/proxy.md)')
+    .option('--no-native-http', 'serve every HTTP/1.1 request and h2c connection with Node\'s HTTP servers instead of the native fast path (see docs/proxy.md)')
     .option('--no-watch', 'reload only on SIGHUP, not when the file changes')
     .addOption(new Option('--log-level <level>', 'operational log level (stderr, JSON)').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText(

@@ -24,8 +24,8 @@ export interface HttpFastPathOptions extends RoutingDeps {
   routeTtlMs: number;
   /** The connection tracker's hold, through the splice relay's deps (read per connection). */
   splice?: () => TcpSessionDeps['splice'];
-  /** Serves a connection handed back (Node's HTTP server). */
-  serve(socket: Socket, ctx: ConnectionContext): void;
+  /** Serves a connection handed back (Node's HTTP server, or node:http2's when `http2`). */
+  serve(socket: Socket, ctx: ConnectionContext, http2: boolean): void;
 }
 
 /** A connection the native fast path holds: its context, and how to stop counting it. */
@@ -37,6 +37,8 @@ interface FastConnection {
   remote: string;
   /** The Node socket the fast path took it from (the connection tracker knows it by that). */
   taken?: Socket;
+  /** Taken as prior-knowledge HTTP/2 (h2c): its requests are logged as HTTP/2. */
+  http2: boolean;
 }
 
 interface ClusterCounts {
@@ -72,7 +74,7 @@ export class HttpFastPath {
           // ended through it at the drain deadline.
           if (conn.taken) conn.release = options.splice?.()?.hold(conn.taken, () => socket.destroy()) ?? conn.release;
           socket.once('close', conn.release);
-          options.serve(socket, conn.ctx);
+          options.serve(socket, conn.ctx, conn.http2);
         },
         closed: (conn) => conn.release(),
         batchDone: () => this.flushCounts(),
@@ -85,15 +87,19 @@ export class HttpFastPath {
     return { served: this.native.served, handedBack: this.native.handedBack, open: this.native.size };
   }
 
-  /** Takes a sidecar HTTP/1.x connection; false when the addon could not (serve it on the JS path). */
-  take(socket: Socket, ctx: ConnectionContext): boolean {
+  /**
+   * Takes a sidecar HTTP/1.x connection, or a prior-knowledge HTTP/2 one (`http2`); false when
+   * the addon could not (serve it on the JS path).
+   */
+  take(socket: Socket, ctx: ConnectionContext, http2 = false): boolean {
     const conn: FastConnection = {
       ctx,
+      http2,
       release: () => {},
       local: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
       remote: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
     };
-    const id = this.native.take(socket, ctx.originalDst.port, conn);
+    const id = this.native.take(socket, ctx.originalDst.port, conn, http2);
     if (id === undefined) return false;
     // The connection outlives its Node socket (destroyed by take()): the tracker keeps
     // counting it until the fast path closes or hands it back.
@@ -118,7 +124,7 @@ export class HttpFastPath {
       startTime: new Date(r.startMs),
       method: r.method,
       path: r.path,
-      protocol: 'HTTP/1.1',
+      protocol: conn.http2 ? 'HTTP/2' : 'HTTP/1.1',
       responseCode: r.code,
       responseFlags: r.flags,
       bytesReceived: r.bytesReceived,

@@ -130,7 +130,11 @@ export class HttpProxy {
     this.upstreams2 = new Http2Upstreams(options.connectTimeoutMs, options.metrics);
     this.http2 = new Http2Proxy({ ...options, upstreams: this.upstreams2, agent: this.agent });
     this.fastPath = options.nativeHttp
-      ? new HttpFastPath({ ...options, routeTtlMs: options.nativeHttp.routeTtlMs, serve: (socket, ctx) => this.serve(socket, ctx) })
+      ? new HttpFastPath({
+          ...options,
+          routeTtlMs: options.nativeHttp.routeTtlMs,
+          serve: (socket, ctx, http2) => (http2 ? this.http2.handle(socket, ctx) : this.serve(socket, ctx)),
+        })
       : undefined;
   }
 
@@ -154,13 +158,11 @@ export class HttpProxy {
     // for the client's ACK of the first, which a client with nothing to send delays ~40 ms.
     // Accepted sockets come from our own listener or the splice relay, which set nothing.
     socket.setNoDelay(true);
-    if (http2) {
-      this.http2.handle(socket, ctx);
-      return;
-    }
-    // Sidecar traffic goes to the native fast path, which hands back what it does not serve.
-    if (this.fastPath && ctx.gateway === 'mesh' && this.fastPath.take(socket, ctx)) return;
-    this.serve(socket, ctx);
+    // Sidecar traffic goes to the native fast path, which hands back what it does not serve
+    // (an HTTP/2 connection whole, before anything was sent to it).
+    if (this.fastPath && ctx.gateway === 'mesh' && this.fastPath.take(socket, ctx, http2)) return;
+    if (http2) this.http2.handle(socket, ctx);
+    else this.serve(socket, ctx);
   }
 
   /** Node's HTTP server takes the socket. */

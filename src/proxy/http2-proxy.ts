@@ -190,6 +190,11 @@ export class Http2Proxy {
   /** The upstream's answer to the client: headers, body, and for an HTTP/2 upstream its trailers (gRPC's status). */
   private relay(request: ForwardedRequest, res: UpstreamResponse, driver: RetryDriver<UpstreamResponse>): void {
     const { stream, log, state, decision, t0 } = request;
+    // The client reset the stream while the answer was on its way: respond() would throw.
+    if (stream.destroyed) {
+      res.resume();
+      return;
+    }
     const cluster = this.options.metrics.clusterLabels(decision.upstream.cluster);
     const metrics = this.options.metrics;
     log.responseFlags = driver.flag(log.responseFlags);

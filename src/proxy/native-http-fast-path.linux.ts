@@ -46,7 +46,7 @@ type OnEvents = (misses: (number | string)[], logs: (number | string | undefined
 
 interface FastPathAddon {
   fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number): FastPathHandle;
-  fastPathAdd(h: FastPathHandle, connId: number, fd: number, bytes: Buffer | undefined, port: number): number;
+  fastPathAdd(h: FastPathHandle, connId: number, fd: number, bytes: Buffer | undefined, port: number, http2: boolean): number;
   fastPathSetRoute(h: FastPathHandle, port: number, authority: string, route: FastRoute | null, ttlMs: number): void;
   fastPathClearRoutes(h: FastPathHandle): void;
   fastPathCloseIdle(h: FastPathHandle): void;
@@ -95,6 +95,8 @@ function recordAt(v: (number | string | undefined)[], i: number): FastRequestRec
 }
 
 const MAX_U32 = 0xffffffff;
+/** Connection ids stay below the addon's own ids for HTTP/2 streams (fast_path.h add()). */
+const MAX_CONN_ID = 0x7fffffff;
 const clampMs = (ms: number) => Math.max(0, Math.min(Math.round(ms), MAX_U32));
 
 /** One fast-path thread; `C` is the owner's per-connection context. */
@@ -129,10 +131,11 @@ export class NativeHttpFastPath<C> {
   }
 
   /**
-   * Takes over `socket` (an accepted connection whose original destination port is `port`):
-   * its id, or undefined when the addon could not take it (the socket is then untouched).
+   * Takes over `socket` (an accepted connection whose original destination port is `port`;
+   * `http2`: it starts with the HTTP/2 preface): its id, or undefined when the addon could not
+   * take it (the socket is then untouched).
    */
-  take(socket: Socket, port: number, ctx: C): number | undefined {
+  take(socket: Socket, port: number, ctx: C, http2 = false): number | undefined {
     let fd: number;
     try {
       fd = socketFd(socket);
@@ -144,7 +147,7 @@ export class NativeHttpFastPath<C> {
     for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) buffered.push(chunk);
     const bytes = buffered.length > 0 ? Buffer.concat(buffered) : undefined;
     const id = this.allocateId();
-    const err = this.addon.fastPathAdd(this.handle, id, fd, bytes, port);
+    const err = this.addon.fastPathAdd(this.handle, id, fd, bytes, port, http2);
     if (err !== 0) {
       if (bytes) socket.unshift(bytes);
       return undefined;
@@ -178,7 +181,7 @@ export class NativeHttpFastPath<C> {
 
   private allocateId(): number {
     do {
-      this.nextId = this.nextId >= MAX_U32 ? 1 : this.nextId + 1;
+      this.nextId = this.nextId >= MAX_CONN_ID ? 1 : this.nextId + 1;
     } while (this.contexts.has(this.nextId));
     return this.nextId;
   }

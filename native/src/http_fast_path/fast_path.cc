@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -23,6 +24,8 @@
 
 #include "event_loop_util.h"
 #include "http_fast_path/http1_head.h"
+#include "http_fast_path/http2_session.h"
+#include "http_fast_path/node_headers.h"
 
 namespace interpose::http_fast_path {
 namespace {
@@ -139,6 +142,9 @@ struct Exchange {
 
 enum class CState { kHead, kRoute, kExchange };
 
+struct H2State;
+struct H2StreamState;
+
 struct Conn : Tag {
   Conn() : Tag(TagKind::kClient) {}
   uint32_t id = 0;
@@ -157,7 +163,42 @@ struct Conn : Tag {
   uint32_t interest = 0;
   uint64_t timer_seq = 0;
   uint64_t armed_ms = 0;
+  // HTTP/2 (h2c; the "HTTP/2" section of Impl). On the client connection: its session and
+  // streams. Each stream is a Conn of its own without a descriptor (parent set), so that the
+  // exchange code serves it as it serves an HTTP/1.1 connection: its `in` holds the request
+  // body received, its `out` the response body not yet taken into DATA frames.
+  std::unique_ptr<H2State> h2;
+  Conn* parent = nullptr;
+  int32_t stream_id = 0;
+  std::unique_ptr<H2StreamState> h2s;
+  ~Conn();
 };
+
+struct H2StreamState {
+  Http2Request req;
+  bool req_end = false;  // the client's half ended
+  bool gone = false;     // nghttp2 closed the stream
+  uint64_t t0_us = 0;
+  double start_ms = 0;
+};
+
+struct H2State {
+  std::unique_ptr<Http2Session::Listener> listener;  // declared first: outlives the session
+  std::unique_ptr<Http2Session> session;
+  std::map<int32_t, Conn*> streams;  // by stream id: the order requests came in
+  bool committed = false;  // something was sent: the connection can no longer be handed back
+  bool going_away = false;
+  int32_t goaway_last = 0;  // the last stream id our GOAWAY announced
+  bool closing = false;    // our FIN is sent; the client's is awaited (bounded)
+  int32_t first = 0;
+  int32_t last_accepted = 0;
+  size_t fed = 0;          // before commit: bytes of Conn::in already given to the session
+  uint64_t last_read_ms = 0;  // before commit: when the client last sent something
+  uint64_t declared_body = 0;  // Content-Length sum of the streams being served
+  bool dirty = false;      // has output to produce at the end of the loop turn
+};
+
+Conn::~Conn() = default;
 
 struct RouteEntry {
   std::shared_ptr<const Route> route;  // null: not eligible
@@ -169,6 +210,7 @@ struct Incoming {
   int fd;
   std::string bytes;
   uint16_t port;
+  bool http2;
 };
 
 struct RouteUpdate {
@@ -259,6 +301,10 @@ struct FastPath::Impl {
   }
 
   void arm(Conn* c) {
+    if (c->h2) {
+      h2Arm(c);
+      return;
+    }
     uint64_t at = 0;
     auto consider = [&at](uint64_t t) {
       if (t != 0 && (at == 0 || t < at)) at = t;
@@ -331,6 +377,11 @@ struct FastPath::Impl {
 
   void closeConn(Conn* c, bool reset) {
     if (c->dead) return;
+    if (c->parent) {
+      h2CloseStream(c);
+      return;
+    }
+    if (c->h2) h2DropStreams(c, true);
     dropExchange(c);
     if (reset) {
       const linger lg{1, 0};
@@ -346,6 +397,11 @@ struct FastPath::Impl {
   // Gives the connection back to JS with the bytes not served yet; nothing of them went upstream.
   void handBack(Conn* c) {
     if (c->dead) return;
+    if (c->parent) {
+      h2Refuse(c);
+      return;
+    }
+    if (c->h2) h2DropStreams(c, false);
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, nullptr);
     pending.handbacks.push_back({c->id, c->fd, std::move(c->in)});
     c->fd = -1;
@@ -369,6 +425,10 @@ struct FastPath::Impl {
       return;
     }
     conns[c->id] = c;
+    if (r.http2) {
+      h2Admit(c);
+      return;
+    }
     advance(c);
   }
 
@@ -398,6 +458,7 @@ struct FastPath::Impl {
 
   // Writes pending output; false when the client is gone (the exchange was ended).
   bool flushClient(Conn* c) {
+    if (c->parent) return h2StreamOutput(c);
     while (c->out_off < c->out.size()) {
       const ssize_t n = send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
       if (n > 0) {
@@ -435,6 +496,10 @@ struct FastPath::Impl {
   }
 
   void onClient(Conn* c, uint32_t events) {
+    if (c->h2) {
+      h2OnClient(c, events);
+      return;
+    }
     if (events & EPOLLOUT) {
       if (!flushClient(c)) return;
     }
@@ -447,6 +512,14 @@ struct FastPath::Impl {
 
   // Moves a connection on as far as its bytes allow.
   void advance(Conn* c) {
+    if (c->h2) {
+      h2Advance(c);
+      return;
+    }
+    if (c->parent) {
+      h2StreamAdvance(c);
+      return;
+    }
     while (!c->dead) {
       if (c->state == CState::kRoute) break;
       if (c->state == CState::kExchange) {
@@ -679,6 +752,7 @@ struct FastPath::Impl {
       return;
     }
     ex->connect_deadline_ms = options.connect_timeout_ms > 0 ? nowMs() + options.connect_timeout_ms : 0;
+    if (c->parent) h2NoteConnecting(c, up);
   }
 
   static const char* strerrorname(int err) {
@@ -947,6 +1021,10 @@ struct FastPath::Impl {
 
   // The head as Node's ServerResponse writes it for res.writeHead(status, reason, headers).
   void writeResponseHead(Conn* c, const ResponseHead& head) {
+    if (c->parent) {
+      h2ResponseHead(c, head);
+      return;
+    }
     Exchange* ex = c->ex.get();
     std::string& o = c->out;
     o.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
@@ -1052,6 +1130,10 @@ struct FastPath::Impl {
 
   // A reply Envoy itself would make (503 UF/UC, 504 UT), as http-proxy.ts local() writes it.
   void localReply(Conn* c, int code, const std::string& flag, const std::string& body) {
+    if (c->parent) {
+      h2LocalReply(c, code, flag, body);
+      return;
+    }
     Exchange* ex = c->ex.get();
     ex->log.code = code;
     ex->log.flags = flag;
@@ -1081,10 +1163,34 @@ struct FastPath::Impl {
     finishLog(c);
   }
 
+  // ---- HTTP/2 (prior-knowledge h2c) ---------------------------------------------------------
+
+  // nghttp2's reports for one connection, passed on to the methods in fast_path_http2.inc
+  // (defined here, not there: GCC wants types naming this file's anonymous namespace here).
+  struct H2Listener : Http2Session::Listener {
+    Impl* impl = nullptr;
+    Conn* c = nullptr;
+    void onRequest(int32_t id, Http2Request&& r) override { impl->h2OnRequest(c, id, std::move(r)); }
+    void onData(int32_t id, const char* data, size_t len) override {
+      if (Conn* s = impl->h2Stream(c, id)) s->in.append(data, len);
+    }
+    void onEndStream(int32_t id) override {
+      if (Conn* s = impl->h2Stream(c, id)) s->h2s->req_end = true;
+    }
+    void onStreamClose(int32_t id, uint32_t code) override { impl->h2OnStreamClose(c, id, code); }
+    long readBody(int32_t id, char* buf, size_t len, bool* eof) override { return impl->h2ReadBody(c, id, buf, len, eof); }
+  };
+
+#include "http_fast_path/fast_path_http2.inc"
+
   // ---- timers ----------------------------------------------------------------------------------
 
   void onTimer(Conn* c, uint64_t now) {
     c->armed_ms = 0;
+    if (c->h2) {
+      h2OnTimer(c, now);
+      return;
+    }
     switch (c->state) {
       case CState::kHead:
         if (!c->in.empty()) {
@@ -1221,10 +1327,13 @@ struct FastPath::Impl {
     }
     if (idle) {
       std::vector<Conn*> idle_conns;
+      std::vector<Conn*> h2_conns;
       for (auto& [id, c] : conns) {
-        if (c->state == CState::kHead && c->in.empty() && c->out_off >= c->out.size()) idle_conns.push_back(c);
+        if (c->h2) h2_conns.push_back(c);
+        else if (c->parent == nullptr && c->state == CState::kHead && c->in.empty() && c->out_off >= c->out.size()) idle_conns.push_back(c);
       }
       for (Conn* c : idle_conns) closeConn(c, false);
+      for (Conn* c : h2_conns) h2GoAway(c);
       for (auto& [key, ups_idle] : pool) {
         for (Up* u : ups_idle) closeUp(u);
         ups_idle.clear();
@@ -1262,6 +1371,7 @@ struct FastPath::Impl {
         sweepPool(now);
         last_sweep = now;
       }
+      h2FlushDirty();
       flushEvents(nowMs());
       // Freed only here: events later in the same batch may still point at them.
       for (Conn* c : graveyard) delete c;
@@ -1303,7 +1413,7 @@ FastPath::~FastPath() {
   close(impl_->epfd);
 }
 
-int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port) {
+int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2) {
   const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) return errno;
   const int flags = fcntl(own, F_GETFL);
@@ -1314,7 +1424,7 @@ int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port) {
   }
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->incoming.push_back({conn_id, own, std::move(bytes), port});
+    impl_->incoming.push_back({conn_id, own, std::move(bytes), port, http2});
   }
   impl_->wake();
   return 0;

@@ -19,6 +19,11 @@
 // upstream gave no length). Each finished request is reported (RequestLog) for the JS access
 // log and metrics.
 //
+// Prior-knowledge h2c connections (add() with http2) are served on the same thread, each
+// stream as one such request (fast_path_http2.inc, http2_session.h); a connection whose first
+// request is not served here is handed back whole before anything was sent to it, and a later
+// stream that is not is refused (RST_STREAM REFUSED_STREAM and GOAWAY) for the client to retry.
+//
 // Threading: public methods may be called from any thread (queued under a mutex, the loop
 // woken through an eventfd); the events callback runs on the loop thread.
 #pragma once
@@ -118,10 +123,13 @@ class FastPath {
 
   /**
    * Takes over a connected, accepted TCP socket (dup()ed; the caller closes its own fd) whose
-   * original destination port is `port`, with `bytes` already read from it. Returns 0 or an
-   * errno (then nothing was taken).
+   * original destination port is `port`, with `bytes` already read from it. `http2`: its
+   * first bytes are the HTTP/2 client preface (prior-knowledge h2c); it is then served as
+   * HTTP/2 (or handed back whole, before anything was sent to it: see fast_path.cc "HTTP/2").
+   * Returns 0 or an errno (then nothing was taken). Connection ids must stay below
+   * 0x80000000: the ids above are the HTTP/2 streams' own.
    */
-  int add(uint32_t conn_id, int fd, std::string bytes, uint16_t port);
+  int add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2 = false);
   /**
    * Answers a RouteMiss (or refreshes a route): `route` null marks the authority not eligible
    * (its requests are handed back). The answer is used for `ttl_ms`, then asked for again.

@@ -1,0 +1,89 @@
+#include "http_fast_path/node_headers.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace interpose::http_fast_path {
+namespace {
+
+bool isOneOf(std::string_view name, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// internal/http2/util.js kSingleValueHeaders (the pseudo-headers never reach here).
+bool http2SingleValue(std::string_view n) {
+  return isOneOf(n, {"access-control-allow-credentials", "access-control-max-age", "access-control-request-method", "age", "authorization",
+                     "content-encoding", "content-language", "content-length", "content-location", "content-md5", "content-range",
+                     "content-type", "date", "dnt", "etag", "expires", "from", "host", "if-match", "if-modified-since", "if-none-match",
+                     "if-range", "if-unmodified-since", "last-modified", "location", "max-forwards", "proxy-authorization", "range",
+                     "referer", "retry-after", "tk", "upgrade-insecure-requests", "user-agent", "x-content-type-options"});
+}
+
+// _http_incoming.js matchKnownFields: the fields whose repeats are dropped.
+bool http1DropsRepeats(std::string_view n) {
+  return isOneOf(n, {"content-type", "content-length", "user-agent", "referer", "host", "authorization", "proxy-authorization",
+                     "if-modified-since", "if-unmodified-since", "from", "location", "max-forwards", "retry-after", "etag",
+                     "last-modified", "server", "age", "expires"});
+}
+
+// Fields grouped by name in order of first occurrence; each group's values in order.
+struct Group {
+  std::string name;
+  std::vector<std::string> values;
+};
+
+Group* find(std::vector<Group>& groups, std::string_view name) {
+  for (Group& g : groups) {
+    if (g.name == name) return &g;
+  }
+  return nullptr;
+}
+
+HeaderList flatten(std::vector<Group>& groups) {
+  HeaderList out;
+  for (Group& g : groups) {
+    for (std::string& v : g.values) out.emplace_back(g.name, std::move(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+HeaderList nodeHttp2RequestFields(const HeaderList& fields) {
+  std::vector<Group> groups;
+  for (const auto& [name, value] : fields) {
+    Group* g = find(groups, name);
+    if (g == nullptr) {
+      groups.push_back({name, {value}});
+    } else if (http2SingleValue(name)) {
+      // kept once: the first
+    } else if (name == "set-cookie") {
+      g->values.push_back(value);  // a list, listed again as several fields
+    } else {
+      g->values[0].append(name == "cookie" ? "; " : ", ").append(value);
+    }
+  }
+  return flatten(groups);
+}
+
+HeaderList nodeHttp1ResponseFields(const std::vector<std::pair<std::string_view, std::string_view>>& fields) {
+  std::vector<Group> groups;
+  std::string lower;
+  for (const auto& [name, value] : fields) {
+    lower.assign(name);
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    Group* g = find(groups, lower);
+    if (g == nullptr) {
+      groups.push_back({lower, {std::string(value)}});
+    } else if (lower == "set-cookie") {
+      g->values.emplace_back(value);
+    } else if (http1DropsRepeats(lower)) {
+      // kept once: the first
+    } else {
+      g->values[0].append(lower == "cookie" ? "; " : ", ").append(value);
+    }
+  }
+  return flatten(groups);
+}
+
+}  // namespace interpose::http_fast_path
