@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     await world.inPod(['sysctl', '-qw', 'net.core.somaxconn=4096']);
 
     const client = async <T>(job: Record<string, unknown>): Promise<T> => {
-      const r = await world.inPod([...peer, 'client', JSON.stringify(job)], { cwd: root });
+      const r = await world.inPod([...peer, 'client', JSON.stringify(job)]);
       return JSON.parse(String(r.stdout)) as T;
     };
     /** CPU seconds (user + system, all threads) a process has used so far. */
