@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import { addonLoads } from '../../src/native.js';
 import { listenOnLoopback } from './helpers/loopback-upstream.js';
 import { eventually, startTestProxy, upstreamServer, type TestProxy } from './helpers/in-process-proxy.js';
+import { clusterCounters, fastPathMesh, normalizeLog } from './helpers/fast-path-differential.js';
 
 const skip = !addonLoads() || process.platform !== 'linux';
 const maybe = skip ? test.skip : test;
@@ -84,29 +85,6 @@ async function origin(t: ExecutionContext): Promise<{ port: number; seen: Seen[]
   return { port, seen, reset: () => ((seen.length = 0), (flaky = 0)) };
 }
 
-function mesh(originPort: number, refusedPort: number): string {
-  const se = (name: string, host: string, target = originPort) => `---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}}
-spec:
-  hosts: [${host}]
-  ports: [{number: ${originPort}, name: http, protocol: HTTP, targetPort: ${target}}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`;
-  return `outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-${se('api', 'api.example.com')}${se('slow', 'slow.example.com')}${se('dead', 'dead.example.com', refusedPort)}---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: slow}
-spec:
-  hosts: [slow.example.com]
-  http:
-  - timeout: 300ms
-    route: [{destination: {host: slow.example.com}}]
-`;
-}
 
 /** One step of a client exchange: bytes to write, a pause, or waiting for n complete answers. */
 type Step = { write: string } | { pauseMs: number } | { answers: number } | { bytewise: string } | { abortAfterMs: number };
@@ -209,7 +187,6 @@ function parseAnswers(text: string, headRequests = 0): { complete: number; norma
   return { complete, normalized: out };
 }
 
-const ID = /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/g;
 
 function normalizeSeen(seen: Seen[]): string[] {
   return seen
@@ -225,16 +202,6 @@ function normalizeSeen(seen: Seen[]): string[] {
     .sort();
 }
 
-function normalizeLog(line: string): string {
-  return line
-    .replace(/^\[[^\]]+\]/, '[T]')
-    .replace(ID, 'ID')
-    // duration and upstream service time
-    .replace(/^(\[T\] "[^"]*" \d+ \S+ \d+ \d+) \d+ (\d+|-)/, (_m, head: string, svc: string) => `${head} D ${svc === '-' ? '-' : 'S'}`)
-    // ephemeral ports of the upstream local and downstream remote addresses
-    .replace(/ 127\.0\.0\.1:\d+ (127\.0\.0\.1:\d+) 127\.0\.0\.1:\d+ /, ' 127.0.0.1:P $1 127.0.0.1:P ')
-    .replace(/ - (127\.0\.0\.1:\d+) 127\.0\.0\.1:\d+ /, ' - $1 127.0.0.1:P ');
-}
 
 interface Case {
   name: string;
@@ -323,7 +290,7 @@ maybe('the fast path and the JS path answer, forward and log the corpus alike', 
   const probe = await upstreamServer(t, (s) => s.destroy());
   const refusedPort = (probe.server.address() as AddressInfo).port;
   probe.server.close();
-  const yaml = mesh(up.port, refusedPort);
+  const yaml = fastPathMesh(up.port, refusedPort);
   const dst = { address: '127.0.0.1', port: up.port };
   const native = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0 });
   const js = await startTestProxy(t, yaml, dst, { nativeHttp: false, metricsPort: 0 });
@@ -342,12 +309,7 @@ maybe('the fast path and the JS path answer, forward and log the corpus alike', 
     if (c.native === false) t.true(after.handedBack > before.handedBack, `${c.name}: handed back to the JS path`);
   }
   // The whole corpus counted alike: responses by code, retries, retries run out, connect failures.
-  const counters = async (p: TestProxy) =>
-    (await (await fetch(`http://127.0.0.1:${p.server.ports['metrics']}/stats/prometheus`)).text())
-      .split('\n')
-      .filter((l) => /^envoy_cluster_(upstream_rq_total|upstream_rq_retry_total|upstream_rq_retry_limit_exceeded_total|upstream_cx_connect_fail_total)\{/.test(l))
-      .sort();
-  const nativeCounters = await counters(native);
+  const nativeCounters = await clusterCounters(native);
   t.true(nativeCounters.some((l) => l.startsWith('envoy_cluster_upstream_rq_retry_total')), nativeCounters.join('\n'));
-  t.deepEqual(nativeCounters, await counters(js), 'the metrics');
+  t.deepEqual(nativeCounters, await clusterCounters(js), 'the metrics');
 });

@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import type { ClientHttp2Session } from 'node:http2';
 import { addonLoads } from '../../src/native.js';
 import { startTestProxy, upstreamServer, type TestProxy } from './helpers/in-process-proxy.js';
-import { h2cMesh, h2cOrigin, h2Request, h2Session, normalizeLog, normalizeSeen, type Origin, type StreamOutcome } from './helpers/h2c-fast-path.js';
+import { clusterCounters, fastPathMesh, normalizeLog } from './helpers/fast-path-differential.js';
+import { h2cOrigin, h2Request, h2Session, normalizeSeen, type Origin, type StreamOutcome } from './helpers/h2c-fast-path.js';
 
 const skip = !addonLoads() || process.platform !== 'linux';
 const maybe = skip ? test.skip : test;
@@ -131,7 +132,7 @@ maybe('the h2c fast path and the JS path answer, forward and log the corpus alik
   const probe = await upstreamServer(t, (s) => s.destroy());
   const refusedPort = (probe.server.address() as AddressInfo).port;
   probe.server.close();
-  const yaml = h2cMesh(origin.port, refusedPort);
+  const yaml = fastPathMesh(origin.port, refusedPort);
   const dst = { address: '127.0.0.1', port: origin.port };
   const native = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0 });
   const js = await startTestProxy(t, yaml, dst, { nativeHttp: false, metricsPort: 0 });
@@ -148,12 +149,7 @@ maybe('the h2c fast path and the JS path answer, forward and log the corpus alik
     if (c.native === false) t.is(after.served, before.served, `${c.name}: not served by the fast path`);
     if (c.native === false) t.true(after.handedBack > before.handedBack, `${c.name}: handed back to the JS path`);
   }
-  const counters = async (p: TestProxy) =>
-    (await (await fetch(`http://127.0.0.1:${p.server.ports['metrics']}/stats/prometheus`)).text())
-      .split('\n')
-      .filter((l) => /^envoy_cluster_(upstream_rq_total|upstream_rq_retry_total|upstream_rq_retry_limit_exceeded_total|upstream_cx_connect_fail_total)\{/.test(l))
-      .sort();
-  const nativeCounters = await counters(native);
+  const nativeCounters = await clusterCounters(native);
   t.true(nativeCounters.some((l) => l.startsWith('envoy_cluster_upstream_rq_retry_total')), nativeCounters.join('\n'));
-  t.deepEqual(nativeCounters, await counters(js), 'the metrics');
+  t.deepEqual(nativeCounters, await clusterCounters(js), 'the metrics');
 });

@@ -9,7 +9,8 @@ import test from 'ava';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { addonLoads } from '../../src/native.js';
 import { eventually, startTestProxy, type TestProxy } from './helpers/in-process-proxy.js';
-import { h2cMesh, h2cOrigin, h2Request, h2Session, type Origin } from './helpers/h2c-fast-path.js';
+import { fastPathMesh } from './helpers/fast-path-differential.js';
+import { h2cOrigin, h2Request, h2Session, type Origin } from './helpers/h2c-fast-path.js';
 
 const skip = !addonLoads() || process.platform !== 'linux';
 const maybe = skip ? test.skip : test;
@@ -18,7 +19,7 @@ const REFUSED_STREAM = 7;
 
 async function setup(t: import('ava').ExecutionContext): Promise<{ proxy: TestProxy; origin: Origin }> {
   const origin = await h2cOrigin(t);
-  const proxy = await startTestProxy(t, h2cMesh(origin.port, 1), { address: '127.0.0.1', port: origin.port }, { nativeHttp: true });
+  const proxy = await startTestProxy(t, fastPathMesh(origin.port, 1), { address: '127.0.0.1', port: origin.port }, { nativeHttp: true });
   return { proxy, origin };
 }
 
@@ -197,7 +198,7 @@ maybe('a client that waits for the server SETTINGS before its first request is h
 
 maybe('an idle connection gets a GOAWAY after --idle-timeout and is closed, as node:http2 does', async (t) => {
   const origin = await h2cOrigin(t);
-  const proxy = await startTestProxy(t, h2cMesh(origin.port, 1), { address: '127.0.0.1', port: origin.port }, { nativeHttp: true, idleTimeoutMs: 300 });
+  const proxy = await startTestProxy(t, fastPathMesh(origin.port, 1), { address: '127.0.0.1', port: origin.port }, { nativeHttp: true, idleTimeoutMs: 300 });
   const session = await h2Session(proxy.port);
   let goaway = false;
   let closed = false;

@@ -1,8 +1,8 @@
 /**
  * What the h2c fast-path tests (test/proxy/http2-fast-path-*.test.ts) share: an HTTP/1.1
- * origin that answers by path and records what it receives, the mesh they route through, and
- * an HTTP/2 client exchange reduced to what can be compared between the native path and the
- * JS path (times, ids, dates and ephemeral ports left out).
+ * origin that answers by path and records what it receives, and an HTTP/2 client exchange
+ * reduced to what can be compared between the native path and the JS path (times, ids, dates
+ * and ephemeral ports left out). The mesh and log normalisation are fast-path-differential.ts'.
  */
 import type { ExecutionContext } from 'ava';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -107,31 +107,6 @@ export async function h2cOrigin(t: ExecutionContext): Promise<Origin> {
   };
 }
 
-/** REGISTRY_ONLY with api/slow/dead on the origin's port (dead's target refuses connections). */
-export function h2cMesh(originPort: number, refusedPort: number): string {
-  const se = (name: string, host: string, target = originPort) => `---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}}
-spec:
-  hosts: [${host}]
-  ports: [{number: ${originPort}, name: http, protocol: HTTP, targetPort: ${target}}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`;
-  return `outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-${se('api', 'api.example.com')}${se('slow', 'slow.example.com')}${se('dead', 'dead.example.com', refusedPort)}---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: slow}
-spec:
-  hosts: [slow.example.com]
-  http:
-  - timeout: 300ms
-    route: [{destination: {host: slow.example.com}}]
-`;
-}
-
 /** One stream's outcome as the client saw it. */
 export interface StreamOutcome {
   status?: number;
@@ -197,16 +172,4 @@ export function normalizeSeen(seen: Seen[]): string[] {
       return `${s.method} ${s.url}\n${headers.join('\n')}\n\n${s.body.length > 200 ? `${s.body.length} bytes` : s.body}${s.complete ? '' : ' [INCOMPLETE]'}`;
     })
     .sort();
-}
-
-const ID = /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/g;
-
-/** An access-log line without its times, ids and ephemeral ports. */
-export function normalizeLog(line: string): string {
-  return line
-    .replace(/^\[[^\]]+\]/, '[T]')
-    .replace(ID, 'ID')
-    .replace(/^(\[T\] "[^"]*" \d+ \S+ \d+ \d+) \d+ (\d+|-)/, (_m, head: string, svc: string) => `${head} D ${svc === '-' ? '-' : 'S'}`)
-    .replace(/ 127\.0\.0\.1:\d+ (127\.0\.0\.1:\d+) 127\.0\.0\.1:\d+ /, ' 127.0.0.1:P $1 127.0.0.1:P ')
-    .replace(/ - (127\.0\.0\.1:\d+) 127\.0\.0\.1:\d+ /, ' - $1 127.0.0.1:P ');
 }
