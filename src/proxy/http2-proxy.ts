@@ -132,8 +132,9 @@ export class Http2Proxy {
     const state = { ended: false };
     stream.once('close', () => {
       log.durationMs = performance.now() - t0;
-      // The client reset the stream before its answer was complete (Envoy: DC).
-      if (!state.ended && !stream.writableEnded && log.responseFlags === '-') log.responseFlags = 'DC';
+      // The client reset the stream before its answer was complete (Envoy: DC). A reset before
+      // any answer ends the writable side and emits 'finish' as well: `aborted` tells it.
+      if ((stream.aborted || (!state.ended && !stream.writableEnded)) && log.responseFlags === '-') log.responseFlags = 'DC';
       this.options.accessLog.write(log);
       if (log.upstreamCluster) this.options.metrics.response(log.upstreamCluster, log.responseCode);
     });
