@@ -194,8 +194,9 @@ std::vector<int> IntList(const Napi::Value& v) {
 }
 
 // fastPathSetRoute(handle, port, authority, route | null, ttlMs). route: { address, port,
-// upstreamHost, cluster, decorator, timeoutMs, retry?: { retries, backoffBaseMs, on5xx,
-// onGatewayError, onReset, onConnectFailure, onRetriable4xx, onStatusCodes, statusCodes, grpcStatuses } }
+// upstreamHost, cluster, decorator, timeoutMs, http2?, retry?: { retries, backoffBaseMs, on5xx,
+// onGatewayError, onReset, onConnectFailure, onRetriable4xx, onStatusCodes, onRefusedStream,
+// statusCodes, grpcStatuses } }
 Napi::Value SetRoute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Box* box = BoxOf(info);
@@ -210,6 +211,7 @@ Napi::Value SetRoute(const Napi::CallbackInfo& info) {
     route->cluster = Latin1Bytes(o.Get("cluster"));
     route->decorator = Latin1Bytes(o.Get("decorator"));
     route->timeout_ms = U32(o.Get("timeoutMs"));
+    route->http2 = o.Get("http2").ToBoolean();
     Napi::Value r = o.Get("retry");
     if (r.IsObject()) {
       Napi::Object p = r.As<Napi::Object>();
@@ -222,6 +224,7 @@ Napi::Value SetRoute(const Napi::CallbackInfo& info) {
       route->retry.on_connect_failure = p.Get("onConnectFailure").ToBoolean();
       route->retry.on_retriable_4xx = p.Get("onRetriable4xx").ToBoolean();
       route->retry.on_status_codes = p.Get("onStatusCodes").ToBoolean();
+      route->retry.on_refused_stream = p.Get("onRefusedStream").ToBoolean();
       route->retry.status_codes = IntList(p.Get("statusCodes"));
       route->retry.grpc_statuses = IntList(p.Get("grpcStatuses"));
     }

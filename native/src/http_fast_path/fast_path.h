@@ -48,6 +48,7 @@ struct RetryPolicy {
   bool on_connect_failure = false;
   bool on_retriable_4xx = false;
   bool on_status_codes = false;
+  bool on_refused_stream = false;  // an HTTP/2 upstream's REFUSED_STREAM
   std::vector<int> status_codes;
   std::vector<int> grpc_statuses;  // grpc-status values some retry_on condition retries
 };
@@ -62,6 +63,10 @@ struct Route {
   uint32_t timeout_ms = 0;    // the route timeout; 0: none
   bool has_retry = false;
   RetryPolicy retry;
+  // The ServiceEntry port says HTTP2 or GRPC: requests go upstream as streams of an HTTP/2
+  // connection (prior knowledge, nghttp2), as http2-upstream.ts sends them; only HTTP/2
+  // (h2c) clients are served on such a route, HTTP/1.1 ones are handed back.
+  bool http2 = false;
 };
 
 struct Options {
