@@ -62,8 +62,8 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
   // One flat array, kFields values per record (property keys cost far more than indexes):
   // connId, startMs, method, path, authority, userAgent?, forwardedFor?, requestId, code, flags,
   // bytesReceived, bytesSent, durationMs, upstreamServiceMs?, upstreamHost, cluster,
-  // upstreamLocal?, upstreamConnections, connectFailures, retries.
-  constexpr uint32_t kFields = 20;
+  // upstreamLocal?, upstreamConnections, connectFailures, retries, retryAbandoned.
+  constexpr uint32_t kFields = 21;
   Napi::Array logs = Napi::Array::New(env, owned->logs.size() * kFields);
   i = 0;
   for (const fp::RequestLog& l : owned->logs) {
@@ -87,6 +87,7 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
     logs.Set(i++, Napi::Number::New(env, l.upstream_connections));
     logs.Set(i++, Napi::Number::New(env, l.connect_failures));
     logs.Set(i++, Napi::Number::New(env, l.retries));
+    logs.Set(i++, Napi::Boolean::New(env, l.retry_abandoned));
   }
   Napi::Array handbacks = Napi::Array::New(env, owned->handbacks.size() * 3);
   i = 0;

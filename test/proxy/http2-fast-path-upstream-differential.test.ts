@@ -108,6 +108,18 @@ const corpus: Case[] = [
       return got.join(' | ');
     }),
   },
+  {
+    name: 'gRPC client stream beyond the replay buffer (retry abandoned)',
+    go: grpcCase(
+      'grpc.example.com',
+      (c) =>
+        new Promise((resolve) => {
+          const call = c['clientStream']!((e: grpc.ServiceError | null, v: string) => resolve(grpcOutcome(e, e ? [] : [v]))) as grpc.ClientWritableStream<string>;
+          for (let i = 0; i < 24; i++) call.write(String(i % 10).repeat(64 * 1024));
+          call.end();
+        }),
+    ),
+  },
   { name: 'gRPC route timeout: DEADLINE_EXCEEDED (local reply, UT)', go: grpcCase('grpc-slow.example.com', (c) => new Promise((resolve) => c['slow']!('x', (e: grpc.ServiceError) => resolve(grpcOutcome(e, []))))) },
   { name: 'gRPC error status from the server (trailers-only)', go: grpcCase('grpc.example.com', (c) => unary(c, 'not-found')) },
   { name: 'gRPC UNAVAILABLE once: retried', go: grpcCase('grpc.example.com', (c) => unary(c, 'unavailable-once')) },
@@ -159,9 +171,10 @@ maybe('with an HTTP/2 upstream the fast path and the JS path answer, forward and
   const counters = async (p: TestProxy) =>
     (await (await fetch(`http://127.0.0.1:${p.server.ports['metrics']}/stats/prometheus`)).text())
       .split('\n')
-      .filter((l) => /^envoy_cluster_(upstream_rq_total|upstream_rq_retry_total|upstream_rq_retry_limit_exceeded_total|upstream_cx_connect_fail_total|upstream_cx_total)\{/.test(l))
+      .filter((l) => /^envoy_cluster_(upstream_rq_total|upstream_rq_retry_total|upstream_rq_retry_limit_exceeded_total|upstream_cx_connect_fail_total|upstream_cx_total|retry_or_shadow_abandoned_total)\{/.test(l))
       .sort();
   const nativeCounters = await counters(native);
   t.true(nativeCounters.some((l) => l.startsWith('envoy_cluster_upstream_rq_retry_total')), nativeCounters.join('\n'));
+  t.true(nativeCounters.some((l) => l.startsWith('envoy_cluster_retry_or_shadow_abandoned_total')), nativeCounters.join('\n'));
   t.deepEqual(nativeCounters, await counters(js), 'the metrics');
 });

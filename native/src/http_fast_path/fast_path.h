@@ -106,6 +106,9 @@ struct RequestLog {
   uint32_t upstream_connections = 0;  // new upstream connections made for it
   uint32_t connect_failures = 0;
   uint32_t retries = 0;  // attempts sent again by the retry policy
+  // A streamed request body outgrew the replay buffer before an answer, on a route with
+  // retries: no retry can follow (Envoy's retry_or_shadow_abandoned).
+  bool retry_abandoned = false;
 };
 
 struct Events {
