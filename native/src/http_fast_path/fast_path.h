@@ -20,9 +20,11 @@
 // log and metrics.
 //
 // Prior-knowledge h2c connections (add() with http2) are served on the same thread, each
-// stream as one such request (fast_path_http2.inc, http2_session.h); a connection whose first
-// request is not served here is handed back whole before anything was sent to it, and a later
-// stream that is not is refused (RST_STREAM REFUSED_STREAM and GOAWAY) for the client to retry.
+// stream as one such request (fast_path_http2.inc, http2_session.h), or, on a Route::http2
+// (HTTP2/GRPC ports), as a stream of an HTTP/2 upstream connection (fast_path_http2_upstream.inc,
+// http2_client.h); a connection whose first request is not served here is handed back whole
+// before anything but the server's SETTINGS was sent to it, and a later stream that is not is
+// refused (RST_STREAM REFUSED_STREAM and GOAWAY) for the client to retry.
 //
 // Threading: public methods may be called from any thread (queued under a mutex, the loop
 // woken through an eventfd); the events callback runs on the loop thread.

@@ -21,6 +21,7 @@ struct Http2ClientCallbacks {
     Http2Client* c = self(ud);
     c->building_.clear();
     c->building_status_ = 0;
+    c->building_bytes_ = 0;
     return 0;
   }
 
@@ -37,9 +38,8 @@ struct Http2ClientCallbacks {
       return 0;
     }
     if (!n.empty() && n[0] == ':') return 0;
-    size_t kept = 0;
-    for (const auto& [fn, fv] : c->building_) kept += fn.size() + fv.size() + 32;
-    if (kept + namelen + valuelen + 32 > kMaxKeptHeaderBytes) return 0;
+    c->building_bytes_ += namelen + valuelen + 32;
+    if (c->building_bytes_ > kMaxKeptHeaderBytes) return 0;
     c->building_.emplace_back(std::string(n), std::string(v));
     return 0;
   }
@@ -50,10 +50,12 @@ struct Http2ClientCallbacks {
     const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     switch (frame->hd.type) {
       case NGHTTP2_HEADERS:
-        if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-          // 1xx answers are interim: skipped, as Node's client skips them.
-          if (c->building_status_ >= 200) c->listener_->onResponse(id, c->building_status_, std::move(c->building_), end);
-        } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        // A block with :status is a response head (after a 1xx, nghttp2 files the final one
+        // under HCAT_HEADERS too); 1xx answers are interim: skipped, as Node's client skips
+        // them. A later block without :status is the trailers.
+        if (c->building_status_ >= 200) {
+          c->listener_->onResponse(id, c->building_status_, std::move(c->building_), end);
+        } else if (c->building_status_ == 0 && frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
           c->listener_->onTrailers(id, std::move(c->building_));
         }
         c->building_.clear();

@@ -71,6 +71,7 @@ class Http2Client {
   // Fields of the header block being received, and whether it is the response head.
   Fields building_;
   int building_status_ = 0;
+  size_t building_bytes_ = 0;
 };
 
 }  // namespace interpose::http_fast_path
