@@ -135,7 +135,8 @@ class FastPath {
    * Takes over a connected, accepted TCP socket (dup()ed; the caller closes its own fd) whose
    * original destination port is `port`, with `bytes` already read from it. `http2`: its
    * first bytes are the HTTP/2 client preface (prior-knowledge h2c); it is then served as
-   * HTTP/2 (or handed back whole, before anything was sent to it: see fast_path.cc "HTTP/2").
+   * HTTP/2 (or handed back whole, before anything but its SETTINGS was sent to it: see
+   * fast_path_http2.inc).
    * Returns 0 or an errno (then nothing was taken). Connection ids must stay below
    * 0x80000000: the ids above are the HTTP/2 streams' own.
    */
