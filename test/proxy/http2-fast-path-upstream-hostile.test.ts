@@ -16,8 +16,8 @@ import { grpcOrigin, h2Origin, h2UpstreamMesh, type H2Origin } from './helpers/h
 const skip = !addonLoads() || process.platform !== 'linux';
 const maybe = skip ? test.skip : test;
 
-async function setup(t: import('ava').ExecutionContext): Promise<{ proxy: TestProxy; origin: H2Origin }> {
-  const origin = await h2Origin(t);
+async function setup(t: import('ava').ExecutionContext, maxConcurrentStreams?: number): Promise<{ proxy: TestProxy; origin: H2Origin }> {
+  const origin = await h2Origin(t, maxConcurrentStreams);
   const g = await grpcOrigin(t);
   const probe = await upstreamServer(t, (s) => s.destroy());
   const refusedPort = (probe.server.address() as AddressInfo).port;
@@ -125,4 +125,19 @@ maybe('1000 streams on one connection, multiplexed upstream', async (t) => {
   t.is(origin.seen.length, 1000);
   t.true(await eventually(() => proxy.server.nativeHttpStats!.served === 1000), 'all served natively');
   t.true(await eventually(() => proxy.accessLog.length === 1000));
+});
+
+maybe('an upstream allowing one stream at a time: more connections, at most 8, every request answered', async (t) => {
+  t.timeout(60_000);
+  const { proxy, origin } = await setup(t, 1);
+  const session = await h2Session(proxy.port);
+  // The first request learns the upstream's SETTINGS; then no stream is sent beyond them.
+  t.is((await h2Request(session, at('/later'))).status, 200);
+  const answers = await Promise.all(Array.from({ length: 60 }, () => h2Request(session, at('/later'))));
+  session.close();
+  t.is(answers.filter((a) => a.status === 200 && a.body === 'later').length, 60, JSON.stringify(answers.filter((a) => a.status !== 200).slice(0, 3)));
+  t.false(proxy.accessLog.some((l) => l.includes('URX')), 'no stream refused until its retries ran out');
+  t.true(origin.sessions() > 1, `${origin.sessions()} upstream connections`);
+  t.true(origin.sessions() <= 8, `${origin.sessions()} upstream connections`);
+  t.true(await eventually(() => proxy.server.nativeHttpStats!.served === 61));
 });

@@ -66,6 +66,9 @@ struct Http2ClientCallbacks {
       case NGHTTP2_GOAWAY:
         c->goaway_ = true;
         break;
+      case NGHTTP2_SETTINGS:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) c->settings_known_ = true;
+        break;
       default:
         break;
     }

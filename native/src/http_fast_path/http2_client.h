@@ -55,8 +55,10 @@ class Http2Client {
   void consume(int32_t stream_id, size_t n);
   /** Streams open or queued on this connection. */
   size_t streams() const;
-  /** SETTINGS_MAX_CONCURRENT_STREAMS of the upstream (100 until its SETTINGS came). */
+  /** SETTINGS_MAX_CONCURRENT_STREAMS of the upstream (unbounded until its SETTINGS came). */
   uint32_t maxStreams() const;
+  /** The upstream's SETTINGS arrived. */
+  bool settingsKnown() const { return settings_known_; }
   /** The upstream sent GOAWAY, or the session stopped: no new stream goes here. */
   bool closedForNew() const;
   /** Neither side has anything more to say. */
@@ -67,6 +69,7 @@ class Http2Client {
   Listener* listener_;
   nghttp2_session* session_ = nullptr;
   bool goaway_ = false;
+  bool settings_known_ = false;
   size_t streams_ = 0;
   // Fields of the header block being received, and whether it is the response head.
   Fields building_;

@@ -28,16 +28,20 @@ export interface H2Origin {
   reset(): void;
   /** Streams the origin still has open. */
   open(): number;
+  /** Connections (HTTP/2 sessions) the origin accepted. */
+  sessions(): number;
 }
 
-/** The h2c origin: answers by path, records every stream it receives. */
-export async function h2Origin(t: ExecutionContext): Promise<H2Origin> {
+/** The h2c origin: answers by path, records every stream it receives; `maxConcurrentStreams` as it announces. */
+export async function h2Origin(t: ExecutionContext, maxConcurrentStreams?: number): Promise<H2Origin> {
   const seen: H2Seen[] = [];
   let refused = 0;
   let flaky = 0;
   let hugeWritten = 0;
   let open = 0;
-  const server = createServer();
+  let sessions = 0;
+  const server = createServer(maxConcurrentStreams === undefined ? {} : { settings: { maxConcurrentStreams } });
+  server.on('session', () => sessions++);
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
     open++;
     stream.once('close', () => open--);
@@ -93,6 +97,8 @@ export async function h2Origin(t: ExecutionContext): Promise<H2Origin> {
       stream.respond({ ':status': 200 });
       stream.write('part');
       setTimeout(() => stream.session?.destroy(), 50);
+    } else if (path === '/later') {
+      setTimeout(() => !stream.destroyed && (stream.respond({ ':status': 200 }), stream.end('later')), 20);
     } else if (path === '/slow') {
       const timer = setTimeout(() => !stream.destroyed && (stream.respond({ ':status': 200 }), stream.end('late')), 2000);
       stream.once('close', () => clearTimeout(timer));
@@ -115,7 +121,7 @@ export async function h2Origin(t: ExecutionContext): Promise<H2Origin> {
     }
   };
   const port = await listenOnLoopback(t, server as unknown as import('node:net').Server);
-  return { port, seen, hugeWritten: () => hugeWritten, reset: () => ((seen.length = 0), (flaky = 0), (refused = 0)), open: () => open };
+  return { port, seen, hugeWritten: () => hugeWritten, reset: () => ((seen.length = 0), (flaky = 0), (refused = 0)), open: () => open, sessions: () => sessions };
 }
 
 /** One gRPC call as the Echo origin saw it: method, metadata (volatile values masked), messages. */
