@@ -62,8 +62,8 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
   // One flat array, kFields values per record (property keys cost far more than indexes):
   // connId, startMs, method, path, authority, userAgent?, forwardedFor?, requestId, code, flags,
   // bytesReceived, bytesSent, durationMs, upstreamServiceMs?, upstreamHost, cluster,
-  // upstreamLocal?, upstreamConnections, connectFailures, retries.
-  constexpr uint32_t kFields = 20;
+  // upstreamLocal?, upstreamConnections, connectFailures, retries, retryAbandoned.
+  constexpr uint32_t kFields = 21;
   Napi::Array logs = Napi::Array::New(env, owned->logs.size() * kFields);
   i = 0;
   for (const fp::RequestLog& l : owned->logs) {
@@ -87,6 +87,7 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
     logs.Set(i++, Napi::Number::New(env, l.upstream_connections));
     logs.Set(i++, Napi::Number::New(env, l.connect_failures));
     logs.Set(i++, Napi::Number::New(env, l.retries));
+    logs.Set(i++, Napi::Boolean::New(env, l.retry_abandoned));
   }
   Napi::Array handbacks = Napi::Array::New(env, owned->handbacks.size() * 3);
   i = 0;
@@ -194,8 +195,9 @@ std::vector<int> IntList(const Napi::Value& v) {
 }
 
 // fastPathSetRoute(handle, port, authority, route | null, ttlMs). route: { address, port,
-// upstreamHost, cluster, decorator, timeoutMs, retry?: { retries, backoffBaseMs, on5xx,
-// onGatewayError, onReset, onConnectFailure, onRetriable4xx, onStatusCodes, statusCodes, grpcStatuses } }
+// upstreamHost, cluster, decorator, timeoutMs, http2?, retry?: { retries, backoffBaseMs, on5xx,
+// onGatewayError, onReset, onConnectFailure, onRetriable4xx, onStatusCodes, onRefusedStream,
+// statusCodes, grpcStatuses } }
 Napi::Value SetRoute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Box* box = BoxOf(info);
@@ -210,6 +212,7 @@ Napi::Value SetRoute(const Napi::CallbackInfo& info) {
     route->cluster = Latin1Bytes(o.Get("cluster"));
     route->decorator = Latin1Bytes(o.Get("decorator"));
     route->timeout_ms = U32(o.Get("timeoutMs"));
+    route->http2 = o.Get("http2").ToBoolean();
     Napi::Value r = o.Get("retry");
     if (r.IsObject()) {
       Napi::Object p = r.As<Napi::Object>();
@@ -222,6 +225,7 @@ Napi::Value SetRoute(const Napi::CallbackInfo& info) {
       route->retry.on_connect_failure = p.Get("onConnectFailure").ToBoolean();
       route->retry.on_retriable_4xx = p.Get("onRetriable4xx").ToBoolean();
       route->retry.on_status_codes = p.Get("onStatusCodes").ToBoolean();
+      route->retry.on_refused_stream = p.Get("onRefusedStream").ToBoolean();
       route->retry.status_codes = IntList(p.Get("statusCodes"));
       route->retry.grpc_statuses = IntList(p.Get("grpcStatuses"));
     }

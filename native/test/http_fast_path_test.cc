@@ -6,7 +6,11 @@
 // a time, a thousand connections opened and dropped — and shutting down with connections open;
 // and HTTP/2 (h2c): multiplexed streams and a request body served, a later stream to a host not
 // eligible refused (RST_STREAM REFUSED_STREAM, GOAWAY), a first stream handed back with every
-// byte, a client reset (DC), garbage after a served request (GOAWAY PROTOCOL_ERROR).
+// byte (the client's ACK of the early SETTINGS left out), a client reset (DC), garbage after a
+// served request (GOAWAY PROTOCOL_ERROR); and an HTTP/2 upstream (Route::http2, an origin on
+// the project's own Http2Session): a streamed request body, an answer with trailers, a
+// REFUSED_STREAM retried, an upstream reset (UC), a refused connect (UF,URX), a client reset
+// mid-stream (DC), and a stream still in flight at shutdown.
 // Prints "http_fast_path_test ok" on success. Loopback only; no root needed.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
@@ -29,6 +34,7 @@
 #include "check.h"
 #include "http_fast_path/fast_path.h"
 #include "http_fast_path/http1_head.h"
+#include "http_fast_path/http2_session.h"
 
 namespace fp = interpose::http_fast_path;
 
@@ -211,6 +217,106 @@ struct Origin {
   }
 };
 
+// An h2c origin on one thread (one connection at a time), framed by the fast path's own
+// server session: answers each request when its body is complete with "ok" + the body and
+// gRPC-style trailers; /refuse-once is refused (REFUSED_STREAM) every other time, /reset reset,
+// /hang never answered.
+struct H2Origin : fp::Http2Session::Listener {
+  int fd = -1;
+  uint16_t port = 0;
+  std::atomic<bool> stop{false};
+  std::atomic<int> refusals{0};
+  std::atomic<int> requests{0};
+  std::thread thread;
+  fp::Http2Session* session = nullptr;
+  struct Stream {
+    std::string path, body, out;
+    size_t off = 0;
+    bool answered = false;
+  };
+  std::map<int32_t, Stream> streams;
+  std::vector<std::pair<int32_t, size_t>> consumed;
+
+  void start() {
+    fd = listenLoopback(&port);
+    thread = std::thread([this] {
+      while (!stop) {
+        const int c = accept(fd, nullptr, nullptr);
+        if (c < 0 || stop) {
+          if (c >= 0) close(c);
+          return;
+        }
+        serve(c);
+        close(c);
+      }
+    });
+  }
+
+  void serve(int c) {
+    fp::Http2Session s(this, 100);
+    session = &s;
+    streams.clear();
+    for (;;) {
+      std::string out;
+      if (!s.produce(&out, 1 << 20)) break;
+      if (!out.empty() && send(c, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
+      pollfd p{c, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) {
+        if (stop) break;
+        continue;
+      }
+      char buf[16384];
+      const ssize_t n = recv(c, buf, sizeof buf, 0);
+      if (n <= 0 || !s.receive(buf, static_cast<size_t>(n))) break;
+      for (auto [id, len] : consumed) s.consume(id, len);
+      consumed.clear();
+    }
+    session = nullptr;
+  }
+
+  void onRequest(int32_t id, fp::Http2Request&& r) override {
+    requests++;
+    Stream& st = streams[id];
+    st.path = r.path;
+    if (r.path == "/refuse-once" && refusals++ % 2 == 0) session->reset(id, 7);
+    else if (r.path == "/reset") session->reset(id, 2);
+    else if (r.end_stream) answer(id);
+  }
+  void onData(int32_t id, const char* data, size_t len) override {
+    streams[id].body.append(data, len);
+    consumed.emplace_back(id, len);
+  }
+  void onEndStream(int32_t id) override { answer(id); }
+  void onStreamClose(int32_t id, uint32_t) override { streams.erase(id); }
+  void answer(int32_t id) {
+    Stream& st = streams[id];
+    if (st.answered || st.path == "/hang" || st.path == "/reset") return;
+    st.answered = true;
+    st.out = "ok" + st.body;
+    session->respond(id, {{":status", "200"}, {"content-type", "application/grpc"}}, true);
+  }
+  long readBody(int32_t id, char* buf, size_t len, bool* eof) override {
+    Stream& st = streams[id];
+    const size_t n = std::min(len, st.out.size() - st.off);
+    memcpy(buf, st.out.data() + st.off, n);
+    st.off += n;
+    *eof = st.off == st.out.size();
+    return static_cast<long>(n);
+  }
+  bool trailers(int32_t, std::vector<std::pair<std::string, std::string>>* out) override {
+    *out = {{"grpc-status", "0"}, {"grpc-message", "fine"}};
+    return true;
+  }
+
+  void finish() {
+    stop = true;
+    const int c = connectTo(port);
+    close(c);
+    thread.join();
+    close(fd);
+  }
+};
+
 // What the fast path reported, for the test's thread to wait on.
 struct Reports {
   std::mutex mu;
@@ -388,6 +494,8 @@ int main(int argc, char** argv) {
     for (size_t i = 2; i < reports.handbacks.size(); i++) close(reports.handbacks[i].fd);
   }
   int h2_left = -1;
+  int h2_left_up = -1;
+  H2Origin h2origin;
   {  // HTTP/2 (h2c), frames written and read by hand.
     struct Frame {
       uint8_t type, flags;
@@ -495,18 +603,22 @@ int main(int argc, char** argv) {
       for (size_t i = logs_before; i < reports.logs.size(); i++) CHECK(reports.logs[i].conn_id == id && reports.logs[i].code == 200);
     }
 
-    // A first stream that is not eligible: the whole connection back, every byte, nothing sent.
+    // A first stream that is not eligible: the whole connection back, every byte but the
+    // client's ACK of our early SETTINGS (the one frame sent), which the hand-back waits for.
     const size_t handbacks_before = reports.handbacks.size();
     const std::string bytes = preface + request(1, false, "/x", "other.example");
     auto [c2, id2] = openH2(bytes);
+    got = readUntil(c2, [&](const std::string& s) { return !parse(s).empty(); });
+    CHECK(parse(got).size() == 1 && parse(got)[0].type == 4 && parse(got)[0].flags == 0);
+    send_all(c2, frame(4, 1, 0, "") + frame(8, 0, 0, std::string("\0\0\x10\0", 4)));  // ACK, WINDOW_UPDATE
     CHECK(reports.waitFor([&] { return reports.handbacks.size() > handbacks_before; }));
     {
       std::lock_guard<std::mutex> lock(reports.mu);
-      CHECK(reports.handbacks.back().conn_id == id2 && reports.handbacks.back().bytes == bytes);
+      CHECK(reports.handbacks.back().conn_id == id2 && reports.handbacks.back().bytes == bytes + frame(8, 0, 0, std::string("\0\0\x10\0", 4)));
       close(reports.handbacks.back().fd);
     }
     pollfd p{c2, POLLIN, 0};
-    CHECK(poll(&p, 1, 100) == 1 && recv(c2, &p, 1, 0) == 0);  // closed by the test, nothing sent before
+    CHECK(poll(&p, 1, 100) == 1 && recv(c2, &p, 1, 0) == 0);  // closed by the test, nothing more sent
     close(c2);
 
     // A client resetting a request mid-body (DC), then garbage: GOAWAY PROTOCOL_ERROR, closed.
@@ -528,6 +640,74 @@ int main(int argc, char** argv) {
     CHECK(protocol_error);
     close(c3);
 
+    // An HTTP/2 upstream (Route::http2) for grpc.example; dead.example's refuses connections.
+    h2origin.start();
+    auto h2route = [&](uint16_t port) {
+      auto r = route();
+      reinterpret_cast<sockaddr_in*>(&r->addr)->sin_port = htons(port);
+      r->upstream_host = "127.0.0.1:" + std::to_string(port);
+      r->http2 = true;
+      r->timeout_ms = 0;
+      r->retry.on_refused_stream = true;
+      return r;
+    };
+    uint16_t dead_port = 0;
+    close(listenLoopback(&dead_port));
+    fast->setRoute(80, "grpc.example", h2route(h2origin.port), 60000);
+    fast->setRoute(80, "dead.example", h2route(dead_port), 60000);
+    const size_t logs_h2 = reports.logs.size();
+    // A streamed body (two DATA frames, the second after the answer could have begun), trailers
+    // relayed; a REFUSED_STREAM retried; an upstream reset (UC, 503); a refused connect (UF,URX).
+    auto [c5, id5] = openH2(preface + request(1, true, "/svc", "grpc.example") + frame(0, 0, 1, "he"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    send_all(c5, frame(0, 1, 1, "llo") + request(3, false, "/refuse-once", "grpc.example") + request(5, false, "/reset", "grpc.example") +
+                     request(7, false, "/x", "dead.example"));
+    auto ended = [&](const std::string& s, uint32_t stream) {
+      for (const Frame& f : parse(s)) {
+        if (f.stream == stream && (f.flags & 1) && (f.type == 0 || f.type == 1)) return true;
+      }
+      return false;
+    };
+    got = readUntil(c5, [&](const std::string& s) { return ended(s, 1) && ended(s, 3) && ended(s, 5) && ended(s, 7); });
+    // The DATA of `stream`, and whether a second HEADERS (the trailers) ended it.
+    auto answerOf = [&](const std::string& bytes, uint32_t stream) {
+      std::string body;
+      int headers = 0;
+      bool trailers_end = false;
+      for (const Frame& f : parse(bytes)) {
+        if (f.stream != stream) continue;
+        if (f.type == 0) body += f.payload;
+        if (f.type == 1 && ++headers == 2) trailers_end = (f.flags & 1) != 0;
+      }
+      return trailers_end ? body + "<trailers>" : body;
+    };
+    CHECK(answerOf(got, 1) == "okhello<trailers>");
+    CHECK(answerOf(got, 3) == "ok<trailers>");
+    CHECK(reports.waitFor([&] { return reports.logs.size() >= logs_h2 + 4; }));
+    {
+      std::lock_guard<std::mutex> lock(reports.mu);
+      std::map<std::string, const fp::RequestLog*> by_path;
+      for (size_t i = logs_h2; i < reports.logs.size(); i++) by_path[reports.logs[i].path + " " + reports.logs[i].authority] = &reports.logs[i];
+      CHECK(by_path.count("/svc grpc.example") && by_path["/svc grpc.example"]->code == 200 && by_path["/svc grpc.example"]->bytes_received == 5);
+      CHECK(by_path.count("/refuse-once grpc.example") && by_path["/refuse-once grpc.example"]->retries == 1 && by_path["/refuse-once grpc.example"]->code == 200);
+      CHECK(by_path.count("/reset grpc.example") && by_path["/reset grpc.example"]->code == 503 && by_path["/reset grpc.example"]->flags == "UC");
+      CHECK(by_path.count("/x dead.example") && by_path["/x dead.example"]->code == 503 && by_path["/x dead.example"]->flags == "UF,URX");
+    }
+    // A client resetting a stream whose upstream answers nothing yet: DC, the upstream stream cancelled.
+    const size_t logs_dc = reports.logs.size();
+    send_all(c5, request(9, false, "/hang", "grpc.example"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    send_all(c5, frame(3, 0, 9, std::string("\0\0\0\x08", 4)));
+    CHECK(reports.waitFor([&] { return reports.logs.size() > logs_dc; }));
+    {
+      std::lock_guard<std::mutex> lock(reports.mu);
+      CHECK(reports.logs.back().path == "/hang" && reports.logs.back().flags == "DC");
+    }
+    // Left open for the shutdown: an HTTP/2 upstream stream in flight.
+    send_all(c5, request(11, false, "/hang", "grpc.example"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    h2_left_up = c5;
+
     // Left open for the shutdown below: a stream in flight, its upstream exchange started.
     auto [c4, id4] = openH2(preface + request(1, true, "/p", "api.example.com", "50") + frame(0, 0, 1, "abc"));
     readUntil(c4, [&](const std::string& s) { return !parse(s).empty(); });  // committed: SETTINGS came
@@ -539,6 +719,8 @@ int main(int argc, char** argv) {
   fast.reset();
   close(left);
   close(h2_left);
+  close(h2_left_up);
+  h2origin.finish();
   close(front);
   origin.finish();
   if (check_failures != 0) {

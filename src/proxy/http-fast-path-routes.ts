@@ -6,7 +6,8 @@
  * until the configuration changes.
  *
  * A route is eligible only when everything the JS path would do for any request on it is
- * expressible in that data: a ServiceEntry HTTP port (HTTP/1.1 upstream), a resolution other
+ * expressible in that data: a ServiceEntry HTTP, HTTP2 or GRPC port (HTTP/1.1 upstream, or
+ * HTTP/2 for HTTP2 and GRPC, which the fast path speaks for h2c clients only), a resolution other
  * than NONE (NONE forwards to each connection's own original destination), at most one
  * endpoint resolving to one address (the JS path round-robins per request), no DestinationRule traffic policy, and
  * either no VirtualService or one with a single catch-all route to a single destination, with
@@ -20,6 +21,7 @@ import { stripPort } from './http-request-head.js';
 import { routeRequest, type RoutingDeps } from './http-routing.js';
 import { GRPC_CONDITIONS } from './http-retry.js';
 import { MESH_GATEWAY, type RetryPolicy, type VirtualService } from './istio-types.js';
+import { isHttp } from './registry.js';
 
 /** The retry numbers of a fast route (RetryPolicy as booleans and lists). */
 export interface FastRetry {
@@ -31,6 +33,7 @@ export interface FastRetry {
   onConnectFailure: boolean;
   onRetriable4xx: boolean;
   onStatusCodes: boolean;
+  onRefusedStream: boolean;
   statusCodes: number[];
   grpcStatuses: number[];
 }
@@ -45,6 +48,8 @@ export interface FastRoute {
   decorator: string;
   /** 0: no route timeout. */
   timeoutMs: number;
+  /** The upstream speaks HTTP/2 (its ServiceEntry port says HTTP2 or GRPC): served for h2c clients only. */
+  http2: boolean;
   retry?: FastRetry;
 }
 
@@ -59,6 +64,7 @@ export function fastRetry(p: RetryPolicy): FastRetry {
     onConnectFailure: on('connect-failure'),
     onRetriable4xx: on('retriable-4xx'),
     onStatusCodes: on('retriable-status-codes'),
+    onRefusedStream: on('refused-stream'),
     statusCodes: [...p.statusCodes],
     grpcStatuses: Object.entries(GRPC_CONDITIONS).filter(([c]) => on(c)).map(([, s]) => s!),
   };
@@ -90,7 +96,7 @@ export async function compileFastRoute(deps: RoutingDeps, port: number, authorit
   const registry = deps.registry();
   const host = stripPort(authority);
   const binding = registry.byHost(host, port);
-  if (!binding || binding.port.protocol !== 'HTTP') return undefined;
+  if (!binding || !isHttp(binding.port.protocol)) return undefined;
   const vs = registry.virtualService(host, MESH_GATEWAY);
   if (vs && !isPlainVirtualService(vs)) return undefined;
   const destinationHost = vs ? vs.http[0]!.route[0]!.destination.host : binding.host;
@@ -104,7 +110,7 @@ export async function compileFastRoute(deps: RoutingDeps, port: number, authorit
   const decision = await routeRequest(deps, ctx, { method: 'GET', path: '/', authority, headers: {}, rawHeaders: [] }, false).catch(() => undefined);
   if (!decision || decision.kind !== 'forward') return undefined;
   const up = decision.upstream;
-  if (!decision.external || decision.http2 || up.policy || decision.requestHeaders || decision.responseHeaders || decision.flags) return undefined;
+  if (!decision.external || up.policy || decision.requestHeaders || decision.responseHeaders || decision.flags) return undefined;
   if (decision.authority !== authority || decision.path !== '/' || isIP(up.address) === 0) return undefined;
   const route: FastRoute = {
     address: up.address,
@@ -113,6 +119,7 @@ export async function compileFastRoute(deps: RoutingDeps, port: number, authorit
     cluster: up.cluster,
     decorator: decision.decorator ?? '',
     timeoutMs: decision.timeoutMs ?? 0,
+    http2: decision.http2,
   };
   if (decision.retry) route.retry = fastRetry(decision.retry);
   return route;

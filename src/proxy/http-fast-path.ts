@@ -50,6 +50,7 @@ interface ClusterCounts {
   retries: number;
   /** Requests whose retries ran out on a retriable outcome (URX). */
   retryLimitExceeded: number;
+  retryAbandoned: number;
 }
 
 export class HttpFastPath {
@@ -145,7 +146,7 @@ export class HttpFastPath {
     // Counted here and added once per delivery: each counter increment costs a label lookup,
     // which per request was a good part of the fast path's JS time.
     let c = this.counts.get(r.cluster);
-    if (!c) this.counts.set(r.cluster, (c = { codes: new Map(), bytesIn: 0, bytesOut: 0, connections: 0, failures: 0, retries: 0, retryLimitExceeded: 0 }));
+    if (!c) this.counts.set(r.cluster, (c = { codes: new Map(), bytesIn: 0, bytesOut: 0, connections: 0, failures: 0, retries: 0, retryLimitExceeded: 0, retryAbandoned: 0 }));
     c.codes.set(r.code, (c.codes.get(r.code) ?? 0) + 1);
     c.bytesIn += r.bytesReceived;
     c.bytesOut += r.bytesSent;
@@ -153,6 +154,7 @@ export class HttpFastPath {
     c.failures += r.connectFailures;
     c.retries += r.retries;
     if (r.flags.includes('URX')) c.retryLimitExceeded++;
+    if (r.retryAbandoned) c.retryAbandoned++;
   }
 
   /** The same counters the JS path increments per request (http-proxy.ts forward(), closed()). */
@@ -167,6 +169,7 @@ export class HttpFastPath {
       if (c.failures > 0) metrics.upstreamConnectFailures.inc(labels, c.failures);
       if (c.retries > 0) metrics.retries.inc(labels, c.retries);
       if (c.retryLimitExceeded > 0) metrics.retryLimitExceeded.inc(labels, c.retryLimitExceeded);
+      if (c.retryAbandoned > 0) metrics.retryAbandoned.inc(labels, c.retryAbandoned);
     }
     this.counts.clear();
   }

@@ -159,13 +159,12 @@ export class HttpProxy {
     // Accepted sockets come from our own listener or the splice relay, which set nothing.
     socket.setNoDelay(true);
     // Sidecar traffic goes to the native fast path, which hands back what it does not serve
-    // (an HTTP/2 connection whole, before anything was sent to it). h2c only where some route
-    // can be native (an HTTP port): on HTTP2/GRPC ports every connection would come back, and
-    // gRPC clients, which wait for the server's SETTINGS, only after the fast path's 50 ms wait.
+    // (an HTTP/2 connection whole, before anything but an empty SETTINGS was sent to it). h2c
+    // only where some route can be native: a ServiceEntry HTTP, HTTP2 or GRPC port.
     if (
       this.fastPath &&
       ctx.gateway === 'mesh' &&
-      (!http2 || this.options.registry().hasHttp1UpstreamPort(ctx.originalDst.port)) &&
+      (!http2 || this.options.registry().hasHttpPort(ctx.originalDst.port)) &&
       this.fastPath.take(socket, ctx, http2)
     ) {
       return;

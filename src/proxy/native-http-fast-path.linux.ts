@@ -37,12 +37,14 @@ export interface FastRequestRecord {
   connectFailures: number;
   /** Attempts sent again by the retry policy. */
   retries: number;
+  /** A streamed request body outgrew the replay buffer before an answer: no retry could follow. */
+  retryAbandoned: boolean;
 }
 
 /** Values per record in the flat log array (http_fast_path_binding.cc Deliver). */
-const RECORD_FIELDS = 20;
+const RECORD_FIELDS = 21;
 
-type OnEvents = (misses: (number | string)[], logs: (number | string | undefined)[], handbacks: (number | Buffer)[], closed: number[]) => void;
+type OnEvents = (misses: (number | string)[], logs: (number | string | boolean | undefined)[], handbacks: (number | Buffer)[], closed: number[]) => void;
 
 interface FastPathAddon {
   fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number): FastPathHandle;
@@ -69,7 +71,7 @@ export interface NativeHttpFastPathHooks<C> {
 }
 
 /** The record starting at index `i` of the flat log array. */
-function recordAt(v: (number | string | undefined)[], i: number): FastRequestRecord {
+function recordAt(v: (number | string | boolean | undefined)[], i: number): FastRequestRecord {
   return {
     connId: v[i] as number,
     startMs: v[i + 1] as number,
@@ -91,6 +93,7 @@ function recordAt(v: (number | string | undefined)[], i: number): FastRequestRec
     upstreamConnections: v[i + 17] as number,
     connectFailures: v[i + 18] as number,
     retries: v[i + 19] as number,
+    retryAbandoned: v[i + 20] as boolean,
   };
 }
 
@@ -195,7 +198,7 @@ export class NativeHttpFastPath<C> {
     else this.addon.fastPathUnref(this.handle);
   }
 
-  private events(misses: (number | string)[], logs: (number | string | undefined)[], handbacks: (number | Buffer)[], closed: number[]): void {
+  private events(misses: (number | string)[], logs: (number | string | boolean | undefined)[], handbacks: (number | Buffer)[], closed: number[]): void {
     for (let i = 0; i < misses.length; i += 2) this.hooks.routeMiss(misses[i] as number, misses[i + 1] as string);
     this.served += logs.length / RECORD_FIELDS;
     this.handedBack += handbacks.length / 3;

@@ -45,8 +45,6 @@ export class Registry {
   private readonly hostsByPort = new Map<number, HostTable<ServiceBinding>>();
   private readonly entriesByHost = new HostTable<ServiceEntry>();
   private readonly httpPorts = new Set<number>();
-  /** Port numbers some ServiceEntry declares with protocol HTTP (HTTP/1.1 upstream). */
-  private readonly http1UpstreamPorts = new Set<number>();
   private readonly tcpCatchAll = new Map<number, ServiceBinding>();
   private readonly virtualServices = new Map<string, HostTable<VirtualService>>();
 
@@ -66,7 +64,6 @@ export class Registry {
       for (const host of entry.hosts) this.entriesByHost.add(host, entry);
       for (const port of entry.ports) {
         if (isHttp(port.protocol)) this.httpPorts.add(port.number);
-        if (port.protocol === 'HTTP') this.http1UpstreamPorts.add(port.number);
         for (const host of entry.hosts) {
           let table = this.hostsByPort.get(port.number);
           if (!table) this.hostsByPort.set(port.number, (table = new HostTable()));
@@ -129,13 +126,6 @@ export class Registry {
     return this.httpPorts.has(port);
   }
 
-  /**
-   * True when some ServiceEntry declares this port number with protocol HTTP, whose requests
-   * go upstream in HTTP/1.1: the only ones the native fast path may serve (http-fast-path-routes.ts).
-   */
-  hasHttp1UpstreamPort(port: number): boolean {
-    return this.http1UpstreamPorts.has(port);
-  }
 
   /**
    * Every port number some ServiceEntry declares. Only there can the registry claim a

@@ -12,13 +12,13 @@ import { UpstreamResolver } from '../../src/proxy/upstream-resolver.js';
 
 const ADDRESSES: Record<string, string[]> = { 'one.test': ['192.0.2.10'], 'two.test': ['192.0.2.11', '192.0.2.12'] };
 
-const entry = (host: string, endpoints: string) => `---
+const entry = (host: string, endpoints: string, protocol = 'HTTP') => `---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ${host.replace(/\./g, '-')}}
 spec:
   hosts: [${host}]
-  ports: [{number: 80, name: http, protocol: HTTP}]
+  ports: [{number: 80, name: ${protocol.toLowerCase()}, protocol: ${protocol}}]
   resolution: DNS
 ${endpoints}`;
 
@@ -33,4 +33,16 @@ ${entry('one.test', '')}${entry('two.test', '')}${entry('pinned.test', '  endpoi
   t.is(await compileFastRoute(deps, 80, 'two.test'), undefined);
   t.is(await compileFastRoute(deps, 80, 'spread.test'), undefined);
   t.is(await compileFastRoute(deps, 80, 'unknown.test'), undefined);
+});
+
+test('HTTP2 and GRPC ports are fast routes with an HTTP/2 upstream; HTTP ones with HTTP/1.1; TCP ones are none', async (t) => {
+  const yaml = `outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+${entry('one.test', '')}${entry('h2.test', '  endpoints: [{address: one.test}]\n', 'HTTP2')}${entry('grpc.test', '  endpoints: [{address: one.test}]\n', 'GRPC')}${entry('tcp.test', '  endpoints: [{address: one.test}]\n', 'TCP')}`;
+  const registry = new Registry(parseProxyConfig(yaml), () => new CidrTrie());
+  const resolver = new UpstreamResolver(60_000, async (host) => ADDRESSES[host] ?? []);
+  const deps = { registry: () => registry, resolver };
+  t.like(await compileFastRoute(deps, 80, 'one.test'), { http2: false });
+  t.like(await compileFastRoute(deps, 80, 'h2.test'), { address: '192.0.2.10', http2: true, retry: { onRefusedStream: true } });
+  t.like(await compileFastRoute(deps, 80, 'grpc.test'), { address: '192.0.2.10', http2: true, cluster: 'outbound|80||grpc.test' });
+  t.is(await compileFastRoute(deps, 80, 'tcp.test'), undefined);
 });

@@ -185,14 +185,36 @@ maybe('1000 streams on one connection', async (t) => {
   t.true(await eventually(() => proxy.accessLog.length === 1000));
 });
 
-maybe('a client that waits for the server SETTINGS before its first request is handed back at once', async (t) => {
-  const { proxy } = await setup(t);
+maybe('a client that waits for the server SETTINGS gets them at once and is served natively', async (t) => {
+  const { proxy, origin } = await setup(t);
   const waiting = await rawClient(proxy.port);
   waiting.socket.write(Buffer.concat([PREFACE, frame(4, 0, 0, Buffer.alloc(0))]));
   const t0 = Date.now();
   t.true(await eventually(() => waiting.frames.some((f) => f.type === 4 && (f.flags & 1) === 0), 2000), 'the server SETTINGS arrive');
   t.true(Date.now() - t0 < 1000, `within ${Date.now() - t0} ms, not after the slow-client bound`);
-  t.is(proxy.server.nativeHttpStats!.handedBack, 1, 'from node:http2, after a hand-back');
+  // What grpc-js does once it has them: the ACK, then its first request.
+  waiting.socket.write(Buffer.concat([frame(4, 1, 0, Buffer.alloc(0)), getHeaders(1, '/cl', `api.example.com:${origin.port}`)]));
+  t.true(await eventually(() => waiting.frames.some((f) => f.type === 1 && f.stream === 1)), 'answered');
+  t.true(await eventually(() => proxy.server.nativeHttpStats!.served === 1), 'served natively');
+  t.is(proxy.server.nativeHttpStats!.handedBack, 0);
+  waiting.socket.destroy();
+});
+
+maybe('a client that got the early SETTINGS and asks for what the JS path serves is handed back; node:http2 takes it without a protocol error', async (t) => {
+  const { proxy, origin } = await setup(t);
+  const waiting = await rawClient(proxy.port);
+  waiting.socket.write(Buffer.concat([PREFACE, frame(4, 0, 0, Buffer.alloc(0))]));
+  t.true(await eventually(() => waiting.frames.some((f) => f.type === 4 && (f.flags & 1) === 0), 2000));
+  // ACK and a request REGISTRY_ONLY has no route for: the JS path answers it (502).
+  waiting.socket.write(Buffer.concat([frame(4, 1, 0, Buffer.alloc(0)), getHeaders(1, '/cl', `evil.example.org:${origin.port}`)]));
+  t.true(await eventually(() => waiting.frames.some((f) => f.type === 1 && f.stream === 1), 3000), 'answered by node:http2');
+  // node:http2's own SETTINGS: the client ACKs them, which node:http2 must take as the one ACK it awaits.
+  waiting.socket.write(frame(4, 1, 0, Buffer.alloc(0)));
+  await new Promise((r) => setTimeout(r, 200));
+  const goaways = waiting.frames.filter((f) => f.type === 7 && f.payload.readUInt32BE(4) !== 0);
+  t.deepEqual(goaways, [], 'no GOAWAY with an error');
+  t.is(proxy.server.nativeHttpStats!.handedBack, 1);
+  t.true(await eventually(() => proxy.accessLog.some((l) => l.includes('evil.example.org') && l.includes('BlackHoleCluster'))));
   waiting.socket.destroy();
 });
 

@@ -24,6 +24,7 @@
 
 #include "event_loop_util.h"
 #include "http_fast_path/http1_head.h"
+#include "http_fast_path/http2_client.h"
 #include "http_fast_path/http2_session.h"
 #include "http_fast_path/node_headers.h"
 
@@ -90,7 +91,7 @@ class DateCache {
   std::string text_;
 };
 
-enum class TagKind { kClient, kUpstream };
+enum class TagKind { kClient, kUpstream, kUpstream2 };
 struct Tag {
   explicit Tag(TagKind k) : kind(k) {}
   TagKind kind;
@@ -108,6 +109,8 @@ struct Up : Tag {
   uint64_t idle_since_ms = 0;
   uint32_t interest = 0;
 };
+
+struct H2Up;
 
 enum class Framing { kNone, kLength, kChunked, kClose };
 enum class Failure { kConnect, kReset };
@@ -138,6 +141,21 @@ struct Exchange {
   uint64_t deadline_ms = 0;
   uint64_t retry_at_ms = 0;
   uint64_t connect_deadline_ms = 0;
+  // An HTTP/2 upstream (Route::http2; fast_path_http2_upstream.inc). The request body streams:
+  // `body` holds the bytes from offset `body_base` on (all of them while the body stays
+  // replayable for a retry, else only those not sent yet), `sent` is the next one to send,
+  // `consumed` how far the client's flow-control window was opened again.
+  bool h2up = false;
+  H2Up* up2 = nullptr;
+  int32_t up2_stream = 0;
+  bool grpc = false;
+  bool replayable = true;
+  uint64_t body_base = 0, up2_sent = 0, consumed = 0;
+  uint64_t up2_unconsumed = 0;  // response bytes in the stream's `out` not yet consumed upstream
+  std::vector<std::pair<std::string, std::string>> up2_fields;  // the request head
+  size_t attempt_field = 0;  // index of x-envoy-attempt-count in up2_fields
+  bool with_trailers = false;
+  std::vector<std::pair<std::string, std::string>> trailers;
 };
 
 enum class CState { kHead, kRoute, kExchange };
@@ -193,12 +211,33 @@ struct H2State {
   int32_t first = 0;
   int32_t last_accepted = 0;
   size_t fed = 0;          // before commit: bytes of Conn::in already given to the session
-  uint64_t last_read_ms = 0;  // before commit: when the client last sent something
   uint64_t declared_body = 0;  // Content-Length sum of the streams being served
   bool dirty = false;      // has output to produce at the end of the loop turn
+  bool settings_sent = false;  // our early (empty) SETTINGS went out at admission
+  uint64_t handback_by = 0;    // a hand-back waits for the client's ACK of it until then
 };
 
 Conn::~Conn() = default;
+
+// One HTTP/2 connection to an upstream (Route::http2), shared by the streams of every client
+// going to that address, as http2-upstream.ts shares one node:http2 session.
+struct H2Up : Tag {
+  H2Up() : Tag(TagKind::kUpstream2) {}
+  int fd = -1;
+  std::string key;
+  bool connected = false;
+  bool dead = false;
+  bool dirty = false;
+  std::string local;
+  uint32_t creator = 0;  // the stream that opened it: its log counts the connection (and its failure)
+  std::unique_ptr<Http2Client::Listener> listener;  // declared first: outlives the session
+  std::unique_ptr<Http2Client> session;
+  std::unordered_map<int32_t, Conn*> streams;  // upstream stream id -> the client's stream
+  std::string out;
+  size_t out_off = 0;
+  uint32_t interest = 0;
+  uint64_t idle_since_ms = 0;
+};
 
 struct RouteEntry {
   std::shared_ptr<const Route> route;  // null: not eligible
@@ -365,6 +404,7 @@ struct FastPath::Impl {
 
   void dropExchange(Conn* c) {
     if (!c->ex) return;
+    releaseUp2(c->ex.get());
     if (c->ex->up) closeUp(c->ex->up);
     c->ex.reset();
   }
@@ -401,7 +441,11 @@ struct FastPath::Impl {
       h2Refuse(c);
       return;
     }
-    if (c->h2) h2DropStreams(c, false);
+    if (c->h2) {
+      if (h2DeferHandBack(c)) return;
+      h2DropStreams(c, false);
+      h2StripSettingsAck(c);
+    }
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, nullptr);
     pending.handbacks.push_back({c->id, c->fd, std::move(c->in)});
     c->fd = -1;
@@ -622,7 +666,8 @@ struct FastPath::Impl {
       c->since_ms = now;
       return true;
     }
-    if (!it->second.route) return false;
+    // An HTTP/2 upstream is spoken for HTTP/2 clients only (HTTP/1.1 ones are the JS path's).
+    if (!it->second.route || it->second.route->http2) return false;
     const std::shared_ptr<const Route>& route = it->second.route;
 
     auto ex = std::make_unique<Exchange>();
@@ -681,6 +726,7 @@ struct FastPath::Impl {
 
   void feedBody(Conn* c) {
     Exchange* ex = c->ex.get();
+    if (ex->h2up) return;  // its body streams (h2UpOnData())
     if (ex->body.size() >= ex->body_len || c->in.empty()) return;
     const size_t take = static_cast<size_t>(std::min<uint64_t>(ex->body_len - ex->body.size(), c->in.size()));
     ex->body.append(c->in, 0, take);
@@ -712,6 +758,10 @@ struct FastPath::Impl {
 
   void startAttempt(Conn* c) {
     Exchange* ex = c->ex.get();
+    if (ex->h2up) {
+      h2UpAttempt(c);
+      return;
+    }
     ex->retry_at_ms = 0;
     ex->attempt_head = ex->head_a + std::to_string(ex->attempt) + ex->head_b;
     ex->sent = 0;
@@ -909,6 +959,7 @@ struct FastPath::Impl {
     wait = std::min<uint64_t>(wait, uint64_t{p.backoff_base_ms} * 10);
     ex->attempt++;
     ex->log.retries++;
+    releaseUp2(ex);
     if (ex->up) {
       closeUp(ex->up);
       ex->up = nullptr;
@@ -1171,17 +1222,28 @@ struct FastPath::Impl {
     Impl* impl = nullptr;
     Conn* c = nullptr;
     void onRequest(int32_t id, Http2Request&& r) override { impl->h2OnRequest(c, id, std::move(r)); }
-    void onData(int32_t id, const char* data, size_t len) override {
-      if (Conn* s = impl->h2Stream(c, id)) s->in.append(data, len);
-    }
-    void onEndStream(int32_t id) override {
-      if (Conn* s = impl->h2Stream(c, id)) s->h2s->req_end = true;
-    }
+    void onData(int32_t id, const char* data, size_t len) override { impl->h2OnData(c, id, data, len); }
+    void onEndStream(int32_t id) override { impl->h2OnEndStream(c, id); }
+    bool trailers(int32_t id, std::vector<std::pair<std::string, std::string>>* out) override { return impl->h2Trailers(c, id, out); }
     void onStreamClose(int32_t id, uint32_t code) override { impl->h2OnStreamClose(c, id, code); }
     long readBody(int32_t id, char* buf, size_t len, bool* eof) override { return impl->h2ReadBody(c, id, buf, len, eof); }
   };
 
 #include "http_fast_path/fast_path_http2.inc"
+
+  // nghttp2's reports for one upstream connection (fast_path_http2_upstream.inc).
+  struct H2UpListener : Http2Client::Listener {
+    Impl* impl = nullptr;
+    H2Up* u = nullptr;
+    void onResponse(int32_t id, int status, Http2Client::Fields&& f, bool end) override { impl->h2UpOnResponse(u, id, status, std::move(f), end); }
+    void onTrailers(int32_t id, Http2Client::Fields&& f) override { impl->h2UpOnTrailers(u, id, std::move(f)); }
+    void onData(int32_t id, const char* data, size_t len) override { impl->h2UpOnData(u, id, data, len); }
+    void onEnd(int32_t id) override { impl->h2UpOnEnd(u, id); }
+    void onStreamClose(int32_t id, uint32_t code) override { impl->h2UpOnStreamClose(u, id, code); }
+    long readBody(int32_t id, char* buf, size_t len, bool* eof) override { return impl->h2UpReadBody(u, id, buf, len, eof); }
+  };
+
+#include "http_fast_path/fast_path_http2_upstream.inc"
 
   // ---- timers ----------------------------------------------------------------------------------
 
@@ -1224,10 +1286,19 @@ struct FastPath::Impl {
         if (ex->deadline_ms != 0 && now >= ex->deadline_ms) {
           // The route timeout covers every attempt, as Envoy's.
           ex->deadline_ms = 0;
+          if (ex->head_sent && c->parent) {
+            // retry-driver.ts cut('UT'): the answer began; the stream is reset.
+            if (ex->log.flags == "-") ex->log.flags = "UT";
+            ex->log.code = ex->status;
+            finishLog(c);
+            closeConn(c, false);
+            return;
+          }
           if (ex->head_sent) {
             abortExchange(c);
             return;
           }
+          releaseUp2(ex);
           if (ex->up) {
             closeUp(ex->up);
             ex->up = nullptr;
@@ -1239,6 +1310,12 @@ struct FastPath::Impl {
           return;
         }
         if (ex->connect_deadline_ms != 0 && now >= ex->connect_deadline_ms) {
+          if (ex->up2) {
+            // http2-upstream.ts: the session is destroyed (ETIMEDOUT), failing all its streams.
+            h2UpClose(ex->up2, "ETIMEDOUT", true);
+            if (!c->dead) advance(c);
+            return;
+          }
           attemptFailed(c, Failure::kConnect, "ETIMEDOUT");
           if (!c->dead) advance(c);
           return;
@@ -1334,6 +1411,7 @@ struct FastPath::Impl {
       }
       for (Conn* c : idle_conns) closeConn(c, false);
       for (Conn* c : h2_conns) h2GoAway(c);
+      h2UpSweep(0, false, true);
       for (auto& [key, ups_idle] : pool) {
         for (Up* u : ups_idle) closeUp(u);
         ups_idle.clear();
@@ -1360,6 +1438,9 @@ struct FastPath::Impl {
         } else if (tag->kind == TagKind::kClient) {
           auto* c = static_cast<Conn*>(tag);
           if (!c->dead) onClient(c, e.events);
+        } else if (tag->kind == TagKind::kUpstream2) {
+          auto* u = static_cast<H2Up*>(tag);
+          if (!u->dead) h2UpOnEvents(u, e.events);
         } else {
           auto* up = static_cast<Up*>(tag);
           if (up->fd >= 0) onUp(up, e.events);
@@ -1369,6 +1450,7 @@ struct FastPath::Impl {
       const uint64_t now = nowMs();
       if (now - last_sweep >= 1000) {
         sweepPool(now);
+        h2UpSweep(now, false);
         last_sweep = now;
       }
       h2FlushDirty();
@@ -1378,6 +1460,7 @@ struct FastPath::Impl {
       graveyard.clear();
       for (Up* u : up_graveyard) delete u;
       up_graveyard.clear();
+      h2UpFree();
     }
     on_events = nullptr;
     std::vector<Conn*> left;
@@ -1387,10 +1470,12 @@ struct FastPath::Impl {
       for (Up* u : idle) closeUp(u);
     }
     pool.clear();
+    h2UpSweep(0, true);
     for (Conn* c : graveyard) delete c;
     graveyard.clear();
     for (Up* u : up_graveyard) delete u;
     up_graveyard.clear();
+    h2UpFree();
     std::lock_guard<std::mutex> lock(mutex);
     for (Incoming& r : incoming) close(r.fd);
     incoming.clear();

@@ -20,9 +20,11 @@
 // log and metrics.
 //
 // Prior-knowledge h2c connections (add() with http2) are served on the same thread, each
-// stream as one such request (fast_path_http2.inc, http2_session.h); a connection whose first
-// request is not served here is handed back whole before anything was sent to it, and a later
-// stream that is not is refused (RST_STREAM REFUSED_STREAM and GOAWAY) for the client to retry.
+// stream as one such request (fast_path_http2.inc, http2_session.h), or, on a Route::http2
+// (HTTP2/GRPC ports), as a stream of an HTTP/2 upstream connection (fast_path_http2_upstream.inc,
+// http2_client.h); a connection whose first request is not served here is handed back whole
+// before anything but the server's SETTINGS was sent to it, and a later stream that is not is
+// refused (RST_STREAM REFUSED_STREAM and GOAWAY) for the client to retry.
 //
 // Threading: public methods may be called from any thread (queued under a mutex, the loop
 // woken through an eventfd); the events callback runs on the loop thread.
@@ -48,6 +50,7 @@ struct RetryPolicy {
   bool on_connect_failure = false;
   bool on_retriable_4xx = false;
   bool on_status_codes = false;
+  bool on_refused_stream = false;  // an HTTP/2 upstream's REFUSED_STREAM
   std::vector<int> status_codes;
   std::vector<int> grpc_statuses;  // grpc-status values some retry_on condition retries
 };
@@ -62,6 +65,10 @@ struct Route {
   uint32_t timeout_ms = 0;    // the route timeout; 0: none
   bool has_retry = false;
   RetryPolicy retry;
+  // The ServiceEntry port says HTTP2 or GRPC: requests go upstream as streams of an HTTP/2
+  // connection (prior knowledge, nghttp2), as http2-upstream.ts sends them; only HTTP/2
+  // (h2c) clients are served on such a route, HTTP/1.1 ones are handed back.
+  bool http2 = false;
 };
 
 struct Options {
@@ -101,6 +108,9 @@ struct RequestLog {
   uint32_t upstream_connections = 0;  // new upstream connections made for it
   uint32_t connect_failures = 0;
   uint32_t retries = 0;  // attempts sent again by the retry policy
+  // A streamed request body outgrew the replay buffer before an answer, on a route with
+  // retries: no retry can follow (Envoy's retry_or_shadow_abandoned).
+  bool retry_abandoned = false;
 };
 
 struct Events {
@@ -125,7 +135,8 @@ class FastPath {
    * Takes over a connected, accepted TCP socket (dup()ed; the caller closes its own fd) whose
    * original destination port is `port`, with `bytes` already read from it. `http2`: its
    * first bytes are the HTTP/2 client preface (prior-knowledge h2c); it is then served as
-   * HTTP/2 (or handed back whole, before anything was sent to it: see fast_path.cc "HTTP/2").
+   * HTTP/2 (or handed back whole, before anything but its SETTINGS was sent to it: see
+   * fast_path_http2.inc).
    * Returns 0 or an errno (then nothing was taken). Connection ids must stay below
    * 0x80000000: the ids above are the HTTP/2 streams' own.
    */

@@ -87,7 +87,19 @@ struct Http2SessionCallbacks {
     bool eof = false;
     const long n = self(ud)->listener_->readBody(stream_id, reinterpret_cast<char*>(buf), length, &eof);
     if (n < 0) return NGHTTP2_ERR_DEFERRED;
-    if (eof) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (eof) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      Http2Session* s = self(ud);
+      std::vector<std::pair<std::string, std::string>> fields;
+      if (s->listener_->trailers(stream_id, &fields) && !fields.empty()) {
+        std::vector<nghttp2_nv> nva;
+        for (const auto& [name, value] : fields) {
+          nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
+                         name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+        }
+        if (nghttp2_submit_trailer(s->session_, stream_id, nva.data(), nva.size()) == 0) *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    }
     return n;
   }
 };
@@ -100,11 +112,22 @@ Http2Session::Http2Session(Listener* listener, uint32_t max_concurrent_streams) 
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Http2SessionCallbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Http2SessionCallbacks::onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Http2SessionCallbacks::onStreamClose);
-  const int rv = nghttp2_session_server_new(&session_, cbs, this);
+  nghttp2_option* opt = nullptr;
+  if (nghttp2_option_new(&opt) != 0) {
+    nghttp2_session_callbacks_del(cbs);
+    throw std::bad_alloc();
+  }
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  const int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) throw std::bad_alloc();
   const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
+}
+
+void Http2Session::consume(int32_t stream_id, size_t n) {
+  if (n > 0) nghttp2_session_consume(session_, stream_id, n);
 }
 
 Http2Session::~Http2Session() { nghttp2_session_del(session_); }

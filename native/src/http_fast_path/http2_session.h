@@ -56,14 +56,27 @@ class Http2Session {
      * complete and everything of it was given.
      */
     virtual long readBody(int32_t stream_id, char* buf, size_t len, bool* eof) = 0;
+    /**
+     * The body of `stream_id` was given whole: its trailers, if it has some to send (the
+     * stream then ends with them); false: it ends with its last DATA frame.
+     */
+    virtual bool trailers(int32_t, std::vector<std::pair<std::string, std::string>>*) { return false; }
   };
 
-  /** Queues the server's SETTINGS (nothing is written before produce()). */
+  /**
+   * Queues the server's SETTINGS (nothing is written before produce()): only
+   * SETTINGS_MAX_CONCURRENT_STREAMS, the one value in which they differ from node:http2's
+   * (which sends none), so that a connection node:http2 takes after all behaves as its own
+   * but for that bound. Request body bytes open the flow-control windows again only once
+   * consume()d.
+   */
   Http2Session(Listener* listener, uint32_t max_concurrent_streams);
   ~Http2Session();
   Http2Session(const Http2Session&) = delete;
   Http2Session& operator=(const Http2Session&) = delete;
 
+  /** `n` request body bytes of `stream_id` were taken: the client may send that much more. */
+  void consume(int32_t stream_id, size_t n);
   /** Feeds bytes from the client; false on a connection error (nghttp2 queued its GOAWAY). */
   bool receive(const char* data, size_t len);
   /** Appends frames to write to `out` until it holds `limit` bytes or nothing is left; false on a fatal error. */
