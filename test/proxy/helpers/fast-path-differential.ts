@@ -44,10 +44,16 @@ export function normalizeLog(line: string): string {
     .replace(/ - (127\.0\.0\.1:\d+) 127\.0\.0\.1:\d+ /, ' - $1 127.0.0.1:P ');
 }
 
-/** Responses by code, retries, retries run out and connect failures, as the metrics endpoint has them. */
-export async function clusterCounters(p: TestProxy): Promise<string[]> {
+const COUNTERS = ['upstream_rq_total', 'upstream_rq_retry_total', 'upstream_rq_retry_limit_exceeded_total', 'upstream_cx_connect_fail_total'];
+
+/**
+ * Responses by code, retries, retries run out and connect failures (and the `more` cluster
+ * counters named), as the metrics endpoint has them.
+ */
+export async function clusterCounters(p: TestProxy, more: readonly string[] = []): Promise<string[]> {
+  const names = new RegExp(`^envoy_cluster_(${[...COUNTERS, ...more].join('|')})\\{`);
   return (await (await fetch(`http://127.0.0.1:${p.server.ports['metrics']}/stats/prometheus`)).text())
     .split('\n')
-    .filter((l) => /^envoy_cluster_(upstream_rq_total|upstream_rq_retry_total|upstream_rq_retry_limit_exceeded_total|upstream_cx_connect_fail_total)\{/.test(l))
+    .filter((l) => names.test(l))
     .sort();
 }
