@@ -1,4 +1,5 @@
 #include "http_fast_path/http2_client.h"
+#include "http_fast_path/nghttp2_setup.h"
 
 #include <nghttp2/nghttp2.h>
 
@@ -98,23 +99,10 @@ struct Http2ClientCallbacks {
 };
 
 Http2Client::Http2Client(Listener* listener, uint32_t stream_window, uint32_t connection_window) : listener_(listener) {
-  nghttp2_session_callbacks* cbs = nullptr;
-  if (nghttp2_session_callbacks_new(&cbs) != 0) throw std::bad_alloc();
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &Http2ClientCallbacks::onBeginHeaders);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, &Http2ClientCallbacks::onHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Http2ClientCallbacks::onFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Http2ClientCallbacks::onDataChunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Http2ClientCallbacks::onStreamClose);
-  nghttp2_option* opt = nullptr;
-  if (nghttp2_option_new(&opt) != 0) {
-    nghttp2_session_callbacks_del(cbs);
-    throw std::bad_alloc();
-  }
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  const int rv = nghttp2_session_client_new2(&session_, cbs, this, opt);
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cbs);
-  if (rv != 0) throw std::bad_alloc();
+  session_ = newNghttp2Session(Nghttp2Side::kClient,
+                               {&Http2ClientCallbacks::onBeginHeaders, &Http2ClientCallbacks::onHeader, &Http2ClientCallbacks::onFrameRecv,
+                                &Http2ClientCallbacks::onDataChunk, &Http2ClientCallbacks::onStreamClose},
+                               this);
   const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}, {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, static_cast<int32_t>(connection_window));

@@ -1,4 +1,5 @@
 #include "http_fast_path/http2_session.h"
+#include "http_fast_path/nghttp2_setup.h"
 
 #include <nghttp2/nghttp2.h>
 
@@ -105,23 +106,10 @@ struct Http2SessionCallbacks {
 };
 
 Http2Session::Http2Session(Listener* listener, uint32_t max_concurrent_streams) : listener_(listener) {
-  nghttp2_session_callbacks* cbs = nullptr;
-  if (nghttp2_session_callbacks_new(&cbs) != 0) throw std::bad_alloc();
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &Http2SessionCallbacks::onBeginHeaders);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, &Http2SessionCallbacks::onHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Http2SessionCallbacks::onFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Http2SessionCallbacks::onDataChunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Http2SessionCallbacks::onStreamClose);
-  nghttp2_option* opt = nullptr;
-  if (nghttp2_option_new(&opt) != 0) {
-    nghttp2_session_callbacks_del(cbs);
-    throw std::bad_alloc();
-  }
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  const int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cbs);
-  if (rv != 0) throw std::bad_alloc();
+  session_ = newNghttp2Session(Nghttp2Side::kServer,
+                               {&Http2SessionCallbacks::onBeginHeaders, &Http2SessionCallbacks::onHeader, &Http2SessionCallbacks::onFrameRecv,
+                                &Http2SessionCallbacks::onDataChunk, &Http2SessionCallbacks::onStreamClose},
+                               this);
   const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
 }
