@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -37,13 +38,9 @@ std::string Latin1Bytes(const Napi::Value& v) {
   return out;
 }
 
-Napi::Value OptionalString(Napi::Env env, bool has, const std::string& s) {
-  return has ? Latin1(env, s) : env.Undefined();
-}
-
-// Runs on the JS thread for each batch: onEvents(misses, logs, handbacks, closed) with
+// Runs on the JS thread for each batch: onEvents(misses, logNumbers, logText, handbacks, closed) with
 //   misses:    [port, authority, port, authority, …]
-//   logs:      the finished requests, flat (see below)
+//   logNumbers, logText: the finished requests, packed (log_batch.h LogBatch)
 //   handbacks: [connId, fd, bytes: Buffer, …] — the fd is JS's from here on
 //   closed:    [connId, …]
 // With env null the function is being torn down: handed-back descriptors are closed.
@@ -59,36 +56,11 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
     misses.Set(i++, Napi::Number::New(env, m.port));
     misses.Set(i++, Latin1(env, m.authority));
   }
-  // One flat array, kFields values per record (property keys cost far more than indexes):
-  // connId, startMs, method, path, authority, userAgent?, forwardedFor?, requestId, code, flags,
-  // bytesReceived, bytesSent, durationMs, upstreamServiceMs?, upstreamHost, cluster,
-  // upstreamLocal?, upstreamConnections, connectFailures, retries, retryAbandoned.
-  constexpr uint32_t kFields = 21;
-  Napi::Array logs = Napi::Array::New(env, owned->logs.size() * kFields);
-  i = 0;
-  for (const fp::RequestLog& l : owned->logs) {
-    logs.Set(i++, Napi::Number::New(env, l.conn_id));
-    logs.Set(i++, Napi::Number::New(env, l.start_ms));
-    logs.Set(i++, Latin1(env, l.method));
-    logs.Set(i++, Latin1(env, l.path));
-    logs.Set(i++, Latin1(env, l.authority));
-    logs.Set(i++, OptionalString(env, l.has_user_agent, l.user_agent));
-    logs.Set(i++, OptionalString(env, l.has_forwarded_for, l.forwarded_for));
-    logs.Set(i++, Latin1(env, l.request_id));
-    logs.Set(i++, Napi::Number::New(env, l.code));
-    logs.Set(i++, Latin1(env, l.flags));
-    logs.Set(i++, Napi::Number::New(env, static_cast<double>(l.bytes_received)));
-    logs.Set(i++, Napi::Number::New(env, static_cast<double>(l.bytes_sent)));
-    logs.Set(i++, Napi::Number::New(env, l.duration_ms));
-    logs.Set(i++, l.upstream_service_ms < 0 ? env.Undefined() : Napi::Number::New(env, static_cast<double>(l.upstream_service_ms)));
-    logs.Set(i++, Latin1(env, l.upstream_host));
-    logs.Set(i++, Latin1(env, l.cluster));
-    logs.Set(i++, OptionalString(env, !l.upstream_local.empty(), l.upstream_local));
-    logs.Set(i++, Napi::Number::New(env, l.upstream_connections));
-    logs.Set(i++, Napi::Number::New(env, l.connect_failures));
-    logs.Set(i++, Napi::Number::New(env, l.retries));
-    logs.Set(i++, Napi::Boolean::New(env, l.retry_abandoned));
-  }
+  // The finished requests packed (log_batch.h): their numbers, then their strings back to back.
+  const std::vector<double>& numbers = owned->logs.numbers();
+  Napi::Float64Array log_numbers = Napi::Float64Array::New(env, numbers.size());
+  if (!numbers.empty()) std::memcpy(log_numbers.Data(), numbers.data(), numbers.size() * sizeof(double));
+  Napi::Value log_text = Latin1(env, owned->logs.text());
   Napi::Array handbacks = Napi::Array::New(env, owned->handbacks.size() * 3);
   i = 0;
   for (const fp::HandBack& h : owned->handbacks) {
@@ -99,7 +71,7 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
   Napi::Array closed = Napi::Array::New(env, owned->closed.size());
   i = 0;
   for (uint32_t id : owned->closed) closed.Set(i++, Napi::Number::New(env, id));
-  on_events.Call({misses, logs, handbacks, closed});
+  on_events.Call({misses, log_numbers, log_text, handbacks, closed});
 }
 
 using EventsFn = Napi::TypedThreadSafeFunction<std::nullptr_t, fp::Events, Deliver>;

@@ -335,9 +335,58 @@ struct Reports {
 
 }  // namespace
 
+// LogBatch packs records for JS: each comes back as it went in, absent strings absent,
+// empty ones empty, whatever the records before it held.
+void logBatchRoundTrip() {
+  fp::LogBatch batch;
+  fp::RequestLog a;
+  a.conn_id = 7;
+  a.start_ms = 1733450000123.5;
+  a.method = "GET";
+  a.path = "/a?q=\xff";
+  a.authority = "httpbin.example:8080";
+  a.has_user_agent = true;
+  a.user_agent = "";  // present but empty: not the same as absent
+  a.request_id = "0f0e0d0c-0b0a-4908-8706-050403020100";
+  a.code = 200;
+  a.bytes_received = 1ull << 40;
+  a.bytes_sent = 3;
+  a.duration_ms = 1.25;
+  a.upstream_service_ms = 0;
+  a.upstream_host = "192.0.2.1:8080";
+  a.cluster = "outbound|8080||httpbin.example";
+  a.upstream_local = "192.0.2.9:41000";
+  a.upstream_connections = 1;
+  a.retries = 2;
+  fp::RequestLog b;
+  b.conn_id = 0x80000001u;
+  b.method = "POST";
+  b.has_forwarded_for = true;
+  b.forwarded_for = "198.51.100.1, 198.51.100.2";
+  b.flags = "UF,URX";
+  b.connect_failures = 3;
+  b.retry_abandoned = true;
+  batch.add(a);
+  batch.add(b);
+  CHECK(batch.size() == 2);
+  const fp::RequestLog x = batch.at(0), y = batch.at(1);
+  CHECK(x.conn_id == 7 && x.start_ms == a.start_ms && x.method == "GET" && x.path == a.path && x.authority == a.authority);
+  CHECK(x.has_user_agent && x.user_agent.empty() && !x.has_forwarded_for && x.request_id == a.request_id);
+  CHECK(x.code == 200 && x.flags == "-" && x.bytes_received == (1ull << 40) && x.bytes_sent == 3 && x.duration_ms == 1.25);
+  CHECK(x.upstream_service_ms == 0 && x.upstream_host == a.upstream_host && x.cluster == a.cluster && x.upstream_local == a.upstream_local);
+  CHECK(x.upstream_connections == 1 && x.retries == 2 && x.connect_failures == 0 && !x.retry_abandoned);
+  CHECK(y.conn_id == 0x80000001u && y.method == "POST" && y.path.empty() && !y.has_user_agent && y.has_forwarded_for);
+  CHECK(y.forwarded_for == b.forwarded_for && y.flags == "UF,URX" && y.upstream_service_ms == -1 && y.upstream_local.empty());
+  CHECK(y.connect_failures == 3 && y.retry_abandoned);
+  // The JS side reads the same layout: numbers per record and the strings back to back.
+  CHECK(batch.numbers().size() == 2 * fp::LogBatch::kFields);
+  CHECK(batch.text().rfind("GET/a?q=", 0) == 0);
+}
+
 int main(int argc, char** argv) {
   const uint64_t seed = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1;
   fuzzParsers(seed);
+  logBatchRoundTrip();
 
   Origin origin;
   origin.start();
@@ -352,7 +401,7 @@ int main(int argc, char** argv) {
   auto fast = std::make_unique<fp::FastPath>(options, [&reports](fp::Events&& e) {
     std::lock_guard<std::mutex> lock(reports.mu);
     for (auto& m : e.misses) reports.misses.push_back(std::move(m));
-    for (auto& l : e.logs) reports.logs.push_back(std::move(l));
+    for (size_t i = 0; i < e.logs.size(); i++) reports.logs.push_back(e.logs.at(i));
     for (auto& h : e.handbacks) reports.handbacks.push_back(std::move(h));
     for (uint32_t id : e.closed) reports.closed.push_back(id);
     reports.cv.notify_all();

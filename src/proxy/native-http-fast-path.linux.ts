@@ -41,10 +41,7 @@ export interface FastRequestRecord {
   retryAbandoned: boolean;
 }
 
-/** Values per record in the flat log array (http_fast_path_binding.cc Deliver). */
-const RECORD_FIELDS = 21;
-
-type OnEvents = (misses: (number | string)[], logs: (number | string | boolean | undefined)[], handbacks: (number | Buffer)[], closed: number[]) => void;
+type OnEvents = (misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[]) => void;
 
 interface FastPathAddon {
   fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number): FastPathHandle;
@@ -70,31 +67,47 @@ export interface NativeHttpFastPathHooks<C> {
   batchDone(): void;
 }
 
-/** The record starting at index `i` of the flat log array. */
-function recordAt(v: (number | string | boolean | undefined)[], i: number): FastRequestRecord {
-  return {
-    connId: v[i] as number,
-    startMs: v[i + 1] as number,
-    method: v[i + 2] as string,
-    path: v[i + 3] as string,
-    authority: v[i + 4] as string,
-    userAgent: v[i + 5] as string | undefined,
-    forwardedFor: v[i + 6] as string | undefined,
-    requestId: v[i + 7] as string,
-    code: v[i + 8] as number,
-    flags: v[i + 9] as string,
-    bytesReceived: v[i + 10] as number,
-    bytesSent: v[i + 11] as number,
-    durationMs: v[i + 12] as number,
-    upstreamServiceMs: v[i + 13] as number | undefined,
-    upstreamHost: v[i + 14] as string,
-    cluster: v[i + 15] as string,
-    upstreamLocal: v[i + 16] as string | undefined,
-    upstreamConnections: v[i + 17] as number,
-    connectFailures: v[i + 18] as number,
-    retries: v[i + 19] as number,
-    retryAbandoned: v[i + 20] as boolean,
+/** Numbers per record in a packed batch (native/src/http_fast_path/log_batch.h LogBatch). */
+const RECORD_FIELDS = 21;
+
+/**
+ * The records of a packed batch, in order: RECORD_FIELDS numbers each (log_batch.h lists
+ * them), the last ten the lengths of its strings in `text` (-1: absent).
+ */
+function decodeRecords(numbers: Float64Array, text: string, each: (record: FastRequestRecord) => void): void {
+  let off = 0;
+  const str = (len: number): string | undefined => {
+    if (len < 0) return undefined;
+    const s = text.slice(off, off + len);
+    off += len;
+    return s;
   };
+  for (let i = 0; i + RECORD_FIELDS <= numbers.length; i += RECORD_FIELDS) {
+    const serviceMs = numbers[i + 6]!;
+    each({
+      connId: numbers[i]!,
+      startMs: numbers[i + 1]!,
+      code: numbers[i + 2]!,
+      bytesReceived: numbers[i + 3]!,
+      bytesSent: numbers[i + 4]!,
+      durationMs: numbers[i + 5]!,
+      upstreamServiceMs: serviceMs < 0 ? undefined : serviceMs,
+      upstreamConnections: numbers[i + 7]!,
+      connectFailures: numbers[i + 8]!,
+      retries: numbers[i + 9]!,
+      retryAbandoned: numbers[i + 10] !== 0,
+      method: str(numbers[i + 11]!) ?? '',
+      path: str(numbers[i + 12]!) ?? '',
+      authority: str(numbers[i + 13]!) ?? '',
+      userAgent: str(numbers[i + 14]!),
+      forwardedFor: str(numbers[i + 15]!),
+      requestId: str(numbers[i + 16]!) ?? '',
+      flags: str(numbers[i + 17]!) ?? '-',
+      upstreamHost: str(numbers[i + 18]!) ?? '',
+      cluster: str(numbers[i + 19]!) ?? '',
+      upstreamLocal: str(numbers[i + 20]!),
+    });
+  }
 }
 
 const MAX_U32 = 0xffffffff;
@@ -121,7 +134,7 @@ export class NativeHttpFastPath<C> {
   ) {
     this.addon = loadAddon() as NativeAddon & FastPathAddon;
     this.handle = this.addon.fastPathCreate(
-      (misses, logs, handbacks, closed) => this.events(misses, logs, handbacks, closed),
+      (misses, logNumbers, logText, handbacks, closed) => this.events(misses, logNumbers, logText, handbacks, closed),
       clampMs(options.connectTimeoutMs),
       clampMs(options.idleTimeoutMs),
       clampMs(options.slowHeadMs ?? 5000),
@@ -198,15 +211,15 @@ export class NativeHttpFastPath<C> {
     else this.addon.fastPathUnref(this.handle);
   }
 
-  private events(misses: (number | string)[], logs: (number | string | boolean | undefined)[], handbacks: (number | Buffer)[], closed: number[]): void {
+  private events(misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[]): void {
     for (let i = 0; i < misses.length; i += 2) this.hooks.routeMiss(misses[i] as number, misses[i + 1] as string);
-    this.served += logs.length / RECORD_FIELDS;
+    this.served += logNumbers.length / RECORD_FIELDS;
     this.handedBack += handbacks.length / 3;
-    for (let i = 0; i < logs.length; i += RECORD_FIELDS) {
-      const ctx = this.contexts.get(logs[i] as number);
-      if (ctx !== undefined) this.hooks.request(recordAt(logs, i), ctx);
-    }
-    if (logs.length > 0) this.hooks.batchDone();
+    decodeRecords(logNumbers, logText, (record) => {
+      const ctx = this.contexts.get(record.connId);
+      if (ctx !== undefined) this.hooks.request(record, ctx);
+    });
+    if (logNumbers.length > 0) this.hooks.batchDone();
     for (let i = 0; i < handbacks.length; i += 3) {
       const id = handbacks[i] as number;
       const fd = handbacks[i + 1] as number;

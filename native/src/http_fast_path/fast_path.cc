@@ -50,6 +50,9 @@ constexpr uint64_t kRouteWaitMs = 5000;
 // hand-backs go at once. Times in the records are taken here, so batching does not skew them.
 constexpr uint64_t kBatchMs = 5;
 constexpr size_t kBatchMax = 256;
+// A batch's log strings go to JS as one string: this many bytes send it at once (a few requests
+// with 60 KiB heads would otherwise make it grow towards V8's string length limit).
+constexpr size_t kBatchTextMax = 1 << 20;
 
 bool isHopByHop(std::string_view name) {
   static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"};
@@ -318,25 +321,40 @@ struct FastPath::Impl {
     *current = wanted;
   }
 
-  std::string randomHex(size_t bytes) {
+  // Random bytes as lowercase hex, written to out[0, 2 * bytes).
+  void randomHexInto(char* out, size_t bytes) {
     static constexpr char kDigits[] = "0123456789abcdef";
-    std::string s;
-    s.reserve(bytes * 2);
+    uint64_t bits = 0;
     for (size_t i = 0; i < bytes; i++) {
-      const auto b = static_cast<unsigned>(rng() & 0xff);
-      s.push_back(kDigits[b >> 4]);
-      s.push_back(kDigits[b & 15]);
+      if (i % 8 == 0) bits = rng();
+      const auto b = static_cast<unsigned>(bits & 0xff);
+      bits >>= 8;
+      out[2 * i] = kDigits[b >> 4];
+      out[2 * i + 1] = kDigits[b & 15];
     }
-    return s;
+  }
+
+  std::string randomHex(size_t bytes) {
+    char buf[64];
+    bytes = std::min(bytes, sizeof buf / 2);
+    randomHexInto(buf, bytes);
+    return std::string(buf, 2 * bytes);
   }
 
   // A version 4 UUID, as crypto.randomUUID() gives.
   std::string uuid() {
-    std::string h = randomHex(16);
+    char h[32];
+    randomHexInto(h, 16);
     h[12] = '4';
     static constexpr char kVariant[] = "89ab";
     h[16] = kVariant[rng() & 3];
-    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+    char out[36];
+    size_t o = 0;
+    for (size_t i = 0; i < 32; i++) {
+      if (i == 8 || i == 12 || i == 16 || i == 20) out[o++] = '-';
+      out[o++] = h[i];
+    }
+    return std::string(out, sizeof out);
   }
 
   void arm(Conn* c) {
@@ -376,7 +394,7 @@ struct FastPath::Impl {
     const bool urgent = !pending.misses.empty() || !pending.handbacks.empty();
     const size_t queued = pending.logs.size() + pending.closed.size();
     if (!urgent && queued == 0) return;
-    if (!urgent && queued < kBatchMax) {
+    if (!urgent && queued < kBatchMax && pending.logs.text().size() < kBatchTextMax) {
       if (batch_due_ms == 0) batch_due_ms = now + kBatchMs;
       if (now < batch_due_ms) return;
     }
@@ -749,7 +767,7 @@ struct FastPath::Impl {
   void finishLog(Conn* c) {
     Exchange* ex = c->ex.get();
     ex->log.duration_ms = static_cast<double>(nowUs() - ex->t0_us) / 1000.0;
-    pending.logs.push_back(std::move(ex->log));
+    pending.logs.add(ex->log);
     ex->log = RequestLog{};
     ex->log.conn_id = c->id;
   }

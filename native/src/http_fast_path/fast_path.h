@@ -38,6 +38,8 @@
 #include <string>
 #include <vector>
 
+#include "http_fast_path/log_batch.h"
+
 namespace interpose::http_fast_path {
 
 /** Envoy retry_on conditions as numbers (src/proxy/http-retry.ts isRetriable()). */
@@ -93,29 +95,9 @@ struct HandBack {
   std::string bytes;
 };
 
-/** One finished request, with what the access log line and the metrics need. */
-struct RequestLog {
-  uint32_t conn_id = 0;
-  double start_ms = 0;  // wall clock, ms since the epoch
-  std::string method, path, authority, user_agent, forwarded_for, request_id;
-  bool has_user_agent = false, has_forwarded_for = false;
-  int code = 0;
-  std::string flags = "-";
-  uint64_t bytes_received = 0, bytes_sent = 0;
-  double duration_ms = 0;
-  int64_t upstream_service_ms = -1;  // -1: no upstream answer
-  std::string upstream_host, cluster, upstream_local;
-  uint32_t upstream_connections = 0;  // new upstream connections made for it
-  uint32_t connect_failures = 0;
-  uint32_t retries = 0;  // attempts sent again by the retry policy
-  // A streamed request body outgrew the replay buffer before an answer, on a route with
-  // retries: no retry can follow (Envoy's retry_or_shadow_abandoned).
-  bool retry_abandoned = false;
-};
-
 struct Events {
   std::vector<RouteMiss> misses;
-  std::vector<RequestLog> logs;
+  LogBatch logs;                    // the finished requests
   std::vector<HandBack> handbacks;  // after the logs of the same connection
   std::vector<uint32_t> closed;     // connections this side closed (after their logs)
 };
