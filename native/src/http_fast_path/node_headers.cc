@@ -47,9 +47,20 @@ HeaderList flatten(std::vector<Group>& groups) {
   return out;
 }
 
+bool hasRepeatedName(const HeaderList& fields) {
+  for (size_t i = 1; i < fields.size(); i++) {
+    for (size_t j = 0; j < i; j++) {
+      if (fields[i].first == fields[j].first) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
-HeaderList nodeHttp2RequestFields(const HeaderList& fields) {
+HeaderList nodeHttp2RequestFields(HeaderList fields) {
+  // Quadratic, but over at most the fast path's kH2MaxFields (100), and usually a handful.
+  if (!hasRepeatedName(fields)) return fields;
   std::vector<Group> groups;
   for (const auto& [name, value] : fields) {
     Group* g = find(groups, name);

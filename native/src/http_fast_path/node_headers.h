@@ -19,9 +19,10 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
  * Request fields as node:http2 turns them into an object (internal/http2/util.js
  * toHeaderObject) and http2-proxy.ts lists them again: a field that Node keeps once dropped
  * after the first, set-cookie kept as several fields next to its first one, cookie joined
- * with "; ", any other joined with ", ". Names are lowercase already (HTTP/2).
+ * with "; ", any other joined with ", ". Names are lowercase already (HTTP/2). A list without
+ * a repeated name (the usual one) comes back as it was, without a copy when moved in.
  */
-HeaderList nodeHttp2RequestFields(const HeaderList& fields);
+HeaderList nodeHttp2RequestFields(HeaderList fields);
 
 /**
  * Response fields of an HTTP/1.1 upstream as node:http's IncomingMessage.headers holds them
