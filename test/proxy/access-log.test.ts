@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AccessLog, formatJson, formatText, type AccessLogEntry } from '../../src/proxy/access-log.js';
+import { AccessLog, formatJson, formatText, isoTime, type AccessLogEntry } from '../../src/proxy/access-log.js';
 import { ValidationError } from '../../src/errors/index.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 
@@ -109,4 +109,17 @@ test('a file gets the lines of one loop turn in one append, written by the end o
 test('a file that cannot be opened is refused naming --access-log', (t) => {
   const err = t.throws(() => new AccessLog('/nonexistent-dir/access.log', 'TEXT'), { instanceOf: ValidationError });
   t.regex(err!.message, /--access-log.*\/nonexistent-dir\/access\.log.*ENOENT/);
+});
+
+test('start times read as toISOString() writes them, from the cached second or not', (t) => {
+  // Milliseconds of one second in turn (the cached path), across seconds, before 1970 and
+  // beyond year 9999 (toISOString's extended years), then back to an earlier second.
+  const times = [
+    Date.UTC(2026, 11, 6, 3, 40, 20, 0), Date.UTC(2026, 11, 6, 3, 40, 20, 7), Date.UTC(2026, 11, 6, 3, 40, 20, 42),
+    Date.UTC(2026, 11, 6, 3, 40, 20, 999), Date.UTC(2026, 11, 6, 3, 40, 21, 1), -1, -999, -1000, -1001, 0,
+    8.64e15, 8.64e15 - 1, -8.64e15, 253402300799999, 253402300800000, Date.UTC(2026, 11, 6, 3, 40, 20, 5),
+  ];
+  for (const ms of times) t.is(isoTime(new Date(ms)), new Date(ms).toISOString(), String(ms));
+  for (let ms = 1_733_450_000_000; ms < 1_733_450_002_500; ms += 7) t.is(isoTime(new Date(ms)), new Date(ms).toISOString());
+  t.throws(() => isoTime(new Date(NaN)), { instanceOf: RangeError });
 });
