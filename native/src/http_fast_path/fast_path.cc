@@ -341,6 +341,16 @@ struct FastPath::Impl {
     return std::string(buf, 2 * bytes);
   }
 
+  // The key of `routes` and `parked` for a request's (port, authority), built in a buffer kept
+  // from one request to the next (each request looks its route up): valid until the next call.
+  std::string route_key_buf;
+  const std::string& routeKey(uint16_t port, std::string_view authority) {
+    char digits[8];
+    const int n = snprintf(digits, sizeof digits, "%u", static_cast<unsigned>(port));
+    route_key_buf.assign(digits, static_cast<size_t>(n)).append(" ").append(authority);
+    return route_key_buf;
+  }
+
   // A version 4 UUID, as crypto.randomUUID() gives.
   std::string uuid() {
     char h[32];
@@ -672,7 +682,7 @@ struct FastPath::Impl {
     if (lengths == 1 && !parseDecimal(length_text, &body_len)) return false;
     if (body_len > kMaxBody) return false;
 
-    const std::string key = std::to_string(c->port) + " " + std::string(host);
+    const std::string& key = routeKey(c->port, host);
     const uint64_t now = nowMs();
     auto it = routes.find(key);
     if (it == routes.end() || it->second.expires_ms <= now) {
@@ -1402,7 +1412,7 @@ struct FastPath::Impl {
     }
     if (clear) routes.clear();
     for (RouteUpdate& u : ups) {
-      const std::string key = std::to_string(u.port) + " " + u.authority;
+      const std::string key = routeKey(u.port, u.authority);  // a copy: advance() below builds others
       routes[key] = RouteEntry{u.route, nowMs() + u.ttl_ms};
       auto it = parked.find(key);
       if (it == parked.end()) continue;

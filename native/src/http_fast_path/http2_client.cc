@@ -126,12 +126,7 @@ bool Http2Client::produce(std::string* out, size_t limit) {
 }
 
 int32_t Http2Client::request(const Fields& fields, bool with_body) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size());
-  for (const auto& [name, value] : fields) {
-    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
-                   name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-  }
+  const std::vector<nghttp2_nv>& nva = toNghttp2Fields(fields);
   nghttp2_data_provider body{};
   body.read_callback = &Http2ClientCallbacks::readBody;
   const int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), with_body ? &body : nullptr, nullptr);

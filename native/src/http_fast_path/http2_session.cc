@@ -140,16 +140,22 @@ bool Http2Session::stoppedReading() const { return nghttp2_session_want_read(ses
 
 bool Http2Session::finished() const { return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0; }
 
-bool Http2Session::respond(int32_t stream_id, const std::vector<std::pair<std::string, std::string>>& headers, bool with_body) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(headers.size());
-  for (const auto& [name, value] : headers) {
-    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
-                   name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-  }
+namespace {
+template <typename Fields>
+bool submitResponse(nghttp2_session* session, int32_t stream_id, const Fields& headers, bool with_body) {
+  const std::vector<nghttp2_nv>& nva = toNghttp2Fields(headers);
   nghttp2_data_provider body{};
   body.read_callback = &Http2SessionCallbacks::readBody;
-  return nghttp2_submit_response(session_, stream_id, nva.data(), nva.size(), with_body ? &body : nullptr) == 0;
+  return nghttp2_submit_response(session, stream_id, nva.data(), nva.size(), with_body ? &body : nullptr) == 0;
+}
+}  // namespace
+
+bool Http2Session::respond(int32_t stream_id, const std::vector<std::pair<std::string, std::string>>& headers, bool with_body) {
+  return submitResponse(session_, stream_id, headers, with_body);
+}
+
+bool Http2Session::respondViews(int32_t stream_id, const std::vector<std::pair<std::string_view, std::string_view>>& headers, bool with_body) {
+  return submitResponse(session_, stream_id, headers, with_body);
 }
 
 void Http2Session::resume(int32_t stream_id) { nghttp2_session_resume_data(session_, stream_id); }

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -88,6 +89,8 @@ class Http2Session {
 
   /** A response head (":status" first); `with_body` false ends the stream with it. */
   bool respond(int32_t stream_id, const std::vector<std::pair<std::string, std::string>>& headers, bool with_body);
+  /** respond() with the fields as views (nghttp2 copies them before this returns). */
+  bool respondViews(int32_t stream_id, const std::vector<std::pair<std::string_view, std::string_view>>& headers, bool with_body);
   /** More of a response body is there (or it ended). */
   void resume(int32_t stream_id);
   /** RST_STREAM with `error_code`. */

@@ -7,6 +7,10 @@
 #include <nghttp2/nghttp2.h>
 
 #include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace interpose::http_fast_path {
 
@@ -42,6 +46,26 @@ inline nghttp2_session* newNghttp2Session(Nghttp2Side side, const Nghttp2Callbac
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) throw std::bad_alloc();
   return session;
+}
+
+/**
+ * `fields` as nghttp2 takes a header list, in the calling thread's scratch list (its room kept
+ * from one call to the next: valid until the next call on the thread; nghttp2's submit
+ * functions copy it). Fields whose values are made fresh for each request (request and trace
+ * ids) are sent "never indexed": put in HPACK's dynamic table, they would only push out the
+ * entries that do repeat (authority, user-agent, content-type), and cost an insertion each.
+ */
+template <typename Fields>  // pairs of std::string or of std::string_view
+const std::vector<nghttp2_nv>& toNghttp2Fields(const Fields& fields) {
+  static thread_local std::vector<nghttp2_nv> scratch;
+  std::vector<nghttp2_nv>* nva = &scratch;
+  nva->clear();
+  for (const auto& [name, value] : fields) {
+    const bool unique = name == "x-request-id" || name == "x-b3-traceid" || name == "x-b3-spanid";
+    nva->push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
+                    name.size(), value.size(), static_cast<uint8_t>(unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)});
+  }
+  return scratch;
 }
 
 }  // namespace interpose::http_fast_path
