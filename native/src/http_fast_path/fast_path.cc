@@ -1101,7 +1101,7 @@ struct FastPath::Impl {
   // The head as Node's ServerResponse writes it for res.writeHead(status, reason, headers).
   void writeResponseHead(Conn* c, const ResponseHead& head) {
     if (c->parent) {
-      h2ResponseHead(c, head);
+      h2RelayHead(c, head);
       return;
     }
     Exchange* ex = c->ex.get();

@@ -48,6 +48,7 @@ HeaderList flatten(std::vector<Group>& groups) {
 }
 
 bool hasRepeatedName(const HeaderList& fields) {
+  // Quadratic, but over a head's fields (the fast path takes at most 100), usually a handful.
   for (size_t i = 1; i < fields.size(); i++) {
     for (size_t j = 0; j < i; j++) {
       if (fields[i].first == fields[j].first) return true;
@@ -56,20 +57,20 @@ bool hasRepeatedName(const HeaderList& fields) {
   return false;
 }
 
-}  // namespace
-
-HeaderList nodeHttp2RequestFields(HeaderList fields) {
-  // Quadratic, but over at most the fast path's kH2MaxFields (100), and usually a handful.
+// Node's merge of repeated fields (names lowercase): a name `keepsFirst` says keeps its first
+// value, set-cookie stays several fields listed next to its first, cookie is joined with "; ",
+// any other with ", ". A list without a repeated name (the usual one) is returned as it came.
+HeaderList mergeRepeats(HeaderList fields, bool (*keepsFirst)(std::string_view)) {
   if (!hasRepeatedName(fields)) return fields;
   std::vector<Group> groups;
-  for (const auto& [name, value] : fields) {
+  for (auto& [name, value] : fields) {
     Group* g = find(groups, name);
     if (g == nullptr) {
-      groups.push_back({name, {value}});
-    } else if (http2SingleValue(name)) {
+      groups.push_back({std::move(name), {std::move(value)}});
+    } else if (keepsFirst(name)) {
       // kept once: the first
     } else if (name == "set-cookie") {
-      g->values.push_back(value);  // a list, listed again as several fields
+      g->values.push_back(std::move(value));  // a list, listed again as several fields
     } else {
       g->values[0].append(name == "cookie" ? "; " : ", ").append(value);
     }
@@ -77,24 +78,19 @@ HeaderList nodeHttp2RequestFields(HeaderList fields) {
   return flatten(groups);
 }
 
+}  // namespace
+
+HeaderList nodeHttp2RequestFields(HeaderList fields) { return mergeRepeats(std::move(fields), http2SingleValue); }
+
 HeaderList nodeHttp1ResponseFields(const std::vector<std::pair<std::string_view, std::string_view>>& fields) {
-  std::vector<Group> groups;
-  std::string lower;
+  HeaderList lowered;
+  lowered.reserve(fields.size());
   for (const auto& [name, value] : fields) {
-    lower.assign(name);
+    std::string lower(name);
     for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    Group* g = find(groups, lower);
-    if (g == nullptr) {
-      groups.push_back({lower, {std::string(value)}});
-    } else if (lower == "set-cookie") {
-      g->values.emplace_back(value);
-    } else if (http1DropsRepeats(lower)) {
-      // kept once: the first
-    } else {
-      g->values[0].append(lower == "cookie" ? "; " : ", ").append(value);
-    }
+    lowered.emplace_back(std::move(lower), std::string(value));
   }
-  return flatten(groups);
+  return mergeRepeats(std::move(lowered), http1DropsRepeats);
 }
 
 }  // namespace interpose::http_fast_path
