@@ -334,7 +334,7 @@ struct FastPath::Impl {
     }
   }
 
-  std::string randomHex(size_t bytes) {
+  std::string randomHex(size_t bytes) {  // at most 32 bytes: the ids made here take 8 and 16
     char buf[64];
     bytes = std::min(bytes, sizeof buf / 2);
     randomHexInto(buf, bytes);
