@@ -5,7 +5,7 @@
  * container queue, the socket is root's alone, and the shim runs the Node plugin when no
  * daemon listens (absent socket, a stale one, a daemon that was stopped).
  */
-import test from 'ava';
+import test, { type ExecutionContext, type Implementation } from 'ava';
 import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
@@ -21,13 +21,13 @@ import { CniNetwork, cniSkipReason } from './helpers/cni-network.js';
 import { INJECTED } from './helpers/kube-stand-in.js';
 
 const shimBuilt = nativeExecutablePath('interpose-cni-shim') !== undefined;
-const shimTest = shimBuilt ? test.serial : (title: string, fn: Parameters<typeof test.serial>[1]) => test.skip(`${title} (skipped: no native shim; npm run build:native)`, fn);
+const shimTest: (title: string, fn: Implementation<[]>) => void = shimBuilt ? test.serial : (title: string, fn: Implementation<[]>) => test.skip(`${title} (skipped: no native shim; npm run build:native)`, fn);
 const cniSkip = cniSkipReason() ?? (shimBuilt ? undefined : 'no native shim; npm run build:native');
-const cniTest = cniSkip ? (title: string, fn: Parameters<typeof test.serial>[1]) => test.skip(`${title} (skipped: ${cniSkip})`, fn) : test.serial;
+const cniTest: (title: string, fn: Implementation<[]>) => void = cniSkip ? (title: string, fn: Implementation<[]>) => test.skip(`${title} (skipped: ${cniSkip})`, fn) : test.serial;
 
 const VERSION_CALL = { env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}' };
 
-function scratch(t: Parameters<Parameters<typeof test>[1]>[0]): string {
+function scratch(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'interpose-cni-daemon-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;

@@ -6,7 +6,7 @@
  * the bin dir's interpose-cni; [daemon], the native shim forwarding to a running
  * `interpose cni install --watch` (what a node runs in production).
  */
-import test, { type ExecutionContext } from 'ava';
+import test, { type ExecutionContext, type Implementation } from 'ava';
 import { execa } from 'execa';
 import { CALL_PATHS, CLI, CniNetwork, cniSkipReason, probe, rulesIn } from './helpers/cni-network.js';
 import { INJECTED } from './helpers/kube-stand-in.js';
@@ -18,7 +18,7 @@ if (skip) console.log(`SKIP: ${skip}`);
 const ours = (rules: string) => /ISTIO_|table inet istio-proxy-/.test(rules);
 
 for (const path of CALL_PATHS) {
-  const cniTest = (title: string, fn: Parameters<typeof test.serial>[1]) =>
+  const cniTest = (title: string, fn: Implementation<[]>) =>
     skip ? test.skip(`[${path}] ${title} (skipped: ${skip})`, fn) : test.serial(`[${path}] ${title}`, fn);
 
   /** On the daemon path, every log line came from the daemon: no call fell back to Node. */

@@ -24,7 +24,7 @@ function docs(): Doc[] {
 const one = (kind: string) => {
   const found = docs().filter((d) => d.kind === kind);
   if (found.length !== 1) throw new Error(`expected one ${kind}, found ${found.length}`);
-  return found[0]! as never;
+  return found[0]!;
 };
 
 test('ServiceAccount, ClusterRole (get/list/watch pods only) and the binding between them', (t) => {
@@ -59,13 +59,19 @@ test('the DaemonSet runs `interpose cni install --watch` on every node with the 
   t.true(flags!.copyNode);
 
   // The launcher and the plugin entry name these paths: they must be the host's.
-  const hostPath = (dir: unknown) => {
+  const hostPath = (dir: string) => {
     const mount = c!.volumeMounts.find((m) => m.mountPath === dir);
     const volume = (pod.volumes as Array<{ name: string; hostPath?: { path: string } }>).find((v) => v.name === mount?.name);
     return volume?.hostPath?.path;
   };
-  t.is(hostPath(flags!.cniBinDir), flags!.cniBinDir);
-  t.is(hostPath(flags!.cniConfDir), flags!.cniConfDir);
+  /** A flag the installer takes as a path: parsed to a string, never left unset. */
+  const pathFlag = (name: string): string => {
+    const value = flags![name];
+    if (typeof value !== 'string') return t.fail(`--${name} parsed to ${JSON.stringify(value)}, not a path`);
+    return value;
+  };
+  t.is(hostPath(pathFlag('cniBinDir')), pathFlag('cniBinDir'));
+  t.is(hostPath(pathFlag('cniConfDir')), pathFlag('cniConfDir'));
   t.is(flags!.cniBinDir, '/opt/cni/bin');
   t.is(flags!.cniConfDir, '/etc/cni/net.d');
   // The shim on the host connects to the socket the daemon serves: its directory is the host's.
@@ -74,7 +80,7 @@ test('the DaemonSet runs `interpose cni install --watch` on every node with the 
   // Served calls and fallback calls must see the same records and namespaces.
   t.is(hostPath('/var/lib/cni/interpose-cni'), '/var/lib/cni/interpose-cni');
   t.is(hostPath('/var/run/netns'), '/var/run/netns');
-  t.is(hostPath(flags!.logFile), flags!.logFile);
+  t.is(hostPath(pathFlag('logFile')), pathFlag('logFile'));
   const caps = (c as unknown as { securityContext: { capabilities: { add: string[] } } }).securityContext.capabilities.add;
   for (const cap of ['NET_ADMIN', 'SYS_ADMIN']) t.true(caps.includes(cap), `the daemon writes pods' rules: ${cap}`);
 });

@@ -15,7 +15,7 @@
  * (scripts/build-image.sh; .ci/run builds it). Outside CI a missing image skips the test; under
  * CI it fails it.
  */
-import test from 'ava';
+import test, { type Implementation } from 'ava';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +32,7 @@ async function skipReason(): Promise<string | undefined> {
 
 const skip = await skipReason();
 if (skip) console.log(`SKIP: ${skip}`);
-const podmanTest = skip ? (title: string, fn: Parameters<typeof test.serial>[1]) => test.skip(`${title} (skipped: ${skip})`, fn) : test.serial;
+const podmanTest: (title: string, fn: Implementation<[]>) => void = skip ? (title: string, fn: Implementation<[]>) => test.skip(`${title} (skipped: ${skip})`, fn) : test.serial;
 
 /** The host's netfilter lines of ours: istio-iptables' chains or interpose's names. */
 const hostRulesOfOurs = async () =>

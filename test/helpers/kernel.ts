@@ -56,8 +56,11 @@ export class Netns {
     return ns;
   }
 
-  /** Runs argv inside the namespace; rejects on non-zero exit unless `reject: false`. */
-  exec(argv: string[], options: ExecaOptions = {}) {
+  /**
+   * Runs argv inside the namespace; rejects on non-zero exit unless `reject: false`. Generic in
+   * the options so the result's type follows them (stdout a string unless they say otherwise).
+   */
+  exec<const O extends ExecaOptions = {}>(argv: string[], options?: O) {
     return execa('ip', ['netns', 'exec', this.name, ...argv], options);
   }
 

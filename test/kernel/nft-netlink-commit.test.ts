@@ -7,6 +7,7 @@
  * knows, random prefixes (byte-aligned or not, /0, full), negations, wildcard interfaces,
  * port lists, and interval sets whose ranges touch the first and last address of a family.
  */
+import type { ExecutionContext } from 'ava';
 import { randomInt } from 'node:crypto';
 import { NamespacedExecutor, SystemExecutor, namespacePath } from '../../src/kernel/executor.js';
 import { NetlinkRejectedError, NetlinkTransaction, NftToolTransaction, type NftTransaction } from '../../src/kernel/nft-transaction.linux.js';
@@ -28,7 +29,7 @@ async function kernelState(ns: Netns): Promise<string> {
   return `${listing.stdout}\n----\n${bytecode.stdout}`;
 }
 
-async function commitBothWays(t: Parameters<Parameters<typeof kernelTest>[1]>[0], tables: NftTable[]): Promise<{ viaNft: string; viaNetlink: string }> {
+async function commitBothWays(t: ExecutionContext, tables: NftTable[]): Promise<{ viaNft: string; viaNetlink: string }> {
   const a = await Netns.create(t, 'nlc');
   const b = await Netns.create(t, 'nlc');
   const plan = { replace: [], create: tables.map((x) => x.name), tables };

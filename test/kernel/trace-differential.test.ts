@@ -185,10 +185,11 @@ function probesFor(rnd: SeededRandom, cfg: Config, veth: string): Probe[] {
     // self, by lo, wherever the rules say it goes) and an IPv4-mapped one from an IPv6 socket
     // (IPv4 on the wire, the IPv4 rules decide; the socket's own address reads ::ffff:100.64.0.1).
     const v4 = dsts.map(([d]) => d).filter((d) => !d.includes(':') && d !== POD_V4 && d !== DNS_V4);
-    const edges: Array<[string, number, PacketOptions]> = [
-      ['0.0.0.0', rnd.pick(APP_PORTS.slice(0, 4)), {} as PacketOptions],
-      ['::', rnd.pick(APP_PORTS.slice(0, 4)), {} as PacketOptions],
-      [`::ffff:${rnd.pick(v4.length > 0 ? v4 : [randomWorldAddress(rnd, 4)])}`, rnd.pick(WORLD_PORTS.slice(0, 4)), { out: veth, src: `::ffff:${POD_V4}` } as PacketOptions],
+    // The third element adds to the packet; the destination is always the edge's own.
+    const edges: Array<[string, number, Omit<PacketOptions, 'dst' | 'dport'>]> = [
+      ['0.0.0.0', rnd.pick(APP_PORTS.slice(0, 4)), {}],
+      ['::', rnd.pick(APP_PORTS.slice(0, 4)), {}],
+      [`::ffff:${rnd.pick(v4.length > 0 ? v4 : [randomWorldAddress(rnd, 4)])}`, rnd.pick(WORLD_PORTS.slice(0, 4)), { out: veth, src: `::ffff:${POD_V4}` }],
     ];
     for (const [dst, dport, extra] of edges) {
       probes.push({

@@ -187,7 +187,9 @@ test('IPv6 text in every RFC 4291 form parses to the same address as ipaddr.js r
   for (const [i, a] of addrs.entries()) {
     const v = trie.lookup(a.toNormalizedString());
     t.is(trie.lookup(a.toRFC5952String()), v);
-    t.is(trie.lookup(a.toFixedLengthString().toUpperCase()), v);
+    // Every group at four digits, upper case (ipaddr.js's toFixedLengthString, absent from its types).
+    const fixedLength = a.parts.map((part) => part.toString(16).padStart(4, '0')).join(':');
+    t.is(trie.lookup(fixedLength.toUpperCase()), v);
     if (i > 50) break;
   }
   t.true(addrs.every((a) => trie.lookup(a.toRFC5952String()) !== undefined));

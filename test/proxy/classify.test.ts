@@ -95,7 +95,8 @@ test('VirtualService tls routes on the mesh send matching SNI elsewhere (the egr
 test('http routes: first match wins (uri prefix/exact, port, gateway); weights split traffic', (t) => {
   const r = registry(seed.egressGateway);
   const vs = r.virtualService('httpbin.org', 'mesh')!;
-  const facts = { path: '/status/418', authority: 'httpbin.org', method: 'GET', port: 80 };
+  // A plain GET as a client sends it; these routes match on uri, port and gateway only.
+  const facts = { path: '/status/418', authority: 'httpbin.org', method: 'GET', scheme: 'http', port: 80, rawHeaders: ['Host', 'httpbin.org'] };
   t.is(selectHttpRoute(vs, { ...facts, gateway: 'mesh' })!.route[0]!.destination.host, 'localhost.local');
   t.is(selectHttpRoute(vs, { ...facts, gateway: 'istio-egressgateway' })!.route[0]!.destination.host, 'httpbin.org');
   t.is(selectHttpRoute(vs, { ...facts, port: 8080, gateway: 'mesh' }), undefined);

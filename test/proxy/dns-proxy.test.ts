@@ -166,7 +166,9 @@ kernelTest('malformed messages are dropped, counted and logged; the proxy goes o
   // To the nameserver's address, as a workload would send it: the rules bring it to the proxy.
   await world.inPod(['bash', '-c', `printf 'not a dns message' > /dev/udp/${NAMESERVER}/53`]);
   // A TCP length prefix of 65535 announces more than any query: the connection is closed.
-  await world.inPod(['bash', '-c', `exec 3<>/dev/tcp/${NAMESERVER}/53; printf '\\xff\\xff' >&3; cat <&3 >/dev/null`], { reject: false, timeout: 5000 });
+  // inPod has no timeout of its own: timeout(1) bounds the call (its process group, cat
+  // included, is killed after 5 s) should the proxy keep the connection open.
+  await world.inPod(['timeout', '-k', '1', '5', 'bash', '-c', `exec 3<>/dev/tcp/${NAMESERVER}/53; printf '\\xff\\xff' >&3; cat <&3 >/dev/null`], { reject: false });
   let udpAfter = udpBefore;
   for (let i = 0; i < 20 && udpAfter === udpBefore; i++) {
     await new Promise((r) => setTimeout(r, 100));

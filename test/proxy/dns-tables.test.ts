@@ -132,7 +132,7 @@ test('TCP frames: split and joined messages come out whole; an oversized length 
 });
 
 test('the registry claims auto-allocated addresses for their host, and such an entry no longer owns its whole port', (t) => {
-  const config = { mode: 'REGISTRY_ONLY' as const, serviceEntries: [entry('db', ['db.internal'])], virtualServices: [], destinationRules: [], gateways: [], ignored: [] };
+  const config = { mode: 'REGISTRY_ONLY' as const, serviceEntries: [entry('db', ['db.internal'])], virtualServices: [], destinationRules: [], gateways: [], ignored: [], warnings: [] };
   const naiveTable = () => new CidrTrie();
   const allocated = autoAllocate(config.serviceEntries);
   const registry = new Registry(config, naiveTable, allocated);

@@ -115,7 +115,10 @@ const mutation = fc.record({
   name: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('retries', 'retires', 'headers', 'exportTo', 'workloadSelector', 'sourceLabels', 'fault', '__proto__', 'constructor')),
 });
 
-function mutate(doc: unknown, ops: fc.RecordValue<{ at: number; action: string; value: unknown; name: string }>[]): unknown {
+/** One edit, as `mutation` generates it. */
+type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
+
+function mutate(doc: unknown, ops: Mutation[]): unknown {
   for (const op of ops) {
     const all = places(doc);
     if (all.length === 0) return op.value;

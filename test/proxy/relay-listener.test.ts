@@ -6,6 +6,7 @@
  * timeout (SI), the connection limit (RST and one log line), and SIGTERM draining.
  */
 import { writeFileSync } from 'node:fs';
+import type { ExecutionContext } from 'ava';
 import { kernelTest } from '../helpers/kernel.js';
 import { World } from '../../src/lab/world/world.js';
 import { HTTPBIN, LINK, NOWHERE } from '../../src/lab/world/addresses.js';
@@ -14,7 +15,7 @@ import { installIstioRules } from './helpers/rules.js';
 import { parseLogLine } from './helpers/access-log-line.js';
 import * as seed from '../../src/lab/seed-resources.js';
 
-async function setUp(t: Parameters<Parameters<typeof kernelTest>[1]>[0], prefix: string, flags: string[]) {
+async function setUp(t: ExecutionContext, prefix: string, flags: string[]) {
   const world = await World.create({ prefix });
   t.teardown(() => world.destroy());
   await installIstioRules(world.pod.name, ['-i', '*']);

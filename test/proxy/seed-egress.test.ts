@@ -155,7 +155,7 @@ kernelTest('includeIPRanges bypass: traffic outside the captured ranges goes dir
     const mark = proxy.accessLog.length;
     const r = await curl([`http://${HTTPBIN.host}/headers`]);
     t.is(r.exitCode, 0, r.stderr);
-    const headers = (JSON.parse(r.stdout) as { headers: Record<string, string> }).headers;
+    const headers = (JSON.parse(r.stdout) as { headers: Record<string, string | undefined> }).headers;
     t.is(headers['X-Envoy-Decorator-Operation'], undefined);
     const https = await curl(['-I', `https://${GOOGLE.host}`]);
     t.is(https.exitCode, 0, https.stderr);
