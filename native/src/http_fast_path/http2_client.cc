@@ -114,16 +114,7 @@ bool Http2Client::receive(const char* data, size_t len) {
   return nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len) >= 0;
 }
 
-bool Http2Client::produce(std::string* out, size_t limit) {
-  while (out->size() < limit) {
-    const uint8_t* p = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(session_, &p);
-    if (n < 0) return false;
-    if (n == 0) break;
-    out->append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
-  }
-  return true;
-}
+bool Http2Client::produce(std::string* out, size_t limit) { return produceFrames(session_, out, limit); }
 
 int32_t Http2Client::request(const Fields& fields, bool with_body) {
   const std::vector<nghttp2_nv>& nva = toNghttp2Fields(fields);

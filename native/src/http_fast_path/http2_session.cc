@@ -93,11 +93,7 @@ struct Http2SessionCallbacks {
       Http2Session* s = self(ud);
       std::vector<std::pair<std::string, std::string>> fields;
       if (s->listener_->trailers(stream_id, &fields) && !fields.empty()) {
-        std::vector<nghttp2_nv> nva;
-        for (const auto& [name, value] : fields) {
-          nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
-                         name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-        }
+        const std::vector<nghttp2_nv>& nva = toNghttp2Fields(fields);
         if (nghttp2_submit_trailer(s->session_, stream_id, nva.data(), nva.size()) == 0) *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
     }
@@ -125,16 +121,7 @@ bool Http2Session::receive(const char* data, size_t len) {
   return n >= 0;
 }
 
-bool Http2Session::produce(std::string* out, size_t limit) {
-  while (out->size() < limit) {
-    const uint8_t* p = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(session_, &p);
-    if (n < 0) return false;
-    if (n == 0) break;
-    out->append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
-  }
-  return true;
-}
+bool Http2Session::produce(std::string* out, size_t limit) { return produceFrames(session_, out, limit); }
 
 bool Http2Session::stoppedReading() const { return nghttp2_session_want_read(session_) == 0; }
 

@@ -1,5 +1,5 @@
-// Creating an nghttp2 session the way both ends of the fast path use one (http2_session.cc,
-// the client-facing server side; http2_client.cc, the upstream side): the same five receive
+// Creating and driving an nghttp2 session the way both ends of the fast path use one
+// (http2_session.cc, the client-facing server side; http2_client.cc, the upstream side): the same five receive
 // callbacks, and WINDOW_UPDATEs left to the owner (no automatic ones), so that a byte only
 // opens the window once it has been passed on and a peer that does not read holds the other.
 #pragma once
@@ -46,6 +46,18 @@ inline nghttp2_session* newNghttp2Session(Nghttp2Side side, const Nghttp2Callbac
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) throw std::bad_alloc();
   return session;
+}
+
+/** Appends the frames `session` has to send to `out` until it holds `limit` bytes or nothing is left; false on a fatal error. */
+inline bool produceFrames(nghttp2_session* session, std::string* out, size_t limit) {
+  while (out->size() < limit) {
+    const uint8_t* p = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session, &p);
+    if (n < 0) return false;
+    if (n == 0) break;
+    out->append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  }
+  return true;
 }
 
 /**
