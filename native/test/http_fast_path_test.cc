@@ -34,6 +34,7 @@
 #include "check.h"
 #include "http_fast_path/fast_path.h"
 #include "http_fast_path/http1_head.h"
+#include "http_fast_path/node_headers.h"
 #include "http_fast_path/http2_session.h"
 
 namespace fp = interpose::http_fast_path;
@@ -383,10 +384,36 @@ void logBatchRoundTrip() {
   CHECK(batch.text().rfind("GET/a?q=", 0) == 0);
 }
 
+// Node's merge of repeated fields, for heads short enough to be checked pairwise and for long
+// ones (checked through a hash set): the same answer either way.
+void nodeFieldMerging() {
+  for (const size_t extra : {size_t{0}, size_t{60}}) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < extra; i++) names.push_back("x-f" + std::to_string(i));
+    std::vector<std::pair<std::string_view, std::string_view>> raw = {{"Set-Cookie", "a=1"}, {"Cookie", "b"}, {"Server", "one"}};
+    for (const std::string& n : names) raw.emplace_back(n, "v");
+    raw.insert(raw.end(), {{"set-cookie", "c=2"}, {"cookie", "d"}, {"server", "two"}, {"X-Multi", "1"}, {"x-multi", "2"}});
+    const fp::HeaderList merged = fp::nodeHttp1ResponseFields(raw);
+    CHECK(merged.size() == 5 + extra);
+    CHECK(merged[0] == std::make_pair(std::string("set-cookie"), std::string("a=1")));
+    CHECK(merged[1] == std::make_pair(std::string("set-cookie"), std::string("c=2")));
+    CHECK(merged[2] == std::make_pair(std::string("cookie"), std::string("b; d")));
+    CHECK(merged[3] == std::make_pair(std::string("server"), std::string("one")));  // Node keeps the first
+    CHECK(merged.back() == std::make_pair(std::string("x-multi"), std::string("1, 2")));
+    // Without a repeat the list comes back as it was (lowercased).
+    std::vector<std::pair<std::string_view, std::string_view>> distinct;
+    for (const std::string& n : names) distinct.emplace_back(n, "v");
+    distinct.emplace_back("Content-Type", "text/plain");
+    const fp::HeaderList same = fp::nodeHttp1ResponseFields(distinct);
+    CHECK(same.size() == extra + 1 && same.back().first == "content-type");
+  }
+}
+
 int main(int argc, char** argv) {
   const uint64_t seed = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1;
   fuzzParsers(seed);
   logBatchRoundTrip();
+  nodeFieldMerging();
 
   Origin origin;
   origin.start();

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace interpose::http_fast_path {
 namespace {
@@ -32,13 +35,6 @@ struct Group {
   std::vector<std::string> values;
 };
 
-Group* find(std::vector<Group>& groups, std::string_view name) {
-  for (Group& g : groups) {
-    if (g.name == name) return &g;
-  }
-  return nullptr;
-}
-
 HeaderList flatten(std::vector<Group>& groups) {
   HeaderList out;
   for (Group& g : groups) {
@@ -47,12 +43,22 @@ HeaderList flatten(std::vector<Group>& groups) {
   return out;
 }
 
+// Pairwise for a usual head (no allocation on the request path); with a hash set beyond, since
+// an upstream's response head may hold thousands of fields within its 64 KiB.
 bool hasRepeatedName(const HeaderList& fields) {
-  // Quadratic, but over a head's fields (the fast path takes at most 100), usually a handful.
-  for (size_t i = 1; i < fields.size(); i++) {
-    for (size_t j = 0; j < i; j++) {
-      if (fields[i].first == fields[j].first) return true;
+  constexpr size_t kPairwiseMax = 32;
+  if (fields.size() <= kPairwiseMax) {
+    for (size_t i = 1; i < fields.size(); i++) {
+      for (size_t j = 0; j < i; j++) {
+        if (fields[i].first == fields[j].first) return true;
+      }
     }
+    return false;
+  }
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(fields.size());
+  for (const auto& field : fields) {
+    if (!seen.insert(field.first).second) return true;
   }
   return false;
 }
@@ -63,16 +69,20 @@ bool hasRepeatedName(const HeaderList& fields) {
 HeaderList mergeRepeats(HeaderList fields, bool (*keepsFirst)(std::string_view)) {
   if (!hasRepeatedName(fields)) return fields;
   std::vector<Group> groups;
+  std::unordered_map<std::string_view, size_t> index;  // name -> its group; views into `fields`
   for (auto& [name, value] : fields) {
-    Group* g = find(groups, name);
-    if (g == nullptr) {
-      groups.push_back({std::move(name), {std::move(value)}});
-    } else if (keepsFirst(name)) {
+    const auto [it, first] = index.emplace(name, groups.size());
+    if (first) {
+      groups.push_back({name, {std::move(value)}});
+      continue;
+    }
+    Group& g = groups[it->second];
+    if (keepsFirst(name)) {
       // kept once: the first
     } else if (name == "set-cookie") {
-      g->values.push_back(std::move(value));  // a list, listed again as several fields
+      g.values.push_back(std::move(value));  // a list, listed again as several fields
     } else {
-      g->values[0].append(name == "cookie" ? "; " : ", ").append(value);
+      g.values[0].append(name == "cookie" ? "; " : ", ").append(value);
     }
   }
   return flatten(groups);
