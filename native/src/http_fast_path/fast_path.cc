@@ -27,6 +27,7 @@
 #include "http_fast_path/http2_client.h"
 #include "http_fast_path/http2_session.h"
 #include "http_fast_path/node_headers.h"
+#include "http_fast_path/spare_pool.h"
 
 namespace interpose::http_fast_path {
 namespace {
@@ -53,6 +54,10 @@ constexpr size_t kBatchMax = 256;
 // A batch's log strings go to JS as one string: this many bytes send it at once (a few requests
 // with 60 KiB heads would otherwise make it grow towards V8's string length limit).
 constexpr size_t kBatchTextMax = 1 << 20;
+// Finished exchanges and HTTP/2 stream connections kept for reuse (spare_pool.h): enough for
+// the streams of a busy moment, each keeping strings of up to kSpareRoom bytes.
+constexpr size_t kSpareMax = 256;
+constexpr size_t kSpareRoom = 16 * 1024;
 
 bool isHopByHop(std::string_view name) {
   static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"};
@@ -161,6 +166,16 @@ struct Exchange {
   std::vector<std::pair<std::string, std::string>> trailers;
 };
 
+// `ex` as a new one, for reuse: its strings keep their room unless it grew beyond kSpareRoom.
+void resetForReuse(Exchange& ex) {
+  ex = Exchange();
+  RequestLog& l = ex.log;
+  for (std::string* s : {&ex.head_a, &ex.head_b, &ex.body, &ex.attempt_head, &ex.up_in, &l.method, &l.path, &l.authority, &l.user_agent,
+                         &l.forwarded_for, &l.request_id, &l.flags, &l.upstream_host, &l.cluster, &l.upstream_local}) {
+    dropLargeRoom(*s, kSpareRoom);
+  }
+}
+
 enum class CState { kHead, kRoute, kExchange };
 
 struct H2State;
@@ -192,6 +207,7 @@ struct Conn : Tag {
   Conn* parent = nullptr;
   int32_t stream_id = 0;
   std::unique_ptr<H2StreamState> h2s;
+  Conn& operator=(Conn&&) noexcept;  // resets a spare stream (Impl::recycleStream)
   ~Conn();
 };
 
@@ -220,6 +236,7 @@ struct H2State {
   uint64_t handback_by = 0;    // a hand-back waits for the client's ACK of it until then
 };
 
+Conn& Conn::operator=(Conn&&) noexcept = default;
 Conn::~Conn() = default;
 
 // One HTTP/2 connection to an upstream (Route::http2), shared by the streams of every client
@@ -299,6 +316,9 @@ struct FastPath::Impl {
   std::priority_queue<TimerItem, std::vector<TimerItem>, std::greater<TimerItem>> timers;
   std::vector<Conn*> graveyard;
   std::vector<Up*> up_graveyard;
+  SparePool<Exchange> spare_exchanges{kSpareMax};
+  SparePool<Conn> spare_streams{kSpareMax};
+  std::vector<HeaderField> spare_fields;  // lent to each head parsed (LentRoom)
   Events pending;
   DateCache dates;
   std::mt19937_64 rng;
@@ -334,11 +354,12 @@ struct FastPath::Impl {
     }
   }
 
-  std::string randomHex(size_t bytes) {  // at most 32 bytes: the ids made here take 8 and 16
+  // `bytes` random bytes (at most 32: the ids made here take 8 and 16) appended as hex.
+  void appendRandomHex(std::string& out, size_t bytes) {
     char buf[64];
     bytes = std::min(bytes, sizeof buf / 2);
     randomHexInto(buf, bytes);
-    return std::string(buf, 2 * bytes);
+    out.append(buf, 2 * bytes);
   }
 
   // The key of `routes` and `parked` for a request's (port, authority), built in a buffer kept
@@ -351,20 +372,29 @@ struct FastPath::Impl {
     return route_key_buf;
   }
 
-  // A version 4 UUID, as crypto.randomUUID() gives.
-  std::string uuid() {
+  // A version 4 UUID, as crypto.randomUUID() gives, assigned to `out` (its room reused).
+  void assignUuid(std::string& out) {
     char h[32];
     randomHexInto(h, 16);
     h[12] = '4';
     static constexpr char kVariant[] = "89ab";
     h[16] = kVariant[rng() & 3];
-    char out[36];
+    char text[36];
     size_t o = 0;
     for (size_t i = 0; i < 32; i++) {
-      if (i == 8 || i == 12 || i == 16 || i == 20) out[o++] = '-';
-      out[o++] = h[i];
+      if (i == 8 || i == 12 || i == 16 || i == 20) text[o++] = '-';
+      text[o++] = h[i];
     }
-    return std::string(out, sizeof out);
+    out.assign(text, sizeof text);
+  }
+
+  // The tracing headers Envoy adds to a request that has none (sampling off).
+  void appendNewTrace(std::string& head) {
+    head.append("x-b3-traceid: ");
+    appendRandomHex(head, 16);
+    head.append("\r\nx-b3-spanid: ");
+    appendRandomHex(head, 8);
+    head.append("\r\nx-b3-sampled: 0\r\n");
   }
 
   void arm(Conn* c) {
@@ -434,7 +464,47 @@ struct FastPath::Impl {
     if (!c->ex) return;
     releaseUp2(c->ex.get());
     if (c->ex->up) closeUp(c->ex->up);
-    c->ex.reset();
+    recycle(std::move(c->ex));
+  }
+
+  // An exchange that ended, kept for the next request's (newExchange()).
+  void recycle(std::unique_ptr<Exchange> ex) {
+    if (!ex) return;
+    resetForReuse(*ex);
+    spare_exchanges.give(std::move(ex));
+  }
+
+  std::unique_ptr<Exchange> newExchange() { return spare_exchanges.take(); }
+
+  // A stream's Conn freed (graveyard): kept, reset, for the next stream's (newStream()).
+  void recycleStream(Conn* s) {
+    std::unique_ptr<H2StreamState> st = std::move(s->h2s);
+    recycle(std::move(s->ex));
+    *s = Conn();
+    dropLargeRoom(s->in, kSpareRoom);
+    dropLargeRoom(s->out, kSpareRoom);
+    if (st) {
+      *st = H2StreamState();
+      s->h2s = std::move(st);
+    }
+    spare_streams.give(std::unique_ptr<Conn>(s));
+  }
+
+  Conn* newStream() {
+    Conn* s = spare_streams.take().release();
+    if (!s->h2s) s->h2s = std::make_unique<H2StreamState>();
+    return s;
+  }
+
+  // Frees what the loop turn closed (only then: events later in its batch may still point at them).
+  void freeGraveyards() {
+    for (Conn* c : graveyard) {
+      if (c->parent != nullptr) recycleStream(c);  // `parent` only says what it was: not followed
+      else delete c;
+    }
+    graveyard.clear();
+    for (Up* u : up_graveyard) delete u;
+    up_graveyard.clear();
   }
 
   void forget(Conn* c) {
@@ -604,7 +674,7 @@ struct FastPath::Impl {
         feedBody(c);
         if (c->dead) return;
         if (ex->response_done && ex->body.size() == ex->body_len) {
-          c->ex.reset();
+          recycle(std::move(c->ex));
           c->state = CState::kHead;
           c->since_ms = nowMs();
           continue;
@@ -623,6 +693,7 @@ struct FastPath::Impl {
         break;
       }
       RequestHead head;
+      const LentRoom<std::vector<HeaderField>> lent(spare_fields, head.headers);
       const ParseStatus st = parseRequestHead(c->in, &head);
       if (st == ParseStatus::kNeedMore) {
         if (c->in.size() > kMaxHead || c->eof) handBack(c);
@@ -698,7 +769,7 @@ struct FastPath::Impl {
     if (!it->second.route || it->second.route->http2) return false;
     const std::shared_ptr<const Route>& route = it->second.route;
 
-    auto ex = std::make_unique<Exchange>();
+    auto ex = newExchange();
     ex->route = route;
     ex->t0_us = nowUs();
     ex->head_method = head.method == "HEAD";
@@ -727,7 +798,7 @@ struct FastPath::Impl {
       a.append(h.name).append(": ").append(h.value).append("\r\n");
     }
     if (request_id.empty()) {
-      log.request_id = uuid();
+      assignUuid(log.request_id);
       a.append("x-request-id: ").append(log.request_id).append("\r\n");
     } else {
       log.request_id.assign(request_id);
@@ -737,7 +808,7 @@ struct FastPath::Impl {
     b.append("\r\n");
     if (!route->decorator.empty()) b.append("x-envoy-decorator-operation: ").append(route->decorator).append("\r\n");
     if (trace.empty()) {
-      b.append("x-b3-traceid: ").append(randomHex(16)).append("\r\nx-b3-spanid: ").append(randomHex(8)).append("\r\nx-b3-sampled: 0\r\n");
+      appendNewTrace(b);
     }
     const std::string_view m = head.method;
     const bool expects_payload = m == "PUT" || m == "POST" || m == "PATCH" || m == "QUERY" || m == "PROPFIND" || m == "PROPPATCH";
@@ -791,7 +862,9 @@ struct FastPath::Impl {
       return;
     }
     ex->retry_at_ms = 0;
-    ex->attempt_head = ex->head_a + std::to_string(ex->attempt) + ex->head_b;
+    char count[12];
+    const int digits = snprintf(count, sizeof count, "%u", static_cast<unsigned>(ex->attempt));
+    ex->attempt_head.assign(ex->head_a).append(count, static_cast<size_t>(digits)).append(ex->head_b);
     ex->sent = 0;
     ex->up_in.clear();
     ex->response_started = false;
@@ -1040,6 +1113,7 @@ struct FastPath::Impl {
     Exchange* ex = c->ex.get();
     if (!ex->response_started) {
       ResponseHead head;
+      const LentRoom<std::vector<HeaderField>> lent(spare_fields, head.headers);
       for (;;) {
         const ParseStatus st = parseResponseHead(ex->up_in, &head);
         if (st == ParseStatus::kNeedMore) {
@@ -1483,11 +1557,7 @@ struct FastPath::Impl {
       }
       h2FlushDirty();
       flushEvents(nowMs());
-      // Freed only here: events later in the same batch may still point at them.
-      for (Conn* c : graveyard) delete c;
-      graveyard.clear();
-      for (Up* u : up_graveyard) delete u;
-      up_graveyard.clear();
+      freeGraveyards();
       h2UpFree();
     }
     on_events = nullptr;
@@ -1499,10 +1569,7 @@ struct FastPath::Impl {
     }
     pool.clear();
     h2UpSweep(0, true);
-    for (Conn* c : graveyard) delete c;
-    graveyard.clear();
-    for (Up* u : up_graveyard) delete u;
-    up_graveyard.clear();
+    freeGraveyards();
     h2UpFree();
     std::lock_guard<std::mutex> lock(mutex);
     for (Incoming& r : incoming) close(r.fd);

@@ -92,15 +92,15 @@ HeaderList mergeRepeats(HeaderList fields, bool (*keepsFirst)(std::string_view))
 
 HeaderList nodeHttp2RequestFields(HeaderList fields) { return mergeRepeats(std::move(fields), http2SingleValue); }
 
-HeaderList nodeHttp1ResponseFields(const std::vector<std::pair<std::string_view, std::string_view>>& fields) {
-  HeaderList lowered;
-  lowered.reserve(fields.size());
-  for (const auto& [name, value] : fields) {
-    std::string lower(name);
-    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    lowered.emplace_back(std::move(lower), std::string(value));
+void nodeHttp1ResponseFields(const std::vector<std::pair<std::string_view, std::string_view>>& fields, HeaderList* out) {
+  out->resize(fields.size());
+  for (size_t i = 0; i < fields.size(); i++) {
+    auto& [name, value] = (*out)[i];
+    name.assign(fields[i].first);
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    value.assign(fields[i].second);
   }
-  return mergeRepeats(std::move(lowered), http1DropsRepeats);
+  if (hasRepeatedName(*out)) *out = mergeRepeats(std::move(*out), http1DropsRepeats);
 }
 
 }  // namespace interpose::http_fast_path

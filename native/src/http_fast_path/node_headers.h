@@ -28,8 +28,9 @@ HeaderList nodeHttp2RequestFields(HeaderList fields);
  * Response fields of an HTTP/1.1 upstream as node:http's IncomingMessage.headers holds them
  * (_http_incoming.js matchKnownFields): names lowercased, set-cookie kept as several fields,
  * a field Node keeps once dropped after the first, cookie joined with "; ", any other joined
- * with ", ".
+ * with ", ". Written to `out`, whose strings' room is reused (the caller keeps it from one
+ * response to the next).
  */
-HeaderList nodeHttp1ResponseFields(const std::vector<std::pair<std::string_view, std::string_view>>& fields);
+void nodeHttp1ResponseFields(const std::vector<std::pair<std::string_view, std::string_view>>& fields, HeaderList* out);
 
 }  // namespace interpose::http_fast_path
