@@ -239,6 +239,27 @@ struct H2State {
 Conn& Conn::operator=(Conn&&) noexcept = default;
 Conn::~Conn() = default;
 
+// Lends a room the fast path keeps (Impl::h2_out_room) to a connection whose output is all
+// sent, and takes it back once it is; a connection keeps no large room of its own once it has
+// nothing left to send.
+struct OutRoomLease {
+  std::string& room;
+  Conn* c;
+  OutRoomLease(std::string& r, Conn* conn) : room(r), c(conn) { swapIfSent(); }
+  ~OutRoomLease() {
+    swapIfSent();
+    if (c->out.empty() && c->out.capacity() > 16384) std::string().swap(c->out);
+  }
+  void swapIfSent() {
+    if (c->out_off < c->out.size()) return;
+    c->out.clear();
+    c->out_off = 0;
+    c->out.swap(room);
+  }
+  OutRoomLease(const OutRoomLease&) = delete;
+  OutRoomLease& operator=(const OutRoomLease&) = delete;
+};
+
 // One HTTP/2 connection to an upstream (Route::http2), shared by the streams of every client
 // going to that address, as http2-upstream.ts shares one node:http2 session.
 struct H2Up : Tag {
