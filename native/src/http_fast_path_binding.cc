@@ -38,11 +38,12 @@ std::string Latin1Bytes(const Napi::Value& v) {
   return out;
 }
 
-// Runs on the JS thread for each batch: onEvents(misses, logNumbers, logText, handbacks, closed) with
+// Runs on the JS thread for each batch: onEvents(misses, logNumbers, logText, handbacks, closed, logLines) with
 //   misses:    [port, authority, port, authority, …]
 //   logNumbers, logText: the finished requests, packed (log_batch.h LogBatch)
 //   handbacks: [connId, fd, bytes: Buffer, …] — the fd is JS's from here on
 //   closed:    [connId, …]
+//   logLines:  their access-log lines (UTF-8 Buffer), with Options::log_lines; else undefined
 // With env null the function is being torn down: handed-back descriptors are closed.
 void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Events* events) {
   std::unique_ptr<fp::Events> owned(events);
@@ -71,7 +72,9 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
   Napi::Array closed = Napi::Array::New(env, owned->closed.size());
   i = 0;
   for (uint32_t id : owned->closed) closed.Set(i++, Napi::Number::New(env, id));
-  on_events.Call({misses, log_numbers, log_text, handbacks, closed});
+  const std::string& lines = owned->logs.lines();
+  Napi::Value log_lines = lines.empty() ? env.Undefined() : Napi::Buffer<char>::Copy(env, lines.data(), lines.size()).As<Napi::Value>();
+  on_events.Call({misses, log_numbers, log_text, handbacks, closed, log_lines});
 }
 
 using EventsFn = Napi::TypedThreadSafeFunction<std::nullptr_t, fp::Events, Deliver>;
@@ -114,7 +117,7 @@ Box* BoxOf(const Napi::CallbackInfo& info) {
 
 uint32_t U32(const Napi::Value& v) { return v.As<Napi::Number>().Uint32Value(); }
 
-// fastPathCreate(onEvents, connectTimeoutMs, idleMs, slowHeadMs) -> handle (unreferenced).
+// fastPathCreate(onEvents, connectTimeoutMs, idleMs, slowHeadMs, logLines?: boolean) -> handle (unreferenced).
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "onEvents must be a function");
@@ -122,6 +125,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   options.connect_timeout_ms = U32(info[1]);
   options.idle_ms = U32(info[2]);
   options.slow_head_ms = U32(info[3]);
+  options.log_lines = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   auto* box = new Box();
   box->fn = EventsFn::New(env, info[0].As<Napi::Function>(), "interpose-http-fast-path", 0, 1, nullptr, FinalizeFn, box);
   box->fn.Unref(env);
@@ -144,7 +148,8 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   return handle;
 }
 
-// fastPathAdd(handle, connId, fd, bytes: Buffer | undefined, port, http2?: boolean) -> errno (0: taken; the caller closes its fd)
+// fastPathAdd(handle, connId, fd, bytes: Buffer | undefined, port, http2?: boolean, downstreamLocal?: string,
+// downstreamRemote?: string) -> errno (0: taken; the caller closes its fd)
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Box* box = BoxOf(info);
   std::string bytes;
@@ -153,8 +158,10 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
     bytes.assign(b.Data(), b.Length());
   }
   const bool http2 = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+  std::string local = info.Length() > 6 && info[6].IsString() ? Latin1Bytes(info[6]) : std::string();
+  std::string remote = info.Length() > 7 && info[7].IsString() ? Latin1Bytes(info[7]) : std::string();
   const int err = box->fast_path->add(U32(info[1]), info[2].As<Napi::Number>().Int32Value(), std::move(bytes),
-                                      static_cast<uint16_t>(U32(info[4])), http2);
+                                      static_cast<uint16_t>(U32(info[4])), http2, std::move(local), std::move(remote));
   return Napi::Number::New(info.Env(), err);
 }
 

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "check.h"
+#include "http_fast_path/access_log_line.h"
 #include "http_fast_path/fast_path.h"
 #include "http_fast_path/http1_head.h"
 #include "http_fast_path/node_headers.h"
@@ -411,11 +412,58 @@ void nodeFieldMerging() {
   }
 }
 
+// The fast path's access-log lines and times as src/proxy/access-log.ts formatText() and
+// new Date(ms).toISOString() write them (the expected texts are what Node 20 prints for the
+// same values).
+void accessLogLines() {
+  const std::pair<double, const char*> times[] = {
+      {0, "1970-01-01T00:00:00.000Z"},          {-1, "1969-12-31T23:59:59.999Z"},
+      {1.9, "1970-01-01T00:00:00.001Z"},        {-1.9, "1969-12-31T23:59:59.999Z"},
+      {253402300800000, "+010000-01-01T00:00:00.000Z"}, {253402300799999, "9999-12-31T23:59:59.999Z"},
+      {-62135596800001, "0000-12-31T23:59:59.999Z"},    {-62198755200000, "-000001-01-01T00:00:00.000Z"},
+      {1796528420007.6, "2026-12-06T03:40:20.007Z"},    {1796528420999, "2026-12-06T03:40:20.999Z"},
+  };
+  for (const auto& [ms, text] : times) {
+    std::string out;
+    fp::appendIsoTime(out, ms);
+    CHECK(out == text);
+  }
+  fp::RequestLog l;
+  l.start_ms = 1796528420007;
+  l.method = "GET";
+  l.path = "/a\xe9";
+  l.code = 200;
+  l.flags = "-";
+  l.bytes_sent = 1024;
+  l.duration_ms = 2.5;  // Math.round(): 3
+  l.upstream_service_ms = 2;
+  l.has_user_agent = true;
+  l.user_agent = "ua\xe9";  // latin1 é, written as UTF-8 (two bytes)
+  l.request_id = "id";
+  l.authority = "h";
+  l.upstream_host = "192.0.2.1:80";
+  l.cluster = "outbound|80||h";
+  std::string line;
+  fp::appendAccessLogLine(line, l, {"HTTP/1.1", "192.0.2.1:80", "192.0.2.9:5000"});
+  CHECK(line ==
+        "[2026-12-06T03:40:20.007Z] \"GET /a\xc3\xa9 HTTP/1.1\" 200 - 0 1024 3 2 \"-\" \"ua\xc3\xa9\" \"id\" \"h\" \"192.0.2.1:80\" "
+        "outbound|80||h - 192.0.2.1:80 192.0.2.9:5000 -\n");
+  // Everything empty or absent: dashes; a duration just under a half rounds down.
+  fp::RequestLog e;
+  e.flags = "";
+  e.has_forwarded_for = true;  // present but empty: a dash too
+  e.duration_ms = 0.49999999999999994;
+  line.clear();
+  fp::appendAccessLogLine(line, e, {"HTTP/2", "", ""});
+  CHECK(line == "[1970-01-01T00:00:00.000Z] \"- - -\" 0 - 0 0 0 - \"-\" \"-\" \"-\" \"-\" \"-\" - - - - -\n");
+}
+
 int main(int argc, char** argv) {
   const uint64_t seed = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1;
   fuzzParsers(seed);
   logBatchRoundTrip();
   nodeFieldMerging();
+  accessLogLines();
 
   Origin origin;
   origin.start();

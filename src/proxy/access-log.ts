@@ -121,6 +121,8 @@ export class AccessLog {
   private readonly format: (entry: AccessLogEntry) => string;
   private pending = '';
   private flushScheduled = false;
+  /** Lines in the TEXT format are written somewhere (writeLines() may be given them). */
+  readonly writesText: boolean;
 
   /**
    * `target`: a file path, "-" for stdout, "off", or a function receiving each line (tests).
@@ -132,6 +134,7 @@ export class AccessLog {
     encoding: AccessLogEncoding,
   ) {
     this.format = encoding === 'JSON' ? formatJson : formatText;
+    this.writesText = encoding === 'TEXT' && target !== 'off' && target !== '';
     if (typeof target === 'function') this.direct = target;
     else if (target === 'off' || target === '') this.out = undefined;
     else if (target === '-') this.out = process.stdout;
@@ -157,6 +160,28 @@ export class AccessLog {
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushLater);
+    }
+  }
+
+  /**
+   * Lines formatted elsewhere as formatText() formats them (the native fast path's), UTF-8,
+   * each ending in a newline: written after the lines before them, at once.
+   */
+  writeLines(lines: Buffer): void {
+    if (!this.writesText) return;
+    if (this.direct) {
+      for (const line of lines.toString('utf8').split('\n')) if (line !== '') this.direct(line);
+      return;
+    }
+    this.flush();
+    if (this.fd === undefined) {
+      this.out?.write(lines);
+      return;
+    }
+    try {
+      writeSync(this.fd, lines);
+    } catch {
+      // Lost as flush() loses lines: the request is never failed for its log line.
     }
   }
 

@@ -12,7 +12,7 @@ import type { ConnectionContext } from './connection-context.js';
 import { compileFastRoute } from './http-fast-path-routes.js';
 import type { RoutingDeps } from './http-routing.js';
 import type { ProxyMetrics } from './metrics.js';
-import { NativeHttpFastPath, type FastRequestRecord } from './native-http-fast-path.linux.js';
+import { NativeHttpFastPath, type FastRequestCounts, type FastRequestRecord } from './native-http-fast-path.linux.js';
 import type { TcpSessionDeps } from './tcp-session.js';
 
 export interface HttpFastPathOptions extends RoutingDeps {
@@ -61,7 +61,9 @@ export class HttpFastPath {
   /** Starts the addon's fast-path thread. Throws InterceptError when the addon is not built. */
   constructor(private readonly options: HttpFastPathOptions) {
     this.native = new NativeHttpFastPath(
-      { connectTimeoutMs: options.connectTimeoutMs, idleTimeoutMs: options.idleTimeoutMs },
+      // TEXT lines are written by the fast path's thread: formatting them here was most of
+      // what this thread did per request.
+      { connectTimeoutMs: options.connectTimeoutMs, idleTimeoutMs: options.idleTimeoutMs, logLines: options.accessLog.writesText },
       {
         routeMiss: (port, authority) => {
           compileFastRoute(options, port, authority).then(
@@ -70,6 +72,8 @@ export class HttpFastPath {
           );
         },
         request: (record, conn) => this.requestDone(record, conn),
+        counted: (counts) => this.count(counts),
+        lines: (lines) => this.options.accessLog.writeLines(lines),
         handBack: (socket, conn) => {
           // Still the same connection for the tracker: counted until this socket closes, and
           // ended through it at the drain deadline.
@@ -100,7 +104,7 @@ export class HttpFastPath {
       local: formatHostPort(ctx.originalDst.address, ctx.originalDst.port),
       remote: formatHostPort(ctx.downstreamRemote.address, ctx.downstreamRemote.port),
     };
-    const id = this.native.take(socket, ctx.originalDst.port, conn, http2);
+    const id = this.native.take(socket, ctx.originalDst.port, conn, http2, conn);
     if (id === undefined) return false;
     // The connection outlives its Node socket (destroyed by take()): the tracker keeps
     // counting it until the fast path closes or hands it back.
@@ -143,8 +147,14 @@ export class HttpFastPath {
     };
     if (r.upstreamServiceMs !== undefined) log.upstreamServiceTimeMs = r.upstreamServiceMs;
     this.options.accessLog.write(log);
-    // Counted here and added once per delivery: each counter increment costs a label lookup,
-    // which per request was a good part of the fast path's JS time.
+    this.count(r);
+  }
+
+  /**
+   * A request's counts, added once per delivery (flushCounts()): each counter increment costs a
+   * label lookup, which per request was a good part of the fast path's JS time.
+   */
+  private count(r: FastRequestCounts): void {
     let c = this.counts.get(r.cluster);
     if (!c) this.counts.set(r.cluster, (c = { codes: new Map(), bytesIn: 0, bytesOut: 0, connections: 0, failures: 0, retries: 0, retryLimitExceeded: 0, retryAbandoned: 0 }));
     c.codes.set(r.code, (c.codes.get(r.code) ?? 0) + 1);

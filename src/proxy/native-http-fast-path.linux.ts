@@ -14,25 +14,13 @@ import type { FastRoute } from './http-fast-path-routes.js';
 
 type FastPathHandle = object & { readonly __httpFastPath: unique symbol };
 
-/** One finished request, as the addon reports it (fast_path.h RequestLog). */
-export interface FastRequestRecord {
-  connId: number;
-  startMs: number;
-  method: string;
-  path: string;
-  authority: string;
-  userAgent: string | undefined;
-  forwardedFor: string | undefined;
-  requestId: string;
+/** What the metrics read of a finished request. */
+export interface FastRequestCounts {
   code: number;
   flags: string;
   bytesReceived: number;
   bytesSent: number;
-  durationMs: number;
-  upstreamServiceMs: number | undefined;
-  upstreamHost: string;
   cluster: string;
-  upstreamLocal: string | undefined;
   upstreamConnections: number;
   connectFailures: number;
   /** Attempts sent again by the retry policy. */
@@ -41,11 +29,29 @@ export interface FastRequestRecord {
   retryAbandoned: boolean;
 }
 
-type OnEvents = (misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[]) => void;
+/** One finished request, as the addon reports it (fast_path.h RequestLog). */
+export interface FastRequestRecord extends FastRequestCounts {
+  connId: number;
+  startMs: number;
+  method: string;
+  path: string;
+  authority: string;
+  userAgent: string | undefined;
+  forwardedFor: string | undefined;
+  requestId: string;
+  durationMs: number;
+  upstreamServiceMs: number | undefined;
+  upstreamHost: string;
+  upstreamLocal: string | undefined;
+}
+
+type OnEvents = (misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[],
+  logLines: Buffer | undefined) => void;
 
 interface FastPathAddon {
-  fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number): FastPathHandle;
-  fastPathAdd(h: FastPathHandle, connId: number, fd: number, bytes: Buffer | undefined, port: number, http2: boolean): number;
+  fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number, logLines: boolean): FastPathHandle;
+  fastPathAdd(h: FastPathHandle, connId: number, fd: number, bytes: Buffer | undefined, port: number, http2: boolean,
+    downstreamLocal: string, downstreamRemote: string): number;
   fastPathSetRoute(h: FastPathHandle, port: number, authority: string, route: FastRoute | null, ttlMs: number): void;
   fastPathClearRoutes(h: FastPathHandle): void;
   fastPathCloseIdle(h: FastPathHandle): void;
@@ -57,8 +63,12 @@ interface FastPathAddon {
 export interface NativeHttpFastPathHooks<C> {
   /** The fast path has no answer for (port, authority): call setRoute() (always, even on failure). */
   routeMiss(port: number, authority: string): void;
-  /** A request the fast path finished. */
+  /** A request the fast path finished (without `logLines`). */
   request(record: FastRequestRecord, ctx: C): void;
+  /** With `logLines`: a request the fast path finished, for the metrics … */
+  counted(counts: FastRequestCounts): void;
+  /** … and the access-log lines of one delivery (UTF-8, one per request). */
+  lines(lines: Buffer): void;
   /** A connection given back: serve it on the JS path (the socket is paused, its bytes unshifted). */
   handBack(socket: Socket, ctx: C): void;
   /** The fast path closed a connection it held. */
@@ -110,6 +120,40 @@ function decodeRecords(numbers: Float64Array, text: string, each: (record: FastR
   }
 }
 
+/** Index of the flags' and the cluster's lengths in a record (decodeRecords() reads all). */
+const FLAGS_LENGTH = 17;
+const CLUSTER_LENGTH = 19;
+
+/**
+ * What the metrics read of each record of a packed batch (its log line came rendered): the
+ * other strings are stepped over, not copied out.
+ */
+function decodeCounts(numbers: Float64Array, text: string, each: (counts: FastRequestCounts) => void): void {
+  let off = 0;
+  for (let i = 0; i + RECORD_FIELDS <= numbers.length; i += RECORD_FIELDS) {
+    let flags = '-';
+    let cluster = '';
+    for (let k = 11; k < RECORD_FIELDS; k++) {
+      const len = numbers[i + k]!;
+      if (len < 0) continue;  // absent
+      if (k === FLAGS_LENGTH) flags = text.slice(off, off + len);
+      else if (k === CLUSTER_LENGTH) cluster = text.slice(off, off + len);
+      off += len;
+    }
+    each({
+      code: numbers[i + 2]!,
+      flags,
+      bytesReceived: numbers[i + 3]!,
+      bytesSent: numbers[i + 4]!,
+      cluster,
+      upstreamConnections: numbers[i + 7]!,
+      connectFailures: numbers[i + 8]!,
+      retries: numbers[i + 9]!,
+      retryAbandoned: numbers[i + 10] !== 0,
+    });
+  }
+}
+
 const MAX_U32 = 0xffffffff;
 /** Connection ids stay below the addon's own ids for HTTP/2 streams (fast_path.h add()). */
 const MAX_CONN_ID = 0x7fffffff;
@@ -127,17 +171,22 @@ export class NativeHttpFastPath<C> {
   /** Connections handed back to the JS path so far. */
   handedBack = 0;
 
-  /** Starts the thread. Throws InterceptError when the addon is not built. */
+  /**
+   * Starts the thread. Throws InterceptError when the addon is not built. `logLines`: the
+   * thread writes each request's access-log line (Envoy's TEXT format) and hooks.lines()
+   * gets them; hooks.counted() then stands in for hooks.request().
+   */
   constructor(
-    options: { connectTimeoutMs: number; idleTimeoutMs: number; slowHeadMs?: number },
+    options: { connectTimeoutMs: number; idleTimeoutMs: number; slowHeadMs?: number; logLines?: boolean },
     private readonly hooks: NativeHttpFastPathHooks<C>,
   ) {
     this.addon = loadAddon() as NativeAddon & FastPathAddon;
     this.handle = this.addon.fastPathCreate(
-      (misses, logNumbers, logText, handbacks, closed) => this.events(misses, logNumbers, logText, handbacks, closed),
+      (misses, logNumbers, logText, handbacks, closed, logLines) => this.events(misses, logNumbers, logText, handbacks, closed, logLines),
       clampMs(options.connectTimeoutMs),
       clampMs(options.idleTimeoutMs),
       clampMs(options.slowHeadMs ?? 5000),
+      options.logLines === true,
     );
   }
 
@@ -148,10 +197,10 @@ export class NativeHttpFastPath<C> {
 
   /**
    * Takes over `socket` (an accepted connection whose original destination port is `port`;
-   * `http2`: it starts with the HTTP/2 preface): its id, or undefined when the addon could not
-   * take it (the socket is then untouched).
+   * `http2`: it starts with the HTTP/2 preface; `ends`: its two ends as access-log lines name
+   * them): its id, or undefined when the addon could not take it (the socket is then untouched).
    */
-  take(socket: Socket, port: number, ctx: C, http2 = false): number | undefined {
+  take(socket: Socket, port: number, ctx: C, http2 = false, ends = { local: '', remote: '' }): number | undefined {
     let fd: number;
     try {
       fd = socketFd(socket);
@@ -163,7 +212,7 @@ export class NativeHttpFastPath<C> {
     for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) buffered.push(chunk);
     const bytes = buffered.length > 0 ? Buffer.concat(buffered) : undefined;
     const id = this.allocateId();
-    const err = this.addon.fastPathAdd(this.handle, id, fd, bytes, port, http2);
+    const err = this.addon.fastPathAdd(this.handle, id, fd, bytes, port, http2, ends.local, ends.remote);
     if (err !== 0) {
       if (bytes) socket.unshift(bytes);
       return undefined;
@@ -211,14 +260,20 @@ export class NativeHttpFastPath<C> {
     else this.addon.fastPathUnref(this.handle);
   }
 
-  private events(misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[]): void {
+  private events(misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[],
+    logLines: Buffer | undefined): void {
     for (let i = 0; i < misses.length; i += 2) this.hooks.routeMiss(misses[i] as number, misses[i + 1] as string);
     this.served += logNumbers.length / RECORD_FIELDS;
     this.handedBack += handbacks.length / 3;
-    decodeRecords(logNumbers, logText, (record) => {
-      const ctx = this.contexts.get(record.connId);
-      if (ctx !== undefined) this.hooks.request(record, ctx);
-    });
+    if (logLines !== undefined) {
+      this.hooks.lines(logLines);
+      decodeCounts(logNumbers, logText, (counts) => this.hooks.counted(counts));
+    } else {
+      decodeRecords(logNumbers, logText, (record) => {
+        const ctx = this.contexts.get(record.connId);
+        if (ctx !== undefined) this.hooks.request(record, ctx);
+      });
+    }
     if (logNumbers.length > 0) this.hooks.batchDone();
     for (let i = 0; i < handbacks.length; i += 3) {
       const id = handbacks[i] as number;

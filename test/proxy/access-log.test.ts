@@ -106,6 +106,30 @@ test('a file gets the lines of one loop turn in one append, written by the end o
   t.is(readFileSync(file, 'utf8').split('\n').length, 4, 'nothing is written after close()');
 });
 
+test('lines formatted elsewhere (by the native fast path) go out after the pending ones, as UTF-8; JSON and "off" take none', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'interpose-access-log-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'access.log');
+  const log = new AccessLog(file, 'TEXT');
+  t.true(log.writesText);
+  log.write(http);
+  // A latin1 byte in a header value: one character on the JS path, two UTF-8 bytes in the file.
+  const native = `${formatText({ ...http, userAgent: 'ua\u00e9' })}\n`;
+  log.writeLines(Buffer.from(native, 'utf8'));
+  t.is(readFileSync(file, 'utf8'), `${formatText(http)}\n${native}`, 'in order, at once');
+  await log.close();
+
+  const seen: string[] = [];
+  const direct = new AccessLog((line) => seen.push(line), 'TEXT');
+  direct.writeLines(Buffer.from(`${native}${formatText(http)}\n`, 'utf8'));
+  t.deepEqual(seen, [native.slice(0, -1), formatText(http)], 'a function gets them one line at a time, as formatText() returns them');
+
+  t.false(new AccessLog(join(dir, 'json.log'), 'JSON').writesText);
+  const off = new AccessLog('off', 'TEXT');
+  t.false(off.writesText);
+  off.writeLines(Buffer.from(native));
+});
+
 test('a file that cannot be opened is refused naming --access-log', (t) => {
   const err = t.throws(() => new AccessLog('/nonexistent-dir/access.log', 'TEXT'), { instanceOf: ValidationError });
   t.regex(err!.message, /--access-log.*\/nonexistent-dir\/access\.log.*ENOENT/);

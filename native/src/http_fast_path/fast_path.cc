@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "event_loop_util.h"
+#include "http_fast_path/access_log_line.h"
 #include "http_fast_path/http1_head.h"
 #include "http_fast_path/http2_client.h"
 #include "http_fast_path/http2_session.h"
@@ -207,6 +208,8 @@ struct Conn : Tag {
   Conn* parent = nullptr;
   int32_t stream_id = 0;
   std::unique_ptr<H2StreamState> h2s;
+  // The connection's two ends as its access-log lines name them (a client connection's).
+  std::string downstream_local, downstream_remote;
   Conn& operator=(Conn&&) noexcept;  // resets a spare stream (Impl::recycleStream)
   ~Conn();
 };
@@ -291,6 +294,7 @@ struct Incoming {
   std::string bytes;
   uint16_t port;
   bool http2;
+  std::string downstream_local, downstream_remote;
 };
 
 struct RouteUpdate {
@@ -455,7 +459,7 @@ struct FastPath::Impl {
     const bool urgent = !pending.misses.empty() || !pending.handbacks.empty();
     const size_t queued = pending.logs.size() + pending.closed.size();
     if (!urgent && queued == 0) return;
-    if (!urgent && queued < kBatchMax && pending.logs.text().size() < kBatchTextMax) {
+    if (!urgent && queued < kBatchMax && pending.logs.text().size() + pending.logs.lines().size() < kBatchTextMax) {
       if (batch_due_ms == 0) batch_due_ms = now + kBatchMs;
       if (now < batch_due_ms) return;
     }
@@ -577,6 +581,8 @@ struct FastPath::Impl {
     c->fd = r.fd;
     c->port = r.port;
     c->in = std::move(r.bytes);
+    c->downstream_local = std::move(r.downstream_local);
+    c->downstream_remote = std::move(r.downstream_remote);
     c->since_ms = nowMs();
     c->interest = EPOLLIN | EPOLLRDHUP;
     epoll_event ev{};
@@ -869,7 +875,13 @@ struct FastPath::Impl {
   void finishLog(Conn* c) {
     Exchange* ex = c->ex.get();
     ex->log.duration_ms = static_cast<double>(nowUs() - ex->t0_us) / 1000.0;
-    pending.logs.add(ex->log);
+    if (options.log_lines) {
+      const Conn* client = c->parent != nullptr ? c->parent : c;
+      const LogLineContext line{c->parent != nullptr ? "HTTP/2" : "HTTP/1.1", client->downstream_local, client->downstream_remote};
+      pending.logs.add(ex->log, &line);
+    } else {
+      pending.logs.add(ex->log);
+    }
     ex->log = RequestLog{};
     ex->log.conn_id = c->id;
   }
@@ -1614,7 +1626,8 @@ FastPath::~FastPath() {
   close(impl_->epfd);
 }
 
-int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2) {
+int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2, std::string downstream_local,
+                  std::string downstream_remote) {
   const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) return errno;
   const int flags = fcntl(own, F_GETFL);
@@ -1625,7 +1638,7 @@ int FastPath::add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bo
   }
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->incoming.push_back({conn_id, own, std::move(bytes), port, http2});
+    impl_->incoming.push_back({conn_id, own, std::move(bytes), port, http2, std::move(downstream_local), std::move(downstream_remote)});
   }
   impl_->wake();
   return 0;

@@ -80,6 +80,9 @@ struct Options {
   // A head still incomplete after this long is handed back to JS (which then applies its own
   // header timeout), so a slow client costs this side nothing.
   uint32_t slow_head_ms = 5000;
+  // Each finished request's access-log line (Envoy's TEXT format) is written here too, into
+  // its batch (LogBatch::lines()), so that JS only has to write it out.
+  bool log_lines = false;
 };
 
 /** A request whose (port, authority) has no route yet: TypeScript must answer with setRoute(). */
@@ -120,9 +123,12 @@ class FastPath {
    * HTTP/2 (or handed back whole, before anything but its SETTINGS was sent to it: see
    * fast_path_http2.inc).
    * Returns 0 or an errno (then nothing was taken). Connection ids must stay below
-   * 0x80000000: the ids above are the HTTP/2 streams' own.
+   * 0x80000000: the ids above are the HTTP/2 streams' own. `downstream_local` and
+   * `downstream_remote` (host:port each) are what its access-log lines name as the
+   * connection's two ends (Options::log_lines).
    */
-  int add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2 = false);
+  int add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2 = false, std::string downstream_local = {},
+          std::string downstream_remote = {});
   /**
    * Answers a RouteMiss (or refreshes a route): `route` null marks the authority not eligible
    * (its requests are handed back). The answer is used for `ttl_ms`, then asked for again.

@@ -1,5 +1,7 @@
 #include "http_fast_path/log_batch.h"
 
+#include "http_fast_path/access_log_line.h"
+
 namespace interpose::http_fast_path {
 
 void LogBatch::addString(const std::string& s, bool present) {
@@ -7,7 +9,8 @@ void LogBatch::addString(const std::string& s, bool present) {
   if (present) text_.append(s);
 }
 
-void LogBatch::add(const RequestLog& l) {
+void LogBatch::add(const RequestLog& l, const LogLineContext* line) {
+  if (line != nullptr) appendAccessLogLine(lines_, l, *line);
   numbers_.push_back(l.conn_id);
   numbers_.push_back(l.start_ms);
   numbers_.push_back(l.code);

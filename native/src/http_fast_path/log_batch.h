@@ -47,11 +47,14 @@ struct RequestLog {
  *   11 method, 12 path, 13 authority, 14 userAgent, 15 forwardedFor, 16 requestId, 17 flags,
  *   18 upstreamHost, 19 cluster, 20 upstreamLocal (absent when empty).
  */
+struct LogLineContext;  // access_log_line.h
+
 class LogBatch {
  public:
   static constexpr size_t kFields = 21;
 
-  void add(const RequestLog& log);
+  /** Adds `log`; with `line`, its access-log line too (lines()). */
+  void add(const RequestLog& log, const LogLineContext* line = nullptr);
   /** The record at `index` (< size()) unpacked again (tests; JS reads the packed form). */
   RequestLog at(size_t index) const;
 
@@ -59,12 +62,15 @@ class LogBatch {
   bool empty() const { return numbers_.empty(); }
   const std::vector<double>& numbers() const { return numbers_; }
   const std::string& text() const { return text_; }
+  /** The records' access-log lines, for those added with a LogLineContext (UTF-8). */
+  const std::string& lines() const { return lines_; }
 
  private:
   void addString(const std::string& s, bool present);
 
   std::vector<double> numbers_;
   std::string text_;
+  std::string lines_;
 };
 
 }  // namespace interpose::http_fast_path
