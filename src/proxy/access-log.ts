@@ -174,15 +174,7 @@ export class AccessLog {
       return;
     }
     this.flush();
-    if (this.fd === undefined) {
-      this.out?.write(lines);
-      return;
-    }
-    try {
-      writeSync(this.fd, lines);
-    } catch {
-      // Lost as flush() loses lines: the request is never failed for its log line.
-    }
+    this.emit(lines);
   }
 
   private readonly flushLater = (): void => {
@@ -194,12 +186,18 @@ export class AccessLog {
     if (this.pending === '') return;
     const text = this.pending;
     this.pending = '';
+    this.emit(text);
+  }
+
+  private emit(data: string | Buffer): void {
     if (this.fd === undefined) {
-      this.out?.write(text);
+      this.out?.write(data);
       return;
     }
     try {
-      writeSync(this.fd, text);
+      // writeSync's string and Buffer forms are two overloads: one call each.
+      if (typeof data === 'string') writeSync(this.fd, data);
+      else writeSync(this.fd, data);
     } catch {
       // A full disk or a revoked file loses these lines, never the request: Envoy's access
       // log drops lines the same way when it cannot write them.
