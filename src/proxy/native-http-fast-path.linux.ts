@@ -125,8 +125,8 @@ const FLAGS_LENGTH = 17;
 const CLUSTER_LENGTH = 19;
 
 /**
- * What the metrics read of each record of a packed batch (its log line came rendered): the
- * other strings are stepped over, not copied out.
+ * What the metrics read of each record of a packed batch whose log lines came rendered (the
+ * addon then packs only the flags and the cluster of its strings; any other is stepped over).
  */
 function decodeCounts(numbers: Float64Array, text: string, each: (counts: FastRequestCounts) => void): void {
   let off = 0;

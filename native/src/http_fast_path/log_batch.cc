@@ -22,16 +22,17 @@ void LogBatch::add(const RequestLog& l, const LogLineContext* line) {
   numbers_.push_back(l.connect_failures);
   numbers_.push_back(l.retries);
   numbers_.push_back(l.retry_abandoned ? 1 : 0);
-  addString(l.method, true);
-  addString(l.path, true);
-  addString(l.authority, true);
-  addString(l.user_agent, l.has_user_agent);
-  addString(l.forwarded_for, l.has_forwarded_for);
-  addString(l.request_id, true);
+  const bool all = line == nullptr;
+  addString(l.method, all);
+  addString(l.path, all);
+  addString(l.authority, all);
+  addString(l.user_agent, all && l.has_user_agent);
+  addString(l.forwarded_for, all && l.has_forwarded_for);
+  addString(l.request_id, all);
   addString(l.flags, true);
-  addString(l.upstream_host, true);
+  addString(l.upstream_host, all);
   addString(l.cluster, true);
-  addString(l.upstream_local, !l.upstream_local.empty());
+  addString(l.upstream_local, all && !l.upstream_local.empty());
 }
 
 RequestLog LogBatch::at(size_t index) const {

@@ -53,7 +53,11 @@ class LogBatch {
  public:
   static constexpr size_t kFields = 21;
 
-  /** Adds `log`; with `line`, its access-log line too (lines()). */
+  /**
+   * Adds `log`; with `line`, its access-log line too (lines()), and then of its strings only
+   * the two the metrics read (flags, cluster): the others are packed as absent, since JS has
+   * them in the line already.
+   */
   void add(const RequestLog& log, const LogLineContext* line = nullptr);
   /** The record at `index` (< size()) unpacked again (tests; JS reads the packed form). */
   RequestLog at(size_t index) const;

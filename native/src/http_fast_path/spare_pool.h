@@ -35,7 +35,6 @@ class SparePool {
     if (p && spare_.size() < max_) spare_.push_back(std::move(p));
   }
 
-  size_t size() const { return spare_.size(); }
 
  private:
   size_t max_;
