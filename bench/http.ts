@@ -2,16 +2,8 @@
  * bench:http — HTTP/1.1 keep-alive (and h2c) through a ServiceEntry HTTP port, in the lab's
  * namespaces, one run, alternating rounds, ratios against HAProxy and direct from that run.
  *
- * The origin is HAProxy in the world namespace answering every GET with 1 KiB itself (so the
- * origin costs little and is the same for every target). In the pod, istio-iptables' rules
- * redirect the world's range to 15001; the targets, measured in turn in every round:
- *   direct     — the load generator runs as uid 1337, which the rules let out unredirected;
- *   haproxy    — HAProxy 1 thread, `mode http`, transparent (server 0.0.0.0 = SO_ORIGINAL_DST),
- *                as uid 1337, a Host check, the route's 15 s server timeout, httplog to a file;
- *   interpose  — `interpose proxy` as uid 1337: REGISTRY_ONLY, a ServiceEntry HTTP port, a
- *                VirtualService route with a 15 s timeout, the TEXT access log to a file;
- *   interpose-js — the same with --no-native-http: every request through Node's HTTP server
- *                and client (the native fast path off), for the before/after in one run.
+ * The world (origin, rules, targets) is bench/http-world.ts's; the targets are measured in turn
+ * in every round: direct, haproxy, interpose, and on request haproxy-nolog, interpose-nolog, interpose-js and baseline.
  * The proxied targets get the load from an app uid (1000), redirected by the rules.
  * Per target and round: saturation (wrk, 16 connections, 1 thread: requests/s, p50/p99, the
  * proxy's CPU per request and requests per CPU-second), fixed rates of 1k and 5k requests/s
@@ -23,19 +15,15 @@
  * to an HTTP2 port (HTTP/2 upstream, as gRPC goes: the origin's second listener speaks h2c), and
  * the proxy's RSS per idle keep-alive connection (1000 held open).
  *
- *   npm run bench:http -- [--rounds N] [--seconds S] [--idle N] [--latency-seconds S] [--only direct,haproxy,interpose,interpose-js] [--cpu-prof DIR]
+ *   npm run bench:http -- [--rounds N] [--seconds S] [--idle N] [--latency-seconds S] [--only direct,haproxy,haproxy-nolog,interpose,interpose-nolog,interpose-js] [--cpu-prof DIR]
  *
  * Needs root, haproxy, wrk, h2load (scripts/install-system-deps.sh). Not part of `npm test`.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { execa, type ResultPromise } from 'execa';
-import { fileURLToPath } from 'node:url';
-import { World } from '../src/lab/world/world.js';
+import { readFileSync, rmSync } from 'node:fs';
+import { execa } from 'execa';
 import { HTTPBIN } from '../src/lab/world/addresses.js';
-import { ProxyProcess } from '../src/lab/world/proxy-process.js';
+import { APP_UID, checkBenchTools, cpuSeconds, H2_URL, HttpBenchWorld, median, PORT, PROXY_UID, root, URL_, type H2cRun, type TargetName } from './http-world.js';
 
-const root = fileURLToPath(new URL('../', import.meta.url));
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
   const i = argv.indexOf(name);
@@ -51,15 +39,6 @@ const ONLY = new Set(flag('--only', 'direct,haproxy,interpose').split(','));
 const CPU_PROF = flag('--cpu-prof', '');
 /** Another checkout's built interpose (DIR/dist/cli/main.js), measured as target "baseline": before/after in one run. */
 const BASELINE = flag('--baseline', '');
-const PORT = 8080;
-/** The ServiceEntry's HTTP2 port: HTTP/2 upstream, as GRPC ports are proxied. */
-const H2_PORT = 8081;
-const URL_ = `http://${HTTPBIN.host}:${PORT}/`;
-const APP_UID = '1000';
-const PROXY_UID = '1337';
-const BODY = 'x'.repeat(1024);
-
-type TargetName = 'direct' | 'haproxy' | 'interpose' | 'interpose-js' | 'baseline';
 
 interface Round {
   target: TargetName;
@@ -78,28 +57,8 @@ interface Round {
   idleKiBPerConn?: number;
 }
 
-interface H2cRun {
-  rps: number;
-  failed: number;
-  rpsPerCore?: number;
-}
-
-/** CPU seconds (user + system, all threads) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-}
-
-/** wrk's latency figures ("412.00us", "1.20ms", "1.01s") in milliseconds. */
-function wrkMs(text: string): number {
-  const m = /([\d.]+)(us|ms|s)/.exec(text);
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : v * 1000;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -107,119 +66,11 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('bench:http needs root (network namespaces, rules)');
-  for (const tool of ['haproxy', 'wrk', 'h2load']) {
-    if ((await execa('sh', ['-c', `command -v ${tool}`], { reject: false })).exitCode !== 0) {
-      throw new Error(`bench:http needs ${tool} (scripts/install-system-deps.sh)`);
-    }
-  }
-  const scratch = mkdtempSync(`${tmpdir()}/bench-http-`);
-  chmodSync(scratch, 0o777); // the load generator (an app uid) writes its latency logs here
-  const world = await World.create({ prefix: 'bhttp' });
-  const children: ResultPromise[] = [];
-  let proxy: ProxyProcess | undefined;
+  await checkBenchTools();
+  const bench = await HttpBenchWorld.create('bhttp', { cpuProf: CPU_PROF, baseline: BASELINE });
+  const { scratch } = bench;
   try {
-    // The origin: HAProxy answering 1 KiB itself, in the world.
-    const originCfg = `${scratch}/origin.cfg`;
-    writeFileSync(originCfg, [
-      'global', '  nbthread 1', '  maxconn 8000',
-      'defaults', '  mode http', '  timeout client 1h', '  timeout server 1h', '  timeout connect 5s', '  timeout http-keep-alive 1h',
-      'frontend origin', `  bind ${HTTPBIN.address}:${PORT}`, `  bind ${HTTPBIN.address}:${H2_PORT} proto h2`,
-      `  http-request return status 200 content-type text/plain string "${BODY}"`, '',
-    ].join('\n'));
-    const origin = execa('ip', ['netns', 'exec', world.world.name, 'haproxy', '-db', '-f', originCfg], { reject: false, buffer: false, stdout: 'ignore', stderr: 'inherit' });
-    children.push(origin);
-    await world.inPod(['sysctl', '-qw', 'net.core.somaxconn=4096']);
-    await world.inWorld(['sysctl', '-qw', 'net.core.somaxconn=4096']);
-    await new Promise((r) => setTimeout(r, 500));
-
-    await execa(process.execPath, ['--import', 'tsx', `${root}src/cli/main.ts`, 'istio-iptables', '--network-namespace', world.pod.name,
-      '-p', '15001', '-z', '15006', '-u', PROXY_UID, '-g', PROXY_UID, '-i', '203.0.113.0/24'], { cwd: root });
-
-    // HAProxy as the transparent target, in HTTP mode, with the same policy as interpose's config.
-    const haproxyCfg = `${scratch}/haproxy.cfg`;
-    writeFileSync(haproxyCfg, [
-      'global', '  nbthread 1', '  maxconn 8000', `  uid ${PROXY_UID}`, `  gid ${PROXY_UID}`, '  log stdout format raw local0',
-      'defaults', '  mode http', '  log global', '  option httplog', '  timeout connect 10s', '  timeout client 1h',
-      '  timeout server 15s', '  timeout http-keep-alive 1h',
-      'frontend redirected', '  bind 0.0.0.0:15001',
-      // REGISTRY_ONLY with one registered host: anything else is refused as BlackHoleCluster would be.
-      `  http-request deny deny_status 502 unless { hdr(host) -m dom ${HTTPBIN.host} }`,
-      `  use_backend httpbin_h2 if { dst_port ${H2_PORT} }`,
-      '  default_backend httpbin',
-      'backend httpbin', '  http-request set-header x-forwarded-proto http', '  server original 0.0.0.0',
-      // The HTTP2 port's upstream in HTTP/2, as Envoy (and interpose) speak to HTTP2/GRPC ports.
-      'backend httpbin_h2', '  http-request set-header x-forwarded-proto http', '  server original 0.0.0.0 proto h2', '',
-    ].join('\n'));
-    const haproxyLog = `${scratch}/haproxy-access.log`;
-
-    const meshCfg = `${world.dir}/mesh.yaml`;
-    writeFileSync(meshCfg, `outboundTrafficPolicy: {mode: REGISTRY_ONLY}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: httpbin}
-spec:
-  hosts: [${HTTPBIN.host}]
-  location: MESH_EXTERNAL
-  ports: [{number: ${PORT}, name: http, protocol: HTTP}, {number: ${H2_PORT}, name: http2, protocol: HTTP2}]
-  resolution: DNS
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: httpbin}
-spec:
-  hosts: [${HTTPBIN.host}]
-  http:
-  - timeout: 15s
-    route:
-    - destination: {host: ${HTTPBIN.host}}  # no port: each port routes to itself
-`);
-    const interposeLog = `${scratch}/interpose-access.log`;
-    const built = `${root}dist/cli/main.js`;
-
-    /** Starts a target; returns its pid (undefined for direct) and how to stop it. */
-    const start = async (target: TargetName): Promise<{ pid?: number; stop: () => Promise<void> }> => {
-      if (target === 'direct') return { stop: async () => {} };
-      if (target === 'haproxy') {
-        const child = execa('ip', ['netns', 'exec', world.pod.name, 'haproxy', '-db', '-f', haproxyCfg],
-          { reject: false, buffer: false, stdout: { file: haproxyLog, append: true } as never });
-        children.push(child);
-        await new Promise((r) => setTimeout(r, 500));
-        return { pid: child.pid, stop: async () => void (child.kill('SIGTERM'), await new Promise((r) => child.once('exit', r))) };
-      }
-      const command = target === 'baseline'
-        ? [process.execPath, `${BASELINE}/dist/cli/main.js`]
-        : existsSync(built) ? [process.execPath, built] : [process.execPath, '--import', 'tsx', `${root}src/cli/main.ts`];
-      proxy = await ProxyProcess.start(
-        world.pod.name,
-        ['--config', meshCfg, '--uid', PROXY_UID, '--gid', PROXY_UID, '--access-log', interposeLog, '--metrics-port', '0', '--no-dns-capture',
-          ...(target === 'interpose-js' ? ['--no-native-http'] : [])],
-        20_000,
-        command.flatMap((a, i) =>
-          i === 0 && CPU_PROF ? [a, '--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [a]),
-      );
-      const p = proxy;
-      return { pid: p.pid, stop: async () => void (await p.stop(), (proxy = undefined)) };
-    };
-
-    const asUid = (uid: string, cmd: string[]) => ['ip', 'netns', 'exec', world.pod.name, 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...cmd];
-    const run = async (uid: string, cmd: string[]) => {
-      const [bin, ...rest] = asUid(uid, cmd);
-      const r = await execa(bin!, rest, { reject: false });
-      if (r.exitCode !== 0) throw new Error(`${cmd[0]} failed (${r.exitCode}): ${r.stderr || r.stdout}`);
-      return String(r.stdout);
-    };
-
-    const wrk = async (uid: string, seconds: number) => {
-      const out = await run(uid, ['wrk', '-t1', '-c16', `-d${seconds}s`, '--latency', URL_]);
-      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-      const dist = (p: string) => wrkMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '');
-      const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-      const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-      const errors = non2xx + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-      return { rps, p50: dist('50'), p99: dist('99'), errors };
-    };
+    const run = (uid: string, cmd: string[]) => bench.run(uid, cmd);
 
     /** Per-request latencies (ms, sorted) and failures from h2load log files. */
     const latencies = (logFiles: string[], out: string) => {
@@ -270,20 +121,11 @@ spec:
       return { achieved: ms.length / seconds, p50: percentile(ms, 0.5), p99: percentile(ms, 0.99), failed };
     };
 
-    const h2c = async (uid: string, seconds: number, pid: number | undefined, url = URL_): Promise<H2cRun> => {
-      const cpu0 = pid ? cpuSeconds(pid) : 0;
-      const out = await run(uid, ['h2load', '-c16', '-m10', `-D${seconds}`, url]);
-      const cpu = pid ? cpuSeconds(pid) - cpu0 : 0;
-      const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);
-      const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0);
-      return { rps, failed, ...(cpu > 0 ? { rpsPerCore: (rps * seconds) / cpu } : {}) };
-    };
-
     /** The proxy's RSS with IDLE keep-alive connections open, less its RSS before, per connection. */
     const idleRss = async (uid: string, pid: number): Promise<number> => {
       await new Promise((r) => setTimeout(r, 300));
       const before = rssKiB(pid);
-      const [bin, ...rest] = asUid(uid, [process.execPath, '--import', 'tsx', `${root}bench/http-idle-peer.ts`, HTTPBIN.address, String(PORT), String(IDLE), `${HTTPBIN.host}:${PORT}`]);
+      const [bin, ...rest] = bench.asUid(uid, [process.execPath, '--import', 'tsx', `${root}bench/http-idle-peer.ts`, HTTPBIN.address, String(PORT), String(IDLE), `${HTTPBIN.host}:${PORT}`]);
       const holder = execa(bin!, rest, { cwd: root, reject: false, buffer: false, stdin: 'pipe' });
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('idle connections did not open')), 60_000);
@@ -300,12 +142,12 @@ spec:
     };
 
     const measure = async (target: TargetName): Promise<Round> => {
-      const t = await start(target);
+      const t = await bench.start(target);
       try {
         const uid = target === 'direct' ? PROXY_UID : APP_UID;
-        await wrk(uid, 1); // warm: JIT, pools, caches
+        await bench.wrk(uid, 1); // warm: JIT, pools, caches
         const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
-        const sat = await wrk(uid, SECONDS);
+        const sat = await bench.wrk(uid, SECONDS);
         const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : undefined;
         const requests = sat.rps * SECONDS;
         const fixed: Round['fixed'] = {};
@@ -313,8 +155,8 @@ spec:
         const spread = await spreadRate(uid, 1000, Math.max(2, SECONDS / 2));
         const even = await evenRate(uid, 1000, LATENCY_SECONDS);
         // As long as the saturation run: the per-core figure of a 2 s run moved by ±20 % between runs.
-        const h2 = await h2c(uid, SECONDS, t.pid);
-        const h2ToH2 = await h2c(uid, SECONDS, t.pid, `http://${HTTPBIN.host}:${H2_PORT}/`);
+        const h2 = await bench.h2c(uid, SECONDS, t.pid);
+        const h2ToH2 = await bench.h2c(uid, SECONDS, t.pid, H2_URL);
         const idle = t.pid ? await idleRss(uid, t.pid) : undefined;
         return {
           target,
@@ -332,7 +174,7 @@ spec:
       }
     };
 
-    const targets = (['direct', 'haproxy', 'interpose', 'interpose-js', 'baseline'] as const).filter((t) => ONLY.has(t) || (t === 'baseline' && BASELINE));
+    const targets = (['direct', 'haproxy', 'haproxy-nolog', 'interpose', 'interpose-nolog', 'interpose-js', 'baseline'] as const).filter((t) => ONLY.has(t) || (t === 'baseline' && BASELINE));
     const rounds: Round[][] = [];
     for (let i = 0; i < ROUNDS; i++) {
       // Rotate the order so no target always follows the same one.
@@ -349,17 +191,8 @@ spec:
     }
     report(rounds, targets);
   } finally {
-    await proxy?.stop();
-    for (const c of children) c.kill('SIGKILL');
-    await world.destroy();
-    rmSync(scratch, { recursive: true, force: true });
+    await bench.destroy();
   }
-}
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function report(rounds: Round[][], targets: readonly TargetName[]): void {
@@ -393,7 +226,7 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
   }
   const failures = rounds.flat().reduce((n, r) => n + r.sat.errors + r.h2c.failed + r.h2cToH2.failed + r.spread.failed + r.even.failed + Object.values(r.fixed).reduce((m, x) => m + x.failed, 0), 0);
   console.log(`\nfailed or non-2xx requests over all runs: ${failures}`);
-  const pairs = [['interpose', 'haproxy'], ['interpose-js', 'haproxy'], ['interpose', 'interpose-js'], ['interpose', 'baseline']] as const;
+  const pairs = [['interpose', 'haproxy'], ['interpose-nolog', 'haproxy-nolog'], ['interpose-js', 'haproxy'], ['interpose', 'interpose-js'], ['interpose', 'baseline']] as const;
   for (const [subject, against] of pairs) {
     if (!targets.includes(subject) || !targets.includes(against)) continue;
     // Ratios per round (both measured seconds apart), then the median of those.

@@ -38,12 +38,14 @@ std::string Latin1Bytes(const Napi::Value& v) {
   return out;
 }
 
-// Runs on the JS thread for each batch: onEvents(misses, logNumbers, logText, handbacks, closed, logLines) with
+// Runs on the JS thread for each batch: onEvents(misses, logNumbers, logText, handbacks, closed, logLines,
+// countNumbers, countText) with
 //   misses:    [port, authority, port, authority, …]
-//   logNumbers, logText: the finished requests, packed (log_batch.h LogBatch)
+//   logNumbers, logText: the finished requests, packed (log_batch.h LogBatch), with LogMode::kRecords
 //   handbacks: [connId, fd, bytes: Buffer, …] — the fd is JS's from here on
 //   closed:    [connId, …]
-//   logLines:  their access-log lines (UTF-8 Buffer), with Options::log_lines; else undefined
+//   logLines:  their access-log lines (UTF-8 Buffer), with LogMode::kLines; else undefined
+//   countNumbers, countText: their counts summed (request_counts.h), with kLines and kCounts
 // With env null the function is being torn down: handed-back descriptors are closed.
 void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Events* events) {
   std::unique_ptr<fp::Events> owned(events);
@@ -74,7 +76,10 @@ void Deliver(Napi::Env env, Napi::Function on_events, std::nullptr_t*, fp::Event
   for (uint32_t id : owned->closed) closed.Set(i++, Napi::Number::New(env, id));
   const std::string& lines = owned->logs.lines();
   Napi::Value log_lines = lines.empty() ? env.Undefined() : Napi::Buffer<char>::Copy(env, lines.data(), lines.size()).As<Napi::Value>();
-  on_events.Call({misses, log_numbers, log_text, handbacks, closed, log_lines});
+  const std::vector<double> counted = owned->counts.numbers();
+  Napi::Float64Array count_numbers = Napi::Float64Array::New(env, counted.size());
+  if (!counted.empty()) std::memcpy(count_numbers.Data(), counted.data(), counted.size() * sizeof(double));
+  on_events.Call({misses, log_numbers, log_text, handbacks, closed, log_lines, count_numbers, Latin1(env, owned->counts.text())});
 }
 
 using EventsFn = Napi::TypedThreadSafeFunction<std::nullptr_t, fp::Events, Deliver>;
@@ -117,7 +122,8 @@ Box* BoxOf(const Napi::CallbackInfo& info) {
 
 uint32_t U32(const Napi::Value& v) { return v.As<Napi::Number>().Uint32Value(); }
 
-// fastPathCreate(onEvents, connectTimeoutMs, idleMs, slowHeadMs, logLines?: boolean) -> handle (unreferenced).
+// fastPathCreate(onEvents, connectTimeoutMs, idleMs, slowHeadMs, logMode?: "records" | "lines" | "counts")
+// -> handle (unreferenced).
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "onEvents must be a function");
@@ -125,7 +131,16 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   options.connect_timeout_ms = U32(info[1]);
   options.idle_ms = U32(info[2]);
   options.slow_head_ms = U32(info[3]);
-  options.log_lines = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    const std::string mode = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : std::string();
+    if (mode == "lines") {
+      options.log_mode = fp::LogMode::kLines;
+    } else if (mode == "counts") {
+      options.log_mode = fp::LogMode::kCounts;
+    } else if (mode != "records") {
+      throw Napi::TypeError::New(env, "logMode must be \"records\", \"lines\" or \"counts\"");
+    }
+  }
   auto* box = new Box();
   box->fn = EventsFn::New(env, info[0].As<Napi::Function>(), "interpose-http-fast-path", 0, 1, nullptr, FinalizeFn, box);
   box->fn.Unref(env);

@@ -385,6 +385,43 @@ void logBatchRoundTrip() {
   CHECK(batch.text().rfind("GET/a?q=", 0) == 0);
 }
 
+// RequestCounts sums per (cluster, code): one row for each pair seen, in first-seen order, and
+// every request's numbers in its row; URX counted wherever it stands among the flags.
+void requestCountsSum() {
+  fp::RequestCounts counts;
+  CHECK(counts.empty() && counts.numbers().empty() && counts.text().empty());
+  auto request = [](const char* cluster, int code, uint64_t in, const char* flags) {
+    fp::RequestLog l;
+    l.cluster = cluster;
+    l.code = code;
+    l.bytes_received = in;
+    l.bytes_sent = 2 * in;
+    l.flags = flags;
+    return l;
+  };
+  fp::RequestLog a = request("outbound|80||a.example", 200, 10, "-");
+  a.upstream_connections = 1;
+  a.retries = 2;
+  counts.add(a);
+  counts.add(request("outbound|80||b.example", 200, 1, "-"));
+  fp::RequestLog c = request("outbound|80||a.example", 503, 5, "UF,URX");
+  c.connect_failures = 3;
+  c.retry_abandoned = true;
+  counts.add(c);
+  counts.add(request("outbound|80||a.example", 200, 1ull << 40, "URX"));
+  CHECK(counts.requests() == 4 && !counts.empty());
+  const std::vector<double> n = counts.numbers();
+  CHECK(n.size() == 3 * fp::RequestCounts::kFields);
+  const size_t k = fp::RequestCounts::kFields;
+  // Row 0: a.example 200, two requests.
+  CHECK(n[0] == 200 && n[1] == 2 && n[2] == static_cast<double>(10 + (1ull << 40)) && n[3] == static_cast<double>(20 + (2ull << 40)));
+  CHECK(n[4] == 1 && n[5] == 0 && n[6] == 2 && n[7] == 1 && n[8] == 0 && n[9] == 22);
+  // Row 1: b.example 200; row 2: a.example 503.
+  CHECK(n[k] == 200 && n[k + 1] == 1 && n[k + 2] == 1 && n[k + 9] == 22);
+  CHECK(n[2 * k] == 503 && n[2 * k + 1] == 1 && n[2 * k + 5] == 3 && n[2 * k + 7] == 1 && n[2 * k + 8] == 1);
+  CHECK(counts.text() == "outbound|80||a.exampleoutbound|80||b.exampleoutbound|80||a.example");
+}
+
 // Node's merge of repeated fields, for heads short enough to be checked pairwise and for long
 // ones (checked through a hash set): the same answer either way.
 void nodeFieldMerging() {
@@ -462,6 +499,7 @@ int main(int argc, char** argv) {
   const uint64_t seed = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1;
   fuzzParsers(seed);
   logBatchRoundTrip();
+  requestCountsSum();
   nodeFieldMerging();
   accessLogLines();
 

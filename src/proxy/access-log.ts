@@ -121,6 +121,8 @@ export class AccessLog {
   private readonly format: (entry: AccessLogEntry) => string;
   private pending = '';
   private flushScheduled = false;
+  /** Lines are written somewhere (not "off"). */
+  readonly writes: boolean;
   /** Lines in the TEXT format are written somewhere (writeLines() may be given them). */
   readonly writesText: boolean;
 
@@ -134,7 +136,8 @@ export class AccessLog {
     encoding: AccessLogEncoding,
   ) {
     this.format = encoding === 'JSON' ? formatJson : formatText;
-    this.writesText = encoding === 'TEXT' && target !== 'off' && target !== '';
+    this.writes = target !== 'off' && target !== '';
+    this.writesText = encoding === 'TEXT' && this.writes;
     if (typeof target === 'function') this.direct = target;
     else if (target === 'off' || target === '') this.out = undefined;
     else if (target === '-') this.out = process.stdout;

@@ -61,9 +61,14 @@ export class HttpFastPath {
   /** Starts the addon's fast-path thread. Throws InterceptError when the addon is not built. */
   constructor(private readonly options: HttpFastPathOptions) {
     this.native = new NativeHttpFastPath(
-      // TEXT lines are written by the fast path's thread: formatting them here was most of
-      // what this thread did per request.
-      { connectTimeoutMs: options.connectTimeoutMs, idleTimeoutMs: options.idleTimeoutMs, logLines: options.accessLog.writesText },
+      // TEXT lines are written by the fast path's thread, and with no access log none are made:
+      // formatting them here was most of what this thread did per request. Either way the
+      // thread sums the counts, so this thread's work is per delivery, not per request.
+      {
+        connectTimeoutMs: options.connectTimeoutMs,
+        idleTimeoutMs: options.idleTimeoutMs,
+        logs: options.accessLog.writesText ? 'lines' : options.accessLog.writes ? 'records' : 'counts',
+      },
       {
         routeMiss: (port, authority) => {
           compileFastRoute(options, port, authority).then(
@@ -147,24 +152,35 @@ export class HttpFastPath {
     };
     if (r.upstreamServiceMs !== undefined) log.upstreamServiceTimeMs = r.upstreamServiceMs;
     this.options.accessLog.write(log);
-    this.count(r);
+    this.count({
+      cluster: r.cluster,
+      code: r.code,
+      requests: 1,
+      bytesReceived: r.bytesReceived,
+      bytesSent: r.bytesSent,
+      upstreamConnections: r.upstreamConnections,
+      connectFailures: r.connectFailures,
+      retries: r.retries,
+      retryLimitExceeded: r.flags.includes('URX') ? 1 : 0,
+      retryAbandoned: r.retryAbandoned ? 1 : 0,
+    });
   }
 
   /**
-   * A request's counts, added once per delivery (flushCounts()): each counter increment costs a
+   * Requests' counts, added once per delivery (flushCounts()): each counter increment costs a
    * label lookup, which per request was a good part of the fast path's JS time.
    */
   private count(r: FastRequestCounts): void {
     let c = this.counts.get(r.cluster);
     if (!c) this.counts.set(r.cluster, (c = { codes: new Map(), bytesIn: 0, bytesOut: 0, connections: 0, failures: 0, retries: 0, retryLimitExceeded: 0, retryAbandoned: 0 }));
-    c.codes.set(r.code, (c.codes.get(r.code) ?? 0) + 1);
+    c.codes.set(r.code, (c.codes.get(r.code) ?? 0) + r.requests);
     c.bytesIn += r.bytesReceived;
     c.bytesOut += r.bytesSent;
     c.connections += r.upstreamConnections;
     c.failures += r.connectFailures;
     c.retries += r.retries;
-    if (r.flags.includes('URX')) c.retryLimitExceeded++;
-    if (r.retryAbandoned) c.retryAbandoned++;
+    c.retryLimitExceeded += r.retryLimitExceeded;
+    c.retryAbandoned += r.retryAbandoned;
   }
 
   /** The same counters the JS path increments per request (http-proxy.ts forward(), closed()). */

@@ -1,9 +1,9 @@
 /**
  * The addon's native HTTP/1.1 fast path (native/src/http_fast_path/fast_path.h) as a typed
  * object: hands accepted connections to its thread, passes route answers to it, and turns its
- * batched reports into calls — route questions, one record per request served, connections
- * handed back (as a paused Node socket with the bytes already read put back in front) and
- * connections it closed. What those mean for the proxy is http-fast-path.ts's business.
+ * batched reports into calls — route questions, the requests served (a record each, or their
+ * counts summed and their log lines rendered), connections handed back (as a paused Node
+ * socket with the bytes already read put back in front) and connections it closed. What those mean for the proxy is http-fast-path.ts's business.
  *
  * The Node socket given to take() is destroyed once the addon holds its own dup of the
  * descriptor, as the splice relay does (splice-relay.linux.ts).
@@ -14,8 +14,8 @@ import type { FastRoute } from './http-fast-path-routes.js';
 
 type FastPathHandle = object & { readonly __httpFastPath: unique symbol };
 
-/** What the metrics read of a finished request. */
-export interface FastRequestCounts {
+/** One finished request, as the addon reports it (log_batch.h RequestLog). */
+export interface FastRequestRecord {
   code: number;
   flags: string;
   bytesReceived: number;
@@ -27,10 +27,6 @@ export interface FastRequestCounts {
   retries: number;
   /** A streamed request body outgrew the replay buffer before an answer: no retry could follow. */
   retryAbandoned: boolean;
-}
-
-/** One finished request, as the addon reports it (fast_path.h RequestLog). */
-export interface FastRequestRecord extends FastRequestCounts {
   connId: number;
   startMs: number;
   method: string;
@@ -45,11 +41,33 @@ export interface FastRequestRecord extends FastRequestCounts {
   upstreamLocal: string | undefined;
 }
 
+/**
+ * What the metrics count of the finished requests of one cluster and response code, summed
+ * (request_counts.h RequestCounts): for one request, `requests` is 1.
+ */
+export interface FastRequestCounts {
+  cluster: string;
+  code: number;
+  requests: number;
+  bytesReceived: number;
+  bytesSent: number;
+  upstreamConnections: number;
+  connectFailures: number;
+  retries: number;
+  /** Requests whose retries ran out on a retriable outcome (flagged URX). */
+  retryLimitExceeded: number;
+  /** Requests whose streamed body outgrew the replay buffer before an answer. */
+  retryAbandoned: number;
+}
+
+/** What the addon reports of each finished request: records, rendered TEXT lines and counts, or counts. */
+export type FastLogMode = 'records' | 'lines' | 'counts';
+
 type OnEvents = (misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[],
-  logLines: Buffer | undefined) => void;
+  logLines: Buffer | undefined, countNumbers: Float64Array, countText: string) => void;
 
 interface FastPathAddon {
-  fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number, logLines: boolean): FastPathHandle;
+  fastPathCreate(onEvents: OnEvents, connectTimeoutMs: number, idleMs: number, slowHeadMs: number, logMode: FastLogMode): FastPathHandle;
   fastPathAdd(h: FastPathHandle, connId: number, fd: number, bytes: Buffer | undefined, port: number, http2: boolean,
     downstreamLocal: string, downstreamRemote: string): number;
   fastPathSetRoute(h: FastPathHandle, port: number, authority: string, route: FastRoute | null, ttlMs: number): void;
@@ -63,11 +81,11 @@ interface FastPathAddon {
 export interface NativeHttpFastPathHooks<C> {
   /** The fast path has no answer for (port, authority): call setRoute() (always, even on failure). */
   routeMiss(port: number, authority: string): void;
-  /** A request the fast path finished (without `logLines`). */
+  /** A request the fast path finished (log mode "records"). */
   request(record: FastRequestRecord, ctx: C): void;
-  /** With `logLines`: a request the fast path finished, for the metrics … */
+  /** Log modes "lines" and "counts": requests the fast path finished, summed for the metrics … */
   counted(counts: FastRequestCounts): void;
-  /** … and the access-log lines of one delivery (UTF-8, one per request). */
+  /** … and with "lines", the access-log lines of one delivery (UTF-8, one per request). */
   lines(lines: Buffer): void;
   /** A connection given back: serve it on the JS path (the socket is paused, its bytes unshifted). */
   handBack(socket: Socket, ctx: C): void;
@@ -120,38 +138,32 @@ function decodeRecords(numbers: Float64Array, text: string, each: (record: FastR
   }
 }
 
-/** Index of the flags' and the cluster's lengths in a record (decodeRecords() reads all). */
-const FLAGS_LENGTH = 17;
-const CLUSTER_LENGTH = 19;
+/** Numbers per row of summed counts (native/src/http_fast_path/request_counts.h RequestCounts). */
+const COUNT_FIELDS = 10;
 
-/**
- * What the metrics read of each record of a packed batch whose log lines came rendered (the
- * addon then packs only the flags and the cluster of its strings; any other is stepped over).
- */
-function decodeCounts(numbers: Float64Array, text: string, each: (counts: FastRequestCounts) => void): void {
+/** The rows of summed counts of one delivery, in order: COUNT_FIELDS numbers each, the last the length of its cluster in `text`. */
+function decodeCounts(numbers: Float64Array, text: string, each: (counts: FastRequestCounts) => void): number {
   let off = 0;
-  for (let i = 0; i + RECORD_FIELDS <= numbers.length; i += RECORD_FIELDS) {
-    let flags = '-';
-    let cluster = '';
-    for (let k = 11; k < RECORD_FIELDS; k++) {
-      const len = numbers[i + k]!;
-      if (len < 0) continue;  // absent
-      if (k === FLAGS_LENGTH) flags = text.slice(off, off + len);
-      else if (k === CLUSTER_LENGTH) cluster = text.slice(off, off + len);
-      off += len;
-    }
+  let requests = 0;
+  for (let i = 0; i + COUNT_FIELDS <= numbers.length; i += COUNT_FIELDS) {
+    const len = numbers[i + 9]!;
+    const cluster = text.slice(off, off + len);
+    off += len;
+    requests += numbers[i + 1]!;
     each({
-      code: numbers[i + 2]!,
-      flags,
-      bytesReceived: numbers[i + 3]!,
-      bytesSent: numbers[i + 4]!,
       cluster,
-      upstreamConnections: numbers[i + 7]!,
-      connectFailures: numbers[i + 8]!,
-      retries: numbers[i + 9]!,
-      retryAbandoned: numbers[i + 10] !== 0,
+      code: numbers[i]!,
+      requests: numbers[i + 1]!,
+      bytesReceived: numbers[i + 2]!,
+      bytesSent: numbers[i + 3]!,
+      upstreamConnections: numbers[i + 4]!,
+      connectFailures: numbers[i + 5]!,
+      retries: numbers[i + 6]!,
+      retryLimitExceeded: numbers[i + 7]!,
+      retryAbandoned: numbers[i + 8]!,
     });
   }
+  return requests;
 }
 
 const MAX_U32 = 0xffffffff;
@@ -172,21 +184,23 @@ export class NativeHttpFastPath<C> {
   handedBack = 0;
 
   /**
-   * Starts the thread. Throws InterceptError when the addon is not built. `logLines`: the
-   * thread writes each request's access-log line (Envoy's TEXT format) and hooks.lines()
-   * gets them; hooks.counted() then stands in for hooks.request().
+   * Starts the thread. Throws InterceptError when the addon is not built. `logs`: "records"
+   * (the default) reports each request to hooks.request(); "lines" has the thread write each
+   * request's access-log line (Envoy's TEXT format) for hooks.lines(), and "counts" none, both
+   * reporting the metrics' part summed to hooks.counted().
    */
   constructor(
-    options: { connectTimeoutMs: number; idleTimeoutMs: number; slowHeadMs?: number; logLines?: boolean },
+    options: { connectTimeoutMs: number; idleTimeoutMs: number; slowHeadMs?: number; logs?: FastLogMode },
     private readonly hooks: NativeHttpFastPathHooks<C>,
   ) {
     this.addon = loadAddon() as NativeAddon & FastPathAddon;
     this.handle = this.addon.fastPathCreate(
-      (misses, logNumbers, logText, handbacks, closed, logLines) => this.events(misses, logNumbers, logText, handbacks, closed, logLines),
+      (misses, logNumbers, logText, handbacks, closed, logLines, countNumbers, countText) =>
+        this.events(misses, logNumbers, logText, handbacks, closed, logLines, countNumbers, countText),
       clampMs(options.connectTimeoutMs),
       clampMs(options.idleTimeoutMs),
       clampMs(options.slowHeadMs ?? 5000),
-      options.logLines === true,
+      options.logs ?? 'records',
     );
   }
 
@@ -261,20 +275,17 @@ export class NativeHttpFastPath<C> {
   }
 
   private events(misses: (number | string)[], logNumbers: Float64Array, logText: string, handbacks: (number | Buffer)[], closed: number[],
-    logLines: Buffer | undefined): void {
+    logLines: Buffer | undefined, countNumbers: Float64Array, countText: string): void {
     for (let i = 0; i < misses.length; i += 2) this.hooks.routeMiss(misses[i] as number, misses[i + 1] as string);
-    this.served += logNumbers.length / RECORD_FIELDS;
     this.handedBack += handbacks.length / 3;
-    if (logLines !== undefined) {
-      this.hooks.lines(logLines);
-      decodeCounts(logNumbers, logText, (counts) => this.hooks.counted(counts));
-    } else {
-      decodeRecords(logNumbers, logText, (record) => {
-        const ctx = this.contexts.get(record.connId);
-        if (ctx !== undefined) this.hooks.request(record, ctx);
-      });
-    }
-    if (logNumbers.length > 0) this.hooks.batchDone();
+    if (logLines !== undefined) this.hooks.lines(logLines);
+    this.served += decodeCounts(countNumbers, countText, (counts) => this.hooks.counted(counts));
+    this.served += logNumbers.length / RECORD_FIELDS;
+    decodeRecords(logNumbers, logText, (record) => {
+      const ctx = this.contexts.get(record.connId);
+      if (ctx !== undefined) this.hooks.request(record, ctx);
+    });
+    if (logNumbers.length > 0 || countNumbers.length > 0) this.hooks.batchDone();
     for (let i = 0; i < handbacks.length; i += 3) {
       const id = handbacks[i] as number;
       const fd = handbacks[i + 1] as number;

@@ -313,3 +313,30 @@ maybe('the fast path and the JS path answer, forward and log the corpus alike', 
   t.true(nativeCounters.some((l) => l.startsWith('envoy_cluster_upstream_rq_retry_total')), nativeCounters.join('\n'));
   t.deepEqual(nativeCounters, await clusterCounters(js), 'the metrics');
 });
+
+// The fast path reports requests three ways by access-log setting (TEXT: rendered lines and
+// summed counts; JSON: a record each; off: summed counts alone): each counts the corpus alike.
+maybe('with a JSON access log or none, the fast path counts the corpus as the JS path does', async (t) => {
+  t.timeout(120_000);
+  const up = await origin(t);
+  const probe = await upstreamServer(t, (s) => s.destroy());
+  const refusedPort = (probe.server.address() as AddressInfo).port;
+  probe.server.close();
+  const yaml = fastPathMesh(up.port, refusedPort);
+  const dst = { address: '127.0.0.1', port: up.port };
+  const js = await startTestProxy(t, yaml, dst, { nativeHttp: false, metricsPort: 0, accessLog: 'off' });
+  const off = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0, accessLog: 'off' });
+  const json = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0, accessLogEncoding: 'JSON' });
+  for (const c of corpus) {
+    const expected = await run(js, up, c);
+    for (const [name, proxy] of [['no access log', off], ['JSON', json]] as const) {
+      const got = await run(proxy, up, c);
+      t.deepEqual(got.answers, expected.answers, `${name}, ${c.name}: client-visible answers`);
+    }
+  }
+  t.true(off.server.nativeHttpStats!.served > 0 && json.server.nativeHttpStats!.served > 0, 'served by the fast path');
+  const expected = await clusterCounters(js);
+  t.true(expected.some((l) => l.startsWith('envoy_cluster_upstream_rq_retry_limit_exceeded')), expected.join('\n'));
+  t.deepEqual(await clusterCounters(off), expected, 'no access log: the metrics');
+  t.deepEqual(await clusterCounters(json), expected, 'JSON: the metrics');
+});

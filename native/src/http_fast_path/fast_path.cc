@@ -457,7 +457,7 @@ struct FastPath::Impl {
 
   void flushEvents(uint64_t now) {
     const bool urgent = !pending.misses.empty() || !pending.handbacks.empty();
-    const size_t queued = pending.logs.size() + pending.closed.size();
+    const size_t queued = pending.logs.size() + pending.counts.requests() + pending.closed.size();
     if (!urgent && queued == 0) return;
     if (!urgent && queued < kBatchMax && pending.logs.text().size() + pending.logs.lines().size() < kBatchTextMax) {
       if (batch_due_ms == 0) batch_due_ms = now + kBatchMs;
@@ -875,12 +875,20 @@ struct FastPath::Impl {
   void finishLog(Conn* c) {
     Exchange* ex = c->ex.get();
     ex->log.duration_ms = static_cast<double>(nowUs() - ex->t0_us) / 1000.0;
-    if (options.log_lines) {
-      const Conn* client = c->parent != nullptr ? c->parent : c;
-      const LogLineContext line{c->parent != nullptr ? "HTTP/2" : "HTTP/1.1", client->downstream_local, client->downstream_remote};
-      pending.logs.add(ex->log, &line);
-    } else {
-      pending.logs.add(ex->log);
+    switch (options.log_mode) {
+      case LogMode::kRecords:
+        pending.logs.add(ex->log);
+        break;
+      case LogMode::kLines: {
+        const Conn* client = c->parent != nullptr ? c->parent : c;
+        const LogLineContext line{c->parent != nullptr ? "HTTP/2" : "HTTP/1.1", client->downstream_local, client->downstream_remote};
+        pending.logs.addLine(ex->log, line);
+        pending.counts.add(ex->log);
+        break;
+      }
+      case LogMode::kCounts:
+        pending.counts.add(ex->log);
+        break;
     }
     ex->log = RequestLog{};
     ex->log.conn_id = c->id;

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "http_fast_path/log_batch.h"
+#include "http_fast_path/request_counts.h"
 
 namespace interpose::http_fast_path {
 
@@ -73,6 +74,13 @@ struct Route {
   bool http2 = false;
 };
 
+/** What a batch carries of the requests it reports. */
+enum class LogMode {
+  kRecords,  // a record each (LogBatch): JS writes the log line (the JSON encoding) and counts
+  kLines,    // the access-log line each, Envoy's TEXT format (LogBatch::lines()), and the counts summed
+  kCounts,   // only the counts summed (RequestCounts): no access log
+};
+
 struct Options {
   uint32_t connect_timeout_ms = 10000;
   // The downstream keep-alive timeout (Node's keepAliveTimeout = --idle-timeout); 0: none.
@@ -80,9 +88,8 @@ struct Options {
   // A head still incomplete after this long is handed back to JS (which then applies its own
   // header timeout), so a slow client costs this side nothing.
   uint32_t slow_head_ms = 5000;
-  // Each finished request's access-log line (Envoy's TEXT format) is written here too, into
-  // its batch (LogBatch::lines()), so that JS only has to write it out.
-  bool log_lines = false;
+  // What JS gets of each finished request (Events).
+  LogMode log_mode = LogMode::kRecords;
 };
 
 /** A request whose (port, authority) has no route yet: TypeScript must answer with setRoute(). */
@@ -100,7 +107,8 @@ struct HandBack {
 
 struct Events {
   std::vector<RouteMiss> misses;
-  LogBatch logs;                    // the finished requests
+  LogBatch logs;                    // the finished requests: records or lines (Options::log_mode)
+  RequestCounts counts;             // and their counts, except with LogMode::kRecords
   std::vector<HandBack> handbacks;  // after the logs of the same connection
   std::vector<uint32_t> closed;     // connections this side closed (after their logs)
 };
@@ -125,7 +133,7 @@ class FastPath {
    * Returns 0 or an errno (then nothing was taken). Connection ids must stay below
    * 0x80000000: the ids above are the HTTP/2 streams' own. `downstream_local` and
    * `downstream_remote` (host:port each) are what its access-log lines name as the
-   * connection's two ends (Options::log_lines).
+   * connection's two ends (LogMode::kLines).
    */
   int add(uint32_t conn_id, int fd, std::string bytes, uint16_t port, bool http2 = false, std::string downstream_local = {},
           std::string downstream_remote = {});

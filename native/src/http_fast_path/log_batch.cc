@@ -9,8 +9,9 @@ void LogBatch::addString(const std::string& s, bool present) {
   if (present) text_.append(s);
 }
 
-void LogBatch::add(const RequestLog& l, const LogLineContext* line) {
-  if (line != nullptr) appendAccessLogLine(lines_, l, *line);
+void LogBatch::addLine(const RequestLog& l, const LogLineContext& line) { appendAccessLogLine(lines_, l, line); }
+
+void LogBatch::add(const RequestLog& l) {
   numbers_.push_back(l.conn_id);
   numbers_.push_back(l.start_ms);
   numbers_.push_back(l.code);
@@ -22,17 +23,16 @@ void LogBatch::add(const RequestLog& l, const LogLineContext* line) {
   numbers_.push_back(l.connect_failures);
   numbers_.push_back(l.retries);
   numbers_.push_back(l.retry_abandoned ? 1 : 0);
-  const bool all = line == nullptr;
-  addString(l.method, all);
-  addString(l.path, all);
-  addString(l.authority, all);
-  addString(l.user_agent, all && l.has_user_agent);
-  addString(l.forwarded_for, all && l.has_forwarded_for);
-  addString(l.request_id, all);
-  addString(l.flags, true);
-  addString(l.upstream_host, all);
-  addString(l.cluster, true);
-  addString(l.upstream_local, all && !l.upstream_local.empty());
+  addString(l.method);
+  addString(l.path);
+  addString(l.authority);
+  addString(l.user_agent, l.has_user_agent);
+  addString(l.forwarded_for, l.has_forwarded_for);
+  addString(l.request_id);
+  addString(l.flags);
+  addString(l.upstream_host);
+  addString(l.cluster);
+  addString(l.upstream_local, !l.upstream_local.empty());
 }
 
 RequestLog LogBatch::at(size_t index) const {

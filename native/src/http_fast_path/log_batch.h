@@ -53,24 +53,26 @@ class LogBatch {
  public:
   static constexpr size_t kFields = 21;
 
+  /** Adds `log` as a record (numbers() and text()). */
+  void add(const RequestLog& log);
   /**
-   * Adds `log`; with `line`, its access-log line too (lines()), and then of its strings only
-   * the two the metrics read (flags, cluster): the others are packed as absent, since JS has
-   * them in the line already.
+   * Adds only the access-log line of `log` (lines()): JS then writes the line out, and gets
+   * the metrics' part of the request summed (request_counts.h).
    */
-  void add(const RequestLog& log, const LogLineContext* line = nullptr);
+  void addLine(const RequestLog& log, const LogLineContext& line);
   /** The record at `index` (< size()) unpacked again (tests; JS reads the packed form). */
   RequestLog at(size_t index) const;
 
+  /** Records added (lines are not counted here). */
   size_t size() const { return numbers_.size() / kFields; }
   bool empty() const { return numbers_.empty(); }
   const std::vector<double>& numbers() const { return numbers_; }
   const std::string& text() const { return text_; }
-  /** The records' access-log lines, for those added with a LogLineContext (UTF-8). */
+  /** The access-log lines added (UTF-8). */
   const std::string& lines() const { return lines_; }
 
  private:
-  void addString(const std::string& s, bool present);
+  void addString(const std::string& s, bool present = true);
 
   std::vector<double> numbers_;
   std::string text_;
