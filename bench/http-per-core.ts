@@ -108,13 +108,13 @@ function report(slices: Map<string, Slice[]>, key: (name: TargetName, w: Workloa
   const loadavg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\nbench:http-per-core — ${SLICES} slices of ${SECONDS} s per target and workload, targets running at once, ` +
     `1 KiB GETs; load average at the end ${loadavg}\n`);
-  console.log('target        | workload | requests | proxy CPU s | req/s per core | CPU µs/req | failed');
-  console.log('--------------|----------|----------|-------------|----------------|------------|-------');
+  console.log('target          | workload | requests | proxy CPU s | req/s per core | CPU µs/req | failed');
+  console.log('----------------|----------|----------|-------------|----------------|------------|-------');
   for (const name of TARGETS) {
     for (const w of WORKLOADS) {
       const xs = slices.get(key(name, w)) ?? [];
       console.log([
-        name.padEnd(14),
+        name.padEnd(16),
         ` ${w}`.padEnd(10),
         ` ${f(sum(xs, (s) => s.requests))}`.padEnd(10),
         ` ${f(sum(xs, (s) => s.cpu), 2)}`.padEnd(13),
