@@ -76,7 +76,9 @@ async function main(): Promise<void> {
         requests = r.rps * seconds;
         failed = r.failed;
       }
-      return { requests, cpu: cpuSeconds(pid) - cpu0, failed };
+      const cpu = cpuSeconds(pid) - cpu0;
+      if (!(requests > 0) || !(cpu > 0)) throw new Error(`${name}, ${workload}: no requests or no CPU time measured (${requests} requests, ${cpu} s)`);
+      return { requests, cpu, failed };
     };
 
     // Warm every target on every workload (JIT, pools, caches) before anything counts.

@@ -283,15 +283,19 @@ async function run(proxy: TestProxy, up: Awaited<ReturnType<typeof origin>>, c: 
   return { answers: parseAnswers(bytes, c.heads ?? 0).normalized, upstream: normalizeSeen(up.seen), log: proxy.accessLog.map(normalizeLog) };
 }
 
-maybe('the fast path and the JS path answer, forward and log the corpus alike', async (t) => {
-  t.timeout(120_000);
+/** The corpus's origin, and the mesh the proxies under test load (with a port that refuses connections). */
+async function corpusMesh(t: ExecutionContext): Promise<{ up: Awaited<ReturnType<typeof origin>>; yaml: string; dst: { address: string; port: number } }> {
   const up = await origin(t);
   // A port nothing listens on: connections to it are refused.
   const probe = await upstreamServer(t, (s) => s.destroy());
   const refusedPort = (probe.server.address() as AddressInfo).port;
   probe.server.close();
-  const yaml = fastPathMesh(up.port, refusedPort);
-  const dst = { address: '127.0.0.1', port: up.port };
+  return { up, yaml: fastPathMesh(up.port, refusedPort), dst: { address: '127.0.0.1', port: up.port } };
+}
+
+maybe('the fast path and the JS path answer, forward and log the corpus alike', async (t) => {
+  t.timeout(120_000);
+  const { up, yaml, dst } = await corpusMesh(t);
   const native = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0 });
   const js = await startTestProxy(t, yaml, dst, { nativeHttp: false, metricsPort: 0 });
   t.is(js.server.nativeHttpStats, undefined, 'nativeHttp false turns the fast path off');
@@ -318,12 +322,7 @@ maybe('the fast path and the JS path answer, forward and log the corpus alike', 
 // summed counts; JSON: a record each; off: summed counts alone): each counts the corpus alike.
 maybe('with a JSON access log or none, the fast path counts the corpus as the JS path does', async (t) => {
   t.timeout(120_000);
-  const up = await origin(t);
-  const probe = await upstreamServer(t, (s) => s.destroy());
-  const refusedPort = (probe.server.address() as AddressInfo).port;
-  probe.server.close();
-  const yaml = fastPathMesh(up.port, refusedPort);
-  const dst = { address: '127.0.0.1', port: up.port };
+  const { up, yaml, dst } = await corpusMesh(t);
   const js = await startTestProxy(t, yaml, dst, { nativeHttp: false, metricsPort: 0, accessLog: 'off' });
   const off = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0, accessLog: 'off' });
   const json = await startTestProxy(t, yaml, dst, { nativeHttp: true, metricsPort: 0, accessLogEncoding: 'JSON' });
