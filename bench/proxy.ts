@@ -7,7 +7,13 @@
  *   bulk throughput (1 GiB upload), new-connection rate (32 concurrent short exchanges),
  *   latency at 1k connections/s (p50/p99 added over direct), and 100k sequential short
  *   connections through interpose (rate per 10k window, TIME_WAIT, proxy fds and RSS).
- * Needs root and haproxy (scripts/install-system-deps.sh). Not part of `npm test`.
+ * Then the HTTP rows, unless --no-http: keep-alive HTTP/1.1 requests/s and p99 through a
+ * ServiceEntry HTTP port, h2c requests/s to it and to an HTTP2 port (HTTP/2 upstream, as gRPC
+ * goes), and requests per core, against HAProxy in `mode http` on the same rules, both running
+ * at once with the load alternated in slices (bench/http-slices.ts; bench:http and
+ * bench:http-per-core measure more of it).
+ *   npm run bench:proxy -- [--quick] [--no-http]
+ * Needs root, haproxy, wrk and h2load (scripts/install-system-deps.sh). Not part of `npm test`.
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
@@ -15,6 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { World } from '../src/lab/world/world.js';
 import { HTTPBIN } from '../src/lab/world/addresses.js';
 import { ProxyProcess } from '../src/lab/world/proxy-process.js';
+import { measureInSlices, reportSlices } from './http-slices.js';
+import { checkBenchTools } from './http-world.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const peer = [process.execPath, '--import', 'tsx', `${root}bench/proxy-peer.ts`];
@@ -247,3 +255,8 @@ async function main(): Promise<void> {
 }
 
 await main();
+if (!args.has('--no-http')) {
+  await checkBenchTools();
+  const options = { targets: ['haproxy', 'interpose'] as const, slices: quick ? 2 : 4, seconds: 3 };
+  reportSlices(await measureInSlices(options), options, 'bench:proxy, HTTP rows');
+}
