@@ -22,8 +22,8 @@ packages=(
   valgrind        # memcheck run of the native addon's test binary
   ruby            # `ruby -c Vagrantfile` in test/unit/vagrant.test.ts
   shellcheck      # lint of scripts/*.sh in the unit tests
-  haproxy         # baseline of bench/proxy.ts (npm run bench:proxy), not needed by the tests
-  wrk nghttp2-client  # load generators of bench/http.ts (npm run bench:http: wrk, h2load), not needed by the tests
+  haproxy         # baseline of the proxy benches (npm run bench:proxy, bench:http, bench:http-per-core), not needed by the tests
+  wrk nghttp2-client  # HTTP load generators (wrk, h2load) of bench:proxy, bench:http and bench:http-per-core, not needed by the tests
   g++-aarch64-linux-gnu  # cross-builds the linux-arm64 prebuilt addon (scripts/build-prebuilds.sh)
   podman runc     # builds and runs the image (runc: crun lacks this kernel's cgroup v1 mode)
   mmdebstrap      # the image's local base from Debian's archive (scripts/build-base-images.sh)
