@@ -3,7 +3,8 @@
  * namespaces, one run, alternating rounds, ratios against HAProxy and direct from that run.
  *
  * The world (origin, rules, targets) is bench/http-world.ts's; the targets are measured in turn
- * in every round: direct, haproxy, interpose, and on request haproxy-nolog, interpose-nolog, interpose-js and baseline.
+ * in every round: direct, haproxy, interpose, and on request (--only, --baseline)
+ * haproxy-nolog, interpose-nolog, interpose-js and baseline.
  * The proxied targets get the load from an app uid (1000), redirected by the rules.
  * Per target and round: saturation (wrk, 16 connections, 1 thread: requests/s, p50/p99, the
  * proxy's CPU per request and requests per CPU-second), fixed rates of 1k and 5k requests/s
