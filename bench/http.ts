@@ -227,6 +227,9 @@ function report(rounds: Round[][], targets: readonly TargetName[]): void {
   }
   const failures = rounds.flat().reduce((n, r) => n + r.sat.errors + r.h2c.failed + r.h2cToH2.failed + r.spread.failed + r.even.failed + Object.values(r.fixed).reduce((m, x) => m + x.failed, 0), 0);
   console.log(`\nfailed or non-2xx requests over all runs: ${failures}`);
+  // The targets of a round run tens of seconds apart, and the machine drifts meanwhile.
+  console.log('(per-core ratios here come from runs tens of seconds apart and move by ±20 % between runs; ' +
+    'bench:http-per-core measures them with the proxies running at once)');
   const pairs = [['interpose', 'haproxy'], ['interpose-nolog', 'haproxy-nolog'], ['interpose-js', 'haproxy'], ['interpose', 'interpose-js'], ['interpose', 'baseline']] as const;
   for (const [subject, against] of pairs) {
     if (!targets.includes(subject) || !targets.includes(against)) continue;
