@@ -989,10 +989,17 @@ struct FastPath::Impl {
         const size_t off = ex->sent - ex->attempt_head.size();
         iov[count++] = {const_cast<char*>(ex->body.data() + off), ex->body.size() - off};
       }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = static_cast<size_t>(count);
-      const ssize_t n = sendmsg(up->fd, &msg, MSG_NOSIGNAL);
+      ssize_t n;
+      if (count == 1) {
+        // One piece (a request with no body, the usual case): send(2) takes it without the
+        // message header and iovec that sendmsg(2) copies in and checks.
+        n = send(up->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+      } else {
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<size_t>(count);
+        n = sendmsg(up->fd, &msg, MSG_NOSIGNAL);
+      }
       if (n > 0) {
         ex->sent += static_cast<size_t>(n);
         continue;
