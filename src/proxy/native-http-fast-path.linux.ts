@@ -3,7 +3,8 @@
  * object: hands accepted connections to its thread, passes route answers to it, and turns its
  * batched reports into calls — route questions, the requests served (a record each, or their
  * counts summed and their log lines rendered), connections handed back (as a paused Node
- * socket with the bytes already read put back in front) and connections it closed. What those mean for the proxy is http-fast-path.ts's business.
+ * socket with the bytes already read put back in front) and connections it closed. What
+ * those mean for the proxy is http-fast-path.ts's business.
  *
  * The Node socket given to take() is destroyed once the addon holds its own dup of the
  * descriptor, as the splice relay does (splice-relay.linux.ts).
@@ -141,7 +142,10 @@ function decodeRecords(numbers: Float64Array, text: string, each: (record: FastR
 /** Numbers per row of summed counts (native/src/http_fast_path/request_counts.h RequestCounts). */
 const COUNT_FIELDS = 10;
 
-/** The rows of summed counts of one delivery, in order: COUNT_FIELDS numbers each, the last the length of its cluster in `text`. */
+/**
+ * The rows of summed counts of one delivery, in order: COUNT_FIELDS numbers each, the last the
+ * length of its cluster in `text`. Returns how many requests they sum.
+ */
 function decodeCounts(numbers: Float64Array, text: string, each: (counts: FastRequestCounts) => void): number {
   let off = 0;
   let requests = 0;
