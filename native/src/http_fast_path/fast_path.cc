@@ -56,9 +56,11 @@ constexpr size_t kBatchMax = 256;
 // with 60 KiB heads would otherwise make it grow towards V8's string length limit).
 constexpr size_t kBatchTextMax = 1 << 20;
 // Finished exchanges and HTTP/2 stream connections kept for reuse (spare_pool.h): enough for
-// the streams of a busy moment, each keeping strings of up to kSpareRoom bytes.
+// the streams of a busy moment.
 constexpr size_t kSpareMax = 256;
-constexpr size_t kSpareRoom = 16 * 1024;
+// The most room a buffer or string that is kept (a spare's, an idle connection's output) holds
+// on to: a large answer's room is freed rather than kept for the next, ordinary one.
+constexpr size_t kKeptRoom = 16 * 1024;
 
 bool isHopByHop(std::string_view name) {
   static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"};
@@ -167,13 +169,13 @@ struct Exchange {
   std::vector<std::pair<std::string, std::string>> trailers;
 };
 
-// `ex` as a new one, for reuse: its strings keep their room unless it grew beyond kSpareRoom.
+// `ex` as a new one, for reuse: its strings keep their room unless it grew beyond kKeptRoom.
 void resetForReuse(Exchange& ex) {
   ex = Exchange();
   RequestLog& l = ex.log;
   for (std::string* s : {&ex.head_a, &ex.head_b, &ex.body, &ex.attempt_head, &ex.up_in, &l.method, &l.path, &l.authority, &l.user_agent,
                          &l.forwarded_for, &l.request_id, &l.flags, &l.upstream_host, &l.cluster, &l.upstream_local}) {
-    dropLargeRoom(*s, kSpareRoom);
+    dropLargeRoom(*s, kKeptRoom);
   }
 }
 
@@ -251,7 +253,7 @@ struct OutRoomLease {
   OutRoomLease(std::string& r, Conn* conn) : room(r), c(conn) { swapIfSent(); }
   ~OutRoomLease() {
     swapIfSent();
-    if (c->out.empty() && c->out.capacity() > 16384) std::string().swap(c->out);
+    if (c->out.empty()) dropLargeRoom(c->out, kKeptRoom);
   }
   void swapIfSent() {
     if (c->out_off < c->out.size()) return;
@@ -506,8 +508,8 @@ struct FastPath::Impl {
     std::unique_ptr<H2StreamState> st = std::move(s->h2s);
     recycle(std::move(s->ex));
     *s = Conn();
-    dropLargeRoom(s->in, kSpareRoom);
-    dropLargeRoom(s->out, kSpareRoom);
+    dropLargeRoom(s->in, kKeptRoom);
+    dropLargeRoom(s->out, kKeptRoom);
     if (st) {
       *st = H2StreamState();
       s->h2s = std::move(st);
@@ -643,7 +645,7 @@ struct FastPath::Impl {
       c->out.clear();
       c->out_off = 0;
       // A kept-alive connection does not keep a large answer's buffer while it waits.
-      if (c->out.capacity() > 16384) std::string().swap(c->out);
+      dropLargeRoom(c->out, kKeptRoom);
       if (c->close_when_flushed && !c->ex) {
         closeConn(c, false);
         return false;
